@@ -1,0 +1,56 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Berth.Oci.Runtime;
+
+[JsonSourceGenerationOptions(
+    WriteIndented = true,
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    ReadCommentHandling = JsonCommentHandling.Disallow,
+    AllowTrailingCommas = false,
+    NumberHandling = JsonNumberHandling.Strict)]
+[JsonSerializable(typeof(Spec))]
+[JsonSerializable(typeof(Process))]
+[JsonSerializable(typeof(LinuxResources))]
+[JsonSerializable(typeof(State))]
+[JsonSerializable(typeof(List<State>))]
+[JsonSerializable(typeof(Features))]
+public sealed partial class SpecJsonContext : JsonSerializerContext;
+
+/// <summary>Thrown when a document does not parse or does not satisfy the spec.</summary>
+public sealed class SpecException(string message) : Exception(message);
+
+public static class SpecJson
+{
+    public static Spec ParseSpec(ReadOnlySpan<byte> utf8, string what = "config.json") =>
+        Parse(utf8, SpecJsonContext.Default.Spec, what);
+
+    public static Process ParseProcess(ReadOnlySpan<byte> utf8, string what = "process.json") =>
+        Parse(utf8, SpecJsonContext.Default.Process, what);
+
+    public static LinuxResources ParseResources(ReadOnlySpan<byte> utf8, string what = "resources") =>
+        Parse(utf8, SpecJsonContext.Default.LinuxResources, what);
+
+    static T Parse<T>(ReadOnlySpan<byte> utf8, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> info, string what)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize(utf8, info) ?? throw new SpecException($"{what}: document is null");
+        }
+        catch (JsonException e)
+        {
+            var where = e.Path is { Length: > 0 } p ? $" at {p}" : "";
+            var line = e.LineNumber is { } l ? $" (line {l + 1})" : "";
+            throw new SpecException($"{what}: invalid JSON{where}{line}: {FirstSentence(e.Message)}");
+        }
+    }
+
+    static string FirstSentence(string s)
+    {
+        var i = s.IndexOf(". Path:", StringComparison.Ordinal);
+        return i > 0 ? s[..i] : s.TrimEnd('.');
+    }
+
+    public static byte[] Serialize(Spec s) => JsonSerializer.SerializeToUtf8Bytes(s, SpecJsonContext.Default.Spec);
+    public static byte[] Serialize(State s) => JsonSerializer.SerializeToUtf8Bytes(s, SpecJsonContext.Default.State);
+}
