@@ -18,7 +18,7 @@ public class SyscallException : Exception
     }
 
     static string Format(string call, string? target, int errno) =>
-        target is null ? $"{call}: {Errno.Describe(errno)}" : $"{call} {target}: {Errno.Describe(errno)}";
+        target is null ? $"{call}: {Linux.Errno.Describe(errno)}" : $"{call} {target}: {Linux.Errno.Describe(errno)}";
 
     /// <summary>Reads errno at once (call right after the failing P/Invoke) and throws.</summary>
     public static SyscallException Last(string call, string? target = null) =>

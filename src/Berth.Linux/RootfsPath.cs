@@ -1,0 +1,73 @@
+using static Berth.Linux.Interop.Libc;
+
+namespace Berth.Linux;
+
+/// <summary>Resolves paths inside a container rootfs against a directory fd with openat2
+/// RESOLVE_IN_ROOT, so symlinks in the image can never lead out of it (CVE-2021-30465 class).
+/// Missing components are created one at a time, each under a parent that was itself resolved
+/// inside the root.</summary>
+public static class RootfsPath
+{
+    const ulong Resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+
+    public static string[] Components(string path) =>
+        path.Split('/', StringSplitOptions.RemoveEmptyEntries).Where(c => c != ".").ToArray();
+
+    /// <summary>Opens <paramref name="path"/> (relative to the root) as an O_PATH fd; null if missing.</summary>
+    public static Fd? TryOpen(Fd root, string path)
+    {
+        var rel = string.Join('/', Components(path));
+        if (rel.Length == 0) rel = ".";
+        var rc = Sys.OpenAt2(root.Value, rel, (ulong)O_PATH, Resolve, out var fd);
+        if (rc == -Errno.ENOENT) return null;
+        if (rc < 0) throw new SyscallException("openat2", path, -rc);
+        return fd;
+    }
+
+    /// <summary>Opens the path inside root, creating missing directories (0755) and, when
+    /// <paramref name="file"/> is set, an empty final file. Returns an O_PATH fd.</summary>
+    public static Fd OpenOrCreate(Fd root, string path, bool file, uint dirMode = 0x1ed)
+    {
+        var existing = TryOpen(root, path);
+        if (existing != null) return existing;
+        var comps = Components(path);
+        Fd parent = Sys.OpenAt2(root.Value, ".", (ulong)O_PATH, Resolve, out var r) == 0 ? r! : throw new SyscallException("openat2", ".", Errno.EINVAL);
+        try
+        {
+            for (var i = 0; i < comps.Length; i++)
+            {
+                if (comps[i] == "..") throw new ArgumentException($"path \"{path}\" contains \"..\"");
+                var prefix = string.Join('/', comps, 0, i + 1);
+                var rc = Sys.OpenAt2(root.Value, prefix, (ulong)O_PATH, Resolve, out var next);
+                if (rc == -Errno.ENOENT)
+                {
+                    var last = i == comps.Length - 1;
+                    if (last && file)
+                    {
+                        var f = openat(parent.Value, comps[i], O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0x1a4);
+                        if (f < 0) throw SyscallException.Last("create", path);
+                        close(f);
+                    }
+                    else if (mkdirat(parent.Value, comps[i], dirMode) != 0 && System.Runtime.InteropServices.Marshal.GetLastPInvokeError() != Errno.EEXIST)
+                        throw SyscallException.Last("mkdir", path);
+                    rc = Sys.OpenAt2(root.Value, prefix, (ulong)O_PATH, Resolve, out next);
+                }
+                if (rc < 0) throw new SyscallException("openat2", prefix, -rc);
+                parent.Dispose();
+                parent = next!;
+            }
+            var result = parent;
+            parent = null!;
+            return result;
+        }
+        finally { parent?.Dispose(); }
+    }
+
+    /// <summary>The path to use as a mount target for an O_PATH fd (a magic link the kernel follows).</summary>
+    public static string ProcFdPath(Fd fd) => $"/proc/self/fd/{fd.Value}";
+
+    public static bool IsDirectory(Fd fd)
+    {
+        try { return Directory.Exists(ProcFdPath(fd)); } catch (IOException) { return false; }
+    }
+}

@@ -1,0 +1,533 @@
+using System.Runtime.InteropServices;
+using System.Text;
+using Berth.Linux;
+using Berth.Oci.Runtime;
+using static Berth.Linux.Interop.Libc;
+
+namespace Berth.Runtime;
+
+public sealed class RuntimeOptions
+{
+    public string Root { get; set; } = "/run/berth-runc";
+    public bool SystemdCgroup { get; set; }
+    public Action<string> Warn { get; set; } = _ => { };
+}
+
+public sealed class CreateOptions
+{
+    public required string Id { get; init; }
+    public string Bundle { get; init; } = ".";
+    public string? PidFile { get; init; }
+    public string? ConsoleSocket { get; init; }
+    public bool NoPivot { get; init; }
+    public int PreserveFds { get; init; }
+    /// <summary>`run` in the foreground keeps the pty master instead of handing it to a socket.</summary>
+    public bool KeepConsole { get; init; }
+}
+
+public sealed class ExecOptions
+{
+    public required string Id { get; init; }
+    public required Process Process { get; init; }
+    public string? PidFile { get; init; }
+    public string? ConsoleSocket { get; init; }
+    public bool Detach { get; init; }
+    public int PreserveFds { get; init; }
+}
+
+/// <summary>The OCI runtime operations (create/start/state/kill/delete/exec/pause/resume/update)
+/// on containers kept in a <see cref="StateStore"/>.</summary>
+public sealed unsafe class ContainerRuntime(RuntimeOptions options)
+{
+    public StateStore Store { get; } = new(options.Root);
+    public RuntimeOptions Options => options;
+
+    static string SelfExe => Environment.ProcessPath ?? "/proc/self/exe";
+
+    // ---------------------------------------------------------------- create
+
+    /// <summary>Creates the container and leaves its init waiting for start. Returns the init pid and,
+    /// when <see cref="CreateOptions.KeepConsole"/> is set, the pty master.</summary>
+    public (int Pid, Fd? Console) Create(CreateOptions o)
+    {
+        StateStore.ValidateId(o.Id);
+        var bundle = Path.GetFullPath(o.Bundle);
+        var configPath = Path.Combine(bundle, "config.json");
+        if (!File.Exists(configPath)) throw RuntimeException.Invalid($"{configPath}: no such file (is --bundle right?)");
+        var spec = SpecJson.ParseSpec(File.ReadAllBytes(configPath), configPath);
+        var rootfs = spec.Root is { Path.Length: > 0 } r ? (Path.IsPathRooted(r.Path) ? r.Path : Path.GetFullPath(Path.Combine(bundle, r.Path))) : "";
+        SpecValidator.Validate(spec, rootfs);
+        var process = spec.Process!;
+        if (process.Terminal && o.ConsoleSocket is null && !o.KeepConsole)
+            throw RuntimeException.Invalid("cannot allocate tty if berth-runc will detach without setting console socket");
+        if (!process.Terminal && o.ConsoleSocket is not null)
+            throw RuntimeException.Invalid("cannot use console socket if berth-runc will not detach or allocate tty");
+        if (o.ConsoleSocket is not null && !File.Exists(o.ConsoleSocket) && !Path.Exists(o.ConsoleSocket))
+            throw RuntimeException.Invalid($"console socket {o.ConsoleSocket} does not exist");
+
+        using var _ = Store.CreateDir(o.Id);
+        var record = new ContainerRecord
+        {
+            Id = o.Id, Bundle = bundle, Rootfs = rootfs, Created = DateTimeOffset.UtcNow, Owner = OwnerName(),
+            Annotations = spec.Annotations, SystemdCgroup = options.SystemdCgroup,
+        };
+        CgroupHandle? cg = null;
+        int pid = 0;
+        Fd? console = null;
+        try
+        {
+            Store.SaveSpec(o.Id, spec);
+            cg = CgroupHandle.ForCreate(o.Id, spec.Linux!.CgroupsPath, options.SystemdCgroup);
+            record.CgroupsPath = cg.SpecPath;
+            Store.Save(record);
+            cg.Create();
+            foreach (var w in cg.Apply(spec.Linux.Resources, spec.Linux.Devices)) options.Warn(w);
+
+            var fifo = Store.FifoPath(o.Id);
+            var old = umask(0);
+            var rc = mkfifo(fifo, 0x180 | 0x12);
+            umask(old);
+            if (rc != 0) throw SyscallException.Last("mkfifo", fifo);
+
+            var plan = new InitPlan
+            {
+                Id = o.Id, Spec = spec, Process = process, Rootfs = rootfs, Bundle = bundle, Fifo = fifo,
+                NoPivot = o.NoPivot, PreserveFds = o.PreserveFds, Executable = SelfExe,
+                LateCgroupProcs = cg.LateProcsFiles(), CgroupMounts = cg.MountSources(), CgroupV2Path = cg.V2Dir,
+            };
+            var nsList = spec.Linux.Namespaces ?? [];
+            plan.NewCgroupNs = nsList.Any(n => n.Type == "cgroup" && string.IsNullOrEmpty(n.Path));
+
+            var (parentEnd, childEnd) = Sys.SocketPair();
+            using var ch = new SyncChannel(parentEnd);
+            using (childEnd)
+            {
+                pid = SpawnInNamespaces(nsList, childEnd, initPid: 0);
+            }
+            cg.AddProcess(pid);
+            ch.Send(SyncMessages.Plan(plan));
+            record.InitPid = pid;
+            record.InitStartTime = ProcStat.Read(pid)?.StartTime ?? 0;
+            Store.Save(record);
+
+            while (true)
+            {
+                var msg = ch.Receive(out var passed);
+                if (msg is null) throw InitDied(pid, "container init");
+                if (msg == SyncMessages.Hooks)
+                {
+                    try
+                    {
+                        var st = ToState(record, ContainerStatus.Creating);
+                        HookRunner.RunAll("prestart", spec.Hooks?.Prestart, st, failFast: true);
+                        HookRunner.RunAll("createRuntime", spec.Hooks?.CreateRuntime, st, failFast: true);
+                    }
+                    catch (RuntimeException e)
+                    {
+                        ch.Send(SyncMessages.ErrorPrefix + e.Message);
+                        throw;
+                    }
+                    ch.Send(SyncMessages.HooksDone);
+                }
+                else if (msg == SyncMessages.Pty) { console = passed; }
+                else if (msg == SyncMessages.Ready) break;
+                else if (msg.StartsWith(SyncMessages.ErrorPrefix, StringComparison.Ordinal))
+                    throw new RuntimeException(ErrorKind.FailedPrecondition, msg[SyncMessages.ErrorPrefix.Length..]);
+                else { passed?.Dispose(); throw new RuntimeException(ErrorKind.Internal, $"unexpected message from init: {msg}"); }
+            }
+
+            if (o.ConsoleSocket is not null && console is not null)
+            {
+                SendConsole(o.ConsoleSocket, console);
+                console.Dispose();
+                console = null;
+            }
+            if (o.PidFile is not null) WritePidFile(o.PidFile, pid);
+            return (pid, console);
+        }
+        catch (Exception e)
+        {
+            console?.Dispose();
+            var cleanupErrors = new List<string>();
+            if (pid > 0)
+            {
+                kill(pid, 9);
+                try { Sys.Wait(pid); } catch (SyscallException) { }
+            }
+            try { cg?.Destroy(); } catch (Exception ce) { cleanupErrors.Add(ce.Message); }
+            Store.Remove(o.Id);
+            if (cleanupErrors.Count > 0)
+                throw new RuntimeException(ErrorKind.Internal, $"{Message(e)}; cleanup also failed: {string.Join("; ", cleanupErrors)}");
+            if (e is RuntimeException) throw;
+            throw new RuntimeException(ErrorKind.Internal, Message(e));
+        }
+    }
+
+    static string Message(Exception e) => e is RuntimeException or SyscallException or SpecException or ArgumentException
+        or IOException or UnauthorizedAccessException || e.GetType().Name == "CgroupException" ? e.Message : e.ToString();
+
+    static RuntimeException InitDied(int pid, string what)
+    {
+        var status = 0;
+        try { status = Sys.Wait(pid); } catch (SyscallException) { }
+        return new RuntimeException(ErrorKind.Internal, $"{what} exited unexpectedly (status {status})");
+    }
+
+    /// <summary>Spawns `berth-runc init` from a throwaway thread that first joins (setns) and creates
+    /// (unshare) the namespaces, so the child is born inside them. For exec, joins the namespaces of
+    /// the container's init.</summary>
+    int SpawnInNamespaces(List<Namespace> nsList, Fd childEnd, int initPid)
+    {
+        int pid = 0;
+        Exception? error = null;
+        var t = new Thread(() =>
+        {
+            try
+            {
+                if (initPid > 0) JoinContainerNamespaces(initPid);
+                else
+                {
+                    var unshareFlags = 0;
+                    foreach (var ns in nsList)
+                    {
+                        var flag = NsFlag(ns.Type);
+                        if (ns.Path is { Length: > 0 } p)
+                        {
+                            if (flag == CLONE_NEWNS) Sys.Unshare(CLONE_FS);
+                            using var fd = Sys.Open(p, O_RDONLY);
+                            Sys.SetNs(fd, flag, $"{ns.Type} namespace {p}");
+                        }
+                        else unshareFlags |= flag;
+                    }
+                    if (unshareFlags != 0) Sys.Unshare(unshareFlags);
+                }
+                Sys.SetCloexec(childEnd.Value, false);
+                var env = new List<string> { $"{Init.ContainerInit.SyncFdEnv}={childEnd.Value}", "DOTNET_EnableDiagnostics=0", "DOTNET_gcServer=0", "DOTNET_GCgen0size=0x100000" };
+                pid = Spawn.Start(SelfExe, ["berth-runc", "init"], env);
+            }
+            catch (Exception e) { error = e; }
+        }, 256 * 1024);
+        t.Start();
+        t.Join();
+        if (error is not null) throw error is SyscallException se ? new RuntimeException(ErrorKind.InvalidArgument, se.Message) : error;
+        return pid;
+    }
+
+    static void JoinContainerNamespaces(int initPid)
+    {
+        Sys.Unshare(CLONE_FS);
+        foreach (var (name, flag) in new[] { ("ipc", CLONE_NEWIPC), ("uts", CLONE_NEWUTS), ("net", CLONE_NEWNET), ("pid", CLONE_NEWPID), ("cgroup", CLONE_NEWCGROUP) })
+        {
+            var theirs = $"/proc/{initPid}/ns/{name}";
+            string a, b;
+            try { a = File.ResolveLinkTarget(theirs, false)?.ToString() ?? ""; b = File.ResolveLinkTarget($"/proc/self/ns/{name}", false)?.ToString() ?? ""; }
+            catch (IOException) { continue; }
+            if (a == b) continue;
+            using var fd = Sys.Open(theirs, O_RDONLY);
+            Sys.SetNs(fd, flag, $"{name} namespace of pid {initPid}");
+        }
+    }
+
+    static int NsFlag(string type) => type switch
+    {
+        "pid" => CLONE_NEWPID, "network" => CLONE_NEWNET, "mount" => CLONE_NEWNS, "ipc" => CLONE_NEWIPC,
+        "uts" => CLONE_NEWUTS, "cgroup" => CLONE_NEWCGROUP, "user" => CLONE_NEWUSER, "time" => CLONE_NEWTIME,
+        _ => throw RuntimeException.Invalid($"unknown namespace type \"{type}\""),
+    };
+
+    static void SendConsole(string socketPath, Fd master)
+    {
+        var s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (s < 0) throw SyscallException.Last("socket");
+        using var sock = new Fd(s);
+        var addr = new byte[110];
+        addr[0] = 1; // AF_UNIX
+        var p = Encoding.UTF8.GetBytes(socketPath);
+        if (p.Length >= 108) throw RuntimeException.Invalid($"console socket path too long: {socketPath}");
+        p.CopyTo(addr, 2);
+        fixed (byte* a = addr)
+            if (connect(s, a, 2 + p.Length + 1) != 0) throw SyscallException.Last("connect", socketPath);
+        new SyncChannel(sock).Send("/dev/ptmx", master.Value);
+    }
+
+    static void WritePidFile(string path, int pid)
+    {
+        var full = Path.GetFullPath(path);
+        AtomicFile.Write(full, Encoding.ASCII.GetBytes(pid.ToString()));
+    }
+
+    static string OwnerName()
+    {
+        var uid = geteuid();
+        return uid == 0 ? "root" : uid.ToString();
+    }
+
+    // ---------------------------------------------------------------- start
+
+    public void Start(string id)
+    {
+        using var _ = Store.Lock(id);
+        var rec = Store.Load(id);
+        var status = StatusOf(rec);
+        if (!status.CanStart()) throw RuntimeException.Precondition($"cannot start container \"{id}\": it is {status.ToSpecString()}, not created");
+        ReleaseFifo(rec);
+        rec.Started = true;
+        Store.Save(rec);
+        var spec = Store.LoadSpec(id);
+        HookRunner.RunAll("poststart", spec.Hooks?.Poststart, ToState(rec, ContainerStatus.Running), failFast: false, options.Warn);
+    }
+
+    void ReleaseFifo(ContainerRecord rec)
+    {
+        var path = Store.FifoPath(rec.Id);
+        using var fd = Sys.Open(path, O_RDONLY | O_NONBLOCK);
+        Span<byte> b = stackalloc byte[1];
+        var pfd = new PollFd { Fd = fd.Value, Events = POLLIN };
+        // init opens its end for writing and writes one byte; wait for it unless init is gone.
+        while (true)
+        {
+            var r = poll(&pfd, 1, 50);
+            if (r > 0)
+            {
+                var n = Sys.Read(fd.Value, b);
+                if (n == 1) break;
+            }
+            if (!IsInitAlive(rec)) throw RuntimeException.Precondition($"cannot start container \"{rec.Id}\": its init process exited");
+        }
+        File.Delete(path);
+    }
+
+    // ---------------------------------------------------------------- state
+
+    bool IsInitAlive(ContainerRecord r) =>
+        r.InitPid > 0 && Sys.IsAlive(r.InitPid) && (r.InitStartTime == 0 || ProcStat.Read(r.InitPid)?.StartTime == r.InitStartTime);
+
+    public ContainerStatus StatusOf(ContainerRecord r)
+    {
+        if (r.InitPid == 0) return ContainerStatus.Creating;
+        if (!IsInitAlive(r)) return ContainerStatus.Stopped;
+        if (Cgroup(r).IsFrozen()) return ContainerStatus.Paused;
+        if (File.Exists(Store.FifoPath(r.Id))) return ContainerStatus.Created;
+        return ContainerStatus.Running;
+    }
+
+    CgroupHandle Cgroup(ContainerRecord r) => CgroupHandle.ForExisting(r.Id, r.CgroupsPath, r.SystemdCgroup);
+
+    public State GetState(string id)
+    {
+        StateStore.ValidateId(id);
+        var rec = Store.Load(id);
+        return ToState(rec, StatusOf(rec));
+    }
+
+    public State ToState(ContainerRecord r, ContainerStatus s) => new()
+    {
+        Id = r.Id, Pid = s == ContainerStatus.Stopped ? 0 : r.InitPid, Status = s.ToSpecString(), Bundle = r.Bundle,
+        Rootfs = r.Rootfs, Created = r.Created, Owner = r.Owner, Annotations = r.Annotations,
+    };
+
+    public List<State> List()
+    {
+        var result = new List<State>();
+        foreach (var id in Store.ListIds())
+        {
+            try { result.Add(GetState(id)); }
+            catch (RuntimeException e) when (e.Kind == ErrorKind.NotFound) { }
+        }
+        return result;
+    }
+
+    // ---------------------------------------------------------------- kill / delete
+
+    public void Kill(string id, int signal, bool all)
+    {
+        using var _ = Store.Lock(id);
+        var rec = Store.Load(id);
+        var status = StatusOf(rec);
+        if (!status.CanKill() && !all) throw RuntimeException.Precondition($"container \"{id}\" is not running");
+        if (all)
+        {
+            var cg = Cgroup(rec);
+            var frozen = signal == 9 && status != ContainerStatus.Stopped;
+            if (frozen) cg.Freeze();
+            try
+            {
+                foreach (var p in cg.GetPids()) kill(p, signal);
+            }
+            finally { if (frozen) cg.Thaw(); }
+            if (status == ContainerStatus.Stopped) return;
+        }
+        if (status.CanKill() && kill(rec.InitPid, signal) != 0)
+        {
+            var e = Marshal.GetLastPInvokeError();
+            if (e != Errno.ESRCH) throw new SyscallException("kill", $"container \"{id}\" (pid {rec.InitPid})", e);
+        }
+    }
+
+    public void Delete(string id, bool force)
+    {
+        StateStore.ValidateId(id);
+        if (!Directory.Exists(Store.Dir(id)))
+        {
+            if (force) return; // runc: delete --force of a missing container succeeds
+            throw RuntimeException.NotFound(id);
+        }
+        using var _ = Store.Lock(id);
+        var rec = Store.Load(id);
+        var status = StatusOf(rec);
+        if (status is ContainerStatus.Running or ContainerStatus.Paused && !force)
+            throw RuntimeException.Precondition($"cannot delete container \"{id}\" that is not stopped: {status.ToSpecString()}");
+        var cg = Cgroup(rec);
+        if (status != ContainerStatus.Stopped && status != ContainerStatus.Creating)
+        {
+            KillAllAndWait(rec, cg, status == ContainerStatus.Paused);
+        }
+        else
+        {
+            // Processes left in the cgroup (init exited without a pid namespace) are killed too.
+            try { if (cg.GetPids().Count > 0) KillAllAndWait(rec, cg, false); } catch (Exception) { }
+        }
+        Spec? spec = null;
+        try { spec = Store.LoadSpec(id); } catch (Exception) { }
+        var errors = new List<string>();
+        try { cg.Destroy(); } catch (Exception e) { errors.Add(e.Message); }
+        if (spec is not null && rec.InitPid > 0)
+            HookRunner.RunAll("poststop", spec.Hooks?.Poststop, ToState(rec, ContainerStatus.Stopped), failFast: false, options.Warn);
+        Store.Remove(id);
+        if (errors.Count > 0) throw new RuntimeException(ErrorKind.Internal, $"container \"{id}\" deleted, but: {string.Join("; ", errors)}");
+    }
+
+    void KillAllAndWait(ContainerRecord rec, CgroupHandle cg, bool paused)
+    {
+        try { cg.Freeze(); } catch (Exception) { }
+        foreach (var p in SafePids(cg)) kill(p, 9);
+        if (rec.InitPid > 0 && IsInitAlive(rec)) kill(rec.InitPid, 9);
+        try { cg.Thaw(); } catch (Exception) { }
+        _ = paused;
+        var deadline = Environment.TickCount64 + 10_000;
+        while (Environment.TickCount64 < deadline)
+        {
+            var alive = IsInitAlive(rec) || SafePids(cg).Count > 0;
+            if (!alive) return;
+            // Reap if init is our child (run/exec); ignore ECHILD otherwise.
+            int st;
+            waitpid(rec.InitPid, &st, WNOHANG);
+            Thread.Sleep(2);
+        }
+        throw new RuntimeException(ErrorKind.Unavailable, $"container \"{rec.Id}\": processes did not exit after SIGKILL");
+    }
+
+    static IReadOnlyList<int> SafePids(CgroupHandle cg)
+    {
+        try { return cg.GetPids(); } catch (Exception) { return []; }
+    }
+
+    // ---------------------------------------------------------------- pause / resume / update / stats
+
+    public void Pause(string id)
+    {
+        using var _ = Store.Lock(id);
+        var rec = Store.Load(id);
+        var s = StatusOf(rec);
+        if (!s.CanPause()) throw RuntimeException.Precondition($"container \"{id}\" is not running");
+        Cgroup(rec).Freeze();
+    }
+
+    public void Resume(string id)
+    {
+        using var _ = Store.Lock(id);
+        var rec = Store.Load(id);
+        var s = StatusOf(rec);
+        if (!s.CanResume()) throw RuntimeException.Precondition($"container \"{id}\" is not paused");
+        Cgroup(rec).Thaw();
+    }
+
+    public void Update(string id, LinuxResources r)
+    {
+        using var _ = Store.Lock(id);
+        var rec = Store.Load(id);
+        if (StatusOf(rec) == ContainerStatus.Stopped) throw RuntimeException.Precondition($"container \"{id}\" is stopped");
+        var spec = Store.LoadSpec(id);
+        var merged = ResourceMerge.Merge(spec.Linux!.Resources, r);
+        foreach (var w in Cgroup(rec).Apply(r, null)) options.Warn(w);
+        spec.Linux.Resources = merged;
+        Store.SaveSpec(id, spec);
+    }
+
+    public LinuxResources? CurrentResources(string id) => Store.LoadSpec(id).Linux?.Resources;
+
+    public IReadOnlyList<int> Pids(string id)
+    {
+        var rec = Store.Load(id);
+        return Cgroup(rec).GetPids();
+    }
+
+    public string StatsJson(string id)
+    {
+        var rec = Store.Load(id);
+        if (StatusOf(rec) == ContainerStatus.Stopped) throw RuntimeException.Precondition($"container \"{id}\" is stopped");
+        return Cgroup(rec).StatsEventJson(id);
+    }
+
+    // ---------------------------------------------------------------- exec
+
+    /// <summary>Runs a new process in a running container. Returns its exit status, or 0 once it has
+    /// started when detached. <paramref name="onStarted"/> gets the pid and pty master (if any).</summary>
+    public int Exec(ExecOptions o, Func<int, Fd?, int>? foreground = null)
+    {
+        SpecValidator.ValidateProcess(o.Process, "process");
+        if (o.Process.Terminal && o.ConsoleSocket is null && o.Detach)
+            throw RuntimeException.Invalid("cannot allocate tty if berth-runc will detach without setting console socket");
+        ContainerRecord rec;
+        Spec spec;
+        using (Store.Lock(o.Id))
+        {
+            rec = Store.Load(o.Id);
+            var status = StatusOf(rec);
+            if (!status.CanExec()) throw RuntimeException.Precondition($"cannot exec in a {status.ToSpecString()} container");
+            spec = Store.LoadSpec(o.Id);
+        }
+        var cg = Cgroup(rec);
+        var plan = new InitPlan
+        {
+            Id = o.Id, ExecInitPid = rec.InitPid, Spec = new Spec { OciVersion = spec.OciVersion }, Process = o.Process,
+            Bundle = rec.Bundle, Rootfs = rec.Rootfs, PreserveFds = o.PreserveFds, Executable = SelfExe,
+            LateCgroupProcs = cg.LateProcsFiles(),
+        };
+        var (parentEnd, childEnd) = Sys.SocketPair();
+        using var ch = new SyncChannel(parentEnd);
+        int pid;
+        using (childEnd) pid = SpawnInNamespaces([], childEnd, rec.InitPid);
+        Fd? console = null;
+        try
+        {
+            cg.AddProcess(pid);
+            ch.Send(SyncMessages.Plan(plan));
+            while (true)
+            {
+                var msg = ch.Receive(out var passed);
+                if (msg is null) throw InitDied(pid, "exec process");
+                if (msg == SyncMessages.Pty) console = passed;
+                else if (msg == SyncMessages.Ready) break;
+                else if (msg.StartsWith(SyncMessages.ErrorPrefix, StringComparison.Ordinal))
+                    throw new RuntimeException(ErrorKind.FailedPrecondition, msg[SyncMessages.ErrorPrefix.Length..]);
+            }
+        }
+        catch
+        {
+            console?.Dispose();
+            kill(pid, 9);
+            try { Sys.Wait(pid); } catch (SyscallException) { }
+            throw;
+        }
+        if (o.ConsoleSocket is not null && console is not null)
+        {
+            SendConsole(o.ConsoleSocket, console);
+            console.Dispose();
+            console = null;
+        }
+        if (o.PidFile is not null) WritePidFile(o.PidFile, pid);
+        if (o.Detach) { console?.Dispose(); return 0; }
+        return foreground is not null ? foreground(pid, console) : Sys.Wait(pid);
+    }
+}
