@@ -18,7 +18,7 @@ public class SyscallException : Exception
     }
 
     static string Format(string call, string? target, int errno) =>
-        target is null ? $"{call}: {Errno.Describe(errno)}" : $"{call} {target}: {Errno.Describe(errno)}";
+        target is null ? $"{call}: {Berth.Linux.Errno.Describe(errno)}" : $"{call} {target}: {Berth.Linux.Errno.Describe(errno)}";
 
     /// <summary>Reads errno at once (call right after the failing P/Invoke) and throws.</summary>
     public static SyscallException Last(string call, string? target = null) =>
