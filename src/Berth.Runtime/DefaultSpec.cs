@@ -46,7 +46,7 @@ public static class DefaultSpec
                 new Mount { Destination = "/sys", Type = "sysfs", Source = "sysfs", Options = ["nosuid", "noexec", "nodev", "ro"] },
                 new Mount { Destination = "/sys/fs/cgroup", Type = "cgroup", Source = "cgroup", Options = ["nosuid", "noexec", "nodev", "relatime", "ro"] },
             ],
-            Linux = new Linux
+            Linux = new Berth.Oci.Runtime.Linux
             {
                 Resources = new LinuxResources { Devices = [new DeviceCgroup { Allow = false, Access = "rwm" }] },
                 Namespaces = [new() { Type = "pid" }, new() { Type = "network" }, new() { Type = "ipc" }, new() { Type = "uts" }, new() { Type = "mount" }, new() { Type = "cgroup" }],

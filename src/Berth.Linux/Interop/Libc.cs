@@ -72,6 +72,20 @@ public static unsafe partial class Libc
     [LibraryImport(L, SetLastError = true)] public static partial void cfmakeraw(byte* termios);
     [LibraryImport(L, SetLastError = true)] public static partial int isatty(int fd);
     [LibraryImport(L, SetLastError = true)] public static partial int sigprocmask(int how, ulong* set, ulong* old);
+    [LibraryImport(L, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int mkdir(string path, uint mode);
+    [LibraryImport(L, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int rmdir(string path);
+    [LibraryImport(L, EntryPoint = "syscall", SetLastError = true)]
+    public static partial long syscall(long number, long arg1, void* arg2, long arg3);
+
+    /// <summary>bpf(2) syscall number for the running architecture.</summary>
+    public static long SysBpf => RuntimeInformation.ProcessArchitecture switch
+    {
+        Architecture.X64 => 321,
+        Architecture.Arm64 => 280,
+        var a => throw new PlatformNotSupportedException($"bpf(2): unsupported architecture {a}"),
+    };
 
     // posix_spawn: the fork and exec happen in libc; no managed code runs in the child.
     [LibraryImport(L)] public static partial int posix_spawn(int* pid, byte* path, void* fileActions, void* attr, byte** argv, byte** envp);
