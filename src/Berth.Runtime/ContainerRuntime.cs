@@ -81,7 +81,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             record.CgroupsPath = cg.SpecPath;
             Store.Save(record);
             cg.Create();
-            foreach (var w in cg.Apply(spec.Linux.Resources, spec.Linux.Devices)) options.Warn(w);
+            foreach (var w in cg.Apply(spec.Linux.Resources, spec.Linux.Devices ?? [])) options.Warn(w);
 
             var fifo = Store.FifoPath(o.Id);
             var old = umask(0);

@@ -149,7 +149,9 @@ public static unsafe partial class ContainerInit
         if (caps is not null)
         {
             Caps.Set(effective, permitted, inheritable);
-            Caps.RaiseAmbient(ambient);
+            // The kernel only allows ambient capabilities that are permitted and inheritable;
+            // like runc, the others are left out rather than failing the container.
+            Caps.RaiseAmbient(ambient & permitted & inheritable);
         }
         if (p.NoNewPrivileges) Sys.Prctl(PR_SET_NO_NEW_PRIVS, 1);
         umask(p.User.Umask ?? 0x12);

@@ -59,9 +59,7 @@ internal sealed unsafe partial class RootfsSetup(InitPlan plan, Fd root)
         }
         else
         {
-            var data = o.Data;
-            if (m.Type == "mqueue" || m.Type == "sysfs") data = data.Length == 0 ? null! : data;
-            Mount(m, source ?? m.Type, t, m.Type, o.Flags & ~MS_REMOUNT, data.Length == 0 ? null : data);
+            Mount(m, source ?? m.Type, t, m.Type, o.Flags & ~MS_REMOUNT, o.Data.Length == 0 ? null : o.Data);
         }
         if (o.Propagation != 0)
         {
@@ -107,7 +105,9 @@ internal sealed unsafe partial class RootfsSetup(InitPlan plan, Fd root)
         {
             using var dir = RootfsPath.OpenOrCreate(root, Path.Combine(m.Destination, h.Name), file: false);
             Mount(m, h.HostPath, RootfsPath.ProcFdPath(dir), null, MS_BIND | MS_REC, null);
-            Mount(m, null, RootfsPath.ProcFdPath(dir), null, MS_BIND | MS_REMOUNT | flags | ((o.Flags & MS_RDONLY) != 0 ? MS_RDONLY : 0), null);
+            // The fd names the directory under the new bind mount: reopen to reach the mount itself.
+            using (var bound = RootfsPath.OpenOrCreate(root, Path.Combine(m.Destination, h.Name), file: false))
+                Mount(m, null, RootfsPath.ProcFdPath(bound), null, MS_BIND | MS_REMOUNT | flags | ((o.Flags & MS_RDONLY) != 0 ? MS_RDONLY : 0), null);
             // "cpu,cpuacct" is also reachable as "cpu" and "cpuacct", as on a host.
             if (h.Name.Contains(','))
                 foreach (var part in h.Name.Split(','))
@@ -170,8 +170,9 @@ internal sealed unsafe partial class RootfsSetup(InitPlan plan, Fd root)
         var dev = type == 'p' ? 0 : MakeDev(major, minor);
         var old = umask(0);
         var rc = mknodat(parent.Value, name, kind | (mode & 0xfff), dev);
+        var errno = Marshal.GetLastPInvokeError();
         umask(old);
-        if (rc != 0) throw SyscallException.Last("mknod", path);
+        if (rc != 0) throw new SyscallException("mknod", path, errno);
         if (fchownat(parent.Value, name, uid, gid, AT_SYMLINK_NOFOLLOW) != 0) throw SyscallException.Last("chown", path);
     }
 
