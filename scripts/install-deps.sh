@@ -1,0 +1,12 @@
+#!/bin/sh
+# Installs what Berth's build, tests and demo need on Debian 12 (idempotent, quiet when done).
+set -e
+PKGS="runc crun podman skopeo umoci busybox-static uidmap iproute2 jq hyperfine strace"
+missing=""
+for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+    echo "installing:$missing"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+fi
+command -v dotnet >/dev/null || { echo "dotnet SDK 10 is required (not found on PATH)" >&2; exit 1; }
