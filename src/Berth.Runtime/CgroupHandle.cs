@@ -16,13 +16,17 @@ public sealed class CgroupHandle
     {
         if (systemd && !Directory.Exists("/run/systemd/system"))
             throw RuntimeException.Invalid("--systemd-cgroup: systemd is not running on this host (no /run/systemd/system); use the cgroupfs driver");
-        var path = string.IsNullOrEmpty(cgroupsPath) ? "/berth/" + id : cgroupsPath;
+        // Default: relative, so it nests under the caller's cgroup (runc nests its default too).
+        var path = string.IsNullOrEmpty(cgroupsPath) ? "berth/" + id : cgroupsPath;
         try { return new CgroupHandle(CgroupManagerFactory.Create(path, id), path); }
         catch (CgroupException e) { throw RuntimeException.Invalid(e.Message); }
     }
 
-    public static CgroupHandle ForExisting(string id, string specPath, bool systemd) =>
-        new(CgroupManagerFactory.Create(specPath, id), specPath);
+    public static CgroupHandle ForExisting(string id, string specPath, IReadOnlyDictionary<string, string>? recorded) =>
+        new(recorded is { Count: > 0 } ? CgroupManagerFactory.Open(id, recorded) : CgroupManagerFactory.Create(specPath, id), specPath);
+
+    /// <summary>What to record in the container's state to reopen this cgroup from any caller.</summary>
+    public Dictionary<string, string> HierarchyPaths => new(_m.HierarchyPaths);
 
     public void Create() => Wrap(_m.Create);
 

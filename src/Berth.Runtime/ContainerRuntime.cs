@@ -79,6 +79,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             Store.SaveSpec(o.Id, spec);
             cg = CgroupHandle.ForCreate(o.Id, spec.Linux!.CgroupsPath, options.SystemdCgroup);
             record.CgroupsPath = cg.SpecPath;
+            record.CgroupPaths = cg.HierarchyPaths;
             Store.Save(record);
             cg.Create();
             foreach (var w in cg.Apply(spec.Linux.Resources, spec.Linux.Devices ?? [])) options.Warn(w);
@@ -306,12 +307,15 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
     {
         if (r.InitPid == 0) return ContainerStatus.Creating;
         if (!IsInitAlive(r)) return ContainerStatus.Stopped;
-        if (Cgroup(r).IsFrozen()) return ContainerStatus.Paused;
+        bool frozen;
+        try { frozen = Cgroup(r).IsFrozen(); }
+        catch (RuntimeException) { frozen = false; } // no freezer (or cgroup gone): cannot be paused
+        if (frozen) return ContainerStatus.Paused;
         if (File.Exists(Store.FifoPath(r.Id))) return ContainerStatus.Created;
         return ContainerStatus.Running;
     }
 
-    CgroupHandle Cgroup(ContainerRecord r) => CgroupHandle.ForExisting(r.Id, r.CgroupsPath, r.SystemdCgroup);
+    CgroupHandle Cgroup(ContainerRecord r) => CgroupHandle.ForExisting(r.Id, r.CgroupsPath, r.CgroupPaths);
 
     public State GetState(string id)
     {

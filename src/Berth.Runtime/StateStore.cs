@@ -18,6 +18,8 @@ public sealed class ContainerRecord
     [JsonPropertyName("created")] public DateTimeOffset Created { get; set; }
     [JsonPropertyName("owner")] public string Owner { get; set; } = "";
     [JsonPropertyName("cgroupsPath")] public string CgroupsPath { get; set; } = "";
+    /// <summary>The container's cgroup in each hierarchy, resolved once at create.</summary>
+    [JsonPropertyName("cgroupPaths")] public Dictionary<string, string>? CgroupPaths { get; set; }
     [JsonPropertyName("systemdCgroup")] public bool SystemdCgroup { get; set; }
     [JsonPropertyName("started")] public bool Started { get; set; }
     [JsonPropertyName("annotations")] public Dictionary<string, string>? Annotations { get; set; }

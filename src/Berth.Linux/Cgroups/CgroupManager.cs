@@ -25,7 +25,31 @@ internal sealed partial class CgroupManager : ICgroupManager
             paths[h.IsUnified ? "unified" : string.Join(',', h.Controllers)] = dir;
         }
         Paths = paths;
+        HierarchyPaths = _targets.ToDictionary(t => Key(t.H), t => t.CgPath);
     }
+
+    /// <summary>Reopens a manager on the hierarchy paths recorded when the cgroup was created, so
+    /// every later caller finds it wherever that caller's own cgroup is.</summary>
+    public CgroupManager(string id, CgroupLayout layout, IReadOnlyDictionary<string, string> hierarchyPaths, CgroupManagerOptions options)
+    {
+        _id = id;
+        _options = options;
+        Layout = layout;
+        var paths = new Dictionary<string, string>();
+        foreach (var h in layout.Managed)
+        {
+            if (!hierarchyPaths.TryGetValue(Key(h), out var cg)) continue;
+            string dir = h.DirOf(cg);
+            _targets.Add((h, cg, dir));
+            paths[Key(h)] = dir;
+        }
+        Paths = paths;
+        HierarchyPaths = _targets.ToDictionary(t => Key(t.H), t => t.CgPath);
+    }
+
+    static string Key(CgroupHierarchy h) => h.IsUnified ? "unified" : string.Join(',', h.Controllers);
+
+    public IReadOnlyDictionary<string, string> HierarchyPaths { get; }
 
     // ---- helpers -------------------------------------------------------------------------------
 

@@ -35,17 +35,15 @@ public static class CgroupPaths
 
     /// <summary>
     /// The hierarchy path for a cleaned cgroups path, given the caller's cgroup in that hierarchy.
-    /// Absolute paths are used as is when the caller is at the root or the path is already inside the
-    /// caller's cgroup, else nested under it; relative paths always go under the caller's cgroup.
+    /// Absolute paths are taken from the hierarchy's root, as runc does (podman's
+    /// "/libpod_parent/libpod-ID" must land at the same place whoever calls); relative paths go
+    /// under the caller's cgroup (that is how Berth's default path nests under a non-root memory
+    /// cgroup such as this machine's /process_api/…).
     /// </summary>
     public static string InHierarchy(string path, bool absolute, string callerPath)
     {
+        if (absolute) return path;
         string caller = callerPath.Length > 1 ? callerPath.TrimEnd('/') : "/";
-        if (absolute)
-        {
-            if (caller == "/" || path == caller || path.StartsWith(caller + "/", StringComparison.Ordinal)) return path;
-            return caller + path;
-        }
         return caller == "/" ? "/" + path : caller + "/" + path;
     }
 

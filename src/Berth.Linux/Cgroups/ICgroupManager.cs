@@ -15,6 +15,10 @@ public interface ICgroupManager
     /// controller list ("cpu,cpuacct", "memory", …) or "unified".</summary>
     IReadOnlyDictionary<string, string> Paths { get; }
 
+    /// <summary>The container's cgroup path inside each managed hierarchy (same keys as
+    /// <see cref="Paths"/>): what a runtime records to reopen the cgroup later.</summary>
+    IReadOnlyDictionary<string, string> HierarchyPaths { get; }
+
     /// <summary>Creates the cgroup in every managed hierarchy (idempotent). v1 cpuset levels get
     /// cpuset.cpus/mems copied from their parent; v2 parents get controllers enabled in
     /// cgroup.subtree_control.</summary>
@@ -88,7 +92,13 @@ public static class CgroupManagerFactory
         if (string.IsNullOrEmpty(containerId) || containerId.Contains('/'))
             throw new CgroupException($"invalid container id \"{containerId}\"");
         options ??= new CgroupManagerOptions();
-        var (path, absolute) = CgroupPaths.Parse(cgroupsPath, defaultPath ?? "/berth/" + containerId, options.SystemdProbe);
+        var (path, absolute) = CgroupPaths.Parse(cgroupsPath, defaultPath ?? "berth/" + containerId, options.SystemdProbe);
         return new CgroupManager(containerId, layout ?? CgroupLayout.Discover(), path, absolute, options);
     }
+
+    /// <summary>Reopens a container's cgroup from the <see cref="ICgroupManager.HierarchyPaths"/>
+    /// recorded when it was created.</summary>
+    public static ICgroupManager Open(string containerId, IReadOnlyDictionary<string, string> hierarchyPaths,
+        CgroupLayout? layout = null, CgroupManagerOptions? options = null) =>
+        new CgroupManager(containerId, layout ?? CgroupLayout.Discover(), hierarchyPaths, options ?? new CgroupManagerOptions());
 }

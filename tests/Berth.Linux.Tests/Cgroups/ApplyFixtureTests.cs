@@ -30,7 +30,7 @@ public class ApplyFixtureTests
             f.File("unified/berth/cgroup.subtree_control", "hugetlb");
             f.Files("unified/berth/c1", "hugetlb.2MB.max", "hugetlb.1GB.max", "cgroup.procs");
         }
-        return (f, CgroupManagerFactory.Create("/berth/c1", "c1", layout, options: f.Options()));
+        return (f, CgroupManagerFactory.Create("berth/c1", "c1", layout, options: f.Options()));
     }
 
     [Fact]
@@ -194,7 +194,7 @@ public class ApplyFixtureTests
         var layout = f.V1();
         f.Files("cpuset/berth", "cpuset.cpus", "cpuset.mems");
         f.Files("cpuset/berth/c1", "cpuset.cpus", "cpuset.mems");
-        var m = CgroupManagerFactory.Create("/berth/c1", "c1", layout, options: f.Options());
+        var m = CgroupManagerFactory.Create("berth/c1", "c1", layout, options: f.Options());
         m.Create();
         m.Create(); // idempotent: nothing new to copy
         Assert.Equal(new (string, string)[]

@@ -42,7 +42,7 @@ public class StatsFixtureTests
         f.File("pids/c/pids.current", "1\n");
         f.File("pids/c/pids.max", "50\n");
         f.File("blkio/c/blkio.throttle.io_service_bytes_recursive", "Total 0\n");
-        var m = CgroupManagerFactory.Create("/c", "probe1", layout, options: f.Options());
+        var m = CgroupManagerFactory.Create("c", "probe1", layout, options: f.Options());
         string json = CgroupStatsJson.Serialize("probe1", m.GetStats());
         // Recorded from runc 1.1.5 on this machine (raw trimmed to three keys).
         const string expected = """{"type":"stats","id":"probe1","data":{"cpu":{"usage":{"total":16053194,"percpu":[12000115,4053079],"percpu_kernel":[11765739,3870996],"percpu_user":[0,0],"kernel":10000000,"user":0},"throttling":{}},"cpuset":{"cpus":[0,1],"cpu_exclusive":0,"mems":[0],"mem_hardwall":0,"mem_exclusive":0,"memory_migrate":0,"memory_spread_page":0,"memory_spread_slab":0,"memory_pressure":0,"sched_load_balance":1,"sched_relax_domain_level":-1},"memory":{"cache":12288,"usage":{"limit":99999744,"usage":475136,"max":2777088,"failcnt":0},"swap":{"limit":9223372036854771712,"usage":475136,"max":2777088,"failcnt":0},"kernel":{"limit":9223372036854771712,"usage":249856,"max":610304,"failcnt":0},"kernelTCP":{"limit":9223372036854771712,"failcnt":0},"raw":{"active_anon":4096,"cache":12288,"rss":53248}},"pids":{"current":1,"limit":50},"blkio":{},"hugetlb":{},"intel_rdt":{},"network_interfaces":null}}""";
@@ -65,7 +65,7 @@ public class StatsFixtureTests
         f.File("cg2/c/hugetlb.2MB.max", "max\n");
         f.File("cg2/c/hugetlb.2MB.current", "2097152\n");
         f.File("cg2/c/hugetlb.2MB.events", "max 1\n");
-        var s = CgroupManagerFactory.Create("/c", "c", layout, options: f.Options()).GetStats();
+        var s = CgroupManagerFactory.Create("c", "c", layout, options: f.Options()).GetStats();
         Assert.Equal(1_500_000UL, s.Cpu.Usage.Total);
         Assert.Equal(500_000UL, s.Cpu.Usage.Kernel);
         Assert.Equal(30_000UL, s.Cpu.Throttling.ThrottledTime);

@@ -14,7 +14,7 @@ public class V2FixtureTests
         f.Files(Dir, "memory.max", "memory.low", "memory.swap.max", "memory.high", "cpu.weight", "cpu.max", "cpu.max.burst",
             "cpu.idle", "cpuset.cpus", "cpuset.mems", "pids.max", "io.weight", "io.max", "hugetlb.2MB.max", "cgroup.procs");
         var attached = new List<DeviceFilterProgram>();
-        var m = CgroupManagerFactory.Create("/berth/c2", "c2", layout, options: f.Options((dir, p) => { Assert.Equal(f.P(Dir), dir); attached.Add(p); }));
+        var m = CgroupManagerFactory.Create("berth/c2", "c2", layout, options: f.Options((dir, p) => { Assert.Equal(f.P(Dir), dir); attached.Add(p); }));
         return (f, m, attached);
     }
 
