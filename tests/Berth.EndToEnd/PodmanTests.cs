@@ -1,0 +1,127 @@
+namespace Berth.EndToEnd;
+
+/// <summary>podman (Debian's) drives containers through berth-runc exactly as it would runc.</summary>
+[Collection("podman")]
+public sealed class PodmanTests(PodmanFixture f)
+{
+    // Seccomp is the security issue's work: until then berth-runc refuses a profile, so podman's
+    // default one is turned off here.
+    static readonly string[] Sec = ["--security-opt", "seccomp=unconfined"];
+
+    RunResult RunRm(params string[] args) => f.Podman(["run", "--rm", .. Sec, .. args]);
+
+    [Fact]
+    public void Exit_codes_pass_through()
+    {
+        Assert.Equal(0, RunRm(f.Image, "true").ExitCode);
+        Assert.Equal(42, RunRm(f.Image, "sh", "-c", "exit 42").ExitCode);
+        // The container's init killed by a signal from outside: 128 + signal.
+        var run = f.Podman(["run", "-d", .. Sec, f.Image, "sleep", "100"]);
+        var id = run.Stdout.Trim();
+        try
+        {
+            Assert.Equal(0, f.Podman("kill", "-s", "KILL", id).ExitCode);
+            Assert.Equal("137", f.Podman("wait", id).Stdout.Trim());
+        }
+        finally { f.Podman("rm", "-f", "-t", "0", id); }
+    }
+
+    [Fact]
+    public void Env_workdir_user_and_hostname_reach_the_process()
+    {
+        var r = RunRm("-e", "GREETING=hello world", "-w", "/tmp", "-u", "1000:1000", "--hostname", "berth-box", f.Image,
+            "sh", "-c", "echo \"$GREETING\"; pwd; id -u; id -g; hostname");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Equal(["hello world", "/tmp", "1000", "1000", "berth-box"], Lines(r.Stdout));
+    }
+
+    [Fact]
+    public void Memory_limit_is_enforced()
+    {
+        var r = RunRm("--memory", "32m", f.Image, "sh", "-c",
+            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Equal("33554432", r.Stdout.Trim());
+        // Allocating well past the limit gets the process OOM-killed (SIGKILL → 137).
+        var oom = RunRm("--memory", "32m", "--memory-swap", "32m", f.Image, "sh", "-c", "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived");
+        Assert.Equal(137, oom.ExitCode);
+        Assert.DoesNotContain("survived", oom.Stdout);
+    }
+
+    [Fact]
+    public void Pids_limit_bounds_a_fork_bomb()
+    {
+        var r = RunRm("--pids-limit", "20", f.Image, "sh", "-c",
+            // The loop runs in a subshell that dies when fork fails; then only builtins (no fork).
+            "d=/sys/fs/cgroup/pids; [ -d $d ] || d=/sys/fs/cgroup; (for i in $(seq 60); do sleep 2 & done) 2>/dev/null; read cur < $d/pids.current; read max < $d/pids.max; echo $cur; echo $max");
+        var lines = Lines(r.Stdout);
+        Assert.True(lines.Length >= 2, r.ToString());
+        Assert.InRange(int.Parse(lines[0]), 1, 20);
+        Assert.Equal("20", lines[1]);
+    }
+
+    [Fact]
+    public void Detached_container_exec_logs_pause_stop_rm()
+    {
+        var run = f.Podman(["run", "-d", .. Sec, f.Image, "sh", "-c", "trap 'exit 0' TERM; echo started; while true; do sleep 0.2; done"]);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var id = run.Stdout.Trim();
+        try
+        {
+            var exec = f.Podman("exec", id, "sh", "-c", "echo from-exec; exit 5");
+            Assert.Equal(5, exec.ExitCode);
+            Assert.Equal("from-exec", exec.Stdout.Trim());
+            var env = f.Podman("exec", "-e", "X=1", "-w", "/bin", "-u", "1000", id, "sh", "-c", "echo $X $(pwd) $(id -u)");
+            Assert.Equal("1 /bin 1000", env.Stdout.Trim());
+
+            Assert.Contains("started", WaitFor(() => f.Podman("logs", id).Stdout, s => s.Contains("started")));
+
+            Assert.Equal(0, f.Podman("pause", id).ExitCode);
+            Assert.Equal("paused", f.Podman("inspect", "--format", "{{.State.Status}}", id).Stdout.Trim());
+            Assert.Equal(0, f.Podman("unpause", id).ExitCode);
+            Assert.Equal("running", f.Podman("inspect", "--format", "{{.State.Status}}", id).Stdout.Trim());
+
+            var stop = f.Podman("stop", "-t", "5", id);
+            Assert.True(stop.ExitCode == 0, stop.ToString());
+            Assert.Equal("exited", f.Podman("inspect", "--format", "{{.State.Status}}", id).Stdout.Trim());
+            Assert.Equal("0", f.Podman("inspect", "--format", "{{.State.ExitCode}}", id).Stdout.Trim());
+            Assert.Equal(0, f.Podman("rm", id).ExitCode);
+            Assert.NotEqual(0, f.Podman("inspect", id).ExitCode);
+        }
+        finally { f.Podman("rm", "-f", "-t", "0", id); }
+    }
+
+    [Fact]
+    public void Tty_gives_the_process_a_terminal()
+    {
+        var r = f.PodmanWithTty(["run", "--rm", "-t", .. Sec, f.Image, "sh", "-c", "tty; test -t 0 && test -t 1 && echo is-a-tty"]);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains("/dev/pts/0", r.Stdout);
+        Assert.Contains("is-a-tty", r.Stdout);
+        var noTty = RunRm(f.Image, "sh", "-c", "test -t 1 || echo not-a-tty");
+        Assert.Equal("not-a-tty", noTty.Stdout.Trim());
+    }
+
+    [Fact]
+    public void Capabilities_can_be_dropped()
+    {
+        var r = RunRm("--cap-drop", "ALL", f.Image, "sh", "-c", "grep CapEff /proc/self/status");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Equal("CapEff:\t0000000000000000", r.Stdout.Trim());
+    }
+
+    static string[] Lines(string s) => s.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    static string WaitFor(Func<string> probe, Func<string, bool> done, int timeoutMs = 10_000)
+    {
+        var deadline = Environment.TickCount64 + timeoutMs;
+        string last;
+        do
+        {
+            last = probe();
+            if (done(last)) return last;
+            Thread.Sleep(100);
+        } while (Environment.TickCount64 < deadline);
+        return last;
+    }
+}
