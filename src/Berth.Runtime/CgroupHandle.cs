@@ -63,15 +63,26 @@ public sealed class CgroupHandle
 
     public void AddProcess(int pid) => Wrap(() => _m.AddProcess(pid, includeMemory: false));
 
-    /// <summary>The cgroup.procs file(s) of the hierarchy holding memory, joined by init last.</summary>
+    /// <summary>The v1 `tasks` files of every hierarchy but memory. A thread that writes its own tid
+    /// there before spawning gives birth to a child that is already inside: writing a tid to
+    /// `tasks` costs ~30 µs, while moving a process through cgroup.procs takes the kernel's
+    /// threadgroup rwsem (an RCU grace period, ~2 ms per hierarchy measured here).</summary>
+    public List<string> BirthTaskFiles() =>
+        _m.Paths.Where(kv => kv.Key != "unified" && !kv.Key.Split(',').Contains("memory"))
+            .Select(kv => Path.Combine(kv.Value, "tasks")).ToList();
+
+    /// <summary>Files init writes itself into right before execve: the v1 memory hierarchy's
+    /// `tasks` (its own tid; the exec'ing thread leads the process) and the unified hierarchy's
+    /// cgroup.procs (v2, or hybrid's v2 part), so init's own pages are never charged to the container.</summary>
     public List<string> LateProcsFiles()
     {
-        var memory = _m.Layout.For("memory");
-        if (memory is null) return [];
+        var files = new List<string>();
         foreach (var (key, dir) in _m.Paths)
-            if ((memory.IsUnified && key == "unified") || (!memory.IsUnified && key.Split(',').Contains("memory")))
-                return [Path.Combine(dir, "cgroup.procs")];
-        return [];
+        {
+            if (key == "unified") files.Add(Path.Combine(dir, "cgroup.procs"));
+            else if (key.Split(',').Contains("memory")) files.Add(Path.Combine(dir, "tasks"));
+        }
+        return files;
     }
 
     public List<CgroupMountSource> MountSources()

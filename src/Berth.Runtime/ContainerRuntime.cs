@@ -50,6 +50,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
     /// when <see cref="CreateOptions.KeepConsole"/> is set, the pty master.</summary>
     public (int Pid, Fd? Console) Create(CreateOptions o)
     {
+        Timing.Mark("create: begin");
         StateStore.ValidateId(o.Id);
         var bundle = Path.GetFullPath(o.Bundle);
         var configPath = Path.Combine(bundle, "config.json");
@@ -57,6 +58,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         var spec = SpecJson.ParseSpec(File.ReadAllBytes(configPath), configPath);
         var rootfs = spec.Root is { Path.Length: > 0 } r ? (Path.IsPathRooted(r.Path) ? r.Path : Path.GetFullPath(Path.Combine(bundle, r.Path))) : "";
         SpecValidator.Validate(spec, rootfs);
+        Timing.Mark("create: spec parsed and validated");
         var process = spec.Process!;
         if (process.Terminal && o.ConsoleSocket is null && !o.KeepConsole)
             throw RuntimeException.Invalid("cannot allocate tty if berth-runc will detach without setting console socket");
@@ -84,6 +86,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             cg.Create();
             foreach (var w in cg.Apply(spec.Linux.Resources, spec.Linux.Devices ?? [])) options.Warn(w);
 
+            Timing.Mark("create: cgroups ready");
             var fifo = Store.FifoPath(o.Id);
             var old = umask(0);
             var rc = mkfifo(fifo, 0x180 | 0x12);
@@ -103,10 +106,11 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             using var ch = new SyncChannel(parentEnd);
             using (childEnd)
             {
-                pid = SpawnInNamespaces(nsList, childEnd, initPid: 0);
+                pid = SpawnInNamespaces(nsList, childEnd, initPid: 0, cg.BirthTaskFiles());
             }
-            cg.AddProcess(pid);
+            Timing.Mark("create: init spawned");
             ch.Send(SyncMessages.Plan(plan));
+            Timing.Mark("create: plan sent");
             record.InitPid = pid;
             record.InitStartTime = ProcStat.Read(pid)?.StartTime ?? 0;
             Store.Save(record);
@@ -144,6 +148,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
                 console = null;
             }
             if (o.PidFile is not null) WritePidFile(o.PidFile, pid);
+            Timing.Mark("create: init ready");
             return (pid, console);
         }
         catch (Exception e)
@@ -177,7 +182,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
     /// <summary>Spawns `berth-runc init` from a throwaway thread that first joins (setns) and creates
     /// (unshare) the namespaces, so the child is born inside them. For exec, joins the namespaces of
     /// the container's init.</summary>
-    int SpawnInNamespaces(List<Namespace> nsList, Fd childEnd, int initPid)
+    int SpawnInNamespaces(List<Namespace> nsList, Fd childEnd, int initPid, List<string> taskFiles)
     {
         int pid = 0;
         Exception? error = null;
@@ -185,6 +190,13 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         {
             try
             {
+                // Move this throwaway thread into the container's cgroups: the child is born there.
+                var tid = Sys.GetTid().ToString();
+                foreach (var f in taskFiles)
+                {
+                    try { Sys.WriteFile(f, tid); }
+                    catch (SyscallException e) { throw new RuntimeException(ErrorKind.FailedPrecondition, $"cgroup: joining {Path.GetDirectoryName(f)}: {Errno.Describe(e.Errno)}"); }
+                }
                 if (initPid > 0) JoinContainerNamespaces(initPid);
                 else
                 {
@@ -271,7 +283,9 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         var rec = Store.Load(id);
         var status = StatusOf(rec);
         if (!status.CanStart()) throw RuntimeException.Precondition($"cannot start container \"{id}\": it is {status.ToSpecString()}, not created");
+        Timing.Mark("start: begin");
         ReleaseFifo(rec);
+        Timing.Mark("start: fifo released");
         rec.Started = true;
         Store.Save(rec);
         var spec = Store.LoadSpec(id);
@@ -381,6 +395,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         var status = StatusOf(rec);
         if (status is ContainerStatus.Running or ContainerStatus.Paused && !force)
             throw RuntimeException.Precondition($"cannot delete container \"{id}\" that is not stopped: {status.ToSpecString()}");
+        Timing.Mark("delete: begin");
         var cg = Cgroup(rec);
         if (status != ContainerStatus.Stopped && status != ContainerStatus.Creating)
         {
@@ -398,6 +413,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         if (spec is not null && rec.InitPid > 0)
             HookRunner.RunAll("poststop", spec.Hooks?.Poststop, ToState(rec, ContainerStatus.Stopped), failFast: false, options.Warn);
         Store.Remove(id);
+        Timing.Mark("delete: done");
         if (errors.Count > 0) throw new RuntimeException(ErrorKind.Internal, $"container \"{id}\" deleted, but: {string.Join("; ", errors)}");
     }
 
@@ -501,11 +517,10 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         var (parentEnd, childEnd) = Sys.SocketPair();
         using var ch = new SyncChannel(parentEnd);
         int pid;
-        using (childEnd) pid = SpawnInNamespaces([], childEnd, rec.InitPid);
+        using (childEnd) pid = SpawnInNamespaces([], childEnd, rec.InitPid, cg.BirthTaskFiles());
         Fd? console = null;
         try
         {
-            cg.AddProcess(pid);
             ch.Send(SyncMessages.Plan(plan));
             while (true)
             {

@@ -25,6 +25,7 @@ public static class RuncCli
             Console.Out.Write($"berth-runc version {Version}\nspec: {SpecVersion.Current}\n");
             return 0;
         }
+        Timing.Mark("cli: main");
         args = SeparateCommand(args);
 
         var root = new Option<string>("--root") { Description = "root directory for storage of container state", DefaultValueFactory = _ => "/run/berth-runc", Recursive = true };
@@ -242,7 +243,9 @@ public static class RuncCli
             cmd.Subcommands.Add(c);
         }
 
+        Timing.Mark("cli: commands built");
         var parsed = cmd.Parse(args);
+        Timing.Mark("cli: parsed");
         if (parsed.Errors.Count > 0)
         {
             foreach (var e in parsed.Errors) Console.Error.WriteLine($"berth-runc: {e.Message}");

@@ -16,6 +16,7 @@ public static unsafe partial class ContainerInit
 
     public static int Main()
     {
+        Timing.Mark("init: main");
         var fdText = Environment.GetEnvironmentVariable(SyncFdEnv);
         if (fdText is null || !int.TryParse(fdText, out var fdNum))
         {
@@ -28,6 +29,7 @@ public static unsafe partial class ContainerInit
             Sys.SetCloexec(fdNum, true);
             var msg = ch.Receive() ?? throw new InvalidOperationException("no plan received");
             var plan = SyncMessages.ParsePlan(msg);
+            Timing.Mark("init: plan parsed");
             if (plan.ExecInitPid > 0) Exec(plan, ch);
             else Create(plan, ch);
             return 0; // not reached: Finish execs
@@ -59,6 +61,7 @@ public static unsafe partial class ContainerInit
         }
 
         // prestart + createRuntime hooks run in the runtime's namespaces, by the parent.
+        Timing.Mark("init: rootfs mounted");
         ch.Send(SyncMessages.Hooks);
         var reply = ch.Receive();
         if (reply != SyncMessages.HooksDone) throw new InvalidOperationException(reply?.StartsWith(SyncMessages.ErrorPrefix) == true ? reply[6..] : "runtime went away");
@@ -79,6 +82,7 @@ public static unsafe partial class ContainerInit
             Sys.Mount(null, "/", null, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, null, "/ (read-only root)");
 
         PrepareProcess(plan.Process, ch, pty, out var exe);
+        Timing.Mark("init: ready");
         ch.Send(SyncMessages.Ready);
         ch.Dispose();
 
@@ -91,6 +95,7 @@ public static unsafe partial class ContainerInit
             write(w, &zero, 1);
             close(w);
         }
+        Timing.Mark("init: started");
         HookRunner.RunAll("startContainer", spec.Hooks?.StartContainer, StateFor(plan, "running"), failFast: true);
         Finish(plan, late, exe);
     }
@@ -156,16 +161,20 @@ public static unsafe partial class ContainerInit
         if (p.NoNewPrivileges) Sys.Prctl(PR_SET_NO_NEW_PRIVS, 1);
         umask(p.User.Umask ?? 0x12);
         // Join the memory cgroup last: init's own pages stay charged to the runtime's cgroup.
-        foreach (var fd in late)
+        // v1 `tasks` takes this thread's id (it is the one that execs); cgroup.procs takes "0".
+        var tid = Encoding.ASCII.GetBytes(Sys.GetTid().ToString());
+        for (var i = 0; i < late.Count; i++)
         {
-            var zero = "0"u8;
-            fixed (byte* z = zero)
-                if (write(fd.Value, z, 1) < 0) throw SyscallException.Last("join cgroup");
-            fd.Dispose();
+            var value = plan.LateCgroupProcs[i].EndsWith("/tasks", StringComparison.Ordinal) ? tid : "0"u8.ToArray();
+            fixed (byte* v = value)
+                if (write(late[i].Value, v, value.Length) < 0) throw SyscallException.Last("join cgroup", plan.LateCgroupProcs[i]);
+            late[i].Dispose();
         }
+        Timing.Mark("init: cgroups joined");
         // Nothing but stdio and the preserved fds may cross into the container (CVE-2024-21626).
         syscall(SYS_close_range, 3 + plan.PreserveFds, uint.MaxValue, 4 /* CLOSE_RANGE_CLOEXEC */, 0, 0, 0);
 
+        Timing.Mark("init: execve");
         using var strings = new NativeStrings();
         var path = strings.Add(exe);
         var argv = strings.AddArray(p.Args!);
