@@ -199,6 +199,14 @@ public sealed class Sandbox
         catch (IOException) { return true; }
     }
 
+    /// <summary>What a failed create must leave: no state directory, no cgroup, no process.</summary>
+    public void AssertNothingLeft(string id)
+    {
+        Assert.False(Directory.Exists(Path.Combine(Root, id)), $"state directory of {id} left behind");
+        Assert.False(AllCgroupDirs(id).Any(Directory.Exists), $"cgroup of {id} left behind");
+        Assert.Empty(ProcessesInCgroupOf(id));
+    }
+
     // ------------------------------------------------------------------ cleanup
 
     List<string> Cleanup()
