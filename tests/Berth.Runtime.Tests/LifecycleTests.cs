@@ -181,4 +181,58 @@ public class LifecycleTests
         Assert.Equal("THAWED", Sandbox.CgroupFile("freezer", id, "freezer.state"));
         Sandbox.AssertOneLineError(s.Runc("resume", id));
     });
+
+    [Fact]
+    public void Delete_of_a_created_container_kills_its_init() => Sandbox.Run(s =>
+    {
+        var id = s.NewId("delc");
+        var host = s.HostDir("shared");
+        var b = s.NewBundle(id, "touch /shared/ran", c => c.AddMount("/shared", "bind", host, "rbind", "rw"));
+        s.Ok("create", "-b", b.Dir, id);
+        var pid = (int)s.State(id)["pid"]!;
+        s.Ok("delete", id);
+        Assert.False(Sandbox.IsAlive(pid));
+        Assert.False(File.Exists(Path.Combine(host, "ran")), "deleting a created container must not run its process");
+        s.AssertNothingLeft(id);
+    });
+
+    [Fact]
+    public void A_killed_created_container_cannot_start() => Sandbox.Run(s =>
+    {
+        var id = s.NewId("killc");
+        s.Ok("create", "-b", s.NewBundle(id, "exec sleep 1000").Dir, id);
+        s.Ok("kill", id, "KILL");
+        s.WaitForStatus(id, "stopped");
+        Sandbox.AssertOneLineError(s.Runc("start", id));
+        Sandbox.AssertOneLineError(s.Runc("kill", id, "KILL"), "not running");
+        s.Ok("delete", id);
+        s.AssertNothingLeft(id);
+    });
+
+    [Fact]
+    public void A_container_that_exits_is_stopped_and_deletes_without_force() => Sandbox.Run(s =>
+    {
+        var id = s.NewId("exits");
+        var create = s.Ok("create", "-b", s.NewBundle(id, "echo bye").Dir, id);
+        var pid = (int)s.State(id)["pid"]!;
+        s.Ok("start", id);
+        s.WaitForStatus(id, "stopped");
+        Assert.Equal("bye\n", File.ReadAllText(create.StdoutPath));
+        Assert.False(Sandbox.IsAlive(pid));
+        Sandbox.AssertOneLineError(s.Runc("exec", id, "true"), "stopped");
+        Sandbox.AssertOneLineError(s.Runc("pause", id));
+        s.Ok("delete", id);
+        s.AssertNothingLeft(id);
+    });
+
+    [Fact]
+    public void Exec_into_a_paused_container_is_refused() => Sandbox.Run(s =>
+    {
+        var id = s.NewId("pexec");
+        s.Ok("run", "-d", "-b", s.NewBundle(id, "exec sleep 1000").Dir, id);
+        s.Ok("pause", id);
+        Sandbox.AssertOneLineError(s.Runc("exec", id, "true"), "paused");
+        s.Ok("delete", "--force", id);
+        s.AssertNothingLeft(id);
+    });
 }
