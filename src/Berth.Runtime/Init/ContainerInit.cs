@@ -73,11 +73,12 @@ public static unsafe partial class ContainerInit
         if (pty is not null) BindConsole(plan, pty);
 
         PivotRoot(plan);
+        // Sysctls before readonlyPaths (as runc does): /proc/sys is usually one of them.
+        foreach (var (k, v) in linux.Sysctl ?? [])
+            Sys.WriteFile("/proc/sys/" + k.Replace('.', '/'), v);
         ApplyMaskedAndReadonly(linux);
         if (spec.Hostname is { Length: > 0 } hn) SetName(hn, domain: false);
         if (spec.Domainname is { Length: > 0 } dn) SetName(dn, domain: true);
-        foreach (var (k, v) in linux.Sysctl ?? [])
-            Sys.WriteFile("/proc/sys/" + k.Replace('.', '/'), v);
         if (spec.Root!.Readonly)
             Sys.Mount(null, "/", null, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, null, "/ (read-only root)");
 

@@ -1,0 +1,91 @@
+using System.Text.Json.Nodes;
+using Berth.Runtime.Tests.Support;
+
+namespace Berth.Runtime.Tests;
+
+/// <summary>Refusals: each exits non-zero with one "berth-runc:" line on stderr and leaves nothing behind.</summary>
+public class BadInputTests
+{
+    static void CreateIsRefused(Action<Bundle> spoil, string expected) => Sandbox.Run(s =>
+    {
+        var id = s.NewId("bad");
+        var b = s.NewBundle(id, "exec sleep 1000");
+        spoil(b);
+        var r = s.Runc("create", "-b", b.Dir, id);
+        Sandbox.AssertOneLineError(r, expected);
+        s.AssertNothingLeft(id);
+        Sandbox.AssertOneLineError(s.Runc("state", id));
+    });
+
+    static Action<Bundle> Edit(Action<JsonObject> e) => b => { e(b.Config); b.Save(); };
+
+    [Fact]
+    public void Invalid_json() => CreateIsRefused(b => File.WriteAllText(b.ConfigPath, "{ \"ociVersion\": \"1.2.0\", "), "config.json");
+
+    [Fact]
+    public void Wrong_type_for_a_field() => CreateIsRefused(Edit(c => c["hostname"] = 5), "hostname");
+
+    [Fact]
+    public void Missing_rootfs() => CreateIsRefused(Edit(c => c["root"]!["path"] = "no-such-rootfs"), "no-such-rootfs");
+
+    [Fact]
+    public void Namespace_path_that_does_not_exist() =>
+        CreateIsRefused(Edit(c => c.SetNamespace("network", "/proc/999999999/ns/net")), "/proc/999999999/ns/net");
+
+    [Fact]
+    public void Unknown_mount_type() => CreateIsRefused(Edit(c => c.AddMount("/weird", "nosuchfs", "none")), "nosuchfs");
+
+    [Fact]
+    public void Cgroup_value_the_kernel_refuses() => CreateIsRefused(Edit(c => c.Resources()["cpu"] = new JsonObject { ["cpus"] = "99" }), "cpuset");
+
+    [Fact]
+    public void Unknown_capability() => CreateIsRefused(Edit(c => c.SetCaps("CAP_CHOWN", "CAP_NOPE")), "CAP_NOPE");
+
+    [Fact]
+    public void Seccomp_is_refused_for_now() =>
+        CreateIsRefused(Edit(c => c.Linux()["seccomp"] = new JsonObject { ["defaultAction"] = "SCMP_ACT_ALLOW" }), "seccomp");
+
+    [Fact]
+    public void Command_not_found_in_the_rootfs() => CreateIsRefused(Edit(c => c.SetArgs("no-such-command")), "no-such-command");
+
+    [Theory]
+    [InlineData("start")]
+    [InlineData("state")]
+    [InlineData("kill")]
+    [InlineData("delete")]
+    [InlineData("exec")]
+    [InlineData("pause")]
+    public void Unknown_container_id(string verb) => Sandbox.Run(s =>
+    {
+        var id = s.NewId("ghost");
+        string[] args = verb switch { "kill" => ["kill", id, "KILL"], "exec" => ["exec", id, "true"], _ => [verb, id] };
+        Sandbox.AssertOneLineError(s.Runc(args), id);
+        s.AssertNothingLeft(id);
+    });
+
+    [Fact]
+    public void Duplicate_id_on_create() => Sandbox.Run(s =>
+    {
+        var id = s.NewId("dup");
+        var b = s.NewBundle(id, "exec sleep 1000");
+        s.Ok("create", "-b", b.Dir, id);
+        var pid = (int)s.State(id)["pid"]!;
+        Sandbox.AssertOneLineError(s.Runc("create", "-b", b.Dir, id), "already exists");
+        var st = s.State(id);
+        Assert.Equal("created", (string)st["status"]!);
+        Assert.Equal(pid, (int)st["pid"]!);
+        Assert.True(Sandbox.IsAlive(pid));
+        Assert.True(Directory.Exists(Sandbox.CgroupDir("pids", id)));
+    });
+
+    [Fact]
+    public void Start_twice() => Sandbox.Run(s =>
+    {
+        var id = s.NewId("twice");
+        var b = s.NewBundle(id, "exec sleep 1000");
+        s.Ok("create", "-b", b.Dir, id);
+        s.Ok("start", id);
+        Sandbox.AssertOneLineError(s.Runc("start", id), "running");
+        Assert.Equal("running", s.Status(id));
+    });
+}
