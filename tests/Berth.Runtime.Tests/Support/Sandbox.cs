@@ -157,8 +157,12 @@ public sealed class Sandbox
         return map;
     });
 
-    /// <summary>The container's directory in one v1 hierarchy (memory nests under the caller's cgroup).</summary>
-    public static string CgroupDir(string controller, string id)
+    /// <summary>The container's directory in one v1 hierarchy: an absolute cgroupsPath is taken from
+    /// each hierarchy's root, as runc does.</summary>
+    public static string CgroupDir(string controller, string id) => $"/sys/fs/cgroup/{controller}{CgroupParent}/{id}";
+
+    /// <summary>Where the container would be if the path were wrongly nested under the caller's cgroup.</summary>
+    static string NestedCgroupDir(string controller, string id)
     {
         var caller = Hierarchies.Value.TryGetValue(controller, out var c) ? c : "";
         return $"/sys/fs/cgroup/{controller}{caller}{CgroupParent}/{id}";
@@ -168,7 +172,7 @@ public sealed class Sandbox
         File.ReadAllText(Path.Combine(CgroupDir(controller, id), file)).Trim();
 
     static IEnumerable<string> AllCgroupDirs(string id) =>
-        Hierarchies.Value.Keys.SelectMany(h => new[] { CgroupDir(h, id), $"/sys/fs/cgroup/{h}{CgroupParent}/{id}" }).Distinct();
+        Hierarchies.Value.Keys.SelectMany(h => new[] { CgroupDir(h, id), NestedCgroupDir(h, id) }).Distinct();
 
     /// <summary>Pids of host processes whose cgroup path names the container.</summary>
     public static List<int> ProcessesInCgroupOf(string id)
