@@ -20,6 +20,7 @@ public sealed class CreateOptions
     public string? PidFile { get; init; }
     public string? ConsoleSocket { get; init; }
     public bool NoPivot { get; init; }
+    public bool NoNewKeyring { get; init; }
     public int PreserveFds { get; init; }
     /// <summary>`run` in the foreground keeps the pty master instead of handing it to a socket.</summary>
     public bool KeepConsole { get; init; }
@@ -96,7 +97,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             var plan = new InitPlan
             {
                 Id = o.Id, Spec = spec, Process = process, Rootfs = rootfs, Bundle = bundle, Fifo = fifo,
-                NoPivot = o.NoPivot, PreserveFds = o.PreserveFds, Executable = SelfExe,
+                NoPivot = o.NoPivot, NoNewKeyring = o.NoNewKeyring, PreserveFds = o.PreserveFds, Executable = SelfExe,
                 LateCgroupProcs = cg.LateProcsFiles(), CgroupMounts = cg.MountSources(), CgroupV2Path = cg.V2Dir,
             };
             var nsList = spec.Linux.Namespaces ?? [];

@@ -17,6 +17,7 @@ public sealed class InitPlan
     [JsonPropertyName("bundle")] public string Bundle { get; set; } = "";
     [JsonPropertyName("fifo")] public string? Fifo { get; set; }
     [JsonPropertyName("noPivot")] public bool NoPivot { get; set; }
+    [JsonPropertyName("noNewKeyring")] public bool NoNewKeyring { get; set; }
     [JsonPropertyName("newMountNs")] public bool NewMountNs { get; set; }
     [JsonPropertyName("newUtsNs")] public bool NewUtsNs { get; set; }
     [JsonPropertyName("newCgroupNs")] public bool NewCgroupNs { get; set; }

@@ -93,7 +93,7 @@ public static class RuncCli
                 rt.Create(new CreateOptions
                 {
                     Id = p.GetValue(a)!, Bundle = p.GetValue(b)!, PidFile = p.GetValue(pf), ConsoleSocket = p.GetValue(cs),
-                    NoPivot = p.GetValue(np), PreserveFds = p.GetValue(pr),
+                    NoPivot = p.GetValue(np), NoNewKeyring = p.GetValue(nk), PreserveFds = p.GetValue(pr),
                 });
                 return 0;
             }));
@@ -112,7 +112,7 @@ public static class RuncCli
                 var (pid, console) = rt.Create(new CreateOptions
                 {
                     Id = cid, Bundle = p.GetValue(b)!, PidFile = p.GetValue(pf), ConsoleSocket = p.GetValue(cs),
-                    NoPivot = p.GetValue(np), PreserveFds = p.GetValue(pr), KeepConsole = !det,
+                    NoPivot = p.GetValue(np), NoNewKeyring = p.GetValue(nk), PreserveFds = p.GetValue(pr), KeepConsole = !det,
                 });
                 try { rt.Start(cid); }
                 catch

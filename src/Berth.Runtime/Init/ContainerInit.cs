@@ -58,7 +58,11 @@ public static unsafe partial class ContainerInit
             var setup = new RootfsSetup(plan, root);
             setup.MountAll();
             setup.CreateDevices();
+            // Like runc, a missing working directory is created inside the rootfs.
+            if (plan.Process.Cwd is { Length: > 1 } cwd) RootfsPath.OpenOrCreate(root, cwd, file: false).Dispose();
         }
+        // A session keyring of the container's own, so keys never leak between containers.
+        if (!plan.NoNewKeyring) JoinSessionKeyring(plan.Id);
 
         // prestart + createRuntime hooks run in the runtime's namespaces, by the parent.
         Timing.Mark("init: rootfs mounted");
@@ -271,6 +275,17 @@ public static unsafe partial class ContainerInit
             if (mount(null, p, null, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC | locked, null) != 0 &&
                 mount(null, p, null, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, null) != 0)
                 throw SyscallException.Last("mount", $"readonly path {p}");
+        }
+    }
+
+    static void JoinSessionKeyring(string name)
+    {
+        var b = Encoding.UTF8.GetBytes(name + "\0");
+        fixed (byte* p = b)
+        {
+            // keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): ENOSYS (no keyrings) is fine, as in runc.
+            if (syscall(250, 1, (long)p, 0, 0, 0, 0) < 0 && Marshal.GetLastPInvokeError() is var e && e != Errno.ENOSYS)
+                throw new SyscallException("keyctl(JOIN_SESSION_KEYRING)", name, e);
         }
     }
 
