@@ -89,7 +89,7 @@ cleanup() {
         eval "exec ${wfd[$n]}>&- ${rfd[$n]}<&-"
     done
     for n in "${!wpid[@]}"; do   # only the workers this script started
-        for ((c = 0; c < 50; c++)); do kill -0 "${wpid[$n]}" 2>/dev/null || break; sleep 0.1; done
+        for ((c = 0; c < 300; c++)); do kill -0 "${wpid[$n]}" 2>/dev/null || break; sleep 0.1; done
         kill "${wpid[$n]}" 2>/dev/null || true
         wait "${wpid[$n]}" 2>/dev/null || true
     done
@@ -149,7 +149,7 @@ probe() {   # NAME BUNDLE -> 0 if `run` works; leaves error in PROBE_ERR
     [[ $rc == 0 ]]
 }
 
-echo "berth runtime benchmark: N=$N, $(date -u '+%Y-%m-%d %H:%M UTC'), kernel $(uname -r), $(nproc) cores"
+echo "berth runtime benchmark: N=$N, $(date -u '+%Y-%m-%d %H:%M UTC'), kernel $(uname -r), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 start_worker berth-runc 0 "$BERTH_RUNC"
 if probe berth-runc "$tmp/bundle"; then names+=(berth-runc); mode[berth-runc]=default
 else echo "berth-runc: run fails: $PROBE_ERR"; fi
@@ -254,6 +254,8 @@ for ((i = 0; i < N; i++)); do
         [[ $RC == 0 ]] || op "$n" kill "$prefix-m$i"
     done
 done
+
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---- report
 stat() {   # FILE -> "median p90" in ms (median: mean of the middle two; p90: nearest rank)
