@@ -121,7 +121,7 @@ start_worker() {   # NAME MNTNS(0|1) RUNTIME ARGS...
     mkdir -p "$tmp/root-$n"; errf[$n]=$tmp/err-$n
     mkfifo "$tmp/req-$n" "$tmp/resp-$n"
     if [[ $ns == 1 ]]; then
-        unshare -m --propagation private bash -c 'umount /sys/fs/cgroup/unified && exec "$@"' _ \
+        unshare -m --propagation private bash -c 'umount /sys/fs/cgroup/unified; exec "$@"' _ \
             bash "$self" --worker "$tmp/root-$n" "${errf[$n]}" -- "$@" <"$tmp/req-$n" >"$tmp/resp-$n" &
     else
         bash "$self" --worker "$tmp/root-$n" "${errf[$n]}" -- "$@" <"$tmp/req-$n" >"$tmp/resp-$n" &
