@@ -7,6 +7,7 @@ namespace Berth.Linux;
 public static class Timing
 {
     static readonly bool On = Environment.GetEnvironmentVariable("BERTH_TIMING") == "1";
+    public static bool Enabled => On;
     static readonly long StartTicks = On ? ProcessStartTicks() : 0;
 
     public static void Mark(string label)

@@ -74,12 +74,15 @@ public sealed class CgroupHandle
     /// <summary>Files init writes itself into right before execve: the v1 memory hierarchy's
     /// `tasks` (its own tid; the exec'ing thread leads the process) and the unified hierarchy's
     /// cgroup.procs (v2, or hybrid's v2 part), so init's own pages are never charged to the container.</summary>
-    public List<string> LateProcsFiles()
+    public List<string> LateProcsFiles(LinuxResources? r)
     {
         var files = new List<string>();
+        // Hybrid: the v2 part holds only what no v1 hierarchy has (hugetlb here). Joining it costs
+        // a threadgroup migration (an RCU grace period); do it only when a limit lives there.
+        var needUnified = _m.Layout.Mode == CgroupMode.V2 || r?.HugepageLimits is { Count: > 0 } || r?.Unified is { Count: > 0 };
         foreach (var (key, dir) in _m.Paths)
         {
-            if (key == "unified") files.Add(Path.Combine(dir, "cgroup.procs"));
+            if (key == "unified") { if (needUnified) files.Add(Path.Combine(dir, "cgroup.procs")); }
             else if (key.Split(',').Contains("memory")) files.Add(Path.Combine(dir, "tasks"));
         }
         return files;

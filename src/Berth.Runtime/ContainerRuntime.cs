@@ -56,7 +56,10 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         var bundle = Path.GetFullPath(o.Bundle);
         var configPath = Path.Combine(bundle, "config.json");
         if (!File.Exists(configPath)) throw RuntimeException.Invalid($"{configPath}: no such file (is --bundle right?)");
-        var spec = SpecJson.ParseSpec(File.ReadAllBytes(configPath), configPath);
+        Timing.Mark("create: id validated");
+        var configBytes = File.ReadAllBytes(configPath);
+        var spec = SpecJson.ParseSpec(configBytes, configPath);
+        Timing.Mark("create: spec parsed");
         var rootfs = spec.Root is { Path.Length: > 0 } r ? (Path.IsPathRooted(r.Path) ? r.Path : Path.GetFullPath(Path.Combine(bundle, r.Path))) : "";
         SpecValidator.Validate(spec, rootfs);
         Timing.Mark("create: spec parsed and validated");
@@ -79,11 +82,13 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         Fd? console = null;
         try
         {
-            Store.SaveSpec(o.Id, spec);
+            Store.SaveSpecBytes(o.Id, configBytes);
+            Timing.Mark("create: spec saved");
             cg = CgroupHandle.ForCreate(o.Id, spec.Linux!.CgroupsPath, options.SystemdCgroup);
             record.CgroupsPath = cg.SpecPath;
             record.CgroupPaths = cg.HierarchyPaths;
             Store.Save(record);
+            Timing.Mark("create: cgroup layout");
             cg.Create();
             foreach (var w in cg.Apply(spec.Linux.Resources, spec.Linux.Devices ?? [])) options.Warn(w);
 
@@ -96,9 +101,9 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
 
             var plan = new InitPlan
             {
-                Id = o.Id, Spec = spec, Process = process, Rootfs = rootfs, Bundle = bundle, Fifo = fifo,
+                Id = o.Id, Rootfs = rootfs, Bundle = bundle, Fifo = fifo,
                 NoPivot = o.NoPivot, NoNewKeyring = o.NoNewKeyring, PreserveFds = o.PreserveFds, Executable = SelfExe,
-                LateCgroupProcs = cg.LateProcsFiles(), CgroupMounts = cg.MountSources(), CgroupV2Path = cg.V2Dir,
+                LateCgroupProcs = cg.LateProcsFiles(spec.Linux.Resources), CgroupMounts = cg.MountSources(), CgroupV2Path = cg.V2Dir,
             };
             var nsList = spec.Linux.Namespaces ?? [];
             plan.NewCgroupNs = nsList.Any(n => n.Type == "cgroup" && string.IsNullOrEmpty(n.Path));
@@ -111,6 +116,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             }
             Timing.Mark("create: init spawned");
             ch.Send(SyncMessages.Plan(plan));
+            ch.Send(SyncMessages.ConfigPrefix + System.Text.Encoding.UTF8.GetString(configBytes));
             Timing.Mark("create: plan sent");
             record.InitPid = pid;
             record.InitStartTime = ProcStat.Read(pid)?.StartTime ?? 0;
@@ -192,10 +198,11 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             try
             {
                 // Move this throwaway thread into the container's cgroups: the child is born there.
-                var tid = Sys.GetTid().ToString();
+                // "0" (the calling thread) is the one migration the kernel does without taking the
+                // threadgroup rwsem (an RCU grace period, ~7 ms here, for any other id).
                 foreach (var f in taskFiles)
                 {
-                    try { Sys.WriteFile(f, tid); }
+                    try { Sys.WriteFile(f, "0"); }
                     catch (SyscallException e) { throw new RuntimeException(ErrorKind.FailedPrecondition, $"cgroup: joining {Path.GetDirectoryName(f)}: {Errno.Describe(e.Errno)}"); }
                 }
                 if (initPid > 0) JoinContainerNamespaces(initPid);
@@ -217,6 +224,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
                 }
                 Sys.SetCloexec(childEnd.Value, false);
                 var env = new List<string> { $"{Init.ContainerInit.SyncFdEnv}={childEnd.Value}", "DOTNET_EnableDiagnostics=0", "DOTNET_gcServer=0", "DOTNET_GCgen0size=0x100000" };
+                if (Timing.Enabled) env.Add("BERTH_TIMING=1");
                 pid = Spawn.Start(SelfExe, ["berth-runc", "init"], env);
             }
             catch (Exception e) { error = e; }
@@ -513,7 +521,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         {
             Id = o.Id, ExecInitPid = rec.InitPid, Spec = new Spec { OciVersion = spec.OciVersion }, Process = o.Process,
             Bundle = rec.Bundle, Rootfs = rec.Rootfs, PreserveFds = o.PreserveFds, Executable = SelfExe,
-            LateCgroupProcs = cg.LateProcsFiles(),
+            LateCgroupProcs = cg.LateProcsFiles(spec.Linux?.Resources),
         };
         var (parentEnd, childEnd) = Sys.SocketPair();
         using var ch = new SyncChannel(parentEnd);

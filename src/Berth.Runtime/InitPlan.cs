@@ -11,8 +11,12 @@ public sealed class InitPlan
     [JsonPropertyName("id")] public string Id { get; set; } = "";
     /// <summary>Set for `exec`: join the container whose init has this host pid.</summary>
     [JsonPropertyName("execInitPid")] public int ExecInitPid { get; set; }
-    [JsonPropertyName("spec")] public Spec Spec { get; set; } = new();
-    [JsonPropertyName("process")] public Process Process { get; set; } = new();
+    /// <summary>For create this is not serialized: the bundle's config.json follows as its own
+    /// message, as given, so the runtime does not spend time re-serializing it.</summary>
+    [JsonPropertyName("spec")] public Spec? SpecOrNull { get; set; }
+    [JsonPropertyName("process")] public Process? ProcessOrNull { get; set; }
+    [JsonIgnore] public Spec Spec { get => SpecOrNull!; set => SpecOrNull = value; }
+    [JsonIgnore] public Process Process { get => ProcessOrNull!; set => ProcessOrNull = value; }
     [JsonPropertyName("rootfs")] public string Rootfs { get; set; } = "";
     [JsonPropertyName("bundle")] public string Bundle { get; set; } = "";
     [JsonPropertyName("fifo")] public string? Fifo { get; set; }
@@ -49,7 +53,7 @@ internal sealed partial class InitPlanJsonContext : JsonSerializerContext;
 public static class SyncMessages
 {
     public const string Hooks = "hooks", HooksDone = "hooks-done", Pty = "pty", Ready = "ready", ErrorPrefix = "error:";
-    public const string PlanPrefix = "plan:", Go = "go";
+    public const string PlanPrefix = "plan:", Go = "go", ConfigPrefix = "config:";
 
     public static string Plan(InitPlan p) => PlanPrefix + JsonSerializer.Serialize(p, InitPlanJsonContext.Default.InitPlan);
     public static InitPlan ParsePlan(string m) =>

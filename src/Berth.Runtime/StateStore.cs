@@ -1,6 +1,5 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using System.Text.RegularExpressions;
 using Berth.Linux;
 using Berth.Oci.Runtime;
 using static Berth.Linux.Interop.Libc;
@@ -34,7 +33,6 @@ internal sealed partial class StateJsonContext : JsonSerializerContext;
 /// serialised with flock on that lock file.</summary>
 public sealed class StateStore(string root)
 {
-    static readonly Regex IdPattern = new(@"^[\w+\-\.]+$", RegexOptions.Compiled | RegexOptions.CultureInvariant);
 
     public string Root { get; } = root;
 
@@ -46,7 +44,8 @@ public sealed class StateStore(string root)
     public static void ValidateId(string id)
     {
         if (string.IsNullOrEmpty(id)) throw RuntimeException.Invalid("container id cannot be empty");
-        if (id.Length > 1024 || !IdPattern.IsMatch(id) || id is "." or "..")
+        // runc's rule: ^[\w+-\.]+$ (letters, digits, '_', '+', '-', '.').
+        if (id.Length > 1024 || id is "." or ".." || !id.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '+' or '-' or '.'))
             throw RuntimeException.Invalid($"invalid container id \"{id}\"");
     }
 
@@ -100,6 +99,9 @@ public sealed class StateStore(string root)
 
     public void SaveSpec(string id, Spec spec) => AtomicFile.Write(ConfigPath(id), SpecJson.Serialize(spec));
 
+    /// <summary>Keeps the bundle's config.json as it was given (create must not pay for re-serializing it).</summary>
+    public void SaveSpecBytes(string id, byte[] config) => AtomicFile.Write(ConfigPath(id), config);
+
     public IEnumerable<string> ListIds()
     {
         if (!Directory.Exists(Root)) yield break;
@@ -140,11 +142,11 @@ public static class AtomicFile
     public static void Write(string path, ReadOnlySpan<byte> data)
     {
         var tmp = path + ".tmp";
-        using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1, FileOptions.None))
+        using (var fd = Sys.Open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0x180))
         {
-            fs.Write(data);
-            fs.Flush(flushToDisk: true);
+            Sys.WriteAll(fd.Value, data, tmp);
+            if (fsync(fd.Value) != 0) throw SyscallException.Last("fsync", tmp);
         }
-        File.Move(tmp, path, overwrite: true);
+        if (rename(tmp, path) != 0) throw SyscallException.Last("rename", path);
     }
 }

@@ -67,6 +67,9 @@ public static unsafe partial class Libc
     [LibraryImport(L, SetLastError = true)] public static partial int poll(PollFd* fds, ulong nfds, int timeout);
     [LibraryImport(L, SetLastError = true)] public static partial int execve(byte* path, byte** argv, byte** envp);
     [LibraryImport(L, SetLastError = true)] public static partial int flock(int fd, int op);
+    [LibraryImport(L, SetLastError = true)] public static partial int fsync(int fd);
+    [LibraryImport(L, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int rename(string from, string to);
     [LibraryImport(L, SetLastError = true)] public static partial int tcgetattr(int fd, byte* termios);
     [LibraryImport(L, SetLastError = true)] public static partial int tcsetattr(int fd, int act, byte* termios);
     [LibraryImport(L, SetLastError = true)] public static partial void cfmakeraw(byte* termios);

@@ -29,6 +29,12 @@ public static unsafe partial class ContainerInit
             Sys.SetCloexec(fdNum, true);
             var msg = ch.Receive() ?? throw new InvalidOperationException("no plan received");
             var plan = SyncMessages.ParsePlan(msg);
+            if (plan.SpecOrNull is null)
+            {
+                var config = ch.Receive() ?? throw new InvalidOperationException("no config received");
+                plan.Spec = SpecJson.ParseSpec(Encoding.UTF8.GetBytes(config[SyncMessages.ConfigPrefix.Length..]));
+                plan.Process = plan.Spec.Process!;
+            }
             Timing.Mark("init: plan parsed");
             if (plan.ExecInitPid > 0) Exec(plan, ch);
             else Create(plan, ch);
@@ -166,13 +172,12 @@ public static unsafe partial class ContainerInit
         if (p.NoNewPrivileges) Sys.Prctl(PR_SET_NO_NEW_PRIVS, 1);
         umask(p.User.Umask ?? 0x12);
         // Join the memory cgroup last: init's own pages stay charged to the runtime's cgroup.
-        // v1 `tasks` takes this thread's id (it is the one that execs); cgroup.procs takes "0".
-        var tid = Encoding.ASCII.GetBytes(Sys.GetTid().ToString());
+        // "0" = the calling thread: for v1 `tasks` that is the thread that execs (and so becomes the
+        // whole process), with no threadgroup lock; for v2 `cgroup.procs` it is this process.
         for (var i = 0; i < late.Count; i++)
         {
-            var value = plan.LateCgroupProcs[i].EndsWith("/tasks", StringComparison.Ordinal) ? tid : "0"u8.ToArray();
-            fixed (byte* v = value)
-                if (write(late[i].Value, v, value.Length) < 0) throw SyscallException.Last("join cgroup", plan.LateCgroupProcs[i]);
+            var zero = (byte)'0';
+            if (write(late[i].Value, &zero, 1) < 0) throw SyscallException.Last("join cgroup", plan.LateCgroupProcs[i]);
             late[i].Dispose();
         }
         Timing.Mark("init: cgroups joined");
