@@ -509,17 +509,19 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             throw RuntimeException.Invalid("cannot allocate tty if berth-runc will detach without setting console socket");
         ContainerRecord rec;
         Spec spec;
+        byte[] configBytes;
         using (Store.Lock(o.Id))
         {
             rec = Store.Load(o.Id);
             var status = StatusOf(rec);
             if (!status.CanExec()) throw RuntimeException.Precondition($"cannot exec in a {status.ToSpecString()} container");
-            spec = Store.LoadSpec(o.Id);
+            configBytes = File.ReadAllBytes(Store.ConfigPath(o.Id));
+            spec = SpecJson.ParseSpec(configBytes, Store.ConfigPath(o.Id));
         }
         var cg = Cgroup(rec);
         var plan = new InitPlan
         {
-            Id = o.Id, ExecInitPid = rec.InitPid, Spec = new Spec { OciVersion = spec.OciVersion }, Process = o.Process,
+            Id = o.Id, ExecInitPid = rec.InitPid, Process = o.Process,
             Bundle = rec.Bundle, Rootfs = rec.Rootfs, PreserveFds = o.PreserveFds, Executable = SelfExe,
             LateCgroupProcs = cg.LateProcsFiles(spec.Linux?.Resources),
         };
@@ -531,6 +533,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         try
         {
             ch.Send(SyncMessages.Plan(plan));
+            ch.Send(SyncMessages.ConfigPrefix + System.Text.Encoding.UTF8.GetString(configBytes));
             while (true)
             {
                 var msg = ch.Receive(out var passed);

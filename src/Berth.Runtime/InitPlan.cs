@@ -13,7 +13,7 @@ public sealed class InitPlan
     [JsonPropertyName("execInitPid")] public int ExecInitPid { get; set; }
     /// <summary>For create this is not serialized: the bundle's config.json follows as its own
     /// message, as given, so the runtime does not spend time re-serializing it.</summary>
-    [JsonPropertyName("spec")] public Spec? SpecOrNull { get; set; }
+    public Spec? SpecOrNull { get; set; }
     [JsonPropertyName("process")] public Process? ProcessOrNull { get; set; }
     [JsonIgnore] public Spec Spec { get => SpecOrNull!; set => SpecOrNull = value; }
     [JsonIgnore] public Process Process { get => ProcessOrNull!; set => ProcessOrNull = value; }
@@ -44,18 +44,86 @@ public sealed class CgroupMountSource
     [JsonPropertyName("options")] public string Options { get; set; } = "";
 }
 
-[JsonSourceGenerationOptions(WriteIndented = false, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
-[JsonSerializable(typeof(InitPlan))]
-internal sealed partial class InitPlanJsonContext : JsonSerializerContext;
-
-/// <summary>Messages on the sync socket. Parent→init: "plan:{json}", "hooks-done", "go". Init→parent:
-/// "hooks" (run prestart/createRuntime now), "pty" (+fd), "ready", "error:msg".</summary>
+/// <summary>Messages on the sync socket. Parent→init: "plan:{json}" (+ "config:{config.json}" for
+/// create), "hooks-done". Init→parent: "hooks" (run prestart/createRuntime now), "pty" (+fd),
+/// "ready", "error:msg". The plan is written and read by hand: on a cold NativeAOT start the
+/// serializer's metadata costs milliseconds that every container start would pay.</summary>
 public static class SyncMessages
 {
     public const string Hooks = "hooks", HooksDone = "hooks-done", Pty = "pty", Ready = "ready", ErrorPrefix = "error:";
-    public const string PlanPrefix = "plan:", Go = "go", ConfigPrefix = "config:";
+    public const string PlanPrefix = "plan:", ConfigPrefix = "config:";
 
-    public static string Plan(InitPlan p) => PlanPrefix + JsonSerializer.Serialize(p, InitPlanJsonContext.Default.InitPlan);
-    public static InitPlan ParsePlan(string m) =>
-        JsonSerializer.Deserialize(m.AsSpan(PlanPrefix.Length), InitPlanJsonContext.Default.InitPlan)!;
+    public static string Plan(InitPlan p)
+    {
+        var buf = new System.Buffers.ArrayBufferWriter<byte>(2048);
+        using (var w = new Utf8JsonWriter(buf))
+        {
+            w.WriteStartObject();
+            w.WriteString("id", p.Id);
+            w.WriteNumber("execInitPid", p.ExecInitPid);
+            w.WriteString("rootfs", p.Rootfs);
+            w.WriteString("bundle", p.Bundle);
+            if (p.Fifo is not null) w.WriteString("fifo", p.Fifo);
+            w.WriteBoolean("noPivot", p.NoPivot);
+            w.WriteBoolean("noNewKeyring", p.NoNewKeyring);
+            w.WriteBoolean("newCgroupNs", p.NewCgroupNs);
+            w.WriteNumber("preserveFds", p.PreserveFds);
+            w.WriteStartArray("lateCgroupProcs");
+            foreach (var f in p.LateCgroupProcs) w.WriteStringValue(f);
+            w.WriteEndArray();
+            w.WriteStartArray("cgroupMounts");
+            foreach (var m in p.CgroupMounts)
+            {
+                w.WriteStartObject();
+                w.WriteString("name", m.Name);
+                w.WriteString("hostPath", m.HostPath);
+                w.WriteString("options", m.Options);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            if (p.CgroupV2Path is not null) w.WriteString("cgroupV2Path", p.CgroupV2Path);
+            w.WriteString("executable", p.Executable);
+            if (p.ProcessOrNull is { } proc)
+            {
+                w.WritePropertyName("process");
+                w.WriteRawValue(JsonSerializer.SerializeToUtf8Bytes(proc, SpecJsonContext.Default.Process));
+            }
+            w.WriteEndObject();
+        }
+        return PlanPrefix + System.Text.Encoding.UTF8.GetString(buf.WrittenSpan);
+    }
+
+    public static InitPlan ParsePlan(string m)
+    {
+        using var doc = JsonDocument.Parse(m.AsMemory(PlanPrefix.Length));
+        var plan = new InitPlan();
+        foreach (var p in doc.RootElement.EnumerateObject())
+        {
+            var v = p.Value;
+            switch (p.Name)
+            {
+                case "id": plan.Id = v.GetString()!; break;
+                case "execInitPid": plan.ExecInitPid = v.GetInt32(); break;
+                case "rootfs": plan.Rootfs = v.GetString()!; break;
+                case "bundle": plan.Bundle = v.GetString()!; break;
+                case "fifo": plan.Fifo = v.GetString(); break;
+                case "noPivot": plan.NoPivot = v.GetBoolean(); break;
+                case "noNewKeyring": plan.NoNewKeyring = v.GetBoolean(); break;
+                case "newCgroupNs": plan.NewCgroupNs = v.GetBoolean(); break;
+                case "preserveFds": plan.PreserveFds = v.GetInt32(); break;
+                case "lateCgroupProcs": plan.LateCgroupProcs = v.EnumerateArray().Select(x => x.GetString()!).ToList(); break;
+                case "cgroupMounts":
+                    plan.CgroupMounts = v.EnumerateArray().Select(x => new CgroupMountSource
+                    {
+                        Name = x.GetProperty("name").GetString()!, HostPath = x.GetProperty("hostPath").GetString()!,
+                        Options = x.GetProperty("options").GetString()!,
+                    }).ToList();
+                    break;
+                case "cgroupV2Path": plan.CgroupV2Path = v.GetString(); break;
+                case "executable": plan.Executable = v.GetString()!; break;
+                case "process": plan.ProcessOrNull = SpecJson.ParseProcess(System.Text.Encoding.UTF8.GetBytes(v.GetRawText()), "process"); break;
+            }
+        }
+        return plan;
+    }
 }

@@ -23,13 +23,13 @@ public sealed class SpecException(string message) : Exception(message);
 public static class SpecJson
 {
     public static Spec ParseSpec(ReadOnlySpan<byte> utf8, string what = "config.json") =>
-        Parse(utf8, SpecJsonContext.Default.Spec, what);
+        SpecReader.Read(utf8, what, SpecReader.ReadSpec);
 
     public static Process ParseProcess(ReadOnlySpan<byte> utf8, string what = "process.json") =>
-        Parse(utf8, SpecJsonContext.Default.Process, what);
+        SpecReader.Read(utf8, what, SpecReader.ReadProcess);
 
     public static LinuxResources ParseResources(ReadOnlySpan<byte> utf8, string what = "resources") =>
-        Parse(utf8, SpecJsonContext.Default.LinuxResources, what);
+        SpecReader.Read(utf8, what, SpecReader.ReadResources);
 
     static T Parse<T>(ReadOnlySpan<byte> utf8, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> info, string what)
     {

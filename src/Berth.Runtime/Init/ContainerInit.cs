@@ -33,7 +33,7 @@ public static unsafe partial class ContainerInit
             {
                 var config = ch.Receive() ?? throw new InvalidOperationException("no config received");
                 plan.Spec = SpecJson.ParseSpec(Encoding.UTF8.GetBytes(config[SyncMessages.ConfigPrefix.Length..]));
-                plan.Process = plan.Spec.Process!;
+                plan.ProcessOrNull ??= plan.Spec.Process!;
             }
             Timing.Mark("init: plan parsed");
             if (plan.ExecInitPid > 0) Exec(plan, ch);
