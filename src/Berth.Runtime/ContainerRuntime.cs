@@ -62,6 +62,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         Timing.Mark("create: spec parsed");
         var rootfs = spec.Root is { Path.Length: > 0 } r ? (Path.IsPathRooted(r.Path) ? r.Path : Path.GetFullPath(Path.Combine(bundle, r.Path))) : "";
         SpecValidator.Validate(spec, rootfs);
+        var seccomp = CompileSeccomp(spec);
         Timing.Mark("create: spec parsed and validated");
         var process = spec.Process!;
         if (process.Terminal && o.ConsoleSocket is null && !o.KeepConsole)
@@ -101,7 +102,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
 
             var plan = new InitPlan
             {
-                Id = o.Id, Rootfs = rootfs, Bundle = bundle, Fifo = fifo,
+                Id = o.Id, Rootfs = rootfs, Bundle = bundle, Fifo = fifo, Seccomp = seccomp?.Bytes, SeccompFlags = seccomp?.Flags ?? 0,
                 NoPivot = o.NoPivot, NoNewKeyring = o.NoNewKeyring, PreserveFds = o.PreserveFds, Executable = SelfExe,
                 LateCgroupProcs = cg.LateProcsFiles(spec.Linux.Resources), CgroupMounts = cg.MountSources(), CgroupV2Path = cg.V2Dir,
             };
@@ -174,6 +175,29 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             if (e is RuntimeException) throw;
             throw new RuntimeException(ErrorKind.Internal, Message(e));
         }
+    }
+
+    /// <summary>Compiles linux.seccomp (a bad profile fails here, before anything exists); unknown
+    /// syscall names are warnings, as in runc.</summary>
+    (byte[] Bytes, uint Flags)? CompileSeccomp(Spec spec)
+    {
+        if (spec.Linux?.Seccomp is not { } profile) return null;
+        Berth.Linux.Seccomp.SeccompProgram program;
+        try { program = Berth.Linux.Seccomp.SeccompCompiler.Compile(profile, Berth.Linux.Seccomp.SeccompCompiler.NativeArchitecture); }
+        catch (Berth.Linux.Seccomp.SeccompException e) { throw RuntimeException.Invalid(e.Message); }
+        if (program.NeedsListener)
+            throw RuntimeException.Invalid("seccomp: SCMP_ACT_NOTIFY (linux.seccomp.listenerPath) is not supported by this version of berth-runc");
+        foreach (var w in program.Warnings) options.Warn(w);
+        var bytes = new byte[program.Instructions.Count * 8];
+        for (var i = 0; i < program.Instructions.Count; i++)
+        {
+            var ins = program.Instructions[i];
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(bytes.AsSpan(i * 8), ins.Code);
+            bytes[i * 8 + 2] = ins.Jt;
+            bytes[i * 8 + 3] = ins.Jf;
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(i * 8 + 4), ins.K);
+        }
+        return (bytes, program.Flags);
     }
 
     static string Message(Exception e) => e is RuntimeException or SyscallException or SpecException or ArgumentException
@@ -519,9 +543,10 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             spec = SpecJson.ParseSpec(configBytes, Store.ConfigPath(o.Id));
         }
         var cg = Cgroup(rec);
+        var seccomp = CompileSeccomp(spec);
         var plan = new InitPlan
         {
-            Id = o.Id, ExecInitPid = rec.InitPid, Process = o.Process,
+            Id = o.Id, ExecInitPid = rec.InitPid, Process = o.Process, Seccomp = seccomp?.Bytes, SeccompFlags = seccomp?.Flags ?? 0,
             Bundle = rec.Bundle, Rootfs = rec.Rootfs, PreserveFds = o.PreserveFds, Executable = SelfExe,
             LateCgroupProcs = cg.LateProcsFiles(spec.Linux?.Resources),
         };

@@ -33,6 +33,10 @@ public sealed class InitPlan
     [JsonPropertyName("cgroupMounts")] public List<CgroupMountSource> CgroupMounts { get; set; } = new();
     [JsonPropertyName("cgroupV2Path")] public string? CgroupV2Path { get; set; }
     [JsonPropertyName("executable")] public string Executable { get; set; } = "";
+    /// <summary>The compiled seccomp filter (8-byte sock_filter records) and its flags; compiled by the
+    /// runtime so a bad profile fails create/exec with a clear error, loaded by init last.</summary>
+    public byte[]? Seccomp { get; set; }
+    public uint SeccompFlags { get; set; }
 }
 
 public sealed class CgroupMountSource
@@ -83,6 +87,11 @@ public static class SyncMessages
             w.WriteEndArray();
             if (p.CgroupV2Path is not null) w.WriteString("cgroupV2Path", p.CgroupV2Path);
             w.WriteString("executable", p.Executable);
+            if (p.Seccomp is not null)
+            {
+                w.WriteBase64String("seccomp", p.Seccomp);
+                w.WriteNumber("seccompFlags", p.SeccompFlags);
+            }
             if (p.ProcessOrNull is { } proc)
             {
                 w.WritePropertyName("process");
@@ -121,6 +130,8 @@ public static class SyncMessages
                     break;
                 case "cgroupV2Path": plan.CgroupV2Path = v.GetString(); break;
                 case "executable": plan.Executable = v.GetString()!; break;
+                case "seccomp": plan.Seccomp = v.GetBytesFromBase64(); break;
+                case "seccompFlags": plan.SeccompFlags = v.GetUInt32(); break;
                 case "process": plan.ProcessOrNull = SpecJson.ParseProcess(System.Text.Encoding.UTF8.GetBytes(v.GetRawText()), "process"); break;
             }
         }

@@ -29,7 +29,6 @@ public static class SpecValidator
             throw Unsupported("user namespaces (linux.uidMappings/gidMappings, namespace \"user\")");
         if (seen.Contains("time") || linux.TimeOffsets is { Count: > 0 })
             throw Unsupported("time namespaces (linux.timeOffsets, namespace \"time\")");
-        if (linux.Seccomp is not null) throw Unsupported("linux.seccomp");
         if (linux.IntelRdt is not null) throw Unsupported("linux.intelRdt");
         if (linux.Personality is not null) throw Unsupported("linux.personality");
         if (linux.MemoryPolicy is not null) throw Unsupported("linux.memoryPolicy");

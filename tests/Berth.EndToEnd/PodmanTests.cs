@@ -4,9 +4,18 @@ namespace Berth.EndToEnd;
 [Collection("podman")]
 public sealed class PodmanTests(PodmanFixture f)
 {
-    // Seccomp is the security issue's work: until then berth-runc refuses a profile, so podman's
-    // default one is turned off here.
-    static readonly string[] Sec = ["--security-opt", "seccomp=unconfined"];
+    // podman's default seccomp profile applies (no extra security options).
+    static readonly string[] Sec = [];
+
+    [Fact]
+    public void Podman_default_seccomp_profile_is_enforced()
+    {
+        var r = RunRm(f.Image, "sh", "-c", "grep Seccomp: /proc/self/status; unshare -n true 2>/dev/null; echo unshare=$?; echo ok > /tmp/f && cat /tmp/f");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Equal(["Seccomp:\t2", "unshare=1", "ok"], Lines(r.Stdout));
+        var unconfined = RunRm("--security-opt", "seccomp=unconfined", f.Image, "grep", "Seccomp:", "/proc/self/status");
+        Assert.Equal("Seccomp:\t0", unconfined.Stdout.Trim());
+    }
 
     RunResult RunRm(params string[] args) => f.Podman(["run", "--rm", .. Sec, .. args]);
 

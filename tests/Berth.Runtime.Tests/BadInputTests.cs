@@ -42,8 +42,24 @@ public class BadInputTests
     public void Unknown_capability() => CreateIsRefused(Edit(c => c.SetCaps("CAP_CHOWN", "CAP_NOPE")), "CAP_NOPE");
 
     [Fact]
-    public void Seccomp_is_refused_for_now() =>
-        CreateIsRefused(Edit(c => c.Linux()["seccomp"] = new JsonObject { ["defaultAction"] = "SCMP_ACT_ALLOW" }), "seccomp");
+    public void Seccomp_profile_with_an_unknown_action() =>
+        CreateIsRefused(Edit(c => c.Linux()["seccomp"] = new JsonObject
+        {
+            ["defaultAction"] = "SCMP_ACT_ALLOW",
+            ["syscalls"] = new JsonArray(new JsonObject { ["names"] = new JsonArray("mkdir"), ["action"] = "SCMP_ACT_EXPLODE" }),
+        }), "SCMP_ACT_EXPLODE");
+
+    [Fact]
+    public void Seccomp_profile_with_an_unknown_operator() =>
+        CreateIsRefused(Edit(c => c.Linux()["seccomp"] = new JsonObject
+        {
+            ["defaultAction"] = "SCMP_ACT_ALLOW",
+            ["syscalls"] = new JsonArray(new JsonObject
+            {
+                ["names"] = new JsonArray("mkdir"), ["action"] = "SCMP_ACT_ERRNO",
+                ["args"] = new JsonArray(new JsonObject { ["index"] = 1, ["value"] = 1, ["op"] = "SCMP_CMP_SOMETIMES" }),
+            }),
+        }), "SCMP_CMP_SOMETIMES");
 
     [Fact]
     public void Command_not_found_in_the_rootfs() => CreateIsRefused(Edit(c => c.SetArgs("no-such-command")), "no-such-command");

@@ -36,6 +36,35 @@ public class ConfigTests
         Assert.Equal(["box-1", "hello world", "/tmp", "1000", "1001", "1001 2000 2001", "0027", "1000", "1010", "NoNewPrivs:\t1", "123"], Lines(r.Stdout));
     });
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Seccomp_filter_is_applied(bool noNewPrivileges) => Sandbox.Run(s =>
+    {
+        var id = s.NewId("seccomp");
+        // mkdir gets errno 42 (ENOMSG), mkdir with mode 0700 on x86_64's mkdirat path too; everything else allowed.
+        var b = s.NewBundle(id, "grep Seccomp: /proc/self/status; mkdir /tmp/a 2>&1; echo mkdir=$?; touch /dev/shm/f && echo touch-ok",
+            c =>
+            {
+                c.Proc()["noNewPrivileges"] = noNewPrivileges;
+                c.Linux()["seccomp"] = new JsonObject
+                {
+                    ["defaultAction"] = "SCMP_ACT_ALLOW",
+                    ["architectures"] = new JsonArray("SCMP_ARCH_X86_64"),
+                    ["syscalls"] = new JsonArray(new JsonObject
+                    {
+                        ["names"] = new JsonArray("mkdir", "mkdirat"), ["action"] = "SCMP_ACT_ERRNO", ["errnoRet"] = 42,
+                    }),
+                };
+            });
+        var r = RunToCompletion(s, id, b);
+        var lines = Lines(r.Stdout);
+        Assert.Equal("Seccomp:\t2", lines[0]);
+        Assert.Contains("No message of desired type", r.Stdout); // strerror(42)
+        Assert.Contains("mkdir=1", r.Stdout);
+        Assert.Contains("touch-ok", r.Stdout);
+    });
+
     [Fact]
     public void Capabilities_match_the_requested_set() => Sandbox.Run(s =>
     {

@@ -511,7 +511,15 @@ public static class FeaturesInfo
                 Namespaces = ["cgroup", "ipc", "mount", "network", "pid", "uts"],
                 Capabilities = Caps.ToNames(Caps.All),
                 Cgroup = new CgroupFeatures { V1 = layout.Mode != CgroupMode.V2, V2 = layout.Mode != CgroupMode.V1, Systemd = false, SystemdUser = false },
-                Seccomp = new SeccompFeatures { EnabledValue = false },
+                Seccomp = new SeccompFeatures
+                {
+                    EnabledValue = true,
+                    Actions = ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],
+                    Operators = ["SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT", "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"],
+                    Archs = ["SCMP_ARCH_AARCH64", "SCMP_ARCH_X32", "SCMP_ARCH_X86", "SCMP_ARCH_X86_64"],
+                    KnownFlags = ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+                    SupportedFlags = ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+                },
                 Apparmor = new Enabled { Value = false },
                 Selinux = new Enabled { Value = false },
                 IntelRdt = new Enabled { Value = false },

@@ -159,6 +159,9 @@ public static unsafe partial class ContainerInit
         ulong bounding = Caps.Parse(caps?.Bounding, "bounding"), effective = Caps.Parse(caps?.Effective, "effective"),
             permitted = Caps.Parse(caps?.Permitted, "permitted"), inheritable = Caps.Parse(caps?.Inheritable, "inheritable"),
             ambient = Caps.Parse(caps?.Ambient, "ambient");
+        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while init still has it
+        // (runc does the same); with no_new_privs, as late as possible, right before execve.
+        if (plan.Seccomp is not null && !p.NoNewPrivileges) LoadSeccomp(plan);
         if (caps is not null) Caps.DropBounding(bounding);
         Sys.Prctl(PR_SET_KEEPCAPS, 1);
         SetIds(p.User);
@@ -184,6 +187,7 @@ public static unsafe partial class ContainerInit
         // Nothing but stdio and the preserved fds may cross into the container (CVE-2024-21626).
         syscall(SYS_close_range, 3 + plan.PreserveFds, uint.MaxValue, 4 /* CLOSE_RANGE_CLOEXEC */, 0, 0, 0);
 
+        if (plan.Seccomp is not null && p.NoNewPrivileges) LoadSeccomp(plan);
         Timing.Mark("init: execve");
         using var strings = new NativeStrings();
         var path = strings.Add(exe);
@@ -194,6 +198,17 @@ public static unsafe partial class ContainerInit
         var msg = Encoding.UTF8.GetBytes($"berth-runc: exec {p.Args![0]}: {Errno.Describe(err)}\n");
         fixed (byte* m = msg) write(2, m, msg.Length);
         Environment.Exit(err == Errno.ENOENT ? 127 : 126);
+    }
+
+    static void LoadSeccomp(InitPlan plan)
+    {
+        var raw = plan.Seccomp!;
+        var ins = new Berth.Linux.Seccomp.SockFilter[raw.Length / 8];
+        for (var i = 0; i < ins.Length; i++)
+            ins[i] = new Berth.Linux.Seccomp.SockFilter(
+                System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(raw.AsSpan(i * 8)), raw[i * 8 + 2], raw[i * 8 + 3],
+                System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(raw.AsSpan(i * 8 + 4)));
+        Berth.Linux.Seccomp.SeccompLoader.Load(new Berth.Linux.Seccomp.SeccompProgram(ins, plan.SeccompFlags, false, []));
     }
 
     static void SetIds(User u)
