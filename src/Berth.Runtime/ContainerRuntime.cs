@@ -319,8 +319,6 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         Timing.Mark("start: begin");
         ReleaseFifo(rec);
         Timing.Mark("start: fifo released");
-        rec.Started = true;
-        Store.Save(rec);
         var spec = Store.LoadSpec(id);
         HookRunner.RunAll("poststart", spec.Hooks?.Poststart, ToState(rec, ContainerStatus.Running), failFast: false, options.Warn);
     }

@@ -138,14 +138,17 @@ public sealed class ContainerLock : IDisposable
 
 public static class AtomicFile
 {
-    /// <summary>Write to a temp file, fsync, rename over the target: readers never see half a file.</summary>
-    public static void Write(string path, ReadOnlySpan<byte> data)
+    /// <summary>Write to a temp file and rename it over the target: readers never see half a file.
+    /// <paramref name="durable"/> adds an fsync before the rename, for state that must survive a
+    /// power loss. The runtime's own state lives under /run, which a reboot empties anyway, so it
+    /// skips the fsync (as runc and crun do).</summary>
+    public static void Write(string path, ReadOnlySpan<byte> data, bool durable = false)
     {
         var tmp = path + ".tmp";
         using (var fd = Sys.Open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0x180))
         {
             Sys.WriteAll(fd.Value, data, tmp);
-            if (fsync(fd.Value) != 0) throw SyscallException.Last("fsync", tmp);
+            if (durable && fsync(fd.Value) != 0) throw SyscallException.Last("fsync", tmp);
         }
         if (rename(tmp, path) != 0) throw SyscallException.Last("rename", path);
     }
