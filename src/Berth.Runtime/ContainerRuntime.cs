@@ -11,6 +11,8 @@ public sealed class RuntimeOptions
     public string Root { get; set; } = "/run/berth-runc";
     public bool SystemdCgroup { get; set; }
     public Action<string> Warn { get; set; } = _ => { };
+    /// <summary>Notes for the log only (--log), never the terminal.</summary>
+    public Action<string> Note { get; set; } = _ => { };
 }
 
 public sealed class CreateOptions
@@ -187,7 +189,9 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         catch (Berth.Linux.Seccomp.SeccompException e) { throw RuntimeException.Invalid(e.Message); }
         if (program.NeedsListener)
             throw RuntimeException.Invalid("seccomp: SCMP_ACT_NOTIFY (linux.seccomp.listenerPath) is not supported by this version of berth-runc");
-        foreach (var w in program.Warnings) options.Warn(w);
+        // Profiles list every architecture's names (podman's and Docker's do): a name this kernel
+        // lacks is skipped quietly, as libseccomp does; it goes to the log only.
+        foreach (var w in program.Warnings) options.Note(w);
         var bytes = new byte[program.Instructions.Count * 8];
         for (var i = 0; i < program.Instructions.Count; i++)
         {

@@ -44,7 +44,7 @@ public static class RuncCli
         {
             logger = new RuntimeLog(p.GetValue(log), p.GetValue(logFormat)!, p.GetValue(debug));
             var l = logger;
-            return new ContainerRuntime(new RuntimeOptions { Root = p.GetValue(root)!, SystemdCgroup = p.GetValue(systemd), Warn = l.Warn });
+            return new ContainerRuntime(new RuntimeOptions { Root = p.GetValue(root)!, SystemdCgroup = p.GetValue(systemd), Warn = l.Warn, Note = l.Note });
         }
         int Guard(ParseResult p, Func<ContainerRuntime, int> f)
         {

@@ -12,6 +12,7 @@ public sealed class RuntimeLog(string? path, string format, bool debug)
     public void Error(string msg) => Write("error", msg);
     public void Warn(string msg) { Write("warning", msg); Console.Error.WriteLine("berth-runc: warning: " + msg); }
     public void DebugMsg(string msg) { if (Debug) Write("debug", msg); }
+    public void Note(string msg) => Write("info", msg);
 
     void Write(string level, string msg)
     {
