@@ -110,9 +110,14 @@ cfg=$tmp/bundle/config.json
 jq '.ociVersion = "1.0.2-dev" | .process.terminal = false | .process.args = ["true"]' "$cfg" >"$cfg.new"
 mv "$cfg.new" "$cfg"
 # variants share the rootfs through an absolute root.path (runc rejects a symlinked rootfs)
-mkdir "$tmp/bundle-mem" "$tmp/bundle-nocg"
+mkdir "$tmp/bundle-mem" "$tmp/bundle-nocg" "$tmp/bundle-sec"
 jq --arg r "$tmp/bundle/rootfs" '.root.path = $r | .linux.resources.memory.limit = 1048576' "$cfg" >"$tmp/bundle-mem/config.json"
 jq --arg r "$tmp/bundle/rootfs" '.root.path = $r | del(.linux.resources) | .linux.cgroupsPath = ""' "$cfg" >"$tmp/bundle-nocg/config.json"
+# the default seccomp profile podman applies to every container (containers-common's seccomp.json)
+SECCOMP_PROFILE=${SECCOMP_PROFILE:-/usr/share/containers/seccomp.json}
+if [[ -r $SECCOMP_PROFILE ]]; then
+    jq --arg r "$tmp/bundle/rootfs" --slurpfile sp "$SECCOMP_PROFILE" '.root.path = $r | .linux.seccomp = $sp[0]' "$cfg" >"$tmp/bundle-sec/config.json"
+fi
 declare -A bundle=() bundle_mem=()
 
 # ---- workers
@@ -255,6 +260,18 @@ for ((i = 0; i < N; i++)); do
     done
 done
 
+if [[ -s $tmp/bundle-sec/config.json ]]; then
+    echo "scenario seccomp (run with $SECCOMP_PROFILE): $N x ${#names[@]} interleaved ..."
+    for ((i = 0; i < N; i++)); do
+        order "$i"
+        for n in "${ORDER[@]}"; do
+            [[ ${bundle[$n]} == "$tmp/bundle" ]] || continue   # crun without cgroups: same rootfs, skip
+            op "$n" run "$prefix-c$i" "$tmp/bundle-sec"; record "$n" seccomp
+            [[ $RC == 0 ]] || op "$n" kill "$prefix-c$i"
+        done
+    done
+fi
+
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---- report
@@ -265,7 +282,7 @@ stat() {   # FILE -> "median p90" in ms (median: mean of the middle two; p90: ne
         printf "%.2f %.2f\n", m / 1000, v[r] / 1000 }'
 }
 declare -A med=() p90=() okn=() tried=()
-steps=(run create start wait delete mem1m)
+steps=(run create start wait delete mem1m seccomp)
 for step in "${steps[@]}"; do
     for n in "${names[@]}"; do
         key=$n.$step f=$tmp/samples/$n.$step
@@ -279,7 +296,7 @@ ratio() { [[ -n ${med[$1]:-} && -n ${med[$2]:-} ]] && awk -v a="${med[$1]}" -v b
 echo
 printf '%-8s %-7s %-11s %9s %10s %8s %11s %11s\n' scenario step runtime ok/N "median ms" "p90 ms" berth/runc berth/crun
 for step in "${steps[@]}"; do
-    case $step in run) sc=run ;; mem1m) sc=mem1m ;; *) sc=split ;; esac
+    case $step in run) sc=run ;; mem1m) sc=mem1m ;; seccomp) sc=seccomp ;; *) sc=split ;; esac
     for n in "${names[@]}"; do
         key=$n.$step
         if [[ $step == mem1m && -z ${bundle_mem[$n]} ]]; then
