@@ -64,8 +64,9 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         Timing.Mark("create: spec parsed");
         var rootfs = spec.Root is { Path.Length: > 0 } r ? (Path.IsPathRooted(r.Path) ? r.Path : Path.GetFullPath(Path.Combine(bundle, r.Path))) : "";
         SpecValidator.Validate(spec, rootfs);
-        var seccomp = CompileSeccomp(spec);
         Timing.Mark("create: spec parsed and validated");
+        var seccomp = CompileSeccomp(spec);
+        Timing.Mark("create: seccomp compiled");
         var process = spec.Process!;
         if (process.Terminal && o.ConsoleSocket is null && !o.KeepConsole)
             throw RuntimeException.Invalid("cannot allocate tty if berth-runc will detach without setting console socket");
@@ -79,6 +80,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         {
             Id = o.Id, Bundle = bundle, Rootfs = rootfs, Created = DateTimeOffset.UtcNow, Owner = OwnerName(),
             Annotations = spec.Annotations, SystemdCgroup = options.SystemdCgroup,
+            HasPostHooks = spec.Hooks?.Poststart is { Count: > 0 } || spec.Hooks?.Poststop is { Count: > 0 },
         };
         CgroupHandle? cg = null;
         int pid = 0;
@@ -323,6 +325,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         Timing.Mark("start: begin");
         ReleaseFifo(rec);
         Timing.Mark("start: fifo released");
+        if (!rec.HasPostHooks) return;
         var spec = Store.LoadSpec(id);
         HookRunner.RunAll("poststart", spec.Hooks?.Poststart, ToState(rec, ContainerStatus.Running), failFast: false, options.Warn);
     }
@@ -442,7 +445,10 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             try { if (cg.GetPids().Count > 0) KillAllAndWait(rec, cg, false); } catch (Exception) { }
         }
         Spec? spec = null;
-        try { spec = Store.LoadSpec(id); } catch (Exception) { }
+        if (rec.HasPostHooks)
+        {
+            try { spec = Store.LoadSpec(id); } catch (Exception) { }
+        }
         var errors = new List<string>();
         try { cg.Destroy(); } catch (Exception e) { errors.Add(e.Message); }
         if (spec is not null && rec.InitPid > 0)

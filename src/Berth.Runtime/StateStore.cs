@@ -20,13 +20,79 @@ public sealed class ContainerRecord
     /// <summary>The container's cgroup in each hierarchy, resolved once at create.</summary>
     [JsonPropertyName("cgroupPaths")] public Dictionary<string, string>? CgroupPaths { get; set; }
     [JsonPropertyName("systemdCgroup")] public bool SystemdCgroup { get; set; }
-    [JsonPropertyName("started")] public bool Started { get; set; }
+    /// <summary>Whether config.json has poststart/poststop hooks: start and delete then need to read it.</summary>
+    [JsonPropertyName("hasPostHooks")] public bool HasPostHooks { get; set; }
     [JsonPropertyName("annotations")] public Dictionary<string, string>? Annotations { get; set; }
 }
 
-[JsonSourceGenerationOptions(WriteIndented = false, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
-[JsonSerializable(typeof(ContainerRecord))]
-internal sealed partial class StateJsonContext : JsonSerializerContext;
+/// <summary>state.json, written and read by hand: every runtime command reads it on a cold start,
+/// where the serializer's metadata would cost more than the rest of the command.</summary>
+internal static class RecordJson
+{
+    public static byte[] Write(ContainerRecord r)
+    {
+        var buf = new System.Buffers.ArrayBufferWriter<byte>(1024);
+        using (var w = new Utf8JsonWriter(buf))
+        {
+            w.WriteStartObject();
+            w.WriteString("id", r.Id);
+            w.WriteString("bundle", r.Bundle);
+            w.WriteString("rootfs", r.Rootfs);
+            w.WriteNumber("initPid", r.InitPid);
+            w.WriteNumber("initStartTime", r.InitStartTime);
+            w.WriteString("created", r.Created);
+            w.WriteString("owner", r.Owner);
+            w.WriteString("cgroupsPath", r.CgroupsPath);
+            WriteMap(w, "cgroupPaths", r.CgroupPaths);
+            w.WriteBoolean("systemdCgroup", r.SystemdCgroup);
+            w.WriteBoolean("hasPostHooks", r.HasPostHooks);
+            WriteMap(w, "annotations", r.Annotations);
+            w.WriteEndObject();
+        }
+        return buf.WrittenSpan.ToArray();
+    }
+
+    static void WriteMap(Utf8JsonWriter w, string name, Dictionary<string, string>? map)
+    {
+        if (map is null) return;
+        w.WriteStartObject(name);
+        foreach (var (k, v) in map) w.WriteString(k, v);
+        w.WriteEndObject();
+    }
+
+    public static ContainerRecord Read(byte[] bytes)
+    {
+        using var doc = JsonDocument.Parse(bytes);
+        var r = new ContainerRecord();
+        foreach (var p in doc.RootElement.EnumerateObject())
+        {
+            var v = p.Value;
+            switch (p.Name)
+            {
+                case "id": r.Id = v.GetString()!; break;
+                case "bundle": r.Bundle = v.GetString()!; break;
+                case "rootfs": r.Rootfs = v.GetString()!; break;
+                case "initPid": r.InitPid = v.GetInt32(); break;
+                case "initStartTime": r.InitStartTime = v.GetUInt64(); break;
+                case "created": r.Created = v.GetDateTimeOffset(); break;
+                case "owner": r.Owner = v.GetString()!; break;
+                case "cgroupsPath": r.CgroupsPath = v.GetString()!; break;
+                case "cgroupPaths": r.CgroupPaths = ReadMap(v); break;
+                case "systemdCgroup": r.SystemdCgroup = v.GetBoolean(); break;
+                case "hasPostHooks": r.HasPostHooks = v.GetBoolean(); break;
+                case "annotations": r.Annotations = ReadMap(v); break;
+            }
+        }
+        return r;
+    }
+
+    static Dictionary<string, string> ReadMap(JsonElement e)
+    {
+        var d = new Dictionary<string, string>();
+        foreach (var p in e.EnumerateObject()) d[p.Name] = p.Value.GetString()!;
+        return d;
+    }
+}
 
 /// <summary>The runtime's state directory (--root): one directory per container holding state.json,
 /// config.json (the spec as created), the exec fifo and a lock file. Commands on one id are
@@ -84,18 +150,17 @@ public sealed class StateStore(string root)
         try
         {
             var bytes = File.ReadAllBytes(StatePath(id));
-            return JsonSerializer.Deserialize(bytes, StateJsonContext.Default.ContainerRecord)
-                ?? throw RuntimeException.NotFound(id);
+            return RecordJson.Read(bytes);
         }
         catch (FileNotFoundException) { throw RuntimeException.NotFound(id); }
         catch (DirectoryNotFoundException) { throw RuntimeException.NotFound(id); }
-        catch (JsonException e) { throw new RuntimeException(ErrorKind.Internal, $"container \"{id}\": corrupt state: {e.Message}"); }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException) { throw new RuntimeException(ErrorKind.Internal, $"container \"{id}\": corrupt state: {e.Message}"); }
     }
 
     public Spec LoadSpec(string id) => SpecJson.ParseSpec(File.ReadAllBytes(ConfigPath(id)), ConfigPath(id));
 
     public void Save(ContainerRecord r) =>
-        AtomicFile.Write(StatePath(r.Id), JsonSerializer.SerializeToUtf8Bytes(r, StateJsonContext.Default.ContainerRecord));
+        AtomicFile.Write(StatePath(r.Id), RecordJson.Write(r));
 
     public void SaveSpec(string id, Spec spec) => AtomicFile.Write(ConfigPath(id), SpecJson.Serialize(spec));
 

@@ -104,6 +104,10 @@ internal static class SpecReader
 
     // ------------------------------------------------------------------ the spec
 
+    /// <summary>Set by init, which gets the seccomp filter already compiled: the profile (often the
+    /// largest part of a config) is then not materialized.</summary>
+    [ThreadStatic] public static bool SkipSeccomp;
+
     public static Spec ReadSpec(JsonElement e, string path)
     {
         Obj(e, path);
@@ -299,7 +303,7 @@ internal static class SpecReader
                 case "cgroupsPath": l.CgroupsPath = Str(v, q); break;
                 case "namespaces": l.Namespaces = List(v, q, (x, y) => { Obj(x, y); var n = new Namespace(); foreach (var f in x.EnumerateObject()) { if (f.Name == "type") n.Type = StrReq(f.Value, y + ".type"); else if (f.Name == "path") n.Path = Str(f.Value, y + ".path"); } return n; }); break;
                 case "devices": l.Devices = List(v, q, ReadDevice); break;
-                case "seccomp": l.Seccomp = O(v, q, ReadSeccomp); break;
+                case "seccomp": if (!SkipSeccomp) l.Seccomp = O(v, q, ReadSeccomp); break;
                 case "rootfsPropagation": l.RootfsPropagation = Str(v, q); break;
                 case "maskedPaths": l.MaskedPaths = Strings(v, q); break;
                 case "readonlyPaths": l.ReadonlyPaths = Strings(v, q); break;

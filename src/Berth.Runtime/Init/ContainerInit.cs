@@ -32,7 +32,7 @@ public static unsafe partial class ContainerInit
             if (plan.SpecOrNull is null)
             {
                 var config = ch.Receive() ?? throw new InvalidOperationException("no config received");
-                plan.Spec = SpecJson.ParseSpec(Encoding.UTF8.GetBytes(config[SyncMessages.ConfigPrefix.Length..]));
+                plan.Spec = SpecJson.ParseSpecWithoutSeccomp(Encoding.UTF8.GetBytes(config[SyncMessages.ConfigPrefix.Length..]));
                 plan.ProcessOrNull ??= plan.Spec.Process!;
             }
             Timing.Mark("init: plan parsed");
@@ -75,6 +75,7 @@ public static unsafe partial class ContainerInit
         ch.Send(SyncMessages.Hooks);
         var reply = ch.Receive();
         if (reply != SyncMessages.HooksDone) throw new InvalidOperationException(reply?.StartsWith(SyncMessages.ErrorPrefix) == true ? reply[6..] : "runtime went away");
+        Timing.Mark("init: hooks done");
         // createContainer hooks: in the container's namespaces, before pivot_root.
         HookRunner.RunAll("createContainer", spec.Hooks?.CreateContainer, StateFor(plan, "created"), failFast: true);
 
@@ -208,7 +209,9 @@ public static unsafe partial class ContainerInit
             ins[i] = new Berth.Linux.Seccomp.SockFilter(
                 System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(raw.AsSpan(i * 8)), raw[i * 8 + 2], raw[i * 8 + 3],
                 System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(raw.AsSpan(i * 8 + 4)));
+        Timing.Mark("init: seccomp decode");
         Berth.Linux.Seccomp.SeccompLoader.Load(new Berth.Linux.Seccomp.SeccompProgram(ins, plan.SeccompFlags, false, []));
+        Timing.Mark("init: seccomp loaded");
     }
 
     static void SetIds(User u)
