@@ -235,7 +235,14 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
                     try { Sys.WriteFile(f, "0"); }
                     catch (SyscallException e) { throw new RuntimeException(ErrorKind.FailedPrecondition, $"cgroup: joining {Path.GetDirectoryName(f)}: {Errno.Describe(e.Errno)}"); }
                 }
-                if (initPid > 0) JoinContainerNamespaces(initPid);
+                if (initPid > 0)
+                {
+                    JoinContainerNamespaces(initPid);
+                    // exec: a private mount namespace just for the read-only view of the binary;
+                    // the child then enters the container's mount namespace itself.
+                    Sys.Unshare(CLONE_NEWNS);
+                    ProtectRuntimeBinary();
+                }
                 else
                 {
                     var unshareFlags = 0;
@@ -251,6 +258,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
                         else unshareFlags |= flag;
                     }
                     if (unshareFlags != 0) Sys.Unshare(unshareFlags);
+                    if ((unshareFlags & CLONE_NEWNS) != 0) ProtectRuntimeBinary();
                 }
                 Sys.SetCloexec(childEnd.Value, false);
                 var env = new List<string> { $"{Init.ContainerInit.SyncFdEnv}={childEnd.Value}", "DOTNET_EnableDiagnostics=0", "DOTNET_gcServer=0", "DOTNET_GCgen0size=0x100000" };
@@ -263,6 +271,17 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         t.Join();
         if (error is not null) throw error is SyscallException se ? new RuntimeException(ErrorKind.InvalidArgument, se.Message) : error;
         return pid;
+    }
+
+    /// <summary>CVE-2019-5736 defence: in the new mount namespace the child is born into, bind the
+    /// runtime binary read-only over itself, so a container process that reaches it through
+    /// /proc/PID/exe gets EROFS instead of overwriting the host's berth. Mounts made here stay in
+    /// this namespace (made a slave of the host's first).</summary>
+    static void ProtectRuntimeBinary()
+    {
+        Sys.Mount(null, "/", null, MS_REC | MS_SLAVE, null, "/ (slave, before protecting the runtime binary)");
+        Sys.Mount(SelfExe, SelfExe, null, MS_BIND, null, $"runtime binary {SelfExe} (bind)");
+        Sys.Mount(null, SelfExe, null, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, null, $"runtime binary {SelfExe} (read-only)");
     }
 
     static void JoinContainerNamespaces(int initPid)

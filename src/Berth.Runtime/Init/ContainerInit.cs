@@ -16,6 +16,9 @@ public static unsafe partial class ContainerInit
 
     public static int Main()
     {
+        // Not dumpable: processes in the container cannot ptrace init or open its /proc/PID/{exe,mem,
+        // fd/*} (CVE-2019-5736 class) while it still runs the runtime's code. execve resets it.
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         Timing.Mark("init: main");
         var fdText = Environment.GetEnvironmentVariable(SyncFdEnv);
         if (fdText is null || !int.TryParse(fdText, out var fdNum))
@@ -149,6 +152,11 @@ public static unsafe partial class ContainerInit
             var e = Marshal.GetLastPInvokeError();
             throw new RuntimeException(ErrorKind.InvalidArgument, $"cannot change to working directory {cwd}: {Errno.Describe(e)}");
         }
+        // A cwd reached through a descriptor that names a host directory (e.g. /proc/self/fd/N,
+        // CVE-2024-21626) is outside the container's root: the kernel reports it as unreachable.
+        var here = Directory.GetCurrentDirectory();
+        if (!here.StartsWith('/') || here.StartsWith("(unreachable)", StringComparison.Ordinal))
+            throw new RuntimeException(ErrorKind.InvalidArgument, $"working directory {cwd} is outside the container's root");
         exe = LookPath(p.Args![0], p.Env);
     }
 
