@@ -54,7 +54,7 @@ public sealed class CgroupHandle
             // create: spec rules, then the default allow-list, then the configured device nodes.
             var rules = new List<DeviceCgroup>(r.Devices ?? []);
             rules.AddRange(AllowedDevices);
-            foreach (var d in devices)
+            foreach (var d in devices.Where(d => d.Type != "p")) // fifos are not device nodes
                 rules.Add(new DeviceCgroup { Allow = true, Type = d.Type is "u" ? "c" : d.Type, Major = d.Major, Minor = d.Minor, Access = "rwm" });
             copy.Devices = rules;
         }

@@ -81,6 +81,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             Id = o.Id, Bundle = bundle, Rootfs = rootfs, Created = DateTimeOffset.UtcNow, Owner = OwnerName(),
             Annotations = spec.Annotations, SystemdCgroup = options.SystemdCgroup,
             HasPostHooks = spec.Hooks?.Poststart is { Count: > 0 } || spec.Hooks?.Poststop is { Count: > 0 },
+            HostMountNs = !(spec.Linux?.Namespaces ?? []).Any(n => n.Type == "mount"),
         };
         CgroupHandle? cg = null;
         int pid = 0;
@@ -112,6 +113,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             };
             var nsList = spec.Linux.Namespaces ?? [];
             plan.NewCgroupNs = nsList.Any(n => n.Type == "cgroup" && string.IsNullOrEmpty(n.Path));
+            plan.HostMountNs = record.HostMountNs;
 
             var (parentEnd, childEnd) = Sys.SocketPair();
             using var ch = new SyncChannel(parentEnd);
@@ -173,6 +175,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
                 try { Sys.Wait(pid); } catch (SyscallException) { }
             }
             try { cg?.Destroy(); } catch (Exception ce) { cleanupErrors.Add(ce.Message); }
+            if (record.HostMountNs) UnmountUnder(rootfs);
             Store.Remove(o.Id);
             if (cleanupErrors.Count > 0)
                 throw new RuntimeException(ErrorKind.Internal, $"{Message(e)}; cleanup also failed: {string.Join("; ", cleanupErrors)}");
@@ -282,6 +285,23 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         Sys.Mount(null, "/", null, MS_REC | MS_SLAVE, null, "/ (slave, before protecting the runtime binary)");
         Sys.Mount(SelfExe, SelfExe, null, MS_BIND, null, $"runtime binary {SelfExe} (bind)");
         Sys.Mount(null, SelfExe, null, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, null, $"runtime binary {SelfExe} (read-only)");
+    }
+
+    /// <summary>Detaches every mount at or below <paramref name="root"/> in this mount namespace,
+    /// deepest first (what a container sharing the host's mount namespace left there).</summary>
+    static void UnmountUnder(string root)
+    {
+        var prefix = root.TrimEnd('/');
+        var points = new List<string>();
+        foreach (var line in File.ReadLines("/proc/self/mountinfo"))
+        {
+            var f = line.Split(' ');
+            if (f.Length < 5) continue;
+            var mp = f[4].Replace("\\040", " ");
+            if (mp == prefix || mp.StartsWith(prefix + "/", StringComparison.Ordinal)) points.Add(mp);
+        }
+        foreach (var mp in points.OrderByDescending(p => p.Count(c => c == '/')).ThenByDescending(p => p.Length))
+            umount2(mp, MNT_DETACH);
     }
 
     static void JoinContainerNamespaces(int initPid)
@@ -470,6 +490,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         }
         var errors = new List<string>();
         try { cg.Destroy(); } catch (Exception e) { errors.Add(e.Message); }
+        if (rec.HostMountNs) UnmountUnder(rec.Rootfs);
         if (spec is not null && rec.InitPid > 0)
             HookRunner.RunAll("poststop", spec.Hooks?.Poststop, ToState(rec, ContainerStatus.Stopped), failFast: false, options.Warn);
         Store.Remove(id);
@@ -573,7 +594,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         var seccomp = CompileSeccomp(spec);
         var plan = new InitPlan
         {
-            Id = o.Id, ExecInitPid = rec.InitPid, Process = o.Process, Seccomp = seccomp?.Bytes, SeccompFlags = seccomp?.Flags ?? 0,
+            Id = o.Id, ExecInitPid = rec.InitPid, Process = o.Process, HostMountNs = rec.HostMountNs, Seccomp = seccomp?.Bytes, SeccompFlags = seccomp?.Flags ?? 0,
             Bundle = rec.Bundle, Rootfs = rec.Rootfs, PreserveFds = o.PreserveFds, Executable = SelfExe,
             LateCgroupProcs = cg.LateProcsFiles(spec.Linux?.Resources),
         };

@@ -22,7 +22,9 @@ public sealed class InitPlan
     [JsonPropertyName("fifo")] public string? Fifo { get; set; }
     [JsonPropertyName("noPivot")] public bool NoPivot { get; set; }
     [JsonPropertyName("noNewKeyring")] public bool NoNewKeyring { get; set; }
-    [JsonPropertyName("newMountNs")] public bool NewMountNs { get; set; }
+    /// <summary>No mount namespace in the config: the container shares the host's, its mounts are
+    /// made there (under the rootfs, undone by delete) and it is entered with chroot, as runc does.</summary>
+    public bool HostMountNs { get; set; }
     [JsonPropertyName("newUtsNs")] public bool NewUtsNs { get; set; }
     [JsonPropertyName("newCgroupNs")] public bool NewCgroupNs { get; set; }
     [JsonPropertyName("preserveFds")] public int PreserveFds { get; set; }
@@ -69,6 +71,7 @@ public static class SyncMessages
             w.WriteString("bundle", p.Bundle);
             if (p.Fifo is not null) w.WriteString("fifo", p.Fifo);
             w.WriteBoolean("noPivot", p.NoPivot);
+            w.WriteBoolean("hostMountNs", p.HostMountNs);
             w.WriteBoolean("noNewKeyring", p.NoNewKeyring);
             w.WriteBoolean("newCgroupNs", p.NewCgroupNs);
             w.WriteNumber("preserveFds", p.PreserveFds);
@@ -117,6 +120,7 @@ public static class SyncMessages
                 case "bundle": plan.Bundle = v.GetString()!; break;
                 case "fifo": plan.Fifo = v.GetString(); break;
                 case "noPivot": plan.NoPivot = v.GetBoolean(); break;
+                case "hostMountNs": plan.HostMountNs = v.GetBoolean(); break;
                 case "noNewKeyring": plan.NoNewKeyring = v.GetBoolean(); break;
                 case "newCgroupNs": plan.NewCgroupNs = v.GetBoolean(); break;
                 case "preserveFds": plan.PreserveFds = v.GetInt32(); break;

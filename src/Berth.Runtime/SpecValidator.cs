@@ -41,7 +41,6 @@ public static class SpecValidator
         var hasNs = (string t) => seen.Contains(t);
         if (!string.IsNullOrEmpty(spec.Hostname) && !hasNs("uts")) throw Bad("unable to set hostname without a new UTS namespace");
         if (!string.IsNullOrEmpty(spec.Domainname) && !hasNs("uts")) throw Bad("unable to set domainname without a new UTS namespace");
-        if (!hasNs("mount")) throw Bad("a mount namespace is required (add {\"type\": \"mount\"} to linux.namespaces)");
         _ = newNs;
 
         foreach (var (key, _) in linux.Sysctl ?? [])

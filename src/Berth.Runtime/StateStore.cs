@@ -22,6 +22,8 @@ public sealed class ContainerRecord
     [JsonPropertyName("systemdCgroup")] public bool SystemdCgroup { get; set; }
     /// <summary>Whether config.json has poststart/poststop hooks: start and delete then need to read it.</summary>
     [JsonPropertyName("hasPostHooks")] public bool HasPostHooks { get; set; }
+    /// <summary>The container shares the host's mount namespace: delete unmounts what create mounted.</summary>
+    public bool HostMountNs { get; set; }
     [JsonPropertyName("annotations")] public Dictionary<string, string>? Annotations { get; set; }
 }
 
@@ -46,6 +48,7 @@ internal static class RecordJson
             WriteMap(w, "cgroupPaths", r.CgroupPaths);
             w.WriteBoolean("systemdCgroup", r.SystemdCgroup);
             w.WriteBoolean("hasPostHooks", r.HasPostHooks);
+            w.WriteBoolean("hostMountNs", r.HostMountNs);
             WriteMap(w, "annotations", r.Annotations);
             w.WriteEndObject();
         }
@@ -80,6 +83,7 @@ internal static class RecordJson
                 case "cgroupPaths": r.CgroupPaths = ReadMap(v); break;
                 case "systemdCgroup": r.SystemdCgroup = v.GetBoolean(); break;
                 case "hasPostHooks": r.HasPostHooks = v.GetBoolean(); break;
+                case "hostMountNs": r.HostMountNs = v.GetBoolean(); break;
                 case "annotations": r.Annotations = ReadMap(v); break;
             }
         }

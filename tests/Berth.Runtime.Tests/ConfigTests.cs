@@ -66,6 +66,20 @@ public class ConfigTests
     });
 
     [Fact]
+    public void Signals_start_at_their_defaults() => Sandbox.Run(s =>
+    {
+        // The runtime (.NET) ignores SIGPIPE; execve would pass that on to the container.
+        var id = s.NewId("sig");
+        var b = s.NewBundle(id, "cat /proc/self/status");
+        var r = RunToCompletion(s, id, b);
+        var status = Lines(r.Stdout).ToDictionary(l => l.Split(':')[0], l => l.Split(':', 2)[1].Trim());
+        // busybox sh (the bundle's wrapper) ignores SIGQUIT itself, as runc's containers show too;
+        // SIGPIPE (bit 12) must not be ignored and nothing may be blocked.
+        Assert.Equal(0UL, Convert.ToUInt64(status["SigIgn"], 16) & (1UL << 12));
+        Assert.Equal("0000000000000000", status["SigBlk"]);
+    });
+
+    [Fact]
     public void Capabilities_match_the_requested_set() => Sandbox.Run(s =>
     {
         var id = s.NewId("caps");

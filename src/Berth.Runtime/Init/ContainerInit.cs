@@ -97,6 +97,10 @@ public static unsafe partial class ContainerInit
             Sys.Mount(null, "/", null, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, null, "/ (read-only root)");
 
         PrepareProcess(plan.Process, ch, pty, out var exe);
+        // Join the memory cgroup now, at the end of create: the container's cgroups are complete
+        // while it waits for start (what `ps`, `events` and callers reading /proc/PID/cgroup expect),
+        // and init's own set-up pages were already charged to the runtime's cgroup.
+        JoinLateCgroups(plan, late);
         Timing.Mark("init: ready");
         ch.Send(SyncMessages.Ready);
         ch.Dispose();
@@ -123,6 +127,7 @@ public static unsafe partial class ContainerInit
             Sys.Unshare(CLONE_FS);
             Sys.SetNs(mnt, CLONE_NEWNS, "mount namespace of the container");
         }
+        if (plan.HostMountNs && chroot(plan.Rootfs) != 0) throw SyscallException.Last("chroot", plan.Rootfs);
         Pty? pty = plan.Process.Terminal ? Pty.Open("/dev/ptmx", null, plan.Process.ConsoleSize) : null;
         PrepareProcess(plan.Process, ch, pty, out var exe);
         ch.Send(SyncMessages.Ready);
@@ -184,20 +189,14 @@ public static unsafe partial class ContainerInit
         if (p.NoNewPrivileges) Sys.Prctl(PR_SET_NO_NEW_PRIVS, 1);
         umask(p.User.Umask ?? 0x12);
         // Join the memory cgroup last: init's own pages stay charged to the runtime's cgroup.
-        // "0" = the calling thread: for v1 `tasks` that is the thread that execs (and so becomes the
-        // whole process), with no threadgroup lock; for v2 `cgroup.procs` it is this process.
-        for (var i = 0; i < late.Count; i++)
-        {
-            var zero = (byte)'0';
-            if (write(late[i].Value, &zero, 1) < 0) throw SyscallException.Last("join cgroup", plan.LateCgroupProcs[i]);
-            late[i].Dispose();
-        }
+        JoinLateCgroups(plan, late);
         Timing.Mark("init: cgroups joined");
         // Nothing but stdio and the preserved fds may cross into the container (CVE-2024-21626).
         syscall(SYS_close_range, 3 + plan.PreserveFds, uint.MaxValue, 4 /* CLOSE_RANGE_CLOEXEC */, 0, 0, 0);
 
         if (plan.Seccomp is not null && p.NoNewPrivileges) LoadSeccomp(plan);
         Timing.Mark("init: execve");
+        ResetSignals();
         using var strings = new NativeStrings();
         var path = strings.Add(exe);
         var argv = strings.AddArray(p.Args!);
@@ -208,6 +207,32 @@ public static unsafe partial class ContainerInit
         fixed (byte* m = msg) write(2, m, msg.Length);
         Environment.Exit(err == Errno.ENOENT ? 127 : 126);
     }
+
+    /// <summary>"0" = the calling thread: for v1 `tasks` that is the thread that execs (and so becomes
+    /// the whole process), with no threadgroup lock; for v2 `cgroup.procs` it is this process.</summary>
+    static void JoinLateCgroups(InitPlan plan, List<Fd> late)
+    {
+        for (var i = 0; i < late.Count; i++)
+        {
+            var zero = (byte)'0';
+            if (write(late[i].Value, &zero, 1) < 0) throw SyscallException.Last("join cgroup", plan.LateCgroupProcs[i]);
+            late[i].Dispose();
+        }
+        late.Clear();
+    }
+
+    /// <summary>execve keeps ignored signals ignored and the blocked mask: the .NET runtime ignores
+    /// SIGPIPE, which must not leak into the container's process. Everything back to default.</summary>
+    static void ResetSignals()
+    {
+        for (var sig = 1; sig <= 64; sig++)
+            if (sig is not (9 or 19 or 32 or 33)) signal(sig, 0 /* SIG_DFL */);
+        ulong empty = 0;
+        sigprocmask(2 /* SIG_SETMASK */, &empty, null);
+    }
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial nint signal(int sig, nint handler);
 
     static void LoadSeccomp(InitPlan plan)
     {
@@ -262,6 +287,12 @@ public static unsafe partial class ContainerInit
 
     static void PivotRoot(InitPlan plan)
     {
+        if (plan.HostMountNs)
+        {
+            if (chroot(plan.Rootfs) != 0) throw SyscallException.Last("chroot", plan.Rootfs);
+            if (chdir("/") != 0) throw SyscallException.Last("chdir", "/");
+            return;
+        }
         if (plan.NoPivot)
         {
             if (chdir(plan.Rootfs) != 0) throw SyscallException.Last("chdir", plan.Rootfs);
@@ -278,6 +309,22 @@ public static unsafe partial class ContainerInit
         Sys.Mount(null, ".", null, MS_SLAVE | MS_REC, null, "old root (make slave)");
         if (umount2(".", MNT_DETACH) != 0) throw SyscallException.Last("umount", "old root");
         if (chdir("/") != 0) throw SyscallException.Last("chdir", "/");
+    }
+
+    /// <summary>The mount point that holds <paramref name="path"/>'s parent directory.</summary>
+    internal static string? ParentMountPoint(string path)
+    {
+        var dir = Path.GetDirectoryName(path.TrimEnd('/')) ?? "/";
+        string? best = null;
+        foreach (var line in File.ReadLines("/proc/self/mountinfo"))
+        {
+            var f = line.Split(' ');
+            if (f.Length < 5) continue;
+            var mp = f[4].Replace("\\040", " ");
+            if ((dir == mp || dir.StartsWith(mp.TrimEnd('/') + "/", StringComparison.Ordinal) || mp == "/") && (best is null || mp.Length > best.Length))
+                best = mp;
+        }
+        return best;
     }
 
     static readonly byte* DotStr = (byte*)NativeMemory.AllocZeroed(2);

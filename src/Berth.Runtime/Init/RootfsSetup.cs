@@ -15,8 +15,19 @@ internal sealed unsafe partial class RootfsSetup(InitPlan plan, Fd root)
 
     public static void PrepareRoot(InitPlan plan)
     {
+        if (plan.HostMountNs)
+        {
+            // The host's mount namespace: never touch its propagation; the rootfs still becomes a
+            // mount point of its own so that a read-only root cannot reach the host's "/".
+            Sys.Mount(plan.Rootfs, plan.Rootfs, null, MS_BIND | MS_REC, null, $"rootfs {plan.Rootfs}");
+            return;
+        }
         var prop = plan.Spec.Linux?.RootfsPropagation is { Length: > 0 } rp ? MountOptions.Propagation[rp] : MS_SLAVE | MS_REC;
         Sys.Mount(null, "/", null, prop, null, "/ (set propagation)");
+        // pivot_root refuses a new root under a shared parent mount (rootfsPropagation "shared"):
+        // make the rootfs' parent mount private in this namespace before binding it, as runc does.
+        if ((prop & MS_SHARED) != 0 && ContainerInit.ParentMountPoint(plan.Rootfs) is { } parent)
+            Sys.Mount(null, parent, null, MS_PRIVATE, null, $"{parent} (private, for pivot_root)");
         // The rootfs must be a mount point of its own for pivot_root, and private enough that the
         // mounts made under it do not reach the host.
         Sys.Mount(plan.Rootfs, plan.Rootfs, null, MS_BIND | MS_REC, null, $"rootfs {plan.Rootfs}");
