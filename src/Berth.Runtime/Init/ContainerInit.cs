@@ -158,8 +158,11 @@ public static unsafe partial class ContainerInit
             throw new RuntimeException(ErrorKind.InvalidArgument, $"cannot change to working directory {cwd}: {Errno.Describe(e)}");
         }
         // A cwd reached through a descriptor that names a host directory (e.g. /proc/self/fd/N,
-        // CVE-2024-21626) is outside the container's root: the kernel reports it as unreachable.
-        var here = Directory.GetCurrentDirectory();
+        // CVE-2024-21626) is outside the container's root: the kernel reports it as "(unreachable)",
+        // which glibc's getcwd turns into ENOENT (and .NET into FileNotFoundException).
+        string here;
+        try { here = Directory.GetCurrentDirectory(); }
+        catch (IOException) { here = "(unreachable)"; }
         if (!here.StartsWith('/') || here.StartsWith("(unreachable)", StringComparison.Ordinal))
             throw new RuntimeException(ErrorKind.InvalidArgument, $"working directory {cwd} is outside the container's root");
         exe = LookPath(p.Args![0], p.Env);

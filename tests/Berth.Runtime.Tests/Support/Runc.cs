@@ -27,13 +27,15 @@ public static class Runc
         throw new InvalidOperationException("berth-runc not found: set BERTH_RUNC or run `make build` (looked for out/berth-runc above " + AppContext.BaseDirectory + ")");
     }
 
-    /// <summary>Starts the binary with stdin/stdout/stderr redirected to the given files.</summary>
-    public static Process Start(IEnumerable<string> args, string stdin, string stdout, string stderr)
+    /// <summary>Starts the binary with stdin/stdout/stderr redirected to the given files.
+    /// <paramref name="fdSetup"/>, when given, is shell run first (e.g. `exec 3</some/file;`) so the
+    /// binary inherits extra descriptors.</summary>
+    public static Process Start(IEnumerable<string> args, string stdin, string stdout, string stderr, string? fdSetup = null)
     {
         // sh only sets up the redirections, then execs berth-runc in its place (same pid).
         var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
         psi.ArgumentList.Add("-c");
-        psi.ArgumentList.Add("exec \"$0\" \"$@\" <\"$BT_IN\" >\"$BT_OUT\" 2>\"$BT_ERR\"");
+        psi.ArgumentList.Add((fdSetup ?? "") + "exec \"$0\" \"$@\" <\"$BT_IN\" >\"$BT_OUT\" 2>\"$BT_ERR\"");
         psi.ArgumentList.Add(Binary);
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["BT_IN"] = stdin;

@@ -70,9 +70,13 @@ public sealed class Sandbox
 
     public RuncResult Runc(params string[] args) => RuncWithStdin(null, args);
 
-    public RuncResult RuncWithStdin(string? stdin, params string[] args)
+    public RuncResult RuncWithStdin(string? stdin, params string[] args) => RuncWithFds(null, stdin, args);
+
+    /// <summary>Runs berth-runc after <paramref name="fdSetup"/> (shell, e.g. `exec 3</file;`) so it
+    /// inherits extra descriptors (for --preserve-fds and fd-leak tests).</summary>
+    public RuncResult RuncWithFds(string? fdSetup, string? stdin, params string[] args)
     {
-        var (p, @out, err) = Start(stdin, args);
+        var (p, @out, err) = Start(stdin, args, fdSetup);
         using (p)
         {
             var code = global::Berth.Runtime.Tests.Support.Runc.Wait(p, string.Join(' ', args));
@@ -82,7 +86,9 @@ public sealed class Sandbox
 
     /// <summary>Starts berth-runc without waiting (e.g. a foreground `run`). Returns the process and
     /// the files its stdout and stderr go to.</summary>
-    public (Process Process, string Stdout, string Stderr) Start(string? stdin, params string[] args)
+    public (Process Process, string Stdout, string Stderr) Start(string? stdin, params string[] args) => Start(stdin, args, null);
+
+    (Process Process, string Stdout, string Stderr) Start(string? stdin, string[] args, string? fdSetup)
     {
         var n = Interlocked.Increment(ref _calls);
         var io = Path.Combine(Dir, "io");
@@ -92,7 +98,7 @@ public sealed class Sandbox
         var outPath = Path.Combine(io, $"{n}.out");
         var errPath = Path.Combine(io, $"{n}.err");
         File.WriteAllText(outPath, ""); File.WriteAllText(errPath, "");
-        var p = Support.Runc.Start(["--root", Root, .. args], inPath, outPath, errPath);
+        var p = Support.Runc.Start(["--root", Root, .. args], inPath, outPath, errPath, fdSetup);
         return (p, outPath, errPath);
     }
 
