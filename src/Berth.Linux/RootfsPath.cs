@@ -26,8 +26,32 @@ public static class RootfsPath
 
     /// <summary>Opens the path inside root, creating missing directories (0755) and, when
     /// <paramref name="file"/> is set, an empty final file. Returns an O_PATH fd.</summary>
-    public static Fd OpenOrCreate(Fd root, string path, bool file, uint dirMode = 0x1ed)
+    public static Fd OpenOrCreate(Fd root, string path, bool file, uint dirMode = 0x1ed) =>
+        OpenOrCreate(root, path, file, dirMode, 0);
+
+    /// <summary>Lexically cleans a path as the rootfs sees it: ".." never climbs above "/".</summary>
+    public static string CleanInRoot(string path)
     {
+        var stack = new List<string>();
+        foreach (var c in path.Split('/', StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (c == ".") continue;
+            if (c == "..") { if (stack.Count > 0) stack.RemoveAt(stack.Count - 1); continue; }
+            stack.Add(c);
+        }
+        return "/" + string.Join('/', stack);
+    }
+
+    static unsafe string? ReadLinkAt(Fd dir, string name)
+    {
+        var buf = stackalloc byte[4096];
+        var n = readlinkat(dir.Value, name, buf, 4096);
+        return n < 0 ? null : System.Text.Encoding.UTF8.GetString(buf, (int)n);
+    }
+
+    static Fd OpenOrCreate(Fd root, string path, bool file, uint dirMode, int depth)
+    {
+        if (depth > 40) throw new SyscallException("openat2", path, Errno.ELOOP);
         var existing = TryOpen(root, path);
         if (existing != null) return existing;
         var comps = Components(path);
@@ -41,6 +65,17 @@ public static class RootfsPath
                 var rc = Sys.OpenAt2(root.Value, prefix, (ulong)O_PATH, Resolve, out var next);
                 if (rc == -Errno.ENOENT)
                 {
+                    // A dangling symlink: follow it inside the root (as runc does) and create what
+                    // it names there. The new path is resolved from the root again, in-root.
+                    if (ReadLinkAt(parent, comps[i]) is { } target)
+                    {
+                        var rest = string.Join('/', comps, i + 1, comps.Length - i - 1);
+                        var dir = string.Join('/', comps, 0, i);
+                        var followed = CleanInRoot((target.StartsWith('/') ? target : "/" + dir + "/" + target) + "/" + rest);
+                        parent.Dispose();
+                        parent = null!;
+                        return OpenOrCreate(root, followed, file, dirMode, depth + 1);
+                    }
                     var last = i == comps.Length - 1;
                     if (last && file)
                     {

@@ -69,6 +69,8 @@ public static unsafe partial class Libc
     [LibraryImport(L, SetLastError = true)] public static partial int flock(int fd, int op);
     [LibraryImport(L, SetLastError = true)] public static partial int fsync(int fd);
     [LibraryImport(L, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial nint readlinkat(int dirfd, string path, byte* buf, nint size);
+    [LibraryImport(L, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int rename(string from, string to);
     [LibraryImport(L, SetLastError = true)] public static partial int tcgetattr(int fd, byte* termios);
     [LibraryImport(L, SetLastError = true)] public static partial int tcsetattr(int fd, int act, byte* termios);
