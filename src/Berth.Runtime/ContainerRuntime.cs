@@ -95,39 +95,43 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             record.CgroupPaths = cg.HierarchyPaths;
             Store.Save(record);
             Timing.Mark("create: cgroup layout");
-            cg.Create();
-            foreach (var w in cg.Apply(spec.Linux.Resources, spec.Linux.Devices ?? [])) options.Warn(w);
 
-            Timing.Mark("create: cgroups ready");
             var fifo = Store.FifoPath(o.Id);
             var old = umask(0);
             var rc = mkfifo(fifo, 0x180 | 0x12);
             umask(old);
             if (rc != 0) throw SyscallException.Last("mkfifo", fifo);
 
-            var plan = new InitPlan
-            {
-                Id = o.Id, Rootfs = rootfs, Bundle = bundle, Fifo = fifo, Seccomp = seccomp?.Bytes, SeccompFlags = seccomp?.Flags ?? 0,
-                NoPivot = o.NoPivot, NoNewKeyring = o.NoNewKeyring, PreserveFds = o.PreserveFds, Executable = SelfExe,
-                LateCgroupProcs = cg.LateProcsFiles(spec.Linux.Resources), CgroupMounts = cg.MountSources(), CgroupV2Path = cg.V2Dir,
-            };
+            // Spawn init first: its start-up (a few ms) overlaps with creating the cgroups. It joins
+            // them itself (writing "0" to each v1 `tasks`, lock-free) before it does anything else.
             var nsList = spec.Linux.Namespaces ?? [];
-            plan.NewCgroupNs = nsList.Any(n => n.Type == "cgroup" && string.IsNullOrEmpty(n.Path));
-            plan.HostMountNs = record.HostMountNs;
-
             var (parentEnd, childEnd) = Sys.SocketPair();
             using var ch = new SyncChannel(parentEnd);
             using (childEnd)
             {
-                pid = SpawnInNamespaces(nsList, childEnd, initPid: 0, cg.BirthTaskFiles());
+                pid = SpawnInNamespaces(nsList, childEnd, initPid: 0, []);
             }
-            Timing.Mark("create: init spawned");
-            ch.Send(SyncMessages.Plan(plan));
-            ch.Send(SyncMessages.ConfigPrefix + System.Text.Encoding.UTF8.GetString(configBytes));
-            Timing.Mark("create: plan sent");
             record.InitPid = pid;
             record.InitStartTime = ProcStat.Read(pid)?.StartTime ?? 0;
             Store.Save(record);
+            Timing.Mark("create: init spawned");
+
+            cg.Create();
+            foreach (var w in cg.Apply(spec.Linux.Resources, spec.Linux.Devices ?? [])) options.Warn(w);
+            Timing.Mark("create: cgroups ready");
+
+            var plan = new InitPlan
+            {
+                Id = o.Id, Rootfs = rootfs, Bundle = bundle, Fifo = fifo, Seccomp = seccomp?.Bytes, SeccompFlags = seccomp?.Flags ?? 0,
+                NoPivot = o.NoPivot, NoNewKeyring = o.NoNewKeyring, PreserveFds = o.PreserveFds, Executable = SelfExe,
+                EarlyCgroupTasks = cg.BirthTaskFiles(),
+                LateCgroupProcs = cg.LateProcsFiles(spec.Linux.Resources), CgroupMounts = cg.MountSources(), CgroupV2Path = cg.V2Dir,
+            };
+            plan.NewCgroupNs = nsList.Any(n => n.Type == "cgroup" && string.IsNullOrEmpty(n.Path));
+            plan.HostMountNs = record.HostMountNs;
+            ch.Send(SyncMessages.Plan(plan));
+            ch.Send(SyncMessages.ConfigPrefix + System.Text.Encoding.UTF8.GetString(configBytes));
+            Timing.Mark("create: plan sent");
 
             while (true)
             {

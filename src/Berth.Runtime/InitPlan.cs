@@ -31,6 +31,8 @@ public sealed class InitPlan
     /// <summary>cgroup.procs files init writes itself into right before execve (the memory
     /// cgroup, so init's own pages are never charged to the container).</summary>
     [JsonPropertyName("lateCgroupProcs")] public List<string> LateCgroupProcs { get; set; } = new();
+    /// <summary>v1 `tasks` files init writes "0" to first thing (every hierarchy but memory).</summary>
+    public List<string> EarlyCgroupTasks { get; set; } = new();
     /// <summary>Host paths of the container's cgroup in each v1 hierarchy, for the cgroup mount.</summary>
     [JsonPropertyName("cgroupMounts")] public List<CgroupMountSource> CgroupMounts { get; set; } = new();
     [JsonPropertyName("cgroupV2Path")] public string? CgroupV2Path { get; set; }
@@ -75,6 +77,9 @@ public static class SyncMessages
             w.WriteBoolean("noNewKeyring", p.NoNewKeyring);
             w.WriteBoolean("newCgroupNs", p.NewCgroupNs);
             w.WriteNumber("preserveFds", p.PreserveFds);
+            w.WriteStartArray("earlyCgroupTasks");
+            foreach (var f in p.EarlyCgroupTasks) w.WriteStringValue(f);
+            w.WriteEndArray();
             w.WriteStartArray("lateCgroupProcs");
             foreach (var f in p.LateCgroupProcs) w.WriteStringValue(f);
             w.WriteEndArray();
@@ -124,6 +129,7 @@ public static class SyncMessages
                 case "noNewKeyring": plan.NoNewKeyring = v.GetBoolean(); break;
                 case "newCgroupNs": plan.NewCgroupNs = v.GetBoolean(); break;
                 case "preserveFds": plan.PreserveFds = v.GetInt32(); break;
+                case "earlyCgroupTasks": plan.EarlyCgroupTasks = v.EnumerateArray().Select(x => x.GetString()!).ToList(); break;
                 case "lateCgroupProcs": plan.LateCgroupProcs = v.EnumerateArray().Select(x => x.GetString()!).ToList(); break;
                 case "cgroupMounts":
                     plan.CgroupMounts = v.EnumerateArray().Select(x => new CgroupMountSource

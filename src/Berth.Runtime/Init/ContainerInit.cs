@@ -57,6 +57,8 @@ public static unsafe partial class ContainerInit
         var spec = plan.Spec;
         var linux = spec.Linux!;
 
+        // Into the container's cgroups (all but memory) before doing any work.
+        foreach (var f in plan.EarlyCgroupTasks) Sys.WriteFile(f, "0");
         // Descriptors that must be opened while the host filesystem is still visible.
         using var fifo = plan.Fifo is null ? null : Sys.Open(plan.Fifo, O_PATH);
         var late = plan.LateCgroupProcs.Select(p => Sys.Open(p, O_WRONLY)).ToList();

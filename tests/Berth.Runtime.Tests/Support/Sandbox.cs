@@ -134,7 +134,7 @@ public sealed class Sandbox
     }
 
     /// <summary>Waits until the file contains <paramref name="marker"/> and returns its text.</summary>
-    public static string WaitForText(string path, string marker, int timeoutMs = 20_000)
+    public static string WaitForText(string path, string marker, int timeoutMs = 60_000)
     {
         var deadline = Environment.TickCount64 + timeoutMs;
         while (true)
