@@ -80,6 +80,41 @@ public class BadInputTests
     });
 
     [Fact]
+    public void Errors_are_logged_as_json_lines_for_conmon() => Sandbox.Run(s =>
+    {
+        // conmon and containerd pass --log FILE --log-format json and read the last error from it.
+        var id = s.NewId("log");
+        var log = Path.Combine(s.HostDir("logs"), "runtime.log");
+        Sandbox.AssertOneLineError(s.Runc("--log", log, "--log-format", "json", "start", id), id);
+        var entry = JsonNode.Parse(File.ReadAllLines(log).Last())!.AsObject();
+        Assert.Equal("error", (string)entry["level"]!);
+        Assert.Contains(id, (string)entry["msg"]!);
+        Assert.True(DateTimeOffset.TryParse((string)entry["time"]!, out _));
+    });
+
+    [Fact]
+    public void Systemd_cgroup_driver_without_systemd_is_refused() => Sandbox.Run(s =>
+    {
+        if (Directory.Exists("/run/systemd/system")) return; // this host runs systemd: nothing to refuse
+        var id = s.NewId("sysd");
+        var b = s.NewBundle(id, "true");
+        Sandbox.AssertOneLineError(s.Runc("--systemd-cgroup", "create", "-b", b.Dir, id), "systemd");
+        s.AssertNothingLeft(id);
+    });
+
+    [Theory]
+    [InlineData("kill", "--bogus")]
+    [InlineData("create")]
+    [InlineData("list", "--format", "yaml")]
+    [InlineData("--log-format", "xml", "list")]
+    public void Bad_flags_and_missing_arguments(params string[] args) => Sandbox.Run(s =>
+    {
+        var r = s.Runc(args);
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.StartsWith("berth-runc:", r.Stderr.Trim());
+    });
+
+    [Fact]
     public void Duplicate_id_on_create() => Sandbox.Run(s =>
     {
         var id = s.NewId("dup");
