@@ -296,14 +296,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
     static void UnmountUnder(string root)
     {
         var prefix = root.TrimEnd('/');
-        var points = new List<string>();
-        foreach (var line in File.ReadLines("/proc/self/mountinfo"))
-        {
-            var f = line.Split(' ');
-            if (f.Length < 5) continue;
-            var mp = f[4].Replace("\\040", " ");
-            if (mp == prefix || mp.StartsWith(prefix + "/", StringComparison.Ordinal)) points.Add(mp);
-        }
+        var points = MountInfo.MountPoints().Where(mp => mp == prefix || mp.StartsWith(prefix + "/", StringComparison.Ordinal)).ToList();
         foreach (var mp in points.OrderByDescending(p => p.Count(c => c == '/')).ThenByDescending(p => p.Length))
             umount2(mp, MNT_DETACH);
     }

@@ -34,3 +34,16 @@ public sealed class RootfsPathTests
         }
     }
 }
+
+public sealed class MountInfoTests
+{
+    [Theory]
+    [InlineData(@"/mnt/my\040dir", "/mnt/my dir")]
+    [InlineData(@"/a\011b\134c", "/a\tb\\c")]
+    [InlineData("/plain", "/plain")]
+    [InlineData(@"/trailing\04", @"/trailing\04")]
+    public void Unescapes_octal_sequences(string raw, string expected) => Assert.Equal(expected, MountInfo.Unescape(raw));
+
+    [Fact]
+    public void The_root_mount_holds_everything() => Assert.NotNull(MountInfo.MountPointOf("/some/where/unmounted"));
+}

@@ -317,20 +317,8 @@ public static unsafe partial class ContainerInit
     }
 
     /// <summary>The mount point that holds <paramref name="path"/>'s parent directory.</summary>
-    internal static string? ParentMountPoint(string path)
-    {
-        var dir = Path.GetDirectoryName(path.TrimEnd('/')) ?? "/";
-        string? best = null;
-        foreach (var line in File.ReadLines("/proc/self/mountinfo"))
-        {
-            var f = line.Split(' ');
-            if (f.Length < 5) continue;
-            var mp = f[4].Replace("\\040", " ");
-            if ((dir == mp || dir.StartsWith(mp.TrimEnd('/') + "/", StringComparison.Ordinal) || mp == "/") && (best is null || mp.Length > best.Length))
-                best = mp;
-        }
-        return best;
-    }
+    internal static string? ParentMountPoint(string path) =>
+        MountInfo.MountPointOf(Path.GetDirectoryName(path.TrimEnd('/')) ?? "/");
 
     static readonly byte* DotStr = (byte*)NativeMemory.AllocZeroed(2);
     static byte* Dot() { DotStr[0] = (byte)'.'; return DotStr; }
