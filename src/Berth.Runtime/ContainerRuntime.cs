@@ -214,7 +214,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
     }
 
     static string Message(Exception e) => e is RuntimeException or SyscallException or SpecException or ArgumentException
-        or IOException or UnauthorizedAccessException || e.GetType().Name == "CgroupException" ? e.Message : e.ToString();
+        or IOException or UnauthorizedAccessException || e.GetType().Name == "CgroupException" ? e.Message : $"{e.GetType().Name}: {e.Message}";
 
     static RuntimeException InitDied(int pid, string what)
     {

@@ -49,10 +49,15 @@ public static class RuncCli
         int Guard(ParseResult p, Func<ContainerRuntime, int> f)
         {
             try { return f(Rt(p)); }
-            catch (Exception e) when (e is RuntimeException or SyscallException or SpecException or CgroupException or ArgumentException or IOException or UnauthorizedAccessException)
+            catch (Exception e)
             {
-                var msg = e.Message.Replace('\n', ' ');
+                // Expected failures carry a message for the user; anything else is a bug: still one
+                // line on stderr, with the stack trace in the log.
+                var expected = e is RuntimeException or SyscallException or SpecException or CgroupException or ArgumentException
+                    or IOException or UnauthorizedAccessException;
+                var msg = (expected ? e.Message : $"internal error: {e.GetType().Name}: {e.Message}").Replace('\n', ' ');
                 logger?.Error(msg);
+                if (!expected) logger?.DebugMsg(e.ToString());
                 Console.Error.WriteLine($"berth-runc: {msg}");
                 return 1;
             }

@@ -45,7 +45,8 @@ public static unsafe partial class ContainerInit
         }
         catch (Exception e)
         {
-            var text = e is RuntimeException or SyscallException or ArgumentException ? e.Message : e.ToString();
+            var text = e is RuntimeException or SyscallException or ArgumentException or InvalidOperationException or IOException
+                ? e.Message : $"{e.GetType().Name}: {e.Message}";
             try { ch.Send(SyncMessages.ErrorPrefix + text); }
             catch (SyscallException) { Console.Error.WriteLine("berth-runc init: " + text); }
             return 1;
