@@ -44,6 +44,13 @@ public sealed class PodmanFixture : IDisposable
         return Tooling.Run("script", ["-qec", cmd, "/dev/null"], env: _env);
     }
 
+    /// <summary>Runs podman from a shell that first runs <paramref name="setup"/> (e.g. `exec 3&lt;file`).</summary>
+    public RunResult PodmanAfter(string setup, params string[] args)
+    {
+        var cmd = setup + "; exec podman " + string.Join(' ', GlobalArgs.Concat(args).Select(Quote));
+        return Tooling.Run("sh", ["-c", cmd], env: _env);
+    }
+
     static string Quote(string s) => "'" + s.Replace("'", "'\\''") + "'";
 
     public void Dispose()

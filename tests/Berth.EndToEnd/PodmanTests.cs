@@ -112,6 +112,31 @@ public sealed class PodmanTests(PodmanFixture f)
     }
 
     [Fact]
+    public void Preserved_fds_reach_the_container()
+    {
+        var marker = Path.Combine(f.Dir, "fd3.txt");
+        File.WriteAllText(marker, "through fd 3\n");
+        var r = f.PodmanAfter($"exec 3<{marker}", "run", "--rm", "--preserve-fds", "1", f.Image, "sh", "-c", "cat <&3; ls /proc/self/fd | sort -n | tr '\\n' ' '");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains("through fd 3", r.Stdout);
+    }
+
+    [Fact]
+    public void Exec_with_a_tty()
+    {
+        var run = f.Podman("run", "-d", f.Image, "sleep", "100");
+        var id = run.Stdout.Trim();
+        try
+        {
+            var r = f.PodmanWithTty("exec", "-it", id, "sh", "-c", "tty; test -t 0 && echo exec-tty");
+            Assert.True(r.ExitCode == 0, r.ToString());
+            Assert.Contains("/dev/pts/", r.Stdout);
+            Assert.Contains("exec-tty", r.Stdout);
+        }
+        finally { f.Podman("rm", "-f", "-t", "0", id); }
+    }
+
+    [Fact]
     public void Capabilities_can_be_dropped()
     {
         var r = RunRm("--cap-drop", "ALL", f.Image, "sh", "-c", "grep CapEff /proc/self/status");
