@@ -104,28 +104,57 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
 
             // Spawn init first: its start-up (a few ms) overlaps with creating the cgroups. It joins
             // them itself (writing "0" to each v1 `tasks`, lock-free) before it does anything else.
+            // With a user namespace init (host uid = the mapped root) can no longer write the cgroup
+            // files or reach the state dir: the cgroups come first, the spawning thread (and so the
+            // intermediate nsexec process and init) is born in them, and the runtime moves init into
+            // the late ones (memory) itself while init still waits for its id maps.
             var nsList = spec.Linux.Namespaces ?? [];
+            var userNs = nsList.Any(n => n.Type == "user");
+            if (userNs)
+            {
+                cg.Create();
+                foreach (var w in cg.Apply(spec.Linux.Resources, spec.Linux.Devices ?? [])) options.Warn(w);
+                Timing.Mark("create: cgroups ready");
+            }
             var (parentEnd, childEnd) = Sys.SocketPair();
             using var ch = new SyncChannel(parentEnd);
+            // With a user namespace init cannot open the fifo by path (the state dir is 0700, owned by
+            // the host's root): it inherits an O_PATH descriptor and reopens it through /proc/self/fd.
+            using var fifoFd = userNs ? Sys.Open(fifo, O_PATH) : null;
             using (childEnd)
             {
-                pid = SpawnInNamespaces(nsList, childEnd, initPid: 0, []);
+                pid = SpawnInNamespaces(nsList, childEnd, initPid: 0, userNs ? cg.BirthTaskFiles() : [], fifoFd);
+            }
+            if (userNs)
+            {
+                var intermediate = pid;
+                pid = 0;
+                pid = ReceiveNsexecPid(ch, intermediate);
+                record.InitPid = pid;
+                Store.Save(record);
+                SetUpUserNamespace(pid, spec.Linux, cg.LateProcsFiles(spec.Linux.Resources), ch);
+                Timing.Mark("create: user namespace mapped");
             }
             record.InitPid = pid;
             record.InitStartTime = ProcStat.Read(pid)?.StartTime ?? 0;
             Store.Save(record);
             Timing.Mark("create: init spawned");
 
-            cg.Create();
-            foreach (var w in cg.Apply(spec.Linux.Resources, spec.Linux.Devices ?? [])) options.Warn(w);
-            Timing.Mark("create: cgroups ready");
+            if (!userNs)
+            {
+                cg.Create();
+                foreach (var w in cg.Apply(spec.Linux.Resources, spec.Linux.Devices ?? [])) options.Warn(w);
+                Timing.Mark("create: cgroups ready");
+            }
 
             var plan = new InitPlan
             {
-                Id = o.Id, Rootfs = rootfs, Bundle = bundle, Fifo = fifo, Seccomp = seccomp?.Bytes, SeccompFlags = seccomp?.Flags ?? 0,
+                Id = o.Id, Rootfs = rootfs, Bundle = bundle, Fifo = fifoFd is null ? fifo : $"/proc/self/fd/{fifoFd.Value}",
+                Seccomp = seccomp?.Bytes, SeccompFlags = seccomp?.Flags ?? 0,
                 NoPivot = o.NoPivot, NoNewKeyring = o.NoNewKeyring, PreserveFds = o.PreserveFds, Executable = SelfExe,
-                EarlyCgroupTasks = cg.BirthTaskFiles(),
-                LateCgroupProcs = cg.LateProcsFiles(spec.Linux.Resources), CgroupMounts = cg.MountSources(), CgroupV2Path = cg.V2Dir,
+                EarlyCgroupTasks = userNs ? [] : cg.BirthTaskFiles(),
+                LateCgroupProcs = userNs ? [] : cg.LateProcsFiles(spec.Linux.Resources), CgroupMounts = cg.MountSources(), CgroupV2Path = cg.V2Dir,
+                UserNs = userNs,
             };
             plan.NewCgroupNs = nsList.Any(n => n.Type == "cgroup" && string.IsNullOrEmpty(n.Path));
             plan.HostMountNs = record.HostMountNs;
@@ -223,11 +252,55 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         return new RuntimeException(ErrorKind.Internal, $"{what} exited unexpectedly (status {status})");
     }
 
+    /// <summary>nsexec's intermediate process reports the pid of init (born in the new namespaces,
+    /// our child through CLONE_PARENT) and exits.</summary>
+    static int ReceiveNsexecPid(SyncChannel ch, int intermediate)
+    {
+        var msg = ch.Receive();
+        var status = 0;
+        try { status = Sys.Wait(intermediate); } catch (SyscallException) { }
+        if (msg is null) throw new RuntimeException(ErrorKind.Internal, $"nsexec exited without reporting init's pid (status {status})");
+        if (msg.StartsWith(SyncMessages.ErrorPrefix, StringComparison.Ordinal))
+            throw new RuntimeException(ErrorKind.FailedPrecondition, msg[SyncMessages.ErrorPrefix.Length..]);
+        if (!msg.StartsWith("pid:", StringComparison.Ordinal) || !int.TryParse(msg.AsSpan(4), out var pid) || pid <= 0)
+            throw new RuntimeException(ErrorKind.Internal, $"unexpected message from nsexec: {msg}");
+        return pid;
+    }
+
+    /// <summary>Writes init's uid and gid maps, moves it into the cgroups it could not join itself,
+    /// then lets it go on ("maps-done": it becomes root of its user namespace and starts .NET).
+    /// The runtime is root with CAP_SETGID, so gid_map is written without denying setgroups (as runc
+    /// does for root).</summary>
+    static void SetUpUserNamespace(int pid, Berth.Oci.Runtime.Linux linux, List<string> lateCgroupFiles, SyncChannel ch)
+    {
+        Sys.WriteFile($"/proc/{pid}/uid_map", MapText(linux.UidMappings!));
+        Sys.WriteFile($"/proc/{pid}/gid_map", MapText(linux.GidMappings!));
+        // init is single-threaded until "maps-done": writing its pid to a v1 `tasks` moves all of it.
+        foreach (var f in lateCgroupFiles)
+        {
+            try { Sys.WriteFile(f, pid.ToString()); }
+            catch (SyscallException e) { throw new RuntimeException(ErrorKind.FailedPrecondition, $"cgroup: joining {Path.GetDirectoryName(f)}: {Errno.Describe(e.Errno)}"); }
+        }
+        ch.Send("maps-done");
+    }
+
+    static string MapText(List<IdMapping> maps) =>
+        string.Concat(maps.Select(m => $"{m.ContainerId} {m.HostId} {m.Size}\n"));
+
     /// <summary>Spawns `berth-runc init` from a throwaway thread that first joins (setns) and creates
     /// (unshare) the namespaces, so the child is born inside them. For exec, joins the namespaces of
     /// the container's init.</summary>
-    int SpawnInNamespaces(List<Namespace> nsList, Fd childEnd, int initPid, List<string> taskFiles)
+    int SpawnInNamespaces(List<Namespace> nsList, Fd childEnd, int initPid, List<string> taskFiles, Fd? inherit = null)
     {
+        // A new user namespace cannot be made by this (multi-threaded) process: nsexec (native/nsexec.c)
+        // clones init into all the new namespaces at once before .NET starts in it. The validator
+        // has refused joining other namespaces by path together with it.
+        var nsexecFlags = 0;
+        if (initPid == 0 && nsList.Any(n => n.Type == "user"))
+        {
+            nsexecFlags = CLONE_PARENT;
+            foreach (var ns in nsList) nsexecFlags |= NsFlag(ns.Type);
+        }
         int pid = 0;
         Exception? error = null;
         var t = new Thread(() =>
@@ -250,7 +323,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
                     Sys.Unshare(CLONE_NEWNS);
                     ProtectRuntimeBinary();
                 }
-                else
+                else if (nsexecFlags == 0)
                 {
                     var unshareFlags = 0;
                     foreach (var ns in nsList)
@@ -268,7 +341,9 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
                     if ((unshareFlags & CLONE_NEWNS) != 0) ProtectRuntimeBinary();
                 }
                 Sys.SetCloexec(childEnd.Value, false);
+                if (inherit is not null) Sys.SetCloexec(inherit.Value, false);
                 var env = new List<string> { $"{Init.ContainerInit.SyncFdEnv}={childEnd.Value}", "DOTNET_EnableDiagnostics=0", "DOTNET_gcServer=0", "DOTNET_GCgen0size=0x100000" };
+                if (nsexecFlags != 0) env.Add($"{NsexecEnv}={childEnd.Value}:{nsexecFlags:x}");
                 if (Timing.Enabled) env.Add("BERTH_TIMING=1");
                 pid = Spawn.Start(SelfExe, ["berth-runc", "init"], env);
             }
@@ -279,6 +354,9 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         if (error is not null) throw error is SyscallException se ? new RuntimeException(ErrorKind.InvalidArgument, se.Message) : error;
         return pid;
     }
+
+    /// <summary>Read by native/nsexec.c: "SYNCFD:CLONEFLAGS_HEX".</summary>
+    const string NsexecEnv = "_BERTH_NSEXEC";
 
     /// <summary>CVE-2019-5736 defence: in the new mount namespace the child is born into, bind the
     /// runtime binary read-only over itself, so a container process that reaches it through
@@ -587,6 +665,10 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             configBytes = File.ReadAllBytes(Store.ConfigPath(o.Id));
             spec = SpecJson.ParseSpec(configBytes, Store.ConfigPath(o.Id));
         }
+        // Joining the user namespace needs nsexec's setns path (not there yet); entering only the
+        // other namespaces would run the process as the host's root.
+        if (spec.Linux?.Namespaces?.Any(n => n.Type == "user") == true)
+            throw RuntimeException.Invalid($"exec in container \"{o.Id}\": containers with a user namespace do not support exec in this version of berth-runc");
         var cg = Cgroup(rec);
         var seccomp = CompileSeccomp(spec);
         var plan = new InitPlan

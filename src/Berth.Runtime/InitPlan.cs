@@ -27,6 +27,8 @@ public sealed class InitPlan
     public bool HostMountNs { get; set; }
     [JsonPropertyName("newUtsNs")] public bool NewUtsNs { get; set; }
     [JsonPropertyName("newCgroupNs")] public bool NewCgroupNs { get; set; }
+    /// <summary>Init runs in a new user namespace: no mknod (device nodes are bind-mounted from the host).</summary>
+    [JsonPropertyName("userNs")] public bool UserNs { get; set; }
     [JsonPropertyName("preserveFds")] public int PreserveFds { get; set; }
     /// <summary>cgroup.procs files init writes itself into right before execve (the memory
     /// cgroup, so init's own pages are never charged to the container).</summary>
@@ -76,6 +78,7 @@ public static class SyncMessages
             w.WriteBoolean("hostMountNs", p.HostMountNs);
             w.WriteBoolean("noNewKeyring", p.NoNewKeyring);
             w.WriteBoolean("newCgroupNs", p.NewCgroupNs);
+            if (p.UserNs) w.WriteBoolean("userNs", true);
             w.WriteNumber("preserveFds", p.PreserveFds);
             w.WriteStartArray("earlyCgroupTasks");
             foreach (var f in p.EarlyCgroupTasks) w.WriteStringValue(f);
@@ -128,6 +131,7 @@ public static class SyncMessages
                 case "hostMountNs": plan.HostMountNs = v.GetBoolean(); break;
                 case "noNewKeyring": plan.NoNewKeyring = v.GetBoolean(); break;
                 case "newCgroupNs": plan.NewCgroupNs = v.GetBoolean(); break;
+                case "userNs": plan.UserNs = v.GetBoolean(); break;
                 case "preserveFds": plan.PreserveFds = v.GetInt32(); break;
                 case "earlyCgroupTasks": plan.EarlyCgroupTasks = v.EnumerateArray().Select(x => x.GetString()!).ToList(); break;
                 case "lateCgroupProcs": plan.LateCgroupProcs = v.EnumerateArray().Select(x => x.GetString()!).ToList(); break;

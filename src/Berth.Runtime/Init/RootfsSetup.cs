@@ -146,10 +146,20 @@ internal sealed unsafe partial class RootfsSetup(InitPlan plan, Fd root)
     {
         var devBound = (_spec.Mounts ?? []).Any(m => Norm(m.Destination) == "/dev" && (m.Type == "bind" || MountOptions.Parse(m.Options).Bind));
         if (devBound) return;
-        foreach (var (p, maj, min) in DefaultDevices)
-            MakeNode(p, 'c', maj, min, 0x1b6, 0, 0);
-        foreach (var d in _spec.Linux?.Devices ?? [])
-            MakeNode(d.Path, d.Type[0], d.Major, d.Minor, d.FileMode ?? 0x1b6, d.Uid ?? 0, d.Gid ?? 0);
+        if (plan.UserNs)
+        {
+            // mknod is not permitted in a user namespace: bind the host's nodes instead, as runc does
+            // (the host's mode and owner show through).
+            foreach (var (p, _, _) in DefaultDevices) BindNode(p);
+            foreach (var d in _spec.Linux?.Devices ?? []) BindNode(d.Path);
+        }
+        else
+        {
+            foreach (var (p, maj, min) in DefaultDevices)
+                MakeNode(p, 'c', maj, min, 0x1b6, 0, 0);
+            foreach (var d in _spec.Linux?.Devices ?? [])
+                MakeNode(d.Path, d.Type[0], d.Major, d.Minor, d.FileMode ?? 0x1b6, d.Uid ?? 0, d.Gid ?? 0);
+        }
 
         Symlink("/proc/self/fd", "/dev/fd");
         Symlink("/proc/self/fd/0", "/dev/stdin");
@@ -185,6 +195,17 @@ internal sealed unsafe partial class RootfsSetup(InitPlan plan, Fd root)
         umask(old);
         if (rc != 0) throw new SyscallException("mknod", path, errno);
         if (fchownat(parent.Value, name, uid, gid, AT_SYMLINK_NOFOLLOW) != 0) throw SyscallException.Last("chown", path);
+    }
+
+    /// <summary>Binds the host's node at <paramref name="path"/> onto an empty file at the same path in the rootfs.</summary>
+    void BindNode(string path)
+    {
+        if (!Path.Exists(path)) throw new RuntimeException(ErrorKind.InvalidArgument, $"device {path}: no such device on the host to bind in a user namespace");
+        using (var parent = RootfsPath.OpenOrCreate(root, Path.GetDirectoryName(path) ?? "/", file: false))
+            unlinkat(parent.Value, Path.GetFileName(path), 0); // replace whatever the image put there
+        using var target = RootfsPath.OpenOrCreate(root, path, file: true);
+        if (mount(path, RootfsPath.ProcFdPath(target), null, MS_BIND, null) != 0)
+            throw new SyscallException("mount", $"device {path} (bind)", Marshal.GetLastPInvokeError());
     }
 
     void Symlink(string target, string link)
