@@ -4,9 +4,11 @@
  * threads by the time Main runs. This constructor runs before the .NET runtime starts. It is
  * decision-free: the runtime (C#) computes the plan and passes it in the environment as
  *
- *     _BERTH_NSEXEC=<sync fd>:<clone flags, hex>
+ *     _BERTH_NSEXEC=<sync fd>:<clone flags, hex>[:<namespace path>,<namespace path>...]
  *
  * and this code only carries it out:
+ *   0. setns() into each listed namespace, in the order given (exec: the container's user
+ *      namespace first, then the others);
  *   1. clone(flags | SIGCHLD): the child is born in every requested new namespace at once;
  *   2. the intermediate (parent) sends "pid:<child pid>" on the sync fd and exits 0;
  *   3. the child waits for "maps-done" (the runtime writes uid_map/gid_map meanwhile), becomes
@@ -23,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -57,7 +60,34 @@ __attribute__((constructor)) static void berth_nsexec(void)
     if (errno != 0 || end == plan || *end != ':' || fd < 0 || fd > 1 << 20) { errno = EINVAL; fail(-1, "bad " NSEXEC_ENV); }
     const char *hex = end + 1;
     unsigned long flags = strtoul(hex, &end, 16);
-    if (end == hex || *end != '\0') { errno = EINVAL; fail((int)fd, "bad clone flags in " NSEXEC_ENV); }
+    if (end == hex || (*end != '\0' && *end != ':')) { errno = EINVAL; fail((int)fd, "bad clone flags in " NSEXEC_ENV); }
+
+    /* Namespaces to join, comma-separated (unsetenv below frees nothing: getenv's string stays). */
+    if (*end == ':') {
+        char paths[4096];
+        if (strlen(end + 1) >= sizeof paths) { errno = ENAMETOOLONG; fail((int)fd, "namespace paths"); }
+        strcpy(paths, end + 1);
+        /* Open them all first: once in the container's user namespace, its /proc/PID/ns files
+         * may no longer be ours to open. */
+        int nsfds[16];
+        const char *names[16];
+        int count = 0;
+        for (char *save = NULL, *p = strtok_r(paths, ",", &save); p != NULL; p = strtok_r(NULL, ",", &save)) {
+            if (count == 16) { errno = E2BIG; fail((int)fd, "namespace paths"); }
+            names[count] = p;
+            nsfds[count] = open(p, O_RDONLY | O_CLOEXEC);
+            if (nsfds[count] < 0) fail((int)fd, p);
+            count++;
+        }
+        for (int i = 0; i < count; i++) {
+            if (setns(nsfds[i], 0) != 0) {
+                char what[4200];
+                snprintf(what, sizeof what, "setns %s", names[i]);
+                fail((int)fd, what);
+            }
+            close(nsfds[i]);
+        }
+    }
     /* Not for init's own children (hooks, the container's process). */
     unsetenv(NSEXEC_ENV);
 

@@ -271,10 +271,13 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
     /// then lets it go on ("maps-done": it becomes root of its user namespace and starts .NET).
     /// The runtime is root with CAP_SETGID, so gid_map is written without denying setgroups (as runc
     /// does for root).</summary>
-    static void SetUpUserNamespace(int pid, Berth.Oci.Runtime.Linux linux, List<string> lateCgroupFiles, SyncChannel ch)
+    static void SetUpUserNamespace(int pid, Berth.Oci.Runtime.Linux? linux, List<string> lateCgroupFiles, SyncChannel ch)
     {
-        Sys.WriteFile($"/proc/{pid}/uid_map", MapText(linux.UidMappings!));
-        Sys.WriteFile($"/proc/{pid}/gid_map", MapText(linux.GidMappings!));
+        if (linux is not null) // create; exec joins a namespace that is mapped already
+        {
+            Sys.WriteFile($"/proc/{pid}/uid_map", MapText(linux.UidMappings!));
+            Sys.WriteFile($"/proc/{pid}/gid_map", MapText(linux.GidMappings!));
+        }
         // init is single-threaded until "maps-done": writing its pid to a v1 `tasks` moves all of it.
         foreach (var f in lateCgroupFiles)
         {
@@ -290,7 +293,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
     /// <summary>Spawns `berth-runc init` from a throwaway thread that first joins (setns) and creates
     /// (unshare) the namespaces, so the child is born inside them. For exec, joins the namespaces of
     /// the container's init.</summary>
-    int SpawnInNamespaces(List<Namespace> nsList, Fd childEnd, int initPid, List<string> taskFiles, Fd? inherit = null)
+    int SpawnInNamespaces(List<Namespace> nsList, Fd childEnd, int initPid, List<string> taskFiles, Fd? inherit = null, List<string>? nsexecJoin = null)
     {
         // A new user namespace cannot be made by this (multi-threaded) process: nsexec (native/nsexec.c)
         // clones init into all the new namespaces at once before .NET starts in it. The validator
@@ -315,7 +318,13 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
                     try { Sys.WriteFile(f, "0"); }
                     catch (SyscallException e) { throw new RuntimeException(ErrorKind.FailedPrecondition, $"cgroup: joining {Path.GetDirectoryName(f)}: {Errno.Describe(e.Errno)}"); }
                 }
-                if (initPid > 0)
+                if (initPid > 0 && nsexecJoin is not null)
+                {
+                    // exec into a user namespace: nsexec joins the namespaces. No read-only view of
+                    // the runtime binary (that needs a mount namespace of this thread's own); the
+                    // host's binary is not writable by the container's root unless host root is mapped.
+                }
+                else if (initPid > 0)
                 {
                     JoinContainerNamespaces(initPid);
                     // exec: a private mount namespace just for the read-only view of the binary;
@@ -344,6 +353,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
                 if (inherit is not null) Sys.SetCloexec(inherit.Value, false);
                 var env = new List<string> { $"{Init.ContainerInit.SyncFdEnv}={childEnd.Value}", "DOTNET_EnableDiagnostics=0", "DOTNET_gcServer=0", "DOTNET_GCgen0size=0x100000" };
                 if (nsexecFlags != 0) env.Add($"{NsexecEnv}={childEnd.Value}:{nsexecFlags:x}");
+                else if (nsexecJoin is not null) env.Add($"{NsexecEnv}={childEnd.Value}:{CLONE_PARENT:x}:{string.Join(',', nsexecJoin)}");
                 if (Timing.Enabled) env.Add("BERTH_TIMING=1");
                 pid = Spawn.Start(SelfExe, ["berth-runc", "init"], env);
             }
@@ -377,6 +387,22 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         var points = MountInfo.MountPoints().Where(mp => mp == prefix || mp.StartsWith(prefix + "/", StringComparison.Ordinal)).ToList();
         foreach (var mp in points.OrderByDescending(p => p.Count(c => c == '/')).ThenByDescending(p => p.Length))
             umount2(mp, MNT_DETACH);
+    }
+
+    /// <summary>The container init's namespaces that differ from ours, its user namespace first (what
+    /// nsexec joins, in this order, for exec). The mount namespace is joined later, by init itself.</summary>
+    static List<string> ContainerNamespacePaths(int initPid)
+    {
+        var paths = new List<string>();
+        foreach (var name in new[] { "user", "ipc", "uts", "net", "pid", "cgroup" })
+        {
+            var theirs = $"/proc/{initPid}/ns/{name}";
+            string a, b;
+            try { a = File.ResolveLinkTarget(theirs, false)?.ToString() ?? ""; b = File.ResolveLinkTarget($"/proc/self/ns/{name}", false)?.ToString() ?? ""; }
+            catch (IOException) { continue; }
+            if (a != b) paths.Add(theirs);
+        }
+        return paths;
     }
 
     static void JoinContainerNamespaces(int initPid)
@@ -665,25 +691,34 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             configBytes = File.ReadAllBytes(Store.ConfigPath(o.Id));
             spec = SpecJson.ParseSpec(configBytes, Store.ConfigPath(o.Id));
         }
-        // Joining the user namespace needs nsexec's setns path (not there yet); entering only the
-        // other namespaces would run the process as the host's root.
-        if (spec.Linux?.Namespaces?.Any(n => n.Type == "user") == true)
-            throw RuntimeException.Invalid($"exec in container \"{o.Id}\": containers with a user namespace do not support exec in this version of berth-runc");
+        // With a user namespace, nsexec joins it (and then the others) before .NET starts: entering
+        // only the other namespaces would run the process as the host's root.
+        var userNs = spec.Linux?.Namespaces?.Any(n => n.Type == "user") == true;
         var cg = Cgroup(rec);
         var seccomp = CompileSeccomp(spec);
         var plan = new InitPlan
         {
             Id = o.Id, ExecInitPid = rec.InitPid, Process = o.Process, HostMountNs = rec.HostMountNs, Seccomp = seccomp?.Bytes, SeccompFlags = seccomp?.Flags ?? 0,
             Bundle = rec.Bundle, Rootfs = rec.Rootfs, PreserveFds = o.PreserveFds, Executable = SelfExe,
-            LateCgroupProcs = cg.LateProcsFiles(spec.Linux?.Resources),
+            LateCgroupProcs = userNs ? [] : cg.LateProcsFiles(spec.Linux?.Resources),
         };
+        using var mntFd = userNs ? Sys.Open($"/proc/{rec.InitPid}/ns/mnt", O_RDONLY) : null;
+        if (mntFd is not null) plan.ExecMntNs = $"/proc/self/fd/{mntFd.Value}";
         var (parentEnd, childEnd) = Sys.SocketPair();
         using var ch = new SyncChannel(parentEnd);
         int pid;
-        using (childEnd) pid = SpawnInNamespaces([], childEnd, rec.InitPid, cg.BirthTaskFiles());
+        using (childEnd)
+            pid = SpawnInNamespaces([], childEnd, rec.InitPid, cg.BirthTaskFiles(), mntFd, userNs ? ContainerNamespacePaths(rec.InitPid) : null);
         Fd? console = null;
         try
         {
+            if (userNs)
+            {
+                var intermediate = pid;
+                pid = 0;
+                pid = ReceiveNsexecPid(ch, intermediate);
+                SetUpUserNamespace(pid, null, cg.LateProcsFiles(spec.Linux?.Resources), ch);
+            }
             ch.Send(SyncMessages.Plan(plan));
             ch.Send(SyncMessages.ConfigPrefix + System.Text.Encoding.UTF8.GetString(configBytes));
             while (true)
@@ -699,8 +734,11 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         catch
         {
             console?.Dispose();
-            kill(pid, 9);
-            try { Sys.Wait(pid); } catch (SyscallException) { }
+            if (pid > 0)
+            {
+                kill(pid, 9);
+                try { Sys.Wait(pid); } catch (SyscallException) { }
+            }
             throw;
         }
         if (o.ConsoleSocket is not null && console is not null)

@@ -11,6 +11,9 @@ public sealed class InitPlan
     [JsonPropertyName("id")] public string Id { get; set; } = "";
     /// <summary>Set for `exec`: join the container whose init has this host pid.</summary>
     [JsonPropertyName("execInitPid")] public int ExecInitPid { get; set; }
+    /// <summary>exec: where to open the container's mount namespace, when not /proc/PID/ns/mnt (an
+    /// inherited descriptor: a process in a user namespace may not open the container init's).</summary>
+    [JsonPropertyName("execMntNs")] public string? ExecMntNs { get; set; }
     /// <summary>For create this is not serialized: the bundle's config.json follows as its own
     /// message, as given, so the runtime does not spend time re-serializing it.</summary>
     public Spec? SpecOrNull { get; set; }
@@ -71,6 +74,7 @@ public static class SyncMessages
             w.WriteStartObject();
             w.WriteString("id", p.Id);
             w.WriteNumber("execInitPid", p.ExecInitPid);
+            if (p.ExecMntNs is not null) w.WriteString("execMntNs", p.ExecMntNs);
             w.WriteString("rootfs", p.Rootfs);
             w.WriteString("bundle", p.Bundle);
             if (p.Fifo is not null) w.WriteString("fifo", p.Fifo);
@@ -124,6 +128,7 @@ public static class SyncMessages
             {
                 case "id": plan.Id = v.GetString()!; break;
                 case "execInitPid": plan.ExecInitPid = v.GetInt32(); break;
+                case "execMntNs": plan.ExecMntNs = v.GetString(); break;
                 case "rootfs": plan.Rootfs = v.GetString()!; break;
                 case "bundle": plan.Bundle = v.GetString()!; break;
                 case "fifo": plan.Fifo = v.GetString(); break;

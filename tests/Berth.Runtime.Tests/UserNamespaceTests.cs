@@ -111,8 +111,23 @@ public class UserNamespaceTests
         Assert.Contains(pid, Sandbox.ProcessesInCgroupOf(id));
         s.Ok("start", id);
         s.WaitForStatus(id, "running");
-        // exec is not there yet for user namespaces: a clear refusal, not a process as the host's root.
-        Sandbox.AssertOneLineError(s.Runc("exec", id, "id", "-u"), "user namespace");
+        // exec joins the container's user namespace (nsexec), not just the others: root inside is the
+        // mapped root, never the host's.
+        var ex = s.Runc("exec", id, "sh", "-c",
+            "id -u; cat /proc/self/uid_map; readlink /proc/self/ns/user; readlink /proc/1/ns/user; echo $$; sleep 1000 &");
+        Assert.True(ex.ExitCode == 0, ex.ToString());
+        var lines = Lines(ex.Stdout);
+        Assert.Equal("0", lines[0]);
+        Assert.Equal("0 100000 65536", string.Join(' ', lines[1].Split(' ', StringSplitOptions.RemoveEmptyEntries)));
+        Assert.Equal(lines[3], lines[2]);
+        Assert.Equal(new FileInfo($"/proc/{pid}/ns/user").LinkTarget, lines[2]);
+        Assert.NotEqual("1", lines[4]); // in the container's pid namespace, not its init
+        Assert.True(int.Parse(lines[4]) < 100, $"exec'd shell has pid {lines[4]}: not in the container's pid namespace?");
+        // The background sleep left by exec: on the host it runs as uid 100000, in the container's cgroup.
+        var hostSleep = Sandbox.ProcessesInCgroupOf(id).Where(p => p != pid).ToList();
+        Assert.NotEmpty(hostSleep);
+        foreach (var p in hostSleep)
+            Assert.Contains(File.ReadAllLines($"/proc/{p}/status"), l => l.StartsWith("Uid:") && l.Split('\t', StringSplitOptions.RemoveEmptyEntries)[1] == "100000");
         s.Ok("kill", id, "KILL");
         s.WaitForStatus(id, "stopped");
         s.Ok("delete", id);
