@@ -318,11 +318,13 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
                     try { Sys.WriteFile(f, "0"); }
                     catch (SyscallException e) { throw new RuntimeException(ErrorKind.FailedPrecondition, $"cgroup: joining {Path.GetDirectoryName(f)}: {Errno.Describe(e.Errno)}"); }
                 }
-                if (initPid > 0 && nsexecJoin is not null)
+                if (nsexecFlags != 0 || nsexecJoin is not null)
                 {
-                    // exec into a user namespace: nsexec joins the namespaces. No read-only view of
-                    // the runtime binary (that needs a mount namespace of this thread's own); the
-                    // host's binary is not writable by the container's root unless host root is mapped.
+                    // nsexec creates or joins the namespaces. This thread only takes a private mount
+                    // namespace for the read-only view of the binary: the spawned process execs through
+                    // it, and a new mount namespace cloned from it (create) keeps it, locked.
+                    Sys.Unshare(CLONE_NEWNS);
+                    ProtectRuntimeBinary();
                 }
                 else if (initPid > 0)
                 {
@@ -332,7 +334,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
                     Sys.Unshare(CLONE_NEWNS);
                     ProtectRuntimeBinary();
                 }
-                else if (nsexecFlags == 0)
+                else
                 {
                     var unshareFlags = 0;
                     foreach (var ns in nsList)

@@ -134,6 +134,24 @@ public class UserNamespaceTests
         s.AssertNothingLeft(id);
     });
 
+    /// <summary>CVE-2019-5736 defence with a user namespace too (it matters most with an identity
+    /// mapping, where the container's root owns the host's files): init's /proc/PID/exe names the
+    /// runtime binary on a read-only bind mount.</summary>
+    [Fact]
+    public void Runtime_binary_is_read_only_to_init_in_a_user_namespace() => Sandbox.Run(s =>
+    {
+        var binary = EscapeTests.RealBinary();
+        Assert.False(EscapeTests.IsReadOnlyMount(binary), "the host's binary is itself on a read-only mount: the test cannot tell");
+        var id = s.NewId("userexe");
+        var b = UserNsBundle(s, id, "exec sleep 1000", 0);
+        s.Ok("create", "-b", b.Dir, id);
+        var pid = (int)s.State(id)["pid"]!;
+        using (var exe = File.OpenHandle($"/proc/{pid}/exe", FileMode.Open, FileAccess.Read))
+            Assert.True(EscapeTests.IsReadOnlyMount((int)exe.DangerousGetHandle()), "init's exe is not on a read-only mount");
+        s.Ok("start", id);
+        s.Ok("delete", "--force", id);
+    });
+
     [Fact]
     public void Failing_init_in_a_user_namespace_leaves_nothing() => Sandbox.Run(s =>
     {
