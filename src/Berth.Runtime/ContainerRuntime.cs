@@ -391,20 +391,38 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             umount2(mp, MNT_DETACH);
     }
 
-    /// <summary>The container init's namespaces that differ from ours, its user namespace first (what
-    /// nsexec joins, in this order, for exec). The mount namespace is joined later, by init itself.</summary>
+    /// <summary>The container init's namespaces that differ from ours, in the order nsexec joins them
+    /// for exec: those not owned by the container's user namespace first (e.g. the host's cgroup
+    /// namespace podman leaves on cgroup v1: joining it needs the host's CAP_SYS_ADMIN, gone once in
+    /// the user namespace), then the user namespace, then the ones it owns. The mount namespace is
+    /// joined later, by init itself.</summary>
     static List<string> ContainerNamespacePaths(int initPid)
     {
-        var paths = new List<string>();
-        foreach (var name in new[] { "user", "ipc", "uts", "net", "pid", "cgroup" })
+        var userPath = $"/proc/{initPid}/ns/user";
+        var userNs = NsId(userPath);
+        List<string> before = [], after = [];
+        foreach (var name in new[] { "ipc", "uts", "net", "pid", "cgroup" })
         {
             var theirs = $"/proc/{initPid}/ns/{name}";
             string a, b;
-            try { a = File.ResolveLinkTarget(theirs, false)?.ToString() ?? ""; b = File.ResolveLinkTarget($"/proc/self/ns/{name}", false)?.ToString() ?? ""; }
+            try { a = NsId(theirs); b = NsId($"/proc/self/ns/{name}"); }
             catch (IOException) { continue; }
-            if (a != b) paths.Add(theirs);
+            if (a == b) continue;
+            (OwnerUserNs(theirs) == userNs ? after : before).Add(theirs);
         }
-        return paths;
+        return [.. before, userPath, .. after];
+    }
+
+    static string NsId(string path) => File.ResolveLinkTarget(path, false)?.ToString() ?? "";
+
+    /// <summary>"user:[inode]" of the user namespace that owns the namespace at <paramref name="path"/>.</summary>
+    static string OwnerUserNs(string path)
+    {
+        using var ns = Sys.Open(path, O_RDONLY);
+        var owner = ioctl(ns.Value, 0xb701 /* NS_GET_USERNS */, null);
+        if (owner < 0) throw SyscallException.Last("ioctl(NS_GET_USERNS)", path);
+        using var ownerFd = new Fd(owner);
+        return NsId($"/proc/self/fd/{owner}");
     }
 
     static void JoinContainerNamespaces(int initPid)

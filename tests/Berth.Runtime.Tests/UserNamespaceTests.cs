@@ -152,6 +152,26 @@ public class UserNamespaceTests
         s.Ok("delete", "--force", id);
     });
 
+    /// <summary>A container with a user namespace but the host's cgroup namespace (what podman does on
+    /// cgroup v1), exec'd from a caller in another cgroup namespace: the host-owned namespace must be
+    /// joined before the user namespace (after it, the host's CAP_SYS_ADMIN is gone: EPERM).</summary>
+    [Fact]
+    public void Exec_joins_host_owned_namespaces_before_the_user_namespace() => Sandbox.Run(s =>
+    {
+        var id = s.NewId("userorder");
+        var b = UserNsBundle(s, id, "exec sleep 1000", 100000, c => c.RemoveNamespace("cgroup"));
+        s.Ok("run", "-d", "-b", b.Dir, id);
+        var pid = (int)s.State(id)["pid"]!;
+        var psi = new ProcessStartInfo("unshare", ["--cgroup", Runc.Binary, "--root", s.Root, "exec", id, "sh", "-c", "id -u; readlink /proc/self/ns/cgroup"])
+        { RedirectStandardOutput = true, RedirectStandardError = true };
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEnd();
+        var stderr = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        Assert.True(p.ExitCode == 0, $"exit {p.ExitCode}: {stdout} {stderr}");
+        Assert.Equal(["0", new FileInfo($"/proc/{pid}/ns/cgroup").LinkTarget!], Lines(stdout));
+    });
+
     [Fact]
     public void Failing_init_in_a_user_namespace_leaves_nothing() => Sandbox.Run(s =>
     {
