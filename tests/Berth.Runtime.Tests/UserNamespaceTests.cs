@@ -172,6 +172,23 @@ public class UserNamespaceTests
         Assert.Equal(["0", new FileInfo($"/proc/{pid}/ns/cgroup").LinkTarget!], Lines(stdout));
     });
 
+    /// <summary>sysfs cannot be mounted in a user namespace that does not own the network namespace:
+    /// with the host's network, /sys is the host's, bound read-only (as runc does).</summary>
+    [Fact]
+    public void Host_network_with_a_user_namespace_gets_a_read_only_bind_of_sys() => Sandbox.Run(s =>
+    {
+        var id = s.NewId("usersys");
+        var b = UserNsBundle(s, id, "ls /sys/class/net | grep -c .; touch /sys/x 2>/dev/null && echo writable || echo read-only; awk '$5 == \"/sys\" { print $6 }' /proc/self/mountinfo",
+            100000, c => c.RemoveNamespace("network"));
+        var r = s.Runc("run", "-b", b.Dir, id);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        var lines = Lines(r.Stdout);
+        Assert.Equal(Directory.GetFileSystemEntries("/sys/class/net").Length.ToString(), lines[0]); // the host's interfaces
+        Assert.Equal("read-only", lines[1]);
+        Assert.Single(lines[2..]); // one mount at /sys, the bind
+        Assert.Contains("ro", lines[2].Split(','));
+    });
+
     [Fact]
     public void Failing_init_in_a_user_namespace_leaves_nothing() => Sandbox.Run(s =>
     {

@@ -68,6 +68,20 @@ internal sealed unsafe partial class RootfsSetup(InitPlan plan, Fd root)
                 Mount(m, null, RootfsPath.ProcFdPath(t2), null, MS_BIND | MS_REMOUNT | extra | locked, null);
             }
         }
+        else if (m.Type == "sysfs" && plan.UserNs)
+        {
+            if (mount(source ?? m.Type, t, m.Type, o.Flags & ~MS_REMOUNT, o.Data.Length == 0 ? null : o.Data) != 0)
+            {
+                var e = Marshal.GetLastPInvokeError();
+                if (e != Errno.EPERM) throw new RuntimeException(ErrorKind.InvalidArgument, $"mount {source ?? m.Type} to {m.Destination}: {Errno.Describe(e)}");
+                // sysfs needs a network namespace owned by the container's user namespace; with the
+                // host's network namespace bind the host's /sys instead (as runc does), then apply the flags.
+                Mount(m, "/sys", t, null, MS_BIND | MS_REC, null);
+                using var t2 = RootfsPath.OpenOrCreate(root, m.Destination, file: false);
+                var p2 = RootfsPath.ProcFdPath(t2);
+                Mount(m, null, p2, null, MS_BIND | MS_REMOUNT | (o.Flags & ~(MS_REMOUNT | MS_BIND | MS_REC)) | LockedFlags(p2), null);
+            }
+        }
         else
         {
             Mount(m, source ?? m.Type, t, m.Type, o.Flags & ~MS_REMOUNT, o.Data.Length == 0 ? null : o.Data);
