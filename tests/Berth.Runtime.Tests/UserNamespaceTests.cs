@@ -189,6 +189,19 @@ public class UserNamespaceTests
         Assert.Contains("ro", lines[2].Split(','));
     });
 
+    /// <summary>linux.devices cannot be mknod'ed in a user namespace: the host's node is bound in.</summary>
+    [Fact]
+    public void Linux_devices_are_bound_from_the_host() => Sandbox.Run(s =>
+    {
+        Assert.True(File.Exists("/dev/fuse"), "this test needs the host's /dev/fuse");
+        var id = s.NewId("userdev");
+        var b = UserNsBundle(s, id, "stat -c '%t:%T %F' /dev/fuse /dev/null; grep -c ' /dev/fuse ' /proc/self/mountinfo", 100000, c =>
+            c.Linux()["devices"] = new JsonArray(new JsonObject { ["path"] = "/dev/fuse", ["type"] = "c", ["major"] = 10, ["minor"] = 229 }));
+        var r = s.Runc("run", "-b", b.Dir, id);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Equal(["a:e5 character special file", "1:3 character special file", "1"], Lines(r.Stdout));
+    });
+
     [Fact]
     public void Failing_init_in_a_user_namespace_leaves_nothing() => Sandbox.Run(s =>
     {
