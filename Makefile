@@ -32,4 +32,4 @@ bench: deps build
 	@bench/runtime.sh
 
 clean:
-	rm -rf $(OUT) src/*/bin src/*/obj tests/*/bin tests/*/obj
+	rm -rf $(OUT) obj-native src/*/bin src/*/obj tests/*/bin tests/*/obj

@@ -104,28 +104,57 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
 
             // Spawn init first: its start-up (a few ms) overlaps with creating the cgroups. It joins
             // them itself (writing "0" to each v1 `tasks`, lock-free) before it does anything else.
+            // With a user namespace init (host uid = the mapped root) can no longer write the cgroup
+            // files or reach the state dir: the cgroups come first, the spawning thread (and so the
+            // intermediate nsexec process and init) is born in them, and the runtime moves init into
+            // the late ones (memory) itself while init still waits for its id maps.
             var nsList = spec.Linux.Namespaces ?? [];
+            var userNs = nsList.Any(n => n.Type == "user");
+            if (userNs)
+            {
+                cg.Create();
+                foreach (var w in cg.Apply(spec.Linux.Resources, spec.Linux.Devices ?? [])) options.Warn(w);
+                Timing.Mark("create: cgroups ready");
+            }
             var (parentEnd, childEnd) = Sys.SocketPair();
             using var ch = new SyncChannel(parentEnd);
+            // With a user namespace init cannot open the fifo by path (the state dir is 0700, owned by
+            // the host's root): it inherits an O_PATH descriptor and reopens it through /proc/self/fd.
+            using var fifoFd = userNs ? Sys.Open(fifo, O_PATH) : null;
             using (childEnd)
             {
-                pid = SpawnInNamespaces(nsList, childEnd, initPid: 0, []);
+                pid = SpawnInNamespaces(nsList, childEnd, initPid: 0, userNs ? cg.BirthTaskFiles() : [], fifoFd);
+            }
+            if (userNs)
+            {
+                var intermediate = pid;
+                pid = 0;
+                pid = ReceiveNsexecPid(ch, intermediate);
+                record.InitPid = pid;
+                Store.Save(record);
+                SetUpUserNamespace(pid, spec.Linux, cg.LateProcsFiles(spec.Linux.Resources), ch);
+                Timing.Mark("create: user namespace mapped");
             }
             record.InitPid = pid;
             record.InitStartTime = ProcStat.Read(pid)?.StartTime ?? 0;
             Store.Save(record);
             Timing.Mark("create: init spawned");
 
-            cg.Create();
-            foreach (var w in cg.Apply(spec.Linux.Resources, spec.Linux.Devices ?? [])) options.Warn(w);
-            Timing.Mark("create: cgroups ready");
+            if (!userNs)
+            {
+                cg.Create();
+                foreach (var w in cg.Apply(spec.Linux.Resources, spec.Linux.Devices ?? [])) options.Warn(w);
+                Timing.Mark("create: cgroups ready");
+            }
 
             var plan = new InitPlan
             {
-                Id = o.Id, Rootfs = rootfs, Bundle = bundle, Fifo = fifo, Seccomp = seccomp?.Bytes, SeccompFlags = seccomp?.Flags ?? 0,
+                Id = o.Id, Rootfs = rootfs, Bundle = bundle, Fifo = fifoFd is null ? fifo : $"/proc/self/fd/{fifoFd.Value}",
+                Seccomp = seccomp?.Bytes, SeccompFlags = seccomp?.Flags ?? 0,
                 NoPivot = o.NoPivot, NoNewKeyring = o.NoNewKeyring, PreserveFds = o.PreserveFds, Executable = SelfExe,
-                EarlyCgroupTasks = cg.BirthTaskFiles(),
-                LateCgroupProcs = cg.LateProcsFiles(spec.Linux.Resources), CgroupMounts = cg.MountSources(), CgroupV2Path = cg.V2Dir,
+                EarlyCgroupTasks = userNs ? [] : cg.BirthTaskFiles(),
+                LateCgroupProcs = userNs ? [] : cg.LateProcsFiles(spec.Linux.Resources), CgroupMounts = cg.MountSources(), CgroupV2Path = cg.V2Dir,
+                UserNs = userNs,
             };
             plan.NewCgroupNs = nsList.Any(n => n.Type == "cgroup" && string.IsNullOrEmpty(n.Path));
             plan.HostMountNs = record.HostMountNs;
@@ -223,11 +252,58 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         return new RuntimeException(ErrorKind.Internal, $"{what} exited unexpectedly (status {status})");
     }
 
+    /// <summary>nsexec's intermediate process reports the pid of init (born in the new namespaces,
+    /// our child through CLONE_PARENT) and exits.</summary>
+    static int ReceiveNsexecPid(SyncChannel ch, int intermediate)
+    {
+        var msg = ch.Receive();
+        var status = 0;
+        try { status = Sys.Wait(intermediate); } catch (SyscallException) { }
+        if (msg is null) throw new RuntimeException(ErrorKind.Internal, $"nsexec exited without reporting init's pid (status {status})");
+        if (msg.StartsWith(SyncMessages.ErrorPrefix, StringComparison.Ordinal))
+            throw new RuntimeException(ErrorKind.FailedPrecondition, msg[SyncMessages.ErrorPrefix.Length..]);
+        if (!msg.StartsWith("pid:", StringComparison.Ordinal) || !int.TryParse(msg.AsSpan(4), out var pid) || pid <= 0)
+            throw new RuntimeException(ErrorKind.Internal, $"unexpected message from nsexec: {msg}");
+        return pid;
+    }
+
+    /// <summary>Writes init's uid and gid maps, moves it into the cgroups it could not join itself,
+    /// then lets it go on ("maps-done": it becomes root of its user namespace and starts .NET).
+    /// The runtime is root with CAP_SETGID, so gid_map is written without denying setgroups (as runc
+    /// does for root).</summary>
+    static void SetUpUserNamespace(int pid, Berth.Oci.Runtime.Linux? linux, List<string> lateCgroupFiles, SyncChannel ch)
+    {
+        if (linux is not null) // create; exec joins a namespace that is mapped already
+        {
+            Sys.WriteFile($"/proc/{pid}/uid_map", MapText(linux.UidMappings!));
+            Sys.WriteFile($"/proc/{pid}/gid_map", MapText(linux.GidMappings!));
+        }
+        // init is single-threaded until "maps-done": writing its pid to a v1 `tasks` moves all of it.
+        foreach (var f in lateCgroupFiles)
+        {
+            try { Sys.WriteFile(f, pid.ToString()); }
+            catch (SyscallException e) { throw new RuntimeException(ErrorKind.FailedPrecondition, $"cgroup: joining {Path.GetDirectoryName(f)}: {Errno.Describe(e.Errno)}"); }
+        }
+        ch.Send("maps-done");
+    }
+
+    static string MapText(List<IdMapping> maps) =>
+        string.Concat(maps.Select(m => $"{m.ContainerId} {m.HostId} {m.Size}\n"));
+
     /// <summary>Spawns `berth-runc init` from a throwaway thread that first joins (setns) and creates
     /// (unshare) the namespaces, so the child is born inside them. For exec, joins the namespaces of
     /// the container's init.</summary>
-    int SpawnInNamespaces(List<Namespace> nsList, Fd childEnd, int initPid, List<string> taskFiles)
+    int SpawnInNamespaces(List<Namespace> nsList, Fd childEnd, int initPid, List<string> taskFiles, Fd? inherit = null, List<string>? nsexecJoin = null)
     {
+        // A new user namespace cannot be made by this (multi-threaded) process: nsexec (native/nsexec.c)
+        // clones init into all the new namespaces at once before .NET starts in it. The validator
+        // has refused joining other namespaces by path together with it.
+        var nsexecFlags = 0;
+        if (initPid == 0 && nsList.Any(n => n.Type == "user"))
+        {
+            nsexecFlags = CLONE_PARENT;
+            foreach (var ns in nsList) nsexecFlags |= NsFlag(ns.Type);
+        }
         int pid = 0;
         Exception? error = null;
         var t = new Thread(() =>
@@ -242,7 +318,15 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
                     try { Sys.WriteFile(f, "0"); }
                     catch (SyscallException e) { throw new RuntimeException(ErrorKind.FailedPrecondition, $"cgroup: joining {Path.GetDirectoryName(f)}: {Errno.Describe(e.Errno)}"); }
                 }
-                if (initPid > 0)
+                if (nsexecFlags != 0 || nsexecJoin is not null)
+                {
+                    // nsexec creates or joins the namespaces. This thread only takes a private mount
+                    // namespace for the read-only view of the binary: the spawned process execs through
+                    // it, and a new mount namespace cloned from it (create) keeps it, locked.
+                    Sys.Unshare(CLONE_NEWNS);
+                    ProtectRuntimeBinary();
+                }
+                else if (initPid > 0)
                 {
                     JoinContainerNamespaces(initPid);
                     // exec: a private mount namespace just for the read-only view of the binary;
@@ -268,7 +352,10 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
                     if ((unshareFlags & CLONE_NEWNS) != 0) ProtectRuntimeBinary();
                 }
                 Sys.SetCloexec(childEnd.Value, false);
+                if (inherit is not null) Sys.SetCloexec(inherit.Value, false);
                 var env = new List<string> { $"{Init.ContainerInit.SyncFdEnv}={childEnd.Value}", "DOTNET_EnableDiagnostics=0", "DOTNET_gcServer=0", "DOTNET_GCgen0size=0x100000" };
+                if (nsexecFlags != 0) env.Add($"{NsexecEnv}={childEnd.Value}:{nsexecFlags:x}");
+                else if (nsexecJoin is not null) env.Add($"{NsexecEnv}={childEnd.Value}:{CLONE_PARENT:x}:{string.Join(',', nsexecJoin)}");
                 if (Timing.Enabled) env.Add("BERTH_TIMING=1");
                 pid = Spawn.Start(SelfExe, ["berth-runc", "init"], env);
             }
@@ -279,6 +366,9 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         if (error is not null) throw error is SyscallException se ? new RuntimeException(ErrorKind.InvalidArgument, se.Message) : error;
         return pid;
     }
+
+    /// <summary>Read by native/nsexec.c: "SYNCFD:CLONEFLAGS_HEX".</summary>
+    const string NsexecEnv = "_BERTH_NSEXEC";
 
     /// <summary>CVE-2019-5736 defence: in the new mount namespace the child is born into, bind the
     /// runtime binary read-only over itself, so a container process that reaches it through
@@ -299,6 +389,40 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         var points = MountInfo.MountPoints().Where(mp => mp == prefix || mp.StartsWith(prefix + "/", StringComparison.Ordinal)).ToList();
         foreach (var mp in points.OrderByDescending(p => p.Count(c => c == '/')).ThenByDescending(p => p.Length))
             umount2(mp, MNT_DETACH);
+    }
+
+    /// <summary>The container init's namespaces that differ from ours, in the order nsexec joins them
+    /// for exec: those not owned by the container's user namespace first (e.g. the host's cgroup
+    /// namespace podman leaves on cgroup v1: joining it needs the host's CAP_SYS_ADMIN, gone once in
+    /// the user namespace), then the user namespace, then the ones it owns. The mount namespace is
+    /// joined later, by init itself.</summary>
+    static List<string> ContainerNamespacePaths(int initPid)
+    {
+        var userPath = $"/proc/{initPid}/ns/user";
+        var userNs = NsId(userPath);
+        List<string> before = [], after = [];
+        foreach (var name in new[] { "ipc", "uts", "net", "pid", "cgroup" })
+        {
+            var theirs = $"/proc/{initPid}/ns/{name}";
+            string a, b;
+            try { a = NsId(theirs); b = NsId($"/proc/self/ns/{name}"); }
+            catch (IOException) { continue; }
+            if (a == b) continue;
+            (OwnerUserNs(theirs) == userNs ? after : before).Add(theirs);
+        }
+        return [.. before, userPath, .. after];
+    }
+
+    static string NsId(string path) => File.ResolveLinkTarget(path, false)?.ToString() ?? "";
+
+    /// <summary>"user:[inode]" of the user namespace that owns the namespace at <paramref name="path"/>.</summary>
+    static string OwnerUserNs(string path)
+    {
+        using var ns = Sys.Open(path, O_RDONLY);
+        var owner = ioctl(ns.Value, 0xb701 /* NS_GET_USERNS */, null);
+        if (owner < 0) throw SyscallException.Last("ioctl(NS_GET_USERNS)", path);
+        using var ownerFd = new Fd(owner);
+        return NsId($"/proc/self/fd/{owner}");
     }
 
     static void JoinContainerNamespaces(int initPid)
@@ -587,21 +711,34 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             configBytes = File.ReadAllBytes(Store.ConfigPath(o.Id));
             spec = SpecJson.ParseSpec(configBytes, Store.ConfigPath(o.Id));
         }
+        // With a user namespace, nsexec joins it (and then the others) before .NET starts: entering
+        // only the other namespaces would run the process as the host's root.
+        var userNs = spec.Linux?.Namespaces?.Any(n => n.Type == "user") == true;
         var cg = Cgroup(rec);
         var seccomp = CompileSeccomp(spec);
         var plan = new InitPlan
         {
             Id = o.Id, ExecInitPid = rec.InitPid, Process = o.Process, HostMountNs = rec.HostMountNs, Seccomp = seccomp?.Bytes, SeccompFlags = seccomp?.Flags ?? 0,
             Bundle = rec.Bundle, Rootfs = rec.Rootfs, PreserveFds = o.PreserveFds, Executable = SelfExe,
-            LateCgroupProcs = cg.LateProcsFiles(spec.Linux?.Resources),
+            LateCgroupProcs = userNs ? [] : cg.LateProcsFiles(spec.Linux?.Resources),
         };
+        using var mntFd = userNs ? Sys.Open($"/proc/{rec.InitPid}/ns/mnt", O_RDONLY) : null;
+        if (mntFd is not null) plan.ExecMntNs = $"/proc/self/fd/{mntFd.Value}";
         var (parentEnd, childEnd) = Sys.SocketPair();
         using var ch = new SyncChannel(parentEnd);
         int pid;
-        using (childEnd) pid = SpawnInNamespaces([], childEnd, rec.InitPid, cg.BirthTaskFiles());
+        using (childEnd)
+            pid = SpawnInNamespaces([], childEnd, rec.InitPid, cg.BirthTaskFiles(), mntFd, userNs ? ContainerNamespacePaths(rec.InitPid) : null);
         Fd? console = null;
         try
         {
+            if (userNs)
+            {
+                var intermediate = pid;
+                pid = 0;
+                pid = ReceiveNsexecPid(ch, intermediate);
+                SetUpUserNamespace(pid, null, cg.LateProcsFiles(spec.Linux?.Resources), ch);
+            }
             ch.Send(SyncMessages.Plan(plan));
             ch.Send(SyncMessages.ConfigPrefix + System.Text.Encoding.UTF8.GetString(configBytes));
             while (true)
@@ -617,8 +754,11 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         catch
         {
             console?.Dispose();
-            kill(pid, 9);
-            try { Sys.Wait(pid); } catch (SyscallException) { }
+            if (pid > 0)
+            {
+                kill(pid, 9);
+                try { Sys.Wait(pid); } catch (SyscallException) { }
+            }
             throw;
         }
         if (o.ConsoleSocket is not null && console is not null)

@@ -11,6 +11,9 @@ public sealed class InitPlan
     [JsonPropertyName("id")] public string Id { get; set; } = "";
     /// <summary>Set for `exec`: join the container whose init has this host pid.</summary>
     [JsonPropertyName("execInitPid")] public int ExecInitPid { get; set; }
+    /// <summary>exec: where to open the container's mount namespace, when not /proc/PID/ns/mnt (an
+    /// inherited descriptor: a process in a user namespace may not open the container init's).</summary>
+    [JsonPropertyName("execMntNs")] public string? ExecMntNs { get; set; }
     /// <summary>For create this is not serialized: the bundle's config.json follows as its own
     /// message, as given, so the runtime does not spend time re-serializing it.</summary>
     public Spec? SpecOrNull { get; set; }
@@ -27,6 +30,8 @@ public sealed class InitPlan
     public bool HostMountNs { get; set; }
     [JsonPropertyName("newUtsNs")] public bool NewUtsNs { get; set; }
     [JsonPropertyName("newCgroupNs")] public bool NewCgroupNs { get; set; }
+    /// <summary>Init runs in a new user namespace: no mknod (device nodes are bind-mounted from the host).</summary>
+    [JsonPropertyName("userNs")] public bool UserNs { get; set; }
     [JsonPropertyName("preserveFds")] public int PreserveFds { get; set; }
     /// <summary>cgroup.procs files init writes itself into right before execve (the memory
     /// cgroup, so init's own pages are never charged to the container).</summary>
@@ -69,6 +74,7 @@ public static class SyncMessages
             w.WriteStartObject();
             w.WriteString("id", p.Id);
             w.WriteNumber("execInitPid", p.ExecInitPid);
+            if (p.ExecMntNs is not null) w.WriteString("execMntNs", p.ExecMntNs);
             w.WriteString("rootfs", p.Rootfs);
             w.WriteString("bundle", p.Bundle);
             if (p.Fifo is not null) w.WriteString("fifo", p.Fifo);
@@ -76,6 +82,7 @@ public static class SyncMessages
             w.WriteBoolean("hostMountNs", p.HostMountNs);
             w.WriteBoolean("noNewKeyring", p.NoNewKeyring);
             w.WriteBoolean("newCgroupNs", p.NewCgroupNs);
+            if (p.UserNs) w.WriteBoolean("userNs", true);
             w.WriteNumber("preserveFds", p.PreserveFds);
             w.WriteStartArray("earlyCgroupTasks");
             foreach (var f in p.EarlyCgroupTasks) w.WriteStringValue(f);
@@ -121,6 +128,7 @@ public static class SyncMessages
             {
                 case "id": plan.Id = v.GetString()!; break;
                 case "execInitPid": plan.ExecInitPid = v.GetInt32(); break;
+                case "execMntNs": plan.ExecMntNs = v.GetString(); break;
                 case "rootfs": plan.Rootfs = v.GetString()!; break;
                 case "bundle": plan.Bundle = v.GetString()!; break;
                 case "fifo": plan.Fifo = v.GetString(); break;
@@ -128,6 +136,7 @@ public static class SyncMessages
                 case "hostMountNs": plan.HostMountNs = v.GetBoolean(); break;
                 case "noNewKeyring": plan.NoNewKeyring = v.GetBoolean(); break;
                 case "newCgroupNs": plan.NewCgroupNs = v.GetBoolean(); break;
+                case "userNs": plan.UserNs = v.GetBoolean(); break;
                 case "preserveFds": plan.PreserveFds = v.GetInt32(); break;
                 case "earlyCgroupTasks": plan.EarlyCgroupTasks = v.EnumerateArray().Select(x => x.GetString()!).ToList(); break;
                 case "lateCgroupProcs": plan.LateCgroupProcs = v.EnumerateArray().Select(x => x.GetString()!).ToList(); break;

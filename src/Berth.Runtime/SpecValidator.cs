@@ -25,8 +25,7 @@ public static class SpecValidator
             if (!seen.Add(ns.Type)) throw Bad($"namespace \"{ns.Type}\" is listed twice");
             if (ns.Path is { Length: > 0 } p && !File.Exists(p)) throw Bad($"namespace path {p} for \"{ns.Type}\" does not exist");
         }
-        if (seen.Contains("user") || linux.UidMappings is { Count: > 0 } || linux.GidMappings is { Count: > 0 })
-            throw Unsupported("user namespaces (linux.uidMappings/gidMappings, namespace \"user\")");
+        ValidateUserNamespace(linux, seen);
         if (seen.Contains("time") || linux.TimeOffsets is { Count: > 0 })
             throw Unsupported("time namespaces (linux.timeOffsets, namespace \"time\")");
         if (linux.IntelRdt is not null) throw Unsupported("linux.intelRdt");
@@ -70,6 +69,51 @@ public static class SpecValidator
 
         foreach (var h in AllHooks(spec.Hooks))
             if (!h.Path.StartsWith('/')) throw Bad($"hook path \"{h.Path}\" must be absolute");
+    }
+
+    /// <summary>A new user namespace needs uid and gid mappings (and a new mount namespace); mappings
+    /// need a user namespace. Joining an existing user namespace by path is not supported yet.</summary>
+    static void ValidateUserNamespace(Berth.Oci.Runtime.Linux linux, HashSet<string> seen)
+    {
+        var userNs = linux.Namespaces?.FirstOrDefault(n => n.Type == "user");
+        var hasMaps = linux.UidMappings is { Count: > 0 } || linux.GidMappings is { Count: > 0 };
+        if (userNs is null)
+        {
+            if (hasMaps) throw Bad("linux.uidMappings/gidMappings need a user namespace (namespace \"user\")");
+            return;
+        }
+        if (userNs.Path is { Length: > 0 }) throw Unsupported("joining an existing user namespace (namespace \"user\" with a path)");
+        if (linux.UidMappings is not { Count: > 0 }) throw Bad("a user namespace needs linux.uidMappings");
+        if (linux.GidMappings is not { Count: > 0 }) throw Bad("a user namespace needs linux.gidMappings");
+        CheckMappings(linux.UidMappings, "uidMappings");
+        CheckMappings(linux.GidMappings, "gidMappings");
+        if (!seen.Contains("mount")) throw Bad("a user namespace needs a new mount namespace (namespace \"mount\")");
+        foreach (var ns in linux.Namespaces!)
+            if (ns.Type != "user" && ns.Path is { Length: > 0 })
+                throw Unsupported($"joining namespace \"{ns.Type}\" by path together with a new user namespace");
+    }
+
+    static void CheckMappings(List<IdMapping> maps, string what)
+    {
+        // The kernel takes at most 340 lines (5 before 4.15); refuse what it would refuse, clearly.
+        if (maps.Count > 340) throw Bad($"linux.{what}: {maps.Count} ranges (the kernel allows at most 340)");
+        for (var i = 0; i < maps.Count; i++)
+        {
+            var m = maps[i];
+            if (m.Size == 0) throw Bad($"linux.{what}[{i}]: size must not be 0");
+            if ((ulong)m.ContainerId + m.Size > 1UL << 32) throw Bad($"linux.{what}[{i}]: containerID {m.ContainerId} + size {m.Size} is out of range");
+            if ((ulong)m.HostId + m.Size > 1UL << 32) throw Bad($"linux.{what}[{i}]: hostID {m.HostId} + size {m.Size} is out of range");
+            for (var j = 0; j < i; j++)
+            {
+                var o = maps[j];
+                if (m.ContainerId < (ulong)o.ContainerId + o.Size && o.ContainerId < (ulong)m.ContainerId + m.Size)
+                    throw Bad($"linux.{what}[{i}]: container ids {m.ContainerId}-{(ulong)m.ContainerId + m.Size - 1} overlap linux.{what}[{j}]");
+                if (m.HostId < (ulong)o.HostId + o.Size && o.HostId < (ulong)m.HostId + m.Size)
+                    throw Bad($"linux.{what}[{i}]: host ids {m.HostId}-{(ulong)m.HostId + m.Size - 1} overlap linux.{what}[{j}]");
+            }
+        }
+        if (!maps.Any(m => m.ContainerId == 0))
+            throw Bad($"linux.{what}: container id 0 (root) is not mapped");
     }
 
     public static void ValidateProcess(Process p, string what)

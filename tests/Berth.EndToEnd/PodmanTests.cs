@@ -144,6 +144,30 @@ public sealed class PodmanTests(PodmanFixture f)
         Assert.Equal("CapEff:\t0000000000000000", r.Stdout.Trim());
     }
 
+    /// <summary>podman --uidmap/--gidmap: berth-runc creates the user namespace (nsexec); the container's
+    /// root is host uid 100000; `podman exec` joins the same user namespace.</summary>
+    [Fact]
+    public void User_namespace_with_uidmap_run_and_exec()
+    {
+        var run = f.Podman(["run", "-d", .. Sec, "--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536", f.Image, "sh", "-c", "touch /made; exec sleep 100"]);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var id = run.Stdout.Trim();
+        try
+        {
+            var pid = int.Parse(f.Podman("inspect", "-f", "{{.State.Pid}}", id).Stdout.Trim());
+            var uid = File.ReadAllLines($"/proc/{pid}/status").First(l => l.StartsWith("Uid:")).Split('\t', StringSplitOptions.RemoveEmptyEntries)[1];
+            Assert.Equal("100000", uid);
+            var exec = f.Podman("exec", id, "sh", "-c", "id -u; cat /proc/self/uid_map; readlink /proc/self/ns/user; ls -ln /made");
+            Assert.True(exec.ExitCode == 0, exec.ToString());
+            var lines = Lines(exec.Stdout);
+            Assert.Equal("0", lines[0]);
+            Assert.Equal("0 100000 65536", string.Join(' ', lines[1].Split(' ', StringSplitOptions.RemoveEmptyEntries)));
+            Assert.Equal(new FileInfo($"/proc/{pid}/ns/user").LinkTarget, lines[2]);
+            Assert.Contains(" 0 ", lines[3]); // owned by the container's root
+        }
+        finally { f.Podman("rm", "-f", "-t", "0", id); }
+    }
+
     static string[] Lines(string s) => s.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
     static string WaitFor(Func<string> probe, Func<string, bool> done, int timeoutMs = 10_000)

@@ -88,7 +88,7 @@ public partial class EscapeTests(ITestOutputHelper output)
     }
 
     /// <summary>The file the tests' berth-runc really is (out/berth-runc is a symlink to out/berth).</summary>
-    static string RealBinary()
+    internal static string RealBinary()
     {
         var p = realpath(Runc.Binary, IntPtr.Zero);
         Assert.True(p != IntPtr.Zero, "realpath " + Runc.Binary);
@@ -527,14 +527,14 @@ public partial class EscapeTests(ITestOutputHelper output)
 
     static string Describe(int errno) => errno switch { 0 => "opened (writable!)", EROFS => "EROFS", ETXTBSY => "ETXTBSY", _ => "errno " + errno };
 
-    static unsafe bool IsReadOnlyMount(int fd)
+    internal static unsafe bool IsReadOnlyMount(int fd)
     {
         var buf = stackalloc ulong[16];
         Assert.Equal(0, fstatvfs(fd, buf));
         return (buf[9] & 1) != 0; // f_flag & ST_RDONLY
     }
 
-    static unsafe bool IsReadOnlyMount(string path)
+    internal static unsafe bool IsReadOnlyMount(string path)
     {
         var buf = stackalloc ulong[16];
         Assert.Equal(0, statvfs(path, buf));

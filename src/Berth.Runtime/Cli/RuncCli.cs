@@ -513,7 +513,7 @@ public static class FeaturesInfo
                 "slave", "strictatime", "suid", "symfollow", "sync", "unbindable"],
             Linux = new LinuxFeatures
             {
-                Namespaces = ["cgroup", "ipc", "mount", "network", "pid", "uts"],
+                Namespaces = ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
                 Capabilities = Caps.ToNames(Caps.All),
                 Cgroup = new CgroupFeatures { V1 = layout.Mode != CgroupMode.V2, V2 = layout.Mode != CgroupMode.V1, Systemd = false, SystemdUser = false },
                 Seccomp = new SeccompFeatures

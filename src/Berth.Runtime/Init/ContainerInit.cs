@@ -125,7 +125,7 @@ public static unsafe partial class ContainerInit
     static void Exec(InitPlan plan, SyncChannel ch)
     {
         var late = plan.LateCgroupProcs.Select(p => Sys.Open(p, O_WRONLY)).ToList();
-        using (var mnt = Sys.Open($"/proc/{plan.ExecInitPid}/ns/mnt", O_RDONLY))
+        using (var mnt = Sys.Open(plan.ExecMntNs ?? $"/proc/{plan.ExecInitPid}/ns/mnt", O_RDONLY))
         {
             Sys.Unshare(CLONE_FS);
             Sys.SetNs(mnt, CLONE_NEWNS, "mount namespace of the container");

@@ -68,6 +68,20 @@ internal sealed unsafe partial class RootfsSetup(InitPlan plan, Fd root)
                 Mount(m, null, RootfsPath.ProcFdPath(t2), null, MS_BIND | MS_REMOUNT | extra | locked, null);
             }
         }
+        else if (m.Type == "sysfs" && plan.UserNs)
+        {
+            if (mount(source ?? m.Type, t, m.Type, o.Flags & ~MS_REMOUNT, o.Data.Length == 0 ? null : o.Data) != 0)
+            {
+                var e = Marshal.GetLastPInvokeError();
+                if (e != Errno.EPERM) throw new RuntimeException(ErrorKind.InvalidArgument, $"mount {source ?? m.Type} to {m.Destination}: {Errno.Describe(e)}");
+                // sysfs needs a network namespace owned by the container's user namespace; with the
+                // host's network namespace bind the host's /sys instead (as runc does), then apply the flags.
+                Mount(m, "/sys", t, null, MS_BIND | MS_REC, null);
+                using var t2 = RootfsPath.OpenOrCreate(root, m.Destination, file: false);
+                var p2 = RootfsPath.ProcFdPath(t2);
+                Mount(m, null, p2, null, MS_BIND | MS_REMOUNT | (o.Flags & ~(MS_REMOUNT | MS_BIND | MS_REC)) | LockedFlags(p2), null);
+            }
+        }
         else
         {
             Mount(m, source ?? m.Type, t, m.Type, o.Flags & ~MS_REMOUNT, o.Data.Length == 0 ? null : o.Data);
@@ -146,10 +160,20 @@ internal sealed unsafe partial class RootfsSetup(InitPlan plan, Fd root)
     {
         var devBound = (_spec.Mounts ?? []).Any(m => Norm(m.Destination) == "/dev" && (m.Type == "bind" || MountOptions.Parse(m.Options).Bind));
         if (devBound) return;
-        foreach (var (p, maj, min) in DefaultDevices)
-            MakeNode(p, 'c', maj, min, 0x1b6, 0, 0);
-        foreach (var d in _spec.Linux?.Devices ?? [])
-            MakeNode(d.Path, d.Type[0], d.Major, d.Minor, d.FileMode ?? 0x1b6, d.Uid ?? 0, d.Gid ?? 0);
+        if (plan.UserNs)
+        {
+            // mknod is not permitted in a user namespace: bind the host's nodes instead, as runc does
+            // (the host's mode and owner show through).
+            foreach (var (p, _, _) in DefaultDevices) BindNode(p);
+            foreach (var d in _spec.Linux?.Devices ?? []) BindNode(d.Path);
+        }
+        else
+        {
+            foreach (var (p, maj, min) in DefaultDevices)
+                MakeNode(p, 'c', maj, min, 0x1b6, 0, 0);
+            foreach (var d in _spec.Linux?.Devices ?? [])
+                MakeNode(d.Path, d.Type[0], d.Major, d.Minor, d.FileMode ?? 0x1b6, d.Uid ?? 0, d.Gid ?? 0);
+        }
 
         Symlink("/proc/self/fd", "/dev/fd");
         Symlink("/proc/self/fd/0", "/dev/stdin");
@@ -185,6 +209,17 @@ internal sealed unsafe partial class RootfsSetup(InitPlan plan, Fd root)
         umask(old);
         if (rc != 0) throw new SyscallException("mknod", path, errno);
         if (fchownat(parent.Value, name, uid, gid, AT_SYMLINK_NOFOLLOW) != 0) throw SyscallException.Last("chown", path);
+    }
+
+    /// <summary>Binds the host's node at <paramref name="path"/> onto an empty file at the same path in the rootfs.</summary>
+    void BindNode(string path)
+    {
+        if (!Path.Exists(path)) throw new RuntimeException(ErrorKind.InvalidArgument, $"device {path}: no such device on the host to bind in a user namespace");
+        using (var parent = RootfsPath.OpenOrCreate(root, Path.GetDirectoryName(path) ?? "/", file: false))
+            unlinkat(parent.Value, Path.GetFileName(path), 0); // replace whatever the image put there
+        using var target = RootfsPath.OpenOrCreate(root, path, file: true);
+        if (mount(path, RootfsPath.ProcFdPath(target), null, MS_BIND, null) != 0)
+            throw new SyscallException("mount", $"device {path} (bind)", Marshal.GetLastPInvokeError());
     }
 
     void Symlink(string target, string link)

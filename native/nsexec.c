@@ -1,0 +1,117 @@
+/* nsexec: the one piece of native code in Berth (see DESIGN.md, "Process model").
+ *
+ * A user namespace can only be created by a single-threaded process, and a NativeAOT process has
+ * threads by the time Main runs. This constructor runs before the .NET runtime starts. It is
+ * decision-free: the runtime (C#) computes the plan and passes it in the environment as
+ *
+ *     _BERTH_NSEXEC=<sync fd>:<clone flags, hex>[:<namespace path>,<namespace path>...]
+ *
+ * and this code only carries it out:
+ *   0. setns() into each listed namespace, in the order given (exec: the container's user
+ *      namespace first, then the others);
+ *   1. clone(flags | SIGCHLD): the child is born in every requested new namespace at once;
+ *   2. the intermediate (parent) sends "pid:<child pid>" on the sync fd and exits 0;
+ *   3. the child waits for "maps-done" (the runtime writes uid_map/gid_map meanwhile), becomes
+ *      root of its user namespace (setresgid, setgroups, setresuid) and returns, so the .NET
+ *      runtime starts and `berth-runc init` runs as usual on the same sync fd.
+ * Any failure sends "error:<what>: <strerror>" on the sync fd and exits 1.
+ * Without _BERTH_NSEXEC (every ordinary command) it returns at once.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <grp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define NSEXEC_ENV "_BERTH_NSEXEC"
+
+static void send_packet(int fd, const char *msg)
+{
+    ssize_t r;
+    do r = send(fd, msg, strlen(msg), MSG_NOSIGNAL);
+    while (r < 0 && errno == EINTR);
+}
+
+static void fail(int fd, const char *what)
+{
+    char buf[256];
+    int e = errno;
+    snprintf(buf, sizeof buf, "error:nsexec: %s: %s", what, strerror(e));
+    if (fd >= 0) send_packet(fd, buf);
+    else { fputs(buf, stderr); fputc('\n', stderr); }
+    _exit(1);
+}
+
+__attribute__((constructor)) static void berth_nsexec(void)
+{
+    const char *plan = getenv(NSEXEC_ENV);
+    if (plan == NULL) return;
+
+    char *end = NULL;
+    errno = 0;
+    long fd = strtol(plan, &end, 10);
+    if (errno != 0 || end == plan || *end != ':' || fd < 0 || fd > 1 << 20) { errno = EINVAL; fail(-1, "bad " NSEXEC_ENV); }
+    const char *hex = end + 1;
+    unsigned long flags = strtoul(hex, &end, 16);
+    if (end == hex || (*end != '\0' && *end != ':')) { errno = EINVAL; fail((int)fd, "bad clone flags in " NSEXEC_ENV); }
+
+    /* Namespaces to join, comma-separated (unsetenv below frees nothing: getenv's string stays). */
+    if (*end == ':') {
+        char paths[4096];
+        if (strlen(end + 1) >= sizeof paths) { errno = ENAMETOOLONG; fail((int)fd, "namespace paths"); }
+        strcpy(paths, end + 1);
+        /* Open them all first: once in the container's user namespace, its /proc/PID/ns files
+         * may no longer be ours to open. */
+        int nsfds[16];
+        const char *names[16];
+        int count = 0;
+        for (char *save = NULL, *p = strtok_r(paths, ",", &save); p != NULL; p = strtok_r(NULL, ",", &save)) {
+            if (count == 16) { errno = E2BIG; fail((int)fd, "namespace paths"); }
+            names[count] = p;
+            nsfds[count] = open(p, O_RDONLY | O_CLOEXEC);
+            if (nsfds[count] < 0) fail((int)fd, p);
+            count++;
+        }
+        for (int i = 0; i < count; i++) {
+            if (setns(nsfds[i], 0) != 0) {
+                char what[4200];
+                snprintf(what, sizeof what, "setns %s", names[i]);
+                fail((int)fd, what);
+            }
+            close(nsfds[i]);
+        }
+    }
+    /* Not for init's own children (hooks, the container's process). */
+    unsetenv(NSEXEC_ENV);
+
+    long pid = syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
+    if (pid < 0) fail((int)fd, "clone");
+    if (pid > 0) {
+        char msg[32];
+        snprintf(msg, sizeof msg, "pid:%ld", pid);
+        send_packet((int)fd, msg);
+        _exit(0);
+    }
+
+    /* The child: born in the new namespaces, uid/gid unmapped until the runtime writes the maps. */
+    char buf[64];
+    ssize_t n;
+    do n = recv((int)fd, buf, sizeof buf - 1, 0);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) fail((int)fd, "waiting for the id maps");
+    if (n == 0) _exit(1); /* the runtime went away */
+    buf[n] = '\0';
+    if (strcmp(buf, "maps-done") != 0) { errno = EPROTO; fail((int)fd, "unexpected message while waiting for the id maps"); }
+
+    if (setresgid(0, 0, 0) != 0) fail((int)fd, "setresgid(0)");
+    /* EPERM when setgroups is denied in this namespace: then there are no groups to drop anyway. */
+    if (setgroups(0, NULL) != 0 && errno != EPERM) fail((int)fd, "setgroups");
+    if (setresuid(0, 0, 0) != 0) fail((int)fd, "setresuid(0)");
+}
