@@ -158,6 +158,9 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             };
             plan.NewCgroupNs = nsList.Any(n => n.Type == "cgroup" && string.IsNullOrEmpty(n.Path));
             plan.HostMountNs = record.HostMountNs;
+            // A new mount namespace is made from (or cloned from) the spawning thread's, where "/"
+            // was already made rslave by ProtectRuntimeBinary.
+            plan.RootSlaveDone = nsList.Any(n => n.Type == "mount" && string.IsNullOrEmpty(n.Path));
             ch.Send(SyncMessages.Plan(plan));
             ch.Send(SyncMessages.ConfigPrefix + System.Text.Encoding.UTF8.GetString(configBytes));
             Timing.Mark("create: plan sent");

@@ -28,6 +28,8 @@ public sealed class InitPlan
     /// <summary>No mount namespace in the config: the container shares the host's, its mounts are
     /// made there (under the rootfs, undone by delete) and it is entered with chroot, as runc does.</summary>
     public bool HostMountNs { get; set; }
+    /// <summary>The spawning thread made "/" rslave in init's new mount namespace already.</summary>
+    public bool RootSlaveDone { get; set; }
     [JsonPropertyName("newUtsNs")] public bool NewUtsNs { get; set; }
     [JsonPropertyName("newCgroupNs")] public bool NewCgroupNs { get; set; }
     /// <summary>Init runs in a new user namespace: no mknod (device nodes are bind-mounted from the host).</summary>
@@ -80,6 +82,7 @@ public static class SyncMessages
             if (p.Fifo is not null) w.WriteString("fifo", p.Fifo);
             w.WriteBoolean("noPivot", p.NoPivot);
             w.WriteBoolean("hostMountNs", p.HostMountNs);
+            w.WriteBoolean("rootSlaveDone", p.RootSlaveDone);
             w.WriteBoolean("noNewKeyring", p.NoNewKeyring);
             w.WriteBoolean("newCgroupNs", p.NewCgroupNs);
             if (p.UserNs) w.WriteBoolean("userNs", true);
@@ -134,6 +137,7 @@ public static class SyncMessages
                 case "fifo": plan.Fifo = v.GetString(); break;
                 case "noPivot": plan.NoPivot = v.GetBoolean(); break;
                 case "hostMountNs": plan.HostMountNs = v.GetBoolean(); break;
+                case "rootSlaveDone": plan.RootSlaveDone = v.GetBoolean(); break;
                 case "noNewKeyring": plan.NoNewKeyring = v.GetBoolean(); break;
                 case "newCgroupNs": plan.NewCgroupNs = v.GetBoolean(); break;
                 case "userNs": plan.UserNs = v.GetBoolean(); break;

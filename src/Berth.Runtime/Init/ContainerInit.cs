@@ -78,9 +78,12 @@ public static unsafe partial class ContainerInit
 
         // prestart + createRuntime hooks run in the runtime's namespaces, by the parent.
         Timing.Mark("init: rootfs mounted");
-        ch.Send(SyncMessages.Hooks);
-        var reply = ch.Receive();
-        if (reply != SyncMessages.HooksDone) throw new InvalidOperationException(reply?.StartsWith(SyncMessages.ErrorPrefix) == true ? reply[6..] : "runtime went away");
+        if (spec.Hooks?.Prestart is { Count: > 0 } || spec.Hooks?.CreateRuntime is { Count: > 0 })
+        {
+            ch.Send(SyncMessages.Hooks);
+            var reply = ch.Receive();
+            if (reply != SyncMessages.HooksDone) throw new InvalidOperationException(reply?.StartsWith(SyncMessages.ErrorPrefix) == true ? reply[6..] : "runtime went away");
+        }
         Timing.Mark("init: hooks done");
         // createContainer hooks: in the container's namespaces, before pivot_root.
         HookRunner.RunAll("createContainer", spec.Hooks?.CreateContainer, StateFor(plan, "created"), failFast: true);

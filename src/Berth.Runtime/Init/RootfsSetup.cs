@@ -23,7 +23,10 @@ internal sealed unsafe partial class RootfsSetup(InitPlan plan, Fd root)
             return;
         }
         var prop = plan.Spec.Linux?.RootfsPropagation is { Length: > 0 } rp ? MountOptions.Propagation[rp] : MS_SLAVE | MS_REC;
-        Sys.Mount(null, "/", null, prop, null, "/ (set propagation)");
+        // The spawning thread already made "/" rslave in this new mount namespace (to protect the
+        // runtime binary); only a different propagation needs another pass over the mount tree.
+        if (prop != (MS_SLAVE | MS_REC) || !plan.RootSlaveDone)
+            Sys.Mount(null, "/", null, prop, null, "/ (set propagation)");
         // pivot_root refuses a new root under a shared parent mount (rootfsPropagation "shared"):
         // make the rootfs' parent mount private in this namespace before binding it, as runc does.
         if ((prop & MS_SHARED) != 0 && ContainerInit.ParentMountPoint(plan.Rootfs) is { } parent)
