@@ -600,12 +600,12 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         var cg = Cgroup(rec);
         if (status != ContainerStatus.Stopped && status != ContainerStatus.Creating)
         {
-            KillAllAndWait(rec, cg, status == ContainerStatus.Paused);
+            KillAllAndWait(rec, cg);
         }
         else
         {
             // Processes left in the cgroup (init exited without a pid namespace) are killed too.
-            try { if (cg.GetPids().Count > 0) KillAllAndWait(rec, cg, false); } catch (Exception) { }
+            try { if (cg.GetPids().Count > 0) KillAllAndWait(rec, cg); } catch (Exception) { }
         }
         Spec? spec = null;
         if (rec.HasPostHooks)
@@ -622,13 +622,12 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         if (errors.Count > 0) throw new RuntimeException(ErrorKind.Internal, $"container \"{id}\" deleted, but: {string.Join("; ", errors)}");
     }
 
-    void KillAllAndWait(ContainerRecord rec, CgroupHandle cg, bool paused)
+    void KillAllAndWait(ContainerRecord rec, CgroupHandle cg)
     {
         try { cg.Freeze(); } catch (Exception) { }
         foreach (var p in SafePids(cg)) kill(p, 9);
         if (rec.InitPid > 0 && IsInitAlive(rec)) kill(rec.InitPid, 9);
         try { cg.Thaw(); } catch (Exception) { }
-        _ = paused;
         var deadline = Environment.TickCount64 + 10_000;
         while (Environment.TickCount64 < deadline)
         {

@@ -36,11 +36,9 @@ public static class SpecValidator
         if (linux.Resources?.Network is not null) throw Unsupported("linux.resources.network (net_cls/net_prio)");
         if (linux.Resources?.Rdma is { Count: > 0 }) throw Unsupported("linux.resources.rdma");
 
-        var newNs = (string t) => seen.Contains(t) && linux.Namespaces!.First(n => n.Type == t).Path is null or "";
         var hasNs = (string t) => seen.Contains(t);
         if (!string.IsNullOrEmpty(spec.Hostname) && !hasNs("uts")) throw Bad("unable to set hostname without a new UTS namespace");
         if (!string.IsNullOrEmpty(spec.Domainname) && !hasNs("uts")) throw Bad("unable to set domainname without a new UTS namespace");
-        _ = newNs;
 
         foreach (var (key, _) in linux.Sysctl ?? [])
             ValidateSysctl(key, hasNs);

@@ -103,11 +103,10 @@ internal sealed unsafe partial class RootfsSetup(InitPlan plan, Fd root)
         StatVfs st;
         if (statvfs(path, &st) != 0) return 0;
         ulong f = 0;
-        const ulong ST_RDONLY = 1, ST_NOSUID = 2, ST_NODEV = 4, ST_NOEXEC = 8;
+        const ulong ST_NOSUID = 2, ST_NODEV = 4, ST_NOEXEC = 8;
         if ((st.Flag & ST_NOSUID) != 0) f |= MS_NOSUID;
         if ((st.Flag & ST_NODEV) != 0) f |= MS_NODEV;
         if ((st.Flag & ST_NOEXEC) != 0) f |= MS_NOEXEC;
-        _ = ST_RDONLY;
         return f;
     }
 
