@@ -61,8 +61,6 @@ public sealed class CgroupHandle
         return Wrap(() => _m.Apply(copy));
     }
 
-    public void AddProcess(int pid) => Wrap(() => _m.AddProcess(pid, includeMemory: false));
-
     /// <summary>The v1 `tasks` files of every hierarchy but memory. A thread that writes its own tid
     /// there before spawning gives birth to a child that is already inside: writing a tid to
     /// `tasks` costs ~30 µs, while moving a process through cgroup.procs takes the kernel's

@@ -678,8 +678,6 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         Store.SaveSpec(id, spec);
     }
 
-    public LinuxResources? CurrentResources(string id) => Store.LoadSpec(id).Linux?.Resources;
-
     public IReadOnlyList<int> Pids(string id)
     {
         var rec = Store.Load(id);

@@ -39,27 +39,8 @@ public static class SpecJson
     public static LinuxResources ParseResources(ReadOnlySpan<byte> utf8, string what = "resources") =>
         SpecReader.Read(utf8, what, SpecReader.ReadResources);
 
-    static T Parse<T>(ReadOnlySpan<byte> utf8, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> info, string what)
-    {
-        try
-        {
-            return JsonSerializer.Deserialize(utf8, info) ?? throw new SpecException($"{what}: document is null");
-        }
-        catch (JsonException e)
-        {
-            var where = e.Path is { Length: > 0 } p ? $" at {p}" : "";
-            var line = e.LineNumber is { } l ? $" (line {l + 1})" : "";
-            throw new SpecException($"{what}: invalid JSON{where}{line}: {FirstSentence(e.Message)}");
-        }
-    }
-
-    static string FirstSentence(string s)
-    {
-        var i = s.IndexOf(". Path:", StringComparison.Ordinal);
-        return i > 0 ? s[..i] : s.TrimEnd('.');
-    }
-
     public static byte[] Serialize(Spec s) => JsonSerializer.SerializeToUtf8Bytes(s, SpecJsonContext.Default.Spec);
+
     /// <summary>The OCI state document, indented as runc prints it. Written by hand: `state` is the
     /// command callers poll, and the serializer's cold-start metadata would dominate it.</summary>
     public static byte[] Serialize(State s)
