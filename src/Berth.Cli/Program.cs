@@ -5,14 +5,12 @@ var name = Path.GetFileName(Environment.GetCommandLineArgs()[0]);
 if (name.StartsWith("berth-runc", StringComparison.Ordinal))
     return RuncCli.Run(args);
 
-// `berth runtime ...` is the same runtime CLI under the main binary.
+// `berth runtime ...` is the same runtime CLI under the main binary (no parser built: hot path).
 if (args.Length > 0 && args[0] == "runtime")
     return RuncCli.Run(args[1..]);
-if (args is ["--version"] or ["version"])
+if (args is ["--version"])
 {
     Console.Out.Write($"berth version {RuncCli.Version}\n");
     return 0;
 }
-Console.Error.WriteLine("usage: berth runtime <command> ...   (the OCI runtime; also installed as berth-runc)");
-Console.Error.WriteLine("       berth --version");
-return args.Length == 0 ? 0 : 1;
+return Berth.Cli.BerthCli.Run(args);
