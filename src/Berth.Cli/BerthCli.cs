@@ -24,7 +24,8 @@ public static class BerthCli
         if (parsed.Errors.Count > 0)
         {
             // One line, as podman does for usage errors (exit 125, docker's "error of the CLI itself").
-            Console.Error.WriteLine($"berth: {parsed.Errors[0].Message} (see 'berth --help')");
+            var err = parsed.Errors.FirstOrDefault(e => e.Message.StartsWith("Unrecognized", StringComparison.Ordinal)) ?? parsed.Errors[0];
+            Console.Error.WriteLine($"berth: {err.Message} (see 'berth --help')");
             return 125;
         }
         return parsed.Invoke();
