@@ -1,6 +1,6 @@
 using Berth.Oci.Runtime;
 
-namespace Berth.Runtime;
+namespace Berth.Oci.Runtime;
 
 /// <summary>The config.json `spec` writes: the same defaults `runc spec` uses.</summary>
 public static class DefaultSpec
@@ -59,8 +59,8 @@ public static class DefaultSpec
             spec.Linux.Resources = null;
             spec.Linux.Namespaces!.RemoveAll(n => n.Type == "network");
             spec.Linux.Namespaces.Add(new Namespace { Type = "user" });
-            spec.Linux.UidMappings = [new IdMapping { ContainerId = 0, HostId = Berth.Linux.Interop.Libc.geteuid(), Size = 1 }];
-            spec.Linux.GidMappings = [new IdMapping { ContainerId = 0, HostId = GetEgid(), Size = 1 }];
+            spec.Linux.UidMappings = [new IdMapping { ContainerId = 0, HostId = EffectiveId("Uid:"), Size = 1 }];
+            spec.Linux.GidMappings = [new IdMapping { ContainerId = 0, HostId = EffectiveId("Gid:"), Size = 1 }];
             spec.Mounts!.RemoveAll(m => m.Destination == "/sys" || m.Destination == "/sys/fs/cgroup");
             spec.Mounts.Add(new Mount { Destination = "/sys", Type = "none", Source = "/sys", Options = ["rbind", "nosuid", "noexec", "nodev", "ro"] });
             foreach (var m in spec.Mounts) m.Options?.RemoveAll(o => o == "gid=5");
@@ -68,5 +68,7 @@ public static class DefaultSpec
         return spec;
     }
 
-    static uint GetEgid() => uint.TryParse(File.ReadAllLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("Gid:"))?.Split('\t', StringSplitOptions.RemoveEmptyEntries).ElementAtOrDefault(2), out var g) ? g : 0;
+    // The effective id, from /proc/self/status ("Uid:\treal\teffective\tsaved\tfs"): Berth.Oci has no
+    // interop of its own.
+    static uint EffectiveId(string key) => uint.TryParse(File.ReadAllLines("/proc/self/status").FirstOrDefault(l => l.StartsWith(key, StringComparison.Ordinal))?.Split('\t', StringSplitOptions.RemoveEmptyEntries).ElementAtOrDefault(2), out var g) ? g : 0;
 }
