@@ -1,0 +1,131 @@
+using Berth.Images.Registry;
+using Berth.Oci.Image;
+
+namespace Berth.Cli.Images;
+
+/// <summary>
+/// Pull/push progress as docker shows it: on a terminal one live line per blob (redrawn in place with
+/// ANSI cursor movement, at most 10 times a second); otherwise plain lines when a blob starts and ends.
+/// </summary>
+sealed class ProgressView : ITransferProgress, IDisposable
+{
+    readonly TextWriter _out;
+    readonly bool _live;
+    readonly bool _quiet;
+    readonly string _verb;
+    readonly Lock _lock = new();
+    readonly List<string> _order = [];
+    readonly Dictionary<string, (long Done, long Total, string State)> _rows = [];
+    int _drawn;
+    long _lastDraw;
+
+    public ProgressView(TextWriter output, bool live, bool quiet, string verb)
+    {
+        _out = output;
+        _live = live && !quiet;
+        _quiet = quiet;
+        _verb = verb;
+    }
+
+    public static bool IsTerminal => !Console.IsOutputRedirected && Environment.GetEnvironmentVariable("TERM") is not (null or "dumb");
+
+    static string Short(Descriptor d) => d.Digest.Length > 19 ? d.Digest[7..19] : d.Digest;
+
+    public void Status(string line)
+    {
+        if (_quiet) return;
+        lock (_lock)
+        {
+            Clear();
+            _out.WriteLine(line);
+            Draw(force: true);
+        }
+    }
+
+    public void BlobStarted(Descriptor blob, string kind) => Set(blob, 0, kind == "config" ? "Waiting" : _verb == "push" ? "Preparing" : "Pulling fs layer", plain: true);
+    public void BlobProgress(Descriptor blob, long done) => Set(blob, done, _verb == "push" ? "Pushing" : "Downloading", plain: false);
+    public void BlobDone(Descriptor blob, string outcome) => Set(blob, blob.Size, outcome, plain: true);
+
+    void Set(Descriptor blob, long done, string state, bool plain)
+    {
+        if (_quiet) return;
+        lock (_lock)
+        {
+            var id = Short(blob);
+            if (!_rows.ContainsKey(id)) _order.Add(id);
+            _rows[id] = (done, blob.Size, state);
+            if (!_live)
+            {
+                if (plain) _out.WriteLine($"{id}: {state}");
+                return;
+            }
+            Draw(force: plain);
+        }
+    }
+
+    void Clear()
+    {
+        if (!_live || _drawn == 0) return;
+        _out.Write($"\x1b[{_drawn}A\x1b[J");
+        _drawn = 0;
+    }
+
+    void Draw(bool force)
+    {
+        if (!_live || _order.Count == 0) return;
+        var now = Environment.TickCount64;
+        if (!force && now - _lastDraw < 100) return;
+        _lastDraw = now;
+        if (_drawn > 0) _out.Write($"\x1b[{_drawn}A");
+        foreach (var id in _order)
+        {
+            var (done, total, state) = _rows[id];
+            var bar = "";
+            if (state is "Downloading" or "Pushing" && total > 0)
+            {
+                var filled = (int)Math.Clamp(done * 40 / total, 0, 40);
+                bar = $" [{new string('=', Math.Max(0, filled - 1))}{(filled > 0 ? ">" : "")}{new string(' ', 40 - filled)}] {Units.HumanSize(done)}/{Units.HumanSize(total)}";
+            }
+            _out.Write($"\x1b[2K{id}: {state}{bar}\n");
+        }
+        _drawn = _order.Count;
+        _out.Flush();
+    }
+
+    public void Dispose()
+    {
+        lock (_lock) Draw(force: true);
+    }
+}
+
+/// <summary>docker's human-readable sizes and durations (go-units HumanSize, HumanDuration).</summary>
+static class Units
+{
+    static readonly string[] Decimal = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+
+    public static string HumanSize(long size)
+    {
+        double v = size;
+        var i = 0;
+        while (v >= 1000 && i < Decimal.Length - 1) { v /= 1000; i++; }
+        return v.ToString("G3", System.Globalization.CultureInfo.InvariantCulture) + Decimal[i];
+    }
+
+    public static string HumanDuration(TimeSpan d)
+    {
+        var seconds = (long)d.TotalSeconds;
+        if (seconds < 1) return "Less than a second";
+        if (seconds == 1) return "1 second";
+        if (seconds < 60) return $"{seconds} seconds";
+        var minutes = (long)d.TotalMinutes;
+        if (minutes == 1) return "About a minute";
+        if (minutes < 60) return $"{minutes} minutes";
+        var hours = (long)Math.Round(d.TotalHours);
+        if (hours == 1) return "About an hour";
+        if (hours < 48) return $"{hours} hours";
+        if (hours < 24 * 7 * 2) return $"{hours / 24} days";
+        if (hours < 24 * 30 * 2) return $"{hours / 24 / 7} weeks";
+        if (hours < 24 * 365 * 2) return $"{hours / 24 / 30} months";
+        return $"{hours / 24 / 365} years";
+    }
+}

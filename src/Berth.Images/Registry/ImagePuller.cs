@@ -1,0 +1,121 @@
+using Berth.Images.Content;
+using Berth.Images.Reference;
+using Berth.Oci.Image;
+
+namespace Berth.Images.Registry;
+
+/// <summary>
+/// A step run after a pull has stored every blob and the image record, before the name is set: the
+/// seam where layer unpacking (Berth.Images.Unpack / Snapshots) is plugged in by the composition
+/// root. If a step fails the pull fails and the image stays unnamed (dangling; `image prune` removes it).
+/// </summary>
+public interface IPostPullStep
+{
+    Task RunAsync(ImageStore store, ImageRecord image, CancellationToken ct);
+}
+
+/// <summary>
+/// `pull`: resolves a reference at its registry, picks the platform's manifest from an index, fetches
+/// config and layers in parallel into the content store (verified while streaming), then records the
+/// image and points the name at it. Holds the store's shared lock throughout, so GC cannot remove a
+/// blob between its download and the record that references it.
+/// </summary>
+public sealed class ImagePuller(ImageStore store, RegistryOptions options)
+{
+    public List<IPostPullStep> PostPullSteps { get; } = [];
+
+    public async Task<StoredImage> PullAsync(ImageReference reference, PlatformSpec platform, ITransferProgress progress, CancellationToken ct)
+    {
+        using var _ = store.LockShared();
+        using var client = new RegistryClient(reference.Domain, options);
+        var repo = reference.Path;
+        var named = reference.WithDefaultTag();
+        progress.Status($"{reference.RegistryReference}: Pulling from {reference.FamiliarName}");
+
+        var top = await client.GetManifestAsync(repo, reference.RegistryReference, ct).ConfigureAwait(false);
+        var blobs = new List<string> { top.Digest.ToString() };
+        FetchedManifest manifest = top;
+        if (MediaTypes.IsIndex(top.MediaType))
+        {
+            var index = ImageJson.ParseIndex(top.Bytes, $"index {reference}");
+            var chosen = platform.Select(index, reference.FamiliarString);
+            manifest = await client.GetManifestAsync(repo, chosen.Digest, ct).ConfigureAwait(false);
+            if (!MediaTypes.IsManifest(manifest.MediaType))
+                throw ImageException.Invalid($"manifest {chosen.Digest} of {reference}: unsupported media type \"{manifest.MediaType}\" (nested index)");
+            if (manifest.Bytes.Length != chosen.Size)
+                throw ImageException.DataLoss($"manifest {chosen.Digest} of {reference}: {manifest.Bytes.Length} bytes, the index says {chosen.Size}");
+            blobs.Add(manifest.Digest.ToString());
+        }
+        var m = ImageJson.ParseManifest(manifest.Bytes, $"manifest {manifest.Digest}");
+        Validate(m, manifest.Digest);
+
+        // Blobs first (config, layers), manifests after: a record only ever names stored blobs.
+        var config = await FetchConfigAsync(client, repo, m.Config, progress, ct).ConfigureAwait(false);
+        await Parallel.ForEachAsync(m.Layers, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, options.Parallelism), CancellationToken = ct },
+            async (layer, token) =>
+            {
+                var d = Digest.Parse(layer.Digest);
+                if (store.Content.Exists(d)) { progress.BlobDone(layer, "Already exists"); return; }
+                progress.BlobStarted(layer, "layer");
+                await client.FetchBlobAsync(repo, layer, store.Content, n => progress.BlobProgress(layer, n), token).ConfigureAwait(false);
+                progress.BlobDone(layer, "Download complete");
+            }).ConfigureAwait(false);
+        await store.Content.WriteBlobAsync(manifest.Bytes, ct).ConfigureAwait(false);
+        if (!ReferenceEquals(manifest, top)) await store.Content.WriteBlobAsync(top.Bytes, ct).ConfigureAwait(false);
+
+        blobs.Add(m.Config.Digest);
+        blobs.AddRange(m.Layers.Select(l => l.Digest));
+        var record = new ImageRecord
+        {
+            Target = top.Descriptor,
+            Manifest = manifest.Descriptor,
+            Config = new Descriptor { MediaType = m.Config.MediaType, Digest = m.Config.Digest, Size = m.Config.Size },
+            Blobs = blobs.Distinct().ToList(),
+            Created = config.Created,
+            Architecture = config.Architecture,
+            Os = config.Os,
+            Variant = config.Variant,
+            Size = m.Config.Size + m.Layers.Sum(l => l.Size),
+            Stored = DateTimeOffset.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffffffZ"),
+        };
+        store.PutRecord(record);
+        foreach (var step in PostPullSteps) await step.RunAsync(store, record, ct).ConfigureAwait(false);
+        store.SetName(named, record.Target.Digest);
+        progress.Status($"Digest: {top.Digest}");
+        return new StoredImage(record, [named]);
+    }
+
+    /// <summary>Refuses manifests Berth could not run: unknown config or layer media types, bad digests.</summary>
+    static void Validate(Manifest m, Digest manifestDigest)
+    {
+        var what = $"manifest {manifestDigest}";
+        if (m.SchemaVersion != 2) throw ImageException.Invalid($"{what}: unsupported schemaVersion {m.SchemaVersion}");
+        if (!MediaTypes.IsConfig(m.Config.MediaType))
+            throw ImageException.Invalid($"{what}: unsupported config media type \"{m.Config.MediaType}\" (not a container image)");
+        foreach (var d in m.Layers.Prepend(m.Config))
+        {
+            if (!Digest.TryParse(d.Digest, out _)) throw ImageException.Invalid($"{what}: invalid digest \"{d.Digest}\"");
+            if (d.Size < 0) throw ImageException.Invalid($"{what}: negative size for {d.Digest}");
+        }
+        foreach (var l in m.Layers)
+        {
+            if (LayerMediaTypes.CompressionOf(l.MediaType) is null)
+                throw ImageException.Invalid($"{what}: unsupported layer media type \"{l.MediaType}\" ({l.Digest})");
+            if (l.Urls is { Count: > 0 } && l.MediaType is MediaTypes.DockerForeignLayerGzip or MediaTypes.OciLayerNondistributableGzip)
+                throw ImageException.Invalid($"{what}: foreign layer {l.Digest} must be fetched from {l.Urls[0]}: not supported");
+        }
+    }
+
+    async Task<ImageConfigFile> FetchConfigAsync(RegistryClient client, string repo, Descriptor desc, ITransferProgress progress, CancellationToken ct)
+    {
+        if (desc.Size > 8 << 20) throw ImageException.Invalid($"image config {desc.Digest}: {desc.Size} bytes is larger than 8 MiB");
+        var d = Digest.Parse(desc.Digest);
+        if (!store.Content.Exists(d))
+        {
+            progress.BlobStarted(desc, "config");
+            await client.FetchBlobAsync(repo, desc, store.Content, null, ct).ConfigureAwait(false);
+            progress.BlobDone(desc, "Download complete");
+        }
+        return ImageJson.ParseConfig(await store.Content.ReadBlobAsync(d, ct).ConfigureAwait(false), $"image config {desc.Digest}");
+    }
+}
