@@ -29,6 +29,22 @@ public static class RootfsPath
     public static Fd OpenOrCreate(Fd root, string path, bool file, uint dirMode = 0x1ed) =>
         OpenOrCreate(root, path, file, dirMode, 0);
 
+    /// <summary>Opens the directory at <paramref name="path"/> inside root as an O_PATH fd, resolved
+    /// in-root (symlinks on the way stay inside). Missing directories are created (0755) when
+    /// <paramref name="create"/> is set; otherwise null. A non-directory on the way is ENOTDIR.</summary>
+    public static Fd? OpenDirectory(Fd root, string relPath, bool create)
+    {
+        var rel = relPath.Length == 0 ? "." : relPath;
+        var rc = Sys.OpenAt2(root.Value, rel, (ulong)(O_PATH | O_DIRECTORY), Resolve, out var fd);
+        if (rc == 0) return fd;
+        if (rc != -Errno.ENOENT) throw new SyscallException("openat2", relPath, -rc);
+        if (!create) return null;
+        OpenOrCreate(root, relPath, file: false).Dispose();
+        rc = Sys.OpenAt2(root.Value, rel, (ulong)(O_PATH | O_DIRECTORY), Resolve, out fd);
+        if (rc < 0) throw new SyscallException("openat2", relPath, -rc);
+        return fd;
+    }
+
     /// <summary>Lexically cleans a path as the rootfs sees it: ".." never climbs above "/".</summary>
     public static string CleanInRoot(string path)
     {
