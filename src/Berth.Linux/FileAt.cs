@@ -56,6 +56,18 @@ public static unsafe class FileAt
     public static int TryLink(Fd fromDir, string fromName, Fd dir, string name) =>
         linkat(fromDir.Value, fromName, dir.Value, name, 0) == 0 ? 0 : Err();
 
+    /// <summary>Hard-links an existing path (not following a final symlink) as dir/name.</summary>
+    public static int TryLink(string from, Fd dir, string name) =>
+        linkat(AT_FDCWD, from, dir.Value, name, 0) == 0 ? 0 : Err();
+
+    public static string? ReadLink(Fd dir, string name)
+    {
+        var buf = stackalloc byte[4096];
+        var n = readlinkat(dir.Value, name, buf, 4096);
+        if (n < 0) throw SyscallException.Last("readlinkat", name);
+        return Encoding.UTF8.GetString(buf, (int)n);
+    }
+
     public static int TryMknod(Fd dir, string name, uint mode, uint major, uint minor) =>
         mknodat(dir.Value, name, mode, MakeDev(major, minor)) == 0 ? 0 : Err();
 
@@ -114,20 +126,30 @@ public static unsafe class FileAt
     }
 
     /// <summary>The xattrs of a name (not following it); empty when the filesystem has none.</summary>
-    public static List<KeyValuePair<string, byte[]>> ListXattrs(string path)
+    public static List<KeyValuePair<string, byte[]>> ListXattrs(string path) =>
+        ReadXattrs(path, (l, n) => llistxattr(path, l, n), (k, v, n) => lgetxattr(path, k, v, n));
+
+    /// <summary>The xattrs of an open file.</summary>
+    public static List<KeyValuePair<string, byte[]>> ListXattrs(Fd fd, string what) =>
+        ReadXattrs(what, (l, n) => flistxattr(fd.Value, l, n), (k, v, n) => fgetxattr(fd.Value, k, v, n));
+
+    delegate nint ListFn(byte* list, nint size);
+    delegate nint GetFn(string name, byte* value, nint size);
+
+    static List<KeyValuePair<string, byte[]>> ReadXattrs(string what, ListFn list, GetFn get)
     {
         var result = new List<KeyValuePair<string, byte[]>>();
-        var size = llistxattr(path, null, 0);
+        var size = list(null, 0);
         if (size <= 0) return result;
-        var list = new byte[size];
-        fixed (byte* l = list) size = llistxattr(path, l, size);
-        if (size < 0) throw SyscallException.Last("llistxattr", path);
-        foreach (var n in Encoding.UTF8.GetString(list, 0, (int)size).Split('\0', StringSplitOptions.RemoveEmptyEntries))
+        var names = new byte[size];
+        fixed (byte* l = names) size = list(l, size);
+        if (size < 0) throw SyscallException.Last("listxattr", what);
+        foreach (var n in Encoding.UTF8.GetString(names, 0, (int)size).Split('\0', StringSplitOptions.RemoveEmptyEntries))
         {
-            var vs = lgetxattr(path, n, null, 0);
+            var vs = get(n, null, 0);
             if (vs < 0) continue;
             var v = new byte[vs];
-            fixed (byte* pv = v) vs = lgetxattr(path, n, pv, vs);
+            fixed (byte* pv = v) vs = get(n, pv, vs);
             if (vs >= 0) result.Add(new(n, v.AsSpan(0, (int)vs).ToArray()));
         }
         return result;
@@ -137,6 +159,20 @@ public static unsafe class FileAt
     {
         fixed (byte* p = value)
             if (lsetxattr(path, attr, p, value.Length, 0) != 0) throw SyscallException.Last("lsetxattr", $"{path} {attr}");
+    }
+
+    /// <summary>Takes an exclusive flock on a lock file (created if missing); released when the Fd is disposed.</summary>
+    public static Fd Lock(string path)
+    {
+        var fd = Sys.Open(path, O_RDWR | O_CREAT, 0x180);
+        while (flock(fd.Value, LOCK_EX) != 0)
+        {
+            var e = Err();
+            if (e == Errno.EINTR) continue;
+            fd.Dispose();
+            throw new SyscallException("flock", path, e);
+        }
+        return fd;
     }
 
     public static FileStat? TryStat(Fd dir, string name) => TryStat(dir.Value, name);

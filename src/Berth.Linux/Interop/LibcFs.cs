@@ -33,6 +33,9 @@ public static unsafe partial class Libc
     public static partial nint lgetxattr(string path, string name, byte* value, nint size);
     [LibraryImport(L, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial nint llistxattr(string path, byte* list, nint size);
+    [LibraryImport(L, SetLastError = true)] public static partial nint flistxattr(int fd, byte* list, nint size);
+    [LibraryImport(L, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial nint fgetxattr(int fd, string name, byte* value, nint size);
     [LibraryImport(L, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int statx(int dirfd, string path, int flags, uint mask, Statx* buf);
     [LibraryImport(L, SetLastError = true)] public static partial nint copy_file_range(int fdIn, long* offIn, int fdOut, long* offOut, nint len, uint flags);
