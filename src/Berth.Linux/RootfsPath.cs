@@ -45,6 +45,28 @@ public static class RootfsPath
         return fd;
     }
 
+    /// <summary>Reads a regular file inside root (resolved in-root, so an image's symlinks cannot
+    /// point it at the host); null when missing. A FIFO, device or file over
+    /// <paramref name="maxBytes"/> is an error rather than a blocking or endless read.</summary>
+    public static byte[]? ReadFile(Fd root, string path, int maxBytes)
+    {
+        using var fd = TryOpen(root, path);
+        if (fd is null) return null;
+        var st = FileAt.TryStat(fd, "") ?? throw new SyscallException("statx", path, Errno.ENOENT);
+        if (!st.IsRegular) throw new SyscallException("open", path + " (not a regular file)", Errno.EINVAL);
+        if (st.Size > maxBytes) throw new SyscallException("read", $"{path} ({st.Size} bytes, limit {maxBytes})", Errno.EINVAL);
+        using var f = Sys.Open(ProcFdPath(fd), O_RDONLY);
+        var buf = new byte[st.Size];
+        var off = 0;
+        while (off < buf.Length)
+        {
+            var n = Sys.Read(f.Value, buf.AsSpan(off));
+            if (n == 0) break;
+            off += n;
+        }
+        return buf[..off];
+    }
+
     /// <summary>Lexically cleans a path as the rootfs sees it: ".." never climbs above "/".</summary>
     public static string CleanInRoot(string path)
     {
