@@ -29,6 +29,44 @@ public static class RootfsPath
     public static Fd OpenOrCreate(Fd root, string path, bool file, uint dirMode = 0x1ed) =>
         OpenOrCreate(root, path, file, dirMode, 0);
 
+    /// <summary>Opens the directory at <paramref name="path"/> inside root as an O_PATH fd, resolved
+    /// in-root (symlinks on the way stay inside). Missing directories are created (0755) when
+    /// <paramref name="create"/> is set; otherwise null. A non-directory on the way is ENOTDIR.</summary>
+    public static Fd? OpenDirectory(Fd root, string relPath, bool create)
+    {
+        var rel = relPath.Length == 0 ? "." : relPath;
+        var rc = Sys.OpenAt2(root.Value, rel, (ulong)(O_PATH | O_DIRECTORY), Resolve, out var fd);
+        if (rc == 0) return fd;
+        if (rc != -Errno.ENOENT) throw new SyscallException("openat2", relPath, -rc);
+        if (!create) return null;
+        OpenOrCreate(root, relPath, file: false).Dispose();
+        rc = Sys.OpenAt2(root.Value, rel, (ulong)(O_PATH | O_DIRECTORY), Resolve, out fd);
+        if (rc < 0) throw new SyscallException("openat2", relPath, -rc);
+        return fd;
+    }
+
+    /// <summary>Reads a regular file inside root (resolved in-root, so an image's symlinks cannot
+    /// point it at the host); null when missing. A FIFO, device or file over
+    /// <paramref name="maxBytes"/> is an error rather than a blocking or endless read.</summary>
+    public static byte[]? ReadFile(Fd root, string path, int maxBytes)
+    {
+        using var fd = TryOpen(root, path);
+        if (fd is null) return null;
+        var st = FileAt.TryStat(fd, "") ?? throw new SyscallException("statx", path, Errno.ENOENT);
+        if (!st.IsRegular) throw new SyscallException("open", path + " (not a regular file)", Errno.EINVAL);
+        if (st.Size > maxBytes) throw new SyscallException("read", $"{path} ({st.Size} bytes, limit {maxBytes})", Errno.EINVAL);
+        using var f = Sys.Open(ProcFdPath(fd), O_RDONLY);
+        var buf = new byte[st.Size];
+        var off = 0;
+        while (off < buf.Length)
+        {
+            var n = Sys.Read(f.Value, buf.AsSpan(off));
+            if (n == 0) break;
+            off += n;
+        }
+        return buf[..off];
+    }
+
     /// <summary>Lexically cleans a path as the rootfs sees it: ".." never climbs above "/".</summary>
     public static string CleanInRoot(string path)
     {
