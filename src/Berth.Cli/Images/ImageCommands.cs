@@ -5,6 +5,7 @@ using Berth.Images;
 using Berth.Images.Content;
 using Berth.Images.Reference;
 using Berth.Images.Registry;
+using Berth.Images.Snapshots;
 using Berth.Linux;
 using Berth.Oci.Image;
 
@@ -41,6 +42,7 @@ public static class ImageCommands
     }
 
     static ImageStore Store(ParseResult p) => new(p.GetValue(BerthCli.DataRoot)!);
+    static ISnapshotter Snapshots(ParseResult p) => OverlaySnapshotter.Create(p.GetValue(BerthCli.DataRoot)!);
 
     static Option<bool> TlsVerify() => new("--tls-verify")
     {
@@ -90,7 +92,10 @@ public static class ImageCommands
             var q = p.GetValue(quiet);
             if (r.Tag is null && r.Digest is null && !q) Console.Out.WriteLine("Using default tag: latest");
             using var view = new ProgressView(Console.Out, ProgressView.IsTerminal, q, "pull");
-            var img = await new ImagePuller(store, Options(p, tls)).PullAsync(r, plat, view, ct).ConfigureAwait(false);
+            var options = Options(p, tls);
+            var puller = new ImagePuller(store, options);
+            puller.PostPullSteps.Add(new UnpackOnPull(Snapshots(p), options.Parallelism));
+            var img = await puller.PullAsync(r, plat, view, ct).ConfigureAwait(false);
             view.Dispose();
             var named = r.WithDefaultTag();
             if (!q) Console.Out.WriteLine($"Status: Downloaded image for {named.FamiliarString}");
@@ -254,7 +259,7 @@ public static class ImageCommands
         var force = new Option<bool>("--force", "-f") { Description = "remove every name of an image given by ID" };
         c.Arguments.Add(images);
         c.Options.Add(force);
-        Action(c, (p, ct) =>
+        Action(c, async (p, ct) =>
         {
             var store = Store(p);
             var failed = 0;
@@ -281,6 +286,7 @@ public static class ImageCommands
                     {
                         var before = store.Content.ListBlobs().ToHashSet();
                         store.CollectGarbage(dangling: false);
+                        await ImageLayers.CollectAsync(store, Snapshots(p), ct).ConfigureAwait(false);
                         foreach (var b in before.Where(b => !store.Content.Exists(b)).Select(b => b.ToString()).Where(img.Record.Blobs.Contains))
                             Console.Out.WriteLine($"Deleted: {b}");
                     }
@@ -291,7 +297,7 @@ public static class ImageCommands
                     failed++;
                 }
             }
-            return Task.FromResult(failed > 0 ? 1 : 0);
+            return failed > 0 ? 1 : 0;
         });
         return c;
     }
@@ -381,18 +387,19 @@ public static class ImageCommands
         var force = new Option<bool>("--force", "-f") { Description = "do not ask for confirmation" };
         c.Options.Add(all);
         c.Options.Add(force);
-        Action(c, (p, ct) =>
+        Action(c, async (p, ct) =>
         {
             if (!p.GetValue(force))
             {
                 Console.Out.Write("WARNING! This will remove all dangling images.\nAre you sure you want to continue? [y/N] ");
                 Console.Out.Flush();
                 var answer = Console.In.ReadLine()?.Trim().ToLowerInvariant();
-                if (answer is not ("y" or "yes")) { Console.Out.WriteLine(); return Task.FromResult(0); }
+                if (answer is not ("y" or "yes")) { Console.Out.WriteLine(); return 0; }
             }
             var store = Store(p);
             using var l = store.LockExclusive();
             var result = store.CollectGarbage(dangling: true);
+            await ImageLayers.CollectAsync(store, Snapshots(p), ct).ConfigureAwait(false);
             if (result.DeletedImages.Count > 0)
             {
                 Console.Out.WriteLine("Deleted Images:");
@@ -400,7 +407,7 @@ public static class ImageCommands
                 Console.Out.WriteLine();
             }
             Console.Out.WriteLine($"Total reclaimed space: {Units.HumanSize(result.BytesFreed)}");
-            return Task.FromResult(0);
+            return 0;
         });
         return c;
     }

@@ -92,7 +92,26 @@ public sealed class OverlaySnapshotter : LayerSnapshotter
         }
     }
 
-    /// <summary>The snapshotter to use under a data root: overlay when it works there, else copy.</summary>
-    public static ISnapshotter Create(string root, UnpackOptions? options = null) =>
-        IsSupported(root) ? new OverlaySnapshotter(root, options) : new CopySnapshotter(root, options);
+    /// <summary>The snapshotter to use under a data root: overlay when it works there, else copy.
+    /// The choice is made once per data root (a test mount costs a few milliseconds) and recorded in
+    /// images/snapshots/driver, so every later command uses the same driver as the first.</summary>
+    public static ISnapshotter Create(string root, UnpackOptions? options = null)
+    {
+        var record = Path.Combine(root, "images", "snapshots", "driver");
+        var driver = File.Exists(record) ? File.ReadAllText(record).Trim() : null;
+        if (driver is null)
+        {
+            driver = IsSupported(root) ? "overlay" : "copy";
+            Directory.CreateDirectory(Path.GetDirectoryName(record)!);
+            var tmp = record + ".tmp-" + Environment.ProcessId;
+            File.WriteAllText(tmp, driver + "\n");
+            File.Move(tmp, record, overwrite: true);
+        }
+        return driver switch
+        {
+            "overlay" => new OverlaySnapshotter(root, options),
+            "copy" => new CopySnapshotter(root, options),
+            _ => throw new SnapshotException(SnapshotError.FailedPrecondition, $"{record}: unknown snapshot driver \"{driver}\""),
+        };
+    }
 }

@@ -1,0 +1,95 @@
+using Berth.Images.Content;
+using Berth.Images.Registry;
+using Berth.Images.Unpack;
+using Berth.Oci.Image;
+
+namespace Berth.Images.Snapshots;
+
+/// <summary>
+/// Joins the content store and a snapshotter: an image's layers (from its manifest) paired with their
+/// diffIDs (from its config), unpacked into layer snapshots after a pull, and layer snapshots that no
+/// image needs any more removed after image GC.
+/// </summary>
+public static class ImageLayers
+{
+    /// <summary>The image's layer descriptors and the diffIDs its config declares, checked to pair up.</summary>
+    public static async Task<(IReadOnlyList<Descriptor> Layers, IReadOnlyList<string> DiffIds)> ReadAsync(ImageStore store, ImageRecord image, CancellationToken ct)
+    {
+        var manifest = ImageJson.ParseManifest(await store.Content.ReadBlobAsync(Digest.Parse(image.Manifest.Digest), ct).ConfigureAwait(false), $"manifest {image.Manifest.Digest}");
+        var config = ImageJson.ParseConfig(await store.Content.ReadBlobAsync(Digest.Parse(image.Config.Digest), ct).ConfigureAwait(false), $"image config {image.Config.Digest}");
+        var diffIds = config.RootFs.DiffIds;
+        if (diffIds.Count != manifest.Layers.Count)
+            throw ImageException.Invalid($"image {image.Id}: the manifest has {manifest.Layers.Count} layers but the config lists {diffIds.Count} diff_ids");
+        return (manifest.Layers, diffIds);
+    }
+
+    /// <summary>The chain ID of the image's top layer (null for an image without layers): the parent of its containers' snapshots.</summary>
+    public static async Task<string?> TopChainIdAsync(ImageStore store, ImageRecord image, CancellationToken ct)
+    {
+        var (_, diffIds) = await ReadAsync(store, image, ct).ConfigureAwait(false);
+        var chain = ChainId.Chain(diffIds);
+        return chain.Count == 0 ? null : chain[^1];
+    }
+
+    /// <summary>
+    /// Unpacks every layer of the image that the snapshotter does not have yet. Layers of an overlay
+    /// snapshotter stand alone, so they are unpacked in parallel; a copying snapshotter needs each
+    /// parent first.
+    /// </summary>
+    public static async Task UnpackAsync(ImageStore store, ISnapshotter snapshotter, ImageRecord image, int parallelism, CancellationToken ct)
+    {
+        var (layers, diffIds) = await ReadAsync(store, image, ct).ConfigureAwait(false);
+        var chain = ChainId.Chain(diffIds);
+        async Task Apply(int i, CancellationToken token)
+        {
+            if (snapshotter.HasLayer(chain[i])) return;
+            var compression = LayerMediaTypes.CompressionOf(layers[i].MediaType)
+                ?? throw ImageException.Invalid($"layer {layers[i].Digest}: unsupported media type \"{layers[i].MediaType}\"");
+            await using var blob = store.Content.OpenBlob(Digest.Parse(layers[i].Digest));
+            try { await snapshotter.ApplyLayerAsync(i == 0 ? null : chain[i - 1], diffIds[i], blob, compression, token).ConfigureAwait(false); }
+            catch (LayerException e) { throw ImageException.Invalid($"layer {layers[i].Digest} of image {image.Id}: {e.Message}"); }
+            catch (SnapshotException e) { throw ImageException.Precondition($"layer {layers[i].Digest} of image {image.Id}: {e.Message}"); }
+        }
+        if (snapshotter.LayersIndependent)
+            await Parallel.ForEachAsync(Enumerable.Range(0, chain.Count), new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, parallelism), CancellationToken = ct }, async (i, t) => await Apply(i, t).ConfigureAwait(false)).ConfigureAwait(false);
+        else
+            for (var i = 0; i < chain.Count; i++) await Apply(i, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Removes layer snapshots that no image in the store builds on, top layers first; a layer a
+    /// container snapshot still uses stays. Call with the store's exclusive lock held. Returns how many went.
+    /// </summary>
+    public static async Task<int> CollectAsync(ImageStore store, ISnapshotter snapshotter, CancellationToken ct)
+    {
+        var wanted = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var record in store.ListRecords())
+        {
+            try { wanted.UnionWith(ChainId.Chain((await ReadAsync(store, record, ct).ConfigureAwait(false)).DiffIds)); }
+            catch (Exception e) when (e is ImageException or FormatException or IOException)
+            {
+                return 0; // an image whose layers cannot be read: keep every layer rather than guess
+            }
+        }
+        var removed = 0;
+        bool progress;
+        do
+        {
+            progress = false;
+            foreach (var layer in snapshotter.Layers())
+            {
+                if (wanted.Contains(layer)) continue;
+                try { snapshotter.RemoveLayer(layer); removed++; progress = true; }
+                catch (SnapshotException e) when (e.Kind is SnapshotError.FailedPrecondition or SnapshotError.NotFound) { }
+            }
+        } while (progress);
+        return removed;
+    }
+}
+
+/// <summary>The post-pull step that unpacks a pulled image's layers (plugged into <see cref="ImagePuller"/>).</summary>
+public sealed class UnpackOnPull(ISnapshotter snapshotter, int parallelism) : IPostPullStep
+{
+    public Task RunAsync(ImageStore store, ImageRecord image, CancellationToken ct) =>
+        ImageLayers.UnpackAsync(store, snapshotter, image, parallelism, ct);
+}
