@@ -249,6 +249,20 @@ public sealed class NetworkManager
         Store.Update(network, r => r.Endpoints.Remove(containerId));
     }
 
+    /// <summary>Starts the embedded DNS server of a network on its gateway address (the caller owns and disposes
+    /// it; daemonless use needs a long-lived host for it, as podman runs aardvark-dns). Upstreams default to the
+    /// host's /etc/resolv.conf.</summary>
+    public DnsServer StartDns(string network, IReadOnlyList<IPEndPoint>? upstreams = null, int port = 53)
+    {
+        var n = Store.Get(network);
+        if (!n.Dns) throw NetworkException.Precondition($"network \"{network}\" has no embedded DNS (the default bridge resolves no names, as Docker's)");
+        var names = new NetworkNames(Store, network);
+        var server = new DnsServer(new IPEndPoint(n.GatewayAddress, port), names.Lookup,
+            upstreams ?? DnsServer.UpstreamsFrom("/etc/resolv.conf", n.GatewayAddress));
+        server.Start();
+        return server;
+    }
+
     List<PortMapping> ResolvePorts(NetworkRecord self, AttachRequest req)
     {
         var existing = Store.List().Where(o => o.Name != self.Name).Append(self)
