@@ -127,13 +127,7 @@ public sealed class NetworkManager
         };
         try
         {
-            nl.CreateBridge(bridge, req.Mtu);
-            nl.AddAddress(bridge, gateway, subnet.PrefixLength);
-            nl.SetUp(bridge);
-            Sysctl.Ensure("net.ipv4.ip_forward", "1");
-            // Lets DNAT from 127.0.0.1 reach containers (OUTPUT DNAT, then routed out of the bridge).
-            Sysctl.Write($"net/ipv4/conf/{bridge}/route_localnet", "1");
-            Firewall.AddNetwork(bridge, record.Subnet, record.Internal);
+            SetUpKernel(nl, record);
             Store.Save(record);
         }
         catch (Exception e)
@@ -143,6 +137,47 @@ public sealed class NetworkManager
             throw Wrap(e, $"create network \"{req.Name}\"", cleanup);
         }
         return record;
+    }
+
+    /// <summary>Bridge, gateway address, sysctls and rules of a network. Idempotent: what exists is kept.</summary>
+    void SetUpKernel(RtNetlink nl, NetworkRecord n)
+    {
+        var subnet = n.ParsedSubnet;
+        if (nl.GetLink(n.Bridge) is null) nl.CreateBridge(n.Bridge, n.Mtu);
+        if (!nl.GetAddresses(n.Bridge).Any(a => a.Address.Equals(n.GatewayAddress)))
+            nl.AddAddress(n.Bridge, n.GatewayAddress, subnet.PrefixLength);
+        nl.SetUp(n.Bridge);
+        Sysctl.Ensure("net.ipv4.ip_forward", "1");
+        // Lets DNAT from 127.0.0.1 reach containers (OUTPUT DNAT, then routed out of the bridge).
+        Sysctl.Write($"net/ipv4/conf/{n.Bridge}/route_localnet", "1");
+        Firewall.AddNetwork(n.Bridge, n.Subnet, n.Internal);
+    }
+
+    /// <summary>After a host reboot (bridges and rules gone, state on disk kept): re-creates every network's
+    /// bridge and rules, and drops endpoints whose network namespace no longer exists (their containers are
+    /// gone with the reboot), releasing their addresses. Returns the container ids dropped. What
+    /// `berth system boot` calls.</summary>
+    public List<string> Restore()
+    {
+        var dropped = new List<string>();
+        using var nl = RtNetlink.Open();
+        foreach (var n in Store.List())
+        {
+            var stale = Store.Update(n.Name, r =>
+            {
+                var gone = r.Endpoints.Values.Where(e => !File.Exists(e.NetnsPath) || nl.GetLink(e.HostVeth) is null).ToList();
+                foreach (var e in gone) r.Endpoints.Remove(e.ContainerId);
+                return gone;
+            });
+            foreach (var e in stale)
+            {
+                Try(() => Firewall.RemovePorts(n.Bridge, e.Address, e.Ports));
+                Try(() => nl.TryDeleteLink(e.HostVeth));
+                dropped.Add(e.ContainerId);
+            }
+            SetUpKernel(nl, n);
+        }
+        return dropped;
     }
 
     static List<Subnet> HostSubnets(RtNetlink nl)
@@ -210,6 +245,7 @@ public sealed class NetworkManager
         {
             using (var nl = RtNetlink.Open())
             {
+                if (nl.GetLink(net.Bridge) is null) SetUpKernel(nl, net); // e.g. after a reboot
                 nl.CreateVeth(hostVeth, req.InterfaceName, req.NetnsPath, net.Mtu);
                 nl.SetMaster(hostVeth, net.Bridge);
                 nl.SetUp(hostVeth);

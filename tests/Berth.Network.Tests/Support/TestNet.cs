@@ -30,6 +30,14 @@ public sealed class TestNet : IDisposable
     });
 
     public static Subnet NextSubnet() => Subnet.Parse($"10.213.{Interlocked.Increment(ref _next) % 250}.0/24");
+    /// <summary>A /30 for point-to-point links, from 10.213.250-253.x (apart from the /24 pool).</summary>
+    public static Subnet Subnet30()
+    {
+        var n = Interlocked.Increment(ref _next30);
+        return new Subnet(Subnet.ToUInt(IPAddress.Parse("10.213.250.0")) + (uint)(n % 256) * 4, 30);
+    }
+    static int _next30 = Random.Shared.Next(0, 256);
+
     public static string BridgeName() => "bt" + Sh.RandomSuffix(8);
 
     public NetworkRecord CreateNetwork(string? name = null, bool dns = true) =>
