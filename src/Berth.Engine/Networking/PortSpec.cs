@@ -1,0 +1,75 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace Berth.Engine.Networking;
+
+/// <summary>Parses <c>-p [IP:][HOST:]CONTAINER[/tcp|udp]</c> as docker does; a missing or 0 host port is chosen
+/// at attach time from the kernel's ephemeral range (what <c>-P</c> asks for every exposed port).</summary>
+public static class PortSpec
+{
+    public static PortMapping Parse(string spec)
+    {
+        var s = spec.Trim();
+        var proto = "tcp";
+        var slash = s.LastIndexOf('/');
+        if (slash >= 0)
+        {
+            proto = s[(slash + 1)..].ToLowerInvariant();
+            s = s[..slash];
+            if (proto is not ("tcp" or "udp")) throw Bad(spec, $"unsupported protocol \"{proto}\" (tcp or udp)");
+        }
+        if (s.StartsWith('[')) throw Bad(spec, "IPv6 host addresses are not supported");
+        var parts = s.Split(':');
+        string ip = "", host = "", container;
+        switch (parts.Length)
+        {
+            case 1: container = parts[0]; break;
+            case 2: host = parts[0]; container = parts[1]; break;
+            case 3: ip = parts[0]; host = parts[1]; container = parts[2]; break;
+            default: throw Bad(spec, "expected [IP:][HOST:]CONTAINER[/PROTOCOL]");
+        }
+        if (ip != "" && (ip.Split('.').Length != 4 || !IPAddress.TryParse(ip, out var addr) || addr.AddressFamily != AddressFamily.InterNetwork))
+            throw Bad(spec, $"invalid host address \"{ip}\"");
+        if (container.Contains('-') || host.Contains('-')) throw Bad(spec, "port ranges are not supported");
+        var cport = Port(spec, container, "container port", allowZero: false);
+        var hport = host == "" ? 0 : Port(spec, host, "host port", allowZero: true);
+        return new PortMapping(ip == "" ? "0.0.0.0" : ip, hport, cport, proto);
+    }
+
+    static int Port(string spec, string s, string what, bool allowZero)
+    {
+        if (!int.TryParse(s, out var p) || p < (allowZero ? 0 : 1) || p > 65535) throw Bad(spec, $"invalid {what} \"{s}\"");
+        return p;
+    }
+
+    static NetworkException Bad(string spec, string why) => NetworkException.Invalid($"invalid port mapping \"{spec}\": {why}");
+
+    /// <summary>A free host port for the protocol on the address, from the kernel's ephemeral range.</summary>
+    public static int FreePort(string hostIp, string protocol)
+    {
+        using var s = Open(protocol);
+        s.Bind(new IPEndPoint(IPAddress.Parse(hostIp), 0));
+        return ((IPEndPoint)s.LocalEndPoint!).Port;
+    }
+
+    /// <summary>Whether a host program already holds the port (a DNAT rule would silently hide it).</summary>
+    public static bool InUseOnHost(PortMapping p)
+    {
+        try
+        {
+            using var s = Open(p.Protocol);
+            s.Bind(new IPEndPoint(IPAddress.Parse(p.HostIp), p.HostPort));
+            return false;
+        }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.AddressAlreadyInUse) { return true; }
+        catch (SocketException) { return false; }
+    }
+
+    static Socket Open(string protocol) => protocol == "udp"
+        ? new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp)
+        : new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+
+    public static bool Conflicts(PortMapping a, PortMapping b) =>
+        a.Protocol == b.Protocol && a.HostPort == b.HostPort
+        && (a.HostIp == b.HostIp || a.HostIp == "0.0.0.0" || b.HostIp == "0.0.0.0");
+}
