@@ -93,7 +93,7 @@ public static class ImageCommands
             var img = await new ImagePuller(store, Options(p, tls)).PullAsync(r, plat, view, ct).ConfigureAwait(false);
             view.Dispose();
             var named = r.WithDefaultTag();
-            if (!q) Console.Out.WriteLine($"Status: Downloaded image for {named.FamiliarString}");
+            if (!q) Console.Out.WriteLine(view.Transferred > 0 ? $"Status: Downloaded newer image for {named.FamiliarString}" : $"Status: Image is up to date for {named.FamiliarString}");
             Console.Out.WriteLine(named.ToString());
             return 0;
         });
