@@ -299,4 +299,25 @@ public sealed class FaultTests : IDisposable
         Assert.Contains("linux/amd64", e.Message);
         Assert.Contains("linux/arm64", e.Message);
     }
+
+    [Fact]
+    public async Task Layers_download_in_parallel()
+    {
+        var img = TestImage.Build("parallel", extraLayerBytes: 10_000, extraLayers: 4);
+        int inFlight = 0, maxInFlight = 0;
+        using var server = Serve(img, blob: async (req, s, d) =>
+        {
+            if (!img.Layers.Any(l => l.Digest == d)) return false;
+            var now = Interlocked.Increment(ref inFlight);
+            lock (img) maxInFlight = Math.Max(maxInFlight, now);
+            await Task.Delay(300);
+            Interlocked.Decrement(ref inFlight);
+            await TinyHttpServer.Respond(s, 200, "OK", [], img.Blobs[d]);
+            return true;
+        });
+        var store = Store();
+        await new ImagePuller(store, Options()).PullAsync(ImageReference.Parse($"{server.Host}/x"), PlatformSpec.Parse("linux/amd64"), NoProgress.Instance, default);
+        Assert.Equal(5, img.Layers.Count);
+        Assert.Equal(4, maxInFlight); // RegistryOptions.Parallelism
+    }
 }
