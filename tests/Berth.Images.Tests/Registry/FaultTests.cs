@@ -320,4 +320,36 @@ public sealed class FaultTests : IDisposable
         Assert.Equal(5, img.Layers.Count);
         Assert.Equal(4, maxInFlight); // RegistryOptions.Parallelism
     }
+
+    [Fact]
+    public async Task Open_ping_but_protected_repository_authenticates_on_the_401()
+    {
+        var img = TestImage.Build("late-auth");
+        const string good = "Basic " + "dTpw"; // u:p
+        var inner = Serve(img);
+        using var server = new TinyHttpServer(async (req, s) =>
+        {
+            if (req.Path != "/v2/" && req.Header("Authorization") != good)
+            {
+                await TinyHttpServer.Json(s, 401, "{}", ("WWW-Authenticate", "Basic realm=\"r\""));
+                return true;
+            }
+            // forward to the plain image server's logic
+            using var http = new HttpClient();
+            using var m = new HttpRequestMessage(new HttpMethod(req.Method), $"http://{inner.Host}{req.Target}");
+            using var r = await http.SendAsync(m);
+            var body = await r.Content.ReadAsByteArrayAsync();
+            await TinyHttpServer.Respond(s, (int)r.StatusCode, "X", r.Content.Headers.ContentType is { } ct ? [("Content-Type", ct.ToString())] : [], body);
+            return true;
+        });
+        using (inner)
+        {
+            var e = await PullFails(server);
+            Assert.Equal(ImageErrorKind.Unauthorized, e.Kind);
+            var store = Store();
+            var opts = new RegistryOptions { TlsVerify = false, Credentials = new RegistryCredentials("u", "p"), BackoffBase = TimeSpan.FromMilliseconds(10) };
+            var pulled = await new ImagePuller(store, opts).PullAsync(ImageReference.Parse($"{server.Host}/x"), PlatformSpec.Parse("linux/amd64"), NoProgress.Instance, default);
+            Assert.Equal(img.Manifest.Digest, pulled.Record.Target.Digest);
+        }
+    }
 }
