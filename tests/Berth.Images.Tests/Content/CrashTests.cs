@@ -22,20 +22,13 @@ public sealed class CrashTests : IDisposable
         var stall = new TaskCompletionSource();
         var release = new TaskCompletionSource();
         var stalled = true;
-        using var server = new TinyHttpServer(async (req, s) =>
+        using var server = ImageServer.Serve(img, blob: async (req, s, d) =>
         {
-            if (req.Path == "/v2/") { await TinyHttpServer.Json(s, 200, "{}"); return true; }
-            var last = req.Path[(req.Path.LastIndexOf('/') + 1)..];
-            if (req.Path.Contains("/manifests/")) { await TinyHttpServer.Respond(s, 200, "OK", [("Content-Type", MediaTypes.OciManifest)], img.ManifestBytes); return true; }
-            if (last == big.Digest && stalled)
-            {
-                await TinyHttpServer.Respond(s, 200, "OK", [], img.Blobs[last], cutAfter: 200_000);
-                stall.TrySetResult();
-                await release.Task; // hold the connection open: the client waits mid-blob
-                return false;
-            }
-            await TinyHttpServer.Respond(s, 200, "OK", [], img.Blobs[last]);
-            return true;
+            if (d != big.Digest || !stalled) return false;
+            await TinyHttpServer.Respond(s, 200, "OK", [], img.Blobs[d], cutAfter: 200_000);
+            stall.TrySetResult();
+            await release.Task; // hold the connection open: the client waits mid-blob
+            throw new IOException("connection closed by the test");
         });
         var name = $"{server.Host}/crash:1";
         var psi = new ProcessStartInfo(Tools.Berth) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
@@ -69,14 +62,7 @@ public sealed class CrashTests : IDisposable
     public async Task Concurrent_pulls_of_one_image_into_one_store()
     {
         var img = TestImage.Build("concurrent", extraLayerBytes: 300_000);
-        using var server = new TinyHttpServer(async (req, s) =>
-        {
-            if (req.Path == "/v2/") { await TinyHttpServer.Json(s, 200, "{}"); return true; }
-            var last = req.Path[(req.Path.LastIndexOf('/') + 1)..];
-            if (req.Path.Contains("/manifests/")) { await TinyHttpServer.Respond(s, 200, "OK", [("Content-Type", MediaTypes.OciManifest)], img.ManifestBytes); return true; }
-            await TinyHttpServer.Respond(s, 200, "OK", [], img.Blobs[last]);
-            return true;
-        });
+        using var server = ImageServer.Serve(img);
         var pulls = Enumerable.Range(0, 3).Select(i => Task.Run(() => _berth.Run("pull", "-q", "--tls-verify=false", $"{server.Host}/c:{i}"))).ToArray();
         foreach (var r in await Task.WhenAll(pulls)) Assert.True(r.ExitCode == 0, r.ToString());
         Assert.Equal(3, _berth.Ok("images", "--format", "{{.Tag}}").Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);

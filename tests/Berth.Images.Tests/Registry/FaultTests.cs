@@ -26,36 +26,8 @@ public sealed class FaultTests : IDisposable
     ImageStore Store() => new(_root.FullName);
     ImageStore? _lastStore;
 
-    /// <summary>Serves an image; <paramref name="blob"/> may override a blob's answer (return true when handled).</summary>
-    static TinyHttpServer Serve(TestImage img, Func<HttpRequestInfo, Stream, string, Task<bool>>? blob = null, Func<HttpRequestInfo, Stream, Task<bool>>? manifest = null)
-    {
-        return new TinyHttpServer(async (req, s) =>
-        {
-            if (req.Path == "/v2/") { await TinyHttpServer.Json(s, 200, "{}"); return true; }
-            var path = req.Path;
-            if (path.Contains("/manifests/"))
-            {
-                if (manifest is not null && await manifest(req, s)) return true;
-                var reference = path[(path.LastIndexOf('/') + 1)..];
-                byte[]? body = null; string? mt = null;
-                if (reference == "latest" || reference == img.Top.Digest) { body = img.IndexBytes ?? img.ManifestBytes; mt = img.Top.MediaType; }
-                else if (img.Blobs.TryGetValue(reference, out var b)) { body = b; mt = MediaTypes.OciManifest; }
-                if (body is null) { await TinyHttpServer.Json(s, 404, "{\"errors\":[{\"code\":\"MANIFEST_UNKNOWN\",\"message\":\"manifest unknown\"}]}"); return true; }
-                await TinyHttpServer.Respond(s, 200, "OK", [("Content-Type", mt!)], body);
-                return true;
-            }
-            if (path.Contains("/blobs/"))
-            {
-                var d = path[(path.LastIndexOf('/') + 1)..];
-                if (blob is not null && await blob(req, s, d)) return true;
-                if (!img.Blobs.TryGetValue(d, out var data)) { await TinyHttpServer.Json(s, 404, "{\"errors\":[{\"code\":\"BLOB_UNKNOWN\",\"message\":\"blob unknown\"}]}"); return true; }
-                await TinyHttpServer.Respond(s, 200, "OK", [("Content-Type", "application/octet-stream")], data);
-                return true;
-            }
-            await TinyHttpServer.Json(s, 404, "{}");
-            return true;
-        });
-    }
+    static TinyHttpServer Serve(TestImage img, Func<HttpRequestInfo, Stream, string, Task<bool>>? blob = null, Func<HttpRequestInfo, Stream, Task<bool>>? manifest = null) =>
+        ImageServer.Serve(img, blob, manifest);
 
     static void AssertNothingHalfMade(ImageStore store)
     {
@@ -91,7 +63,7 @@ public sealed class FaultTests : IDisposable
     [Fact]
     public async Task Unknown_manifest_is_NotFound()
     {
-        using var server = Serve(TestImage.Build("nf"));
+        using var server = ImageServer.Serve(TestImage.Build("nf"), tags: ["latest"]);
         var e = await PullFails(server, "nosuchtag");
         Assert.Equal(ImageErrorKind.NotFound, e.Kind);
         Assert.Contains("MANIFEST_UNKNOWN", e.Message);

@@ -83,14 +83,7 @@ public sealed class InteropTests(RegistryFixture fx) : IClassFixture<RegistryFix
     {
         // Get an image into a store without docker-registry (from an in-test server), then push it.
         var img = TestImage.Build("interop-upload", extraLayerBytes: 300_000);
-        using var server = new TinyHttpServer(async (req, s) =>
-        {
-            if (req.Path == "/v2/") { await TinyHttpServer.Json(s, 200, "{}"); return true; }
-            var last = req.Path[(req.Path.LastIndexOf('/') + 1)..];
-            if (req.Path.Contains("/manifests/")) { await TinyHttpServer.Respond(s, 200, "OK", [("Content-Type", MediaTypes.OciManifest)], img.ManifestBytes); return true; }
-            await TinyHttpServer.Respond(s, 200, "OK", [], img.Blobs[last]);
-            return true;
-        });
+        using var server = ImageServer.Serve(img);
         var root = Directory.CreateTempSubdirectory("berth-upload-");
         try
         {
@@ -119,14 +112,7 @@ public sealed class InteropTests(RegistryFixture fx) : IClassFixture<RegistryFix
     {
         // Source: an in-test server (another registry), so every blob is uploaded by Berth.
         var img = TestImage.Build("podman-pull", extraLayerBytes: 100_000);
-        using var source = new TinyHttpServer(async (req, s) =>
-        {
-            if (req.Path == "/v2/") { await TinyHttpServer.Json(s, 200, "{}"); return true; }
-            var last = req.Path[(req.Path.LastIndexOf('/') + 1)..];
-            if (req.Path.Contains("/manifests/")) { await TinyHttpServer.Respond(s, 200, "OK", [("Content-Type", MediaTypes.OciManifest)], img.ManifestBytes); return true; }
-            await TinyHttpServer.Respond(s, 200, "OK", [], img.Blobs[last]);
-            return true;
-        });
+        using var source = ImageServer.Serve(img);
         _berth.Ok("pull", "-q", "--tls-verify=false", $"{source.Host}/src:1");
         var dest = $"{fx.Host}/interop/forpodman:1";
         var push = _berth.Ok("push", "--tls-verify=false", $"{source.Host}/src:1", dest);
