@@ -191,7 +191,7 @@ public static class ImageCommands
                 return Json(w =>
                 {
                     w.WriteString("Containers", "N/A");
-                    w.WriteString("CreatedAt", created?.ToString("yyyy-MM-dd HH:mm:ss zz00") + " UTC" ?? "");
+                    w.WriteString("CreatedAt", created is { } at ? at.ToUniversalTime().ToString("yyyy-MM-dd HH:mm:ss", System.Globalization.CultureInfo.InvariantCulture) + " +0000 UTC" : "");
                     w.WriteString("CreatedSince", created is { } ct2 ? Units.HumanDuration(now - ct2) + " ago" : "N/A");
                     w.WriteString("Digest", r.Digest);
                     w.WriteString("ID", Id(r.Image));

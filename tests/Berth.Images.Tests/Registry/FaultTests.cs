@@ -324,4 +324,25 @@ public sealed class FaultTests : IDisposable
             Assert.Equal(img.Manifest.Digest, pulled.Record.Target.Digest);
         }
     }
+
+    [Theory]
+    [InlineData(MediaTypes.OciLayerZstd)]
+    [InlineData(MediaTypes.OciLayer)]
+    [InlineData(MediaTypes.DockerLayerGzip)]
+    public async Task Zstd_uncompressed_and_docker_layer_types_are_fetched(string mediaType)
+    {
+        var img = TestImage.Build("types-" + mediaType);
+        var m = ImageJson.ParseManifest(img.ManifestBytes);
+        m.Layers[0].MediaType = mediaType; // the pull stores blobs; decompression is the unpacker's
+        var bytes = ImageJson.Serialize(m);
+        using var server = Serve(img, manifest: async (req, s) =>
+        {
+            await TinyHttpServer.Respond(s, 200, "OK", [("Content-Type", MediaTypes.OciManifest)], bytes);
+            return true;
+        });
+        var store = Store();
+        var pulled = await new ImagePuller(store, Options()).PullAsync(ImageReference.Parse($"{server.Host}/x"), PlatformSpec.Parse("linux/amd64"), NoProgress.Instance, default);
+        Assert.Equal(Digest.Sha256(bytes).ToString(), pulled.Record.Target.Digest);
+        Assert.True(store.Content.Exists(Digest.Parse(m.Layers[0].Digest)));
+    }
 }
