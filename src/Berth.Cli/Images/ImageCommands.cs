@@ -98,7 +98,7 @@ public static class ImageCommands
             var img = await puller.PullAsync(r, plat, view, ct).ConfigureAwait(false);
             view.Dispose();
             var named = r.WithDefaultTag();
-            if (!q) Console.Out.WriteLine($"Status: Downloaded image for {named.FamiliarString}");
+            if (!q) Console.Out.WriteLine(view.Transferred > 0 ? $"Status: Downloaded newer image for {named.FamiliarString}" : $"Status: Image is up to date for {named.FamiliarString}");
             Console.Out.WriteLine(named.ToString());
             return 0;
         });
@@ -196,7 +196,7 @@ public static class ImageCommands
                 return Json(w =>
                 {
                     w.WriteString("Containers", "N/A");
-                    w.WriteString("CreatedAt", created?.ToString("yyyy-MM-dd HH:mm:ss zz00") + " UTC" ?? "");
+                    w.WriteString("CreatedAt", created is { } at ? at.ToUniversalTime().ToString("yyyy-MM-dd HH:mm:ss", System.Globalization.CultureInfo.InvariantCulture) + " +0000 UTC" : "");
                     w.WriteString("CreatedSince", created is { } ct2 ? Units.HumanDuration(now - ct2) + " ago" : "N/A");
                     w.WriteString("Digest", r.Digest);
                     w.WriteString("ID", Id(r.Image));

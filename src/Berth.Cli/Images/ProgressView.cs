@@ -31,24 +31,38 @@ sealed class ProgressView : ITransferProgress, IDisposable
 
     static string Short(Descriptor d) => d.Digest.Length > 19 ? d.Digest[7..19] : d.Digest;
 
+    /// <summary>Blobs that were transferred (not already present).</summary>
+    public int Transferred { get; private set; }
+
     public void Status(string line)
     {
         if (_quiet) return;
         lock (_lock)
         {
-            Clear();
+            Freeze();
             _out.WriteLine(line);
-            Draw(force: true);
         }
     }
 
-    public void BlobStarted(Descriptor blob, string kind) => Set(blob, 0, kind == "config" ? "Waiting" : _verb == "push" ? "Preparing" : "Pulling fs layer", plain: true);
+    public void BlobStarted(Descriptor blob, string kind)
+    {
+        if (kind == "config") _configs.Add(blob.Digest); // docker shows no line for a pull's config
+        Set(blob, 0, _verb == "push" ? "Preparing" : "Pulling fs layer", plain: true);
+    }
+
     public void BlobProgress(Descriptor blob, long done) => Set(blob, done, _verb == "push" ? "Pushing" : "Downloading", plain: false);
-    public void BlobDone(Descriptor blob, string outcome) => Set(blob, blob.Size, outcome, plain: true);
+
+    public void BlobDone(Descriptor blob, string outcome)
+    {
+        if (outcome is "Download complete" or "Pushed") lock (_lock) Transferred++;
+        Set(blob, blob.Size, outcome, plain: true);
+    }
+
+    readonly HashSet<string> _configs = [];
 
     void Set(Descriptor blob, long done, string state, bool plain)
     {
-        if (_quiet) return;
+        if (_quiet || (_verb == "pull" && _configs.Contains(blob.Digest))) return;
         lock (_lock)
         {
             var id = Short(blob);
@@ -63,10 +77,12 @@ sealed class ProgressView : ITransferProgress, IDisposable
         }
     }
 
-    void Clear()
+    /// <summary>Draws the blob lines a last time and leaves them on screen: later output goes below.</summary>
+    void Freeze()
     {
-        if (!_live || _drawn == 0) return;
-        _out.Write($"\x1b[{_drawn}A\x1b[J");
+        Draw(force: true);
+        _order.Clear();
+        _rows.Clear();
         _drawn = 0;
     }
 
@@ -94,7 +110,7 @@ sealed class ProgressView : ITransferProgress, IDisposable
 
     public void Dispose()
     {
-        lock (_lock) Draw(force: true);
+        lock (_lock) Freeze();
     }
 }
 

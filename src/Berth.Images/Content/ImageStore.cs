@@ -13,7 +13,7 @@ public sealed record StoredImage(ImageRecord Record, IReadOnlyList<ImageReferenc
 }
 
 /// <summary>What garbage collection removed.</summary>
-public sealed record PruneResult(IReadOnlyList<string> DeletedImages, IReadOnlyList<ImageReference> Untagged, int DeletedBlobs, long BytesFreed);
+public sealed record PruneResult(IReadOnlyList<string> DeletedImages, int DeletedBlobs, long BytesFreed);
 
 /// <summary>
 /// Images on disk, under &lt;root&gt;/images: the <see cref="ContentStore"/> (blobs), one record per
@@ -171,10 +171,10 @@ public sealed class ImageStore
     }
 
     /// <summary>
-    /// Mark and sweep: every blob listed by a record is kept, every other blob and every ingest
-    /// leftover is deleted. With <paramref name="dangling"/>, records without names go first
-    /// (`image prune`); with <paramref name="all"/>, every record... only those without names are
-    /// dangling, so `-a` equals dangling until containers hold images. Call with the exclusive lock.
+    /// Mark and sweep: every blob listed by a record is kept; every other blob, every ingest temp file
+    /// and every temp file of an interrupted record/name write is deleted. With
+    /// <paramref name="dangling"/> (`image prune`), records that no name points at go first. Call
+    /// with the exclusive lock held, so no pull is between storing a blob and recording it.
     /// </summary>
     public PruneResult CollectGarbage(bool dangling)
     {
@@ -201,7 +201,12 @@ public sealed class ImageStore
             blobs++;
         }
         Content.DeleteIngestLeftovers();
-        return new PruneResult(deletedImages, [], blobs, bytes);
+        // temp files of record/name writes that a crash interrupted
+        foreach (var dir in new[] { _records, _names })
+            if (Directory.Exists(dir))
+                foreach (var f in Directory.EnumerateFiles(dir, "*.tmp"))
+                    try { File.Delete(f); } catch (IOException) { }
+        return new PruneResult(deletedImages, blobs, bytes);
     }
 
     static void WriteAtomic(string dir, string path, byte[] data)

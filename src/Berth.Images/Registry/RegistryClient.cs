@@ -23,7 +23,7 @@ public sealed partial class RegistryClient : IDisposable
     readonly HttpClient _client;
     readonly RegistryCredentials? _creds;
     readonly SemaphoreSlim _pingLock = new(1, 1);
-    readonly ConcurrentDictionary<string, string> _tokens = new(StringComparer.Ordinal);
+    readonly ConcurrentDictionary<string, (string Token, DateTime Expires)> _tokens = new(StringComparer.Ordinal);
     Uri? _base;
     AuthChallenge? _challenge;
 
@@ -124,7 +124,7 @@ public sealed partial class RegistryClient : IDisposable
     async Task<string> FetchTokenAsync(AuthChallenge ch, string[] scopes, CancellationToken ct)
     {
         var key = string.Join(' ', scopes.Order(StringComparer.Ordinal));
-        if (_tokens.TryGetValue(key, out var cached)) return cached;
+        if (_tokens.TryGetValue(key, out var cached) && cached.Expires > DateTime.UtcNow) return cached.Token;
         if (ch.Realm is not { Length: > 0 } realm || !Uri.TryCreate(realm, UriKind.Absolute, out var realmUri))
             throw ImageException.Unauthorized($"registry {Registry}: Bearer challenge without a valid realm");
         var q = new StringBuilder();
@@ -146,7 +146,8 @@ public sealed partial class RegistryClient : IDisposable
         catch (JsonException e) { throw ImageException.Unauthorized($"token server {realmUri.Authority}: malformed response: {e.Message}"); }
         var token = tr?.Token is { Length: > 0 } t ? t : tr?.AccessToken is { Length: > 0 } a ? a
             : throw ImageException.Unauthorized($"token server {realmUri.Authority}: response has no token");
-        _tokens[key] = token;
+        // distribution's token spec: expires_in defaults to 60 s; renew a little early.
+        _tokens[key] = (token, DateTime.UtcNow.AddSeconds(Math.Max(10, (tr?.ExpiresIn ?? 60) - 5)));
         return token;
     }
 
@@ -178,10 +179,11 @@ public sealed partial class RegistryClient : IDisposable
         while (true)
         {
             var resp = await SendWithRetryAsync(() => make(), ct, retry ? _o.MaxAttempts : 1, async r => await AuthorizeAsync(r, scopes, ct).ConfigureAwait(false)).ConfigureAwait(false);
-            if (resp.StatusCode != HttpStatusCode.Unauthorized || refreshed || _challenge is null || !_challenge.IsBearer) return resp;
-            // The token may have expired or lacked a scope: ask again with what the registry names.
+            if (resp.StatusCode != HttpStatusCode.Unauthorized || refreshed) return resp;
+            // The token may have expired or lacked a scope, or /v2/ was open but this repository is
+            // not: ask again once with what the registry's challenge names.
             var ch = ChallengeOf(resp);
-            if (ch is null || !ch.IsBearer) return resp;
+            if (ch is null || (_challenge is not null && !ch.IsBearer) || (ch.IsBasic && _creds is null)) return resp;
             _tokens.Clear();
             if (ch.Scope is { Length: > 0 } s && !scopes.Contains(s)) scopes = [.. scopes, s];
             _challenge = ch;

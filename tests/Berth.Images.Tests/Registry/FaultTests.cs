@@ -26,36 +26,8 @@ public sealed class FaultTests : IDisposable
     ImageStore Store() => new(_root.FullName);
     ImageStore? _lastStore;
 
-    /// <summary>Serves an image; <paramref name="blob"/> may override a blob's answer (return true when handled).</summary>
-    static TinyHttpServer Serve(TestImage img, Func<HttpRequestInfo, Stream, string, Task<bool>>? blob = null, Func<HttpRequestInfo, Stream, Task<bool>>? manifest = null)
-    {
-        return new TinyHttpServer(async (req, s) =>
-        {
-            if (req.Path == "/v2/") { await TinyHttpServer.Json(s, 200, "{}"); return true; }
-            var path = req.Path;
-            if (path.Contains("/manifests/"))
-            {
-                if (manifest is not null && await manifest(req, s)) return true;
-                var reference = path[(path.LastIndexOf('/') + 1)..];
-                byte[]? body = null; string? mt = null;
-                if (reference == "latest" || reference == img.Top.Digest) { body = img.IndexBytes ?? img.ManifestBytes; mt = img.Top.MediaType; }
-                else if (img.Blobs.TryGetValue(reference, out var b)) { body = b; mt = MediaTypes.OciManifest; }
-                if (body is null) { await TinyHttpServer.Json(s, 404, "{\"errors\":[{\"code\":\"MANIFEST_UNKNOWN\",\"message\":\"manifest unknown\"}]}"); return true; }
-                await TinyHttpServer.Respond(s, 200, "OK", [("Content-Type", mt!)], body);
-                return true;
-            }
-            if (path.Contains("/blobs/"))
-            {
-                var d = path[(path.LastIndexOf('/') + 1)..];
-                if (blob is not null && await blob(req, s, d)) return true;
-                if (!img.Blobs.TryGetValue(d, out var data)) { await TinyHttpServer.Json(s, 404, "{\"errors\":[{\"code\":\"BLOB_UNKNOWN\",\"message\":\"blob unknown\"}]}"); return true; }
-                await TinyHttpServer.Respond(s, 200, "OK", [("Content-Type", "application/octet-stream")], data);
-                return true;
-            }
-            await TinyHttpServer.Json(s, 404, "{}");
-            return true;
-        });
-    }
+    static TinyHttpServer Serve(TestImage img, Func<HttpRequestInfo, Stream, string, Task<bool>>? blob = null, Func<HttpRequestInfo, Stream, Task<bool>>? manifest = null) =>
+        ImageServer.Serve(img, blob, manifest);
 
     static void AssertNothingHalfMade(ImageStore store)
     {
@@ -91,7 +63,7 @@ public sealed class FaultTests : IDisposable
     [Fact]
     public async Task Unknown_manifest_is_NotFound()
     {
-        using var server = Serve(TestImage.Build("nf"));
+        using var server = ImageServer.Serve(TestImage.Build("nf"), tags: ["latest"]);
         var e = await PullFails(server, "nosuchtag");
         Assert.Equal(ImageErrorKind.NotFound, e.Kind);
         Assert.Contains("MANIFEST_UNKNOWN", e.Message);
@@ -298,5 +270,79 @@ public sealed class FaultTests : IDisposable
         Assert.Equal(ImageErrorKind.NotFound, e.Kind);
         Assert.Contains("linux/amd64", e.Message);
         Assert.Contains("linux/arm64", e.Message);
+    }
+
+    [Fact]
+    public async Task Layers_download_in_parallel()
+    {
+        var img = TestImage.Build("parallel", extraLayerBytes: 10_000, extraLayers: 4);
+        int inFlight = 0, maxInFlight = 0;
+        using var server = Serve(img, blob: async (req, s, d) =>
+        {
+            if (!img.Layers.Any(l => l.Digest == d)) return false;
+            var now = Interlocked.Increment(ref inFlight);
+            lock (img) maxInFlight = Math.Max(maxInFlight, now);
+            await Task.Delay(300);
+            Interlocked.Decrement(ref inFlight);
+            await TinyHttpServer.Respond(s, 200, "OK", [], img.Blobs[d]);
+            return true;
+        });
+        var store = Store();
+        await new ImagePuller(store, Options()).PullAsync(ImageReference.Parse($"{server.Host}/x"), PlatformSpec.Parse("linux/amd64"), NoProgress.Instance, default);
+        Assert.Equal(5, img.Layers.Count);
+        Assert.Equal(4, maxInFlight); // RegistryOptions.Parallelism
+    }
+
+    [Fact]
+    public async Task Open_ping_but_protected_repository_authenticates_on_the_401()
+    {
+        var img = TestImage.Build("late-auth");
+        const string good = "Basic " + "dTpw"; // u:p
+        var inner = Serve(img);
+        using var server = new TinyHttpServer(async (req, s) =>
+        {
+            if (req.Path != "/v2/" && req.Header("Authorization") != good)
+            {
+                await TinyHttpServer.Json(s, 401, "{}", ("WWW-Authenticate", "Basic realm=\"r\""));
+                return true;
+            }
+            // forward to the plain image server's logic
+            using var http = new HttpClient();
+            using var m = new HttpRequestMessage(new HttpMethod(req.Method), $"http://{inner.Host}{req.Target}");
+            using var r = await http.SendAsync(m);
+            var body = await r.Content.ReadAsByteArrayAsync();
+            await TinyHttpServer.Respond(s, (int)r.StatusCode, "X", r.Content.Headers.ContentType is { } ct ? [("Content-Type", ct.ToString())] : [], body);
+            return true;
+        });
+        using (inner)
+        {
+            var e = await PullFails(server);
+            Assert.Equal(ImageErrorKind.Unauthorized, e.Kind);
+            var store = Store();
+            var opts = new RegistryOptions { TlsVerify = false, Credentials = new RegistryCredentials("u", "p"), BackoffBase = TimeSpan.FromMilliseconds(10) };
+            var pulled = await new ImagePuller(store, opts).PullAsync(ImageReference.Parse($"{server.Host}/x"), PlatformSpec.Parse("linux/amd64"), NoProgress.Instance, default);
+            Assert.Equal(img.Manifest.Digest, pulled.Record.Target.Digest);
+        }
+    }
+
+    [Theory]
+    [InlineData(MediaTypes.OciLayerZstd)]
+    [InlineData(MediaTypes.OciLayer)]
+    [InlineData(MediaTypes.DockerLayerGzip)]
+    public async Task Zstd_uncompressed_and_docker_layer_types_are_fetched(string mediaType)
+    {
+        var img = TestImage.Build("types-" + mediaType);
+        var m = ImageJson.ParseManifest(img.ManifestBytes);
+        m.Layers[0].MediaType = mediaType; // the pull stores blobs; decompression is the unpacker's
+        var bytes = ImageJson.Serialize(m);
+        using var server = Serve(img, manifest: async (req, s) =>
+        {
+            await TinyHttpServer.Respond(s, 200, "OK", [("Content-Type", MediaTypes.OciManifest)], bytes);
+            return true;
+        });
+        var store = Store();
+        var pulled = await new ImagePuller(store, Options()).PullAsync(ImageReference.Parse($"{server.Host}/x"), PlatformSpec.Parse("linux/amd64"), NoProgress.Instance, default);
+        Assert.Equal(Digest.Sha256(bytes).ToString(), pulled.Record.Target.Digest);
+        Assert.True(store.Content.Exists(Digest.Parse(m.Layers[0].Digest)));
     }
 }

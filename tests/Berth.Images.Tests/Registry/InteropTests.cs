@@ -83,14 +83,7 @@ public sealed class InteropTests(RegistryFixture fx) : IClassFixture<RegistryFix
     {
         // Get an image into a store without docker-registry (from an in-test server), then push it.
         var img = TestImage.Build("interop-upload", extraLayerBytes: 300_000);
-        using var server = new TinyHttpServer(async (req, s) =>
-        {
-            if (req.Path == "/v2/") { await TinyHttpServer.Json(s, 200, "{}"); return true; }
-            var last = req.Path[(req.Path.LastIndexOf('/') + 1)..];
-            if (req.Path.Contains("/manifests/")) { await TinyHttpServer.Respond(s, 200, "OK", [("Content-Type", MediaTypes.OciManifest)], img.ManifestBytes); return true; }
-            await TinyHttpServer.Respond(s, 200, "OK", [], img.Blobs[last]);
-            return true;
-        });
+        using var server = ImageServer.Serve(img);
         var root = Directory.CreateTempSubdirectory("berth-upload-");
         try
         {
@@ -112,6 +105,34 @@ public sealed class InteropTests(RegistryFixture fx) : IClassFixture<RegistryFix
             finally { Directory.Delete(outDir, true); }
         }
         finally { root.Delete(true); }
+    }
+
+    [Fact]
+    public void Berth_uploads_podman_pulls_with_the_same_digest_and_id()
+    {
+        // Source: an in-test server (another registry), so every blob is uploaded by Berth.
+        var img = TestImage.Build("podman-pull", extraLayerBytes: 100_000);
+        using var source = ImageServer.Serve(img);
+        _berth.Ok("pull", "-q", "--tls-verify=false", $"{source.Host}/src:1");
+        var dest = $"{fx.Host}/interop/forpodman:1";
+        var push = _berth.Ok("push", "--tls-verify=false", $"{source.Host}/src:1", dest);
+        Assert.Equal(img.Layers.Count + 1, push.Split('\n').Count(l => l.EndsWith(": Pushed", StringComparison.Ordinal)));
+
+        var dir = Directory.CreateTempSubdirectory("berth-podman-").FullName;
+        try
+        {
+            var conf = Path.Combine(dir, "containers.conf");
+            File.WriteAllText(conf, "[engine]\nevents_logger=\"file\"\ncgroup_manager=\"cgroupfs\"\n");
+            File.WriteAllText(Path.Combine(dir, "auth.json"), "{}");
+            var env = new Dictionary<string, string> { ["CONTAINERS_CONF"] = conf, ["REGISTRY_AUTH_FILE"] = Path.Combine(dir, "auth.json") };
+            string[] common = ["--root", Path.Combine(dir, "root"), "--runroot", Path.Combine(dir, "runroot"), "--storage-driver", "vfs"];
+            var pull = Tools.Run("podman", [.. common, "pull", "-q", "--tls-verify=false", dest], env);
+            Assert.True(pull.ExitCode == 0, pull.ToString());
+            Assert.Equal(img.Config.Digest[7..], pull.Stdout.Trim());
+            var digest = Tools.Run("podman", [.. common, "image", "inspect", "--format", "{{.Digest}}", dest], env);
+            Assert.Equal(img.Manifest.Digest, digest.Stdout.Trim());
+        }
+        finally { Directory.Delete(dir, true); }
     }
 
     [Fact]

@@ -17,13 +17,14 @@ public sealed class RegistryProcess : IDisposable
 
     RegistryProcess(int port, string dir, Process p) { Port = port; Dir = dir; _process = p; }
 
-    public static RegistryProcess Start(string? authYaml = null)
+    public static RegistryProcess Start(string? authYaml = null, (string Cert, string Key)? tls = null)
     {
         var dir = Directory.CreateTempSubdirectory("berth-registry-").FullName;
         for (var attempt = 0; ; attempt++)
         {
             var port = Tools.FreePort();
             var config = Path.Combine(dir, "config.yml");
+            var tlsYaml = tls is null ? "" : $"  tls:\n    certificate: {tls.Value.Cert}\n    key: {tls.Value.Key}\n";
             File.WriteAllText(config, $"""
                 version: 0.1
                 log:
@@ -38,6 +39,7 @@ public sealed class RegistryProcess : IDisposable
                       enabled: false
                 http:
                   addr: 127.0.0.1:{port}
+                {tlsYaml}
                 {authYaml ?? ""}
                 """);
             var psi = new ProcessStartInfo("docker-registry") { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
@@ -49,13 +51,14 @@ public sealed class RegistryProcess : IDisposable
             p.OutputDataReceived += (_, e) => { lock (log) { if (e.Data is not null) log.WriteLine(e.Data); log.Flush(); } };
             p.BeginErrorReadLine();
             p.BeginOutputReadLine();
-            using var http = new HttpClient();
+            using var http = new HttpClient(new HttpClientHandler { ServerCertificateCustomValidationCallback = (_, _, _, _) => true });
+            var scheme = tls is null ? "http" : "https";
             var deadline = DateTime.UtcNow.AddSeconds(30);
             while (DateTime.UtcNow < deadline && !p.HasExited)
             {
                 try
                 {
-                    using var r = http.GetAsync($"http://127.0.0.1:{port}/v2/").Result;
+                    using var r = http.GetAsync($"{scheme}://127.0.0.1:{port}/v2/").Result;
                     return new RegistryProcess(port, dir, p);
                 }
                 catch (AggregateException) { Thread.Sleep(100); }

@@ -81,15 +81,15 @@ public sealed class TestImage
     }
 
     /// <summary>A single-platform image; <paramref name="marker"/> makes its config (and so its ID) unique.</summary>
-    public static TestImage Build(string marker, int extraLayerBytes = 0, string manifestMediaType = MediaTypes.OciManifest)
+    public static TestImage Build(string marker, int extraLayerBytes = 0, string manifestMediaType = MediaTypes.OciManifest, int extraLayers = 1)
     {
         var img = new TestImage();
         var layers = new List<byte[]> { Layer([("etc/marker", Encoding.UTF8.GetBytes(marker))], withBusybox: true) };
-        if (extraLayerBytes > 0)
+        for (var i = 0; i < (extraLayerBytes > 0 ? extraLayers : 0); i++)
         {
             var big = new byte[extraLayerBytes];
-            new Random(marker.GetHashCode()).NextBytes(big);
-            layers.Add(Layer([("big.bin", big)], withBusybox: false));
+            Random.Shared.NextBytes(big);
+            layers.Add(Layer([($"big{i}.bin", big)], withBusybox: false));
         }
         var (md, bytes) = img.BuildManifest("amd64", layers, marker, manifestMediaType);
         img.Manifest = md;
