@@ -12,12 +12,19 @@ namespace Berth.Images.Snapshots;
 public static class ImageUnpacker
 {
     /// <returns>The chain IDs of the image's layers, bottom to top (the last is the image's rootfs).</returns>
-    public static async Task<IReadOnlyList<string>> UnpackAsync(
+    public static Task<IReadOnlyList<string>> UnpackAsync(
         ISnapshotter snapshotter, ImageConfigFile config, IReadOnlyList<Descriptor> layers,
         Func<Descriptor, CancellationToken, Task<Stream>> openLayer, int maxParallel, CancellationToken cancellationToken)
     {
         if (config.RootFs.Type != "layers") throw new LayerException($"image config rootfs type \"{config.RootFs.Type}\" is not \"layers\"");
-        var diffIds = config.RootFs.DiffIds;
+        return UnpackAsync(snapshotter, config.RootFs.DiffIds, layers, openLayer, maxParallel, cancellationToken);
+    }
+
+    /// <summary>As above, with the diffIDs (the config's rootfs.diff_ids) given directly.</summary>
+    public static async Task<IReadOnlyList<string>> UnpackAsync(
+        ISnapshotter snapshotter, IReadOnlyList<string> diffIds, IReadOnlyList<Descriptor> layers,
+        Func<Descriptor, CancellationToken, Task<Stream>> openLayer, int maxParallel, CancellationToken cancellationToken)
+    {
         if (diffIds.Count != layers.Count)
             throw new LayerException($"the manifest lists {layers.Count} layers but the image config lists {diffIds.Count} diff_ids");
         var compressions = layers.Select(l => LayerMediaTypes.CompressionOf(l.MediaType)
