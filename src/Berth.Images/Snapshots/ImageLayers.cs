@@ -39,21 +39,13 @@ public static class ImageLayers
     public static async Task UnpackAsync(ImageStore store, ISnapshotter snapshotter, ImageRecord image, int parallelism, CancellationToken ct)
     {
         var (layers, diffIds) = await ReadAsync(store, image, ct).ConfigureAwait(false);
-        var chain = ChainId.Chain(diffIds);
-        async Task Apply(int i, CancellationToken token)
+        try
         {
-            if (snapshotter.HasLayer(chain[i])) return;
-            var compression = LayerMediaTypes.CompressionOf(layers[i].MediaType)
-                ?? throw ImageException.Invalid($"layer {layers[i].Digest}: unsupported media type \"{layers[i].MediaType}\"");
-            await using var blob = store.Content.OpenBlob(Digest.Parse(layers[i].Digest));
-            try { await snapshotter.ApplyLayerAsync(i == 0 ? null : chain[i - 1], diffIds[i], blob, compression, token).ConfigureAwait(false); }
-            catch (LayerException e) { throw ImageException.Invalid($"layer {layers[i].Digest} of image {image.Id}: {e.Message}"); }
-            catch (SnapshotException e) { throw ImageException.Precondition($"layer {layers[i].Digest} of image {image.Id}: {e.Message}"); }
+            await ImageUnpacker.UnpackAsync(snapshotter, diffIds, layers,
+                (d, _) => Task.FromResult<Stream>(store.Content.OpenBlob(Digest.Parse(d.Digest))), parallelism, ct).ConfigureAwait(false);
         }
-        if (snapshotter.LayersIndependent)
-            await Parallel.ForEachAsync(Enumerable.Range(0, chain.Count), new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, parallelism), CancellationToken = ct }, async (i, t) => await Apply(i, t).ConfigureAwait(false)).ConfigureAwait(false);
-        else
-            for (var i = 0; i < chain.Count; i++) await Apply(i, ct).ConfigureAwait(false);
+        catch (LayerException e) { throw ImageException.Invalid($"image {image.Id}: {e.Message}"); }
+        catch (SnapshotException e) { throw ImageException.Precondition($"image {image.Id}: {e.Message}"); }
     }
 
     /// <summary>

@@ -4,7 +4,7 @@ namespace Berth.Images.Unpack;
 
 /// <summary>Reads through a stream while hashing (sha256) and counting what passes, refusing to
 /// read past a byte limit (the decompression-bomb guard).</summary>
-public sealed class DigestingStream(Stream inner, long limit, string what) : Stream
+public sealed class DigestingStream(Stream inner, long limit, string what) : ForwardReadStream
 {
     readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
     long _count;
@@ -29,17 +29,6 @@ public sealed class DigestingStream(Stream inner, long limit, string what) : Str
         }
         return n;
     }
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => _count; set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

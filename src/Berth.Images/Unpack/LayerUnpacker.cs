@@ -72,7 +72,9 @@ public static class LayerUnpacker
         var applier = new Applier(root, options, what, cancellationToken);
         try
         {
-            var tar = new TarStreamReader(digesting);
+            // Decompression and hashing run on their own thread, ahead of the file creation.
+            using var ahead = new ReadAheadStream(digesting);
+            var tar = new TarStreamReader(ahead);
             applier.Run(tar);
             tar.Drain();
         }

@@ -285,6 +285,14 @@ public sealed class TarStreamReader
                 default:
                     if (key.StartsWith("SCHILY.xattr.", StringComparison.Ordinal))
                         (hdr.Xattrs ??= []).Add(new(key["SCHILY.xattr.".Length..], value));
+                    else if (key.StartsWith("LIBARCHIVE.xattr.", StringComparison.Ordinal))
+                    {
+                        // bsdtar: URL-encoded name, base64 value; SCHILY's form wins when both are present.
+                        var name = Uri.UnescapeDataString(key["LIBARCHIVE.xattr.".Length..]);
+                        if (pax.ContainsKey("SCHILY.xattr." + name)) break;
+                        try { (hdr.Xattrs ??= []).Add(new(name, Convert.FromBase64String(Encoding.ASCII.GetString(value)))); }
+                        catch (FormatException) { throw Corrupt($"invalid LIBARCHIVE.xattr value for \"{hdr.Name}\" at offset {at}"); }
+                    }
                     else if (key.StartsWith("GNU.sparse.", StringComparison.Ordinal))
                         throw Corrupt($"tar member \"{hdr.Name}\" is a PAX sparse file, which is not supported");
                     break;

@@ -54,6 +54,15 @@ public class UnpackTests
         Assert.Equal(new byte[] { 0x00, 0xff, 0x80, 0x01 }, Assert.Single(xattrs, x => x.Key == "user.bin").Value);
     }
 
+    [Fact]
+    public void Bsdtar_xattrs_are_decoded()
+    {
+        using var t = new TempDir();
+        var tar = new TarBuilder().FileWithPax("f", "x"u8.ToArray(), ("LIBARCHIVE.xattr.user.a%20b", "AP8B"u8.ToArray())).Build();
+        Unpack(tar, t.Root);
+        Assert.Equal(new byte[] { 0x00, 0xff, 0x01 }, FileAt.ListXattrs(Path.Combine(t.Root, "f")).Single(x => x.Key == "user.a b").Value);
+    }
+
     [Theory]
     [InlineData(LayerCompression.Gzip)]
     [InlineData(LayerCompression.Zstd)]

@@ -1,0 +1,67 @@
+using Berth.Images.Unpack;
+using Berth.Oci.Image;
+
+namespace Berth.Images.Snapshots;
+
+/// <summary>
+/// Unpacks an image's layers into a snapshotter: layers already present are skipped (their blobs
+/// are never opened); with overlay every missing layer unpacks at once (bounded), each as soon as
+/// its stream delivers, so a pull can hand over download streams directly; with the copy driver
+/// they go in order. Each layer is verified against the config's rootfs.diff_ids.
+/// </summary>
+public static class ImageUnpacker
+{
+    /// <returns>The chain IDs of the image's layers, bottom to top (the last is the image's rootfs).</returns>
+    public static Task<IReadOnlyList<string>> UnpackAsync(
+        ISnapshotter snapshotter, ImageConfigFile config, IReadOnlyList<Descriptor> layers,
+        Func<Descriptor, CancellationToken, Task<Stream>> openLayer, int maxParallel, CancellationToken cancellationToken)
+    {
+        if (config.RootFs.Type != "layers") throw new LayerException($"image config rootfs type \"{config.RootFs.Type}\" is not \"layers\"");
+        return UnpackAsync(snapshotter, config.RootFs.DiffIds, layers, openLayer, maxParallel, cancellationToken);
+    }
+
+    /// <summary>As above, with the diffIDs (the config's rootfs.diff_ids) given directly.</summary>
+    public static async Task<IReadOnlyList<string>> UnpackAsync(
+        ISnapshotter snapshotter, IReadOnlyList<string> diffIds, IReadOnlyList<Descriptor> layers,
+        Func<Descriptor, CancellationToken, Task<Stream>> openLayer, int maxParallel, CancellationToken cancellationToken)
+    {
+        if (diffIds.Count != layers.Count)
+            throw new LayerException($"the manifest lists {layers.Count} layers but the image config lists {diffIds.Count} diff_ids");
+        var compressions = layers.Select(l => LayerMediaTypes.CompressionOf(l.MediaType)
+            ?? throw new LayerException($"layer {l.Digest} has unknown media type \"{l.MediaType}\"")).ToList();
+        foreach (var d in diffIds)
+            if (!Digest.TryParse(d, out var dd) || dd.Algorithm != "sha256") throw new LayerException($"image config has invalid diff_id \"{d}\"");
+        var chain = ChainId.Chain(diffIds);
+
+        async Task One(int i, CancellationToken ct)
+        {
+            if (snapshotter.HasLayer(chain[i])) return;
+            await using var blob = await openLayer(layers[i], ct).ConfigureAwait(false);
+            await snapshotter.ApplyLayerAsync(i == 0 ? null : chain[i - 1], diffIds[i], blob, compressions[i], ct).ConfigureAwait(false);
+        }
+
+        if (!snapshotter.LayersIndependent)
+        {
+            for (var i = 0; i < layers.Count; i++) await One(i, cancellationToken).ConfigureAwait(false);
+            return chain;
+        }
+        using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        using var gate = new SemaphoreSlim(Math.Max(1, maxParallel));
+        var tasks = Enumerable.Range(0, layers.Count).Select(async i =>
+        {
+            await gate.WaitAsync(failed.Token).ConfigureAwait(false);
+            try { await One(i, failed.Token).ConfigureAwait(false); }
+            catch { failed.Cancel(); throw; }
+            finally { gate.Release(); }
+        }).ToList();
+        try { await Task.WhenAll(tasks).ConfigureAwait(false); }
+        catch
+        {
+            // Report the first real failure, not the cancellations it caused in the other layers.
+            var first = tasks.Where(t => t.IsFaulted).Select(t => t.Exception!.InnerException!).FirstOrDefault();
+            if (first != null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(first);
+            throw;
+        }
+        return chain;
+    }
+}
