@@ -261,8 +261,13 @@ public static unsafe partial class ContainerInit
         var gids = u.AdditionalGids ?? [];
         var arr = stackalloc uint[Math.Max(1, gids.Count)];
         for (var i = 0; i < gids.Count; i++) arr[i] = gids[i];
+        // A rootless runtime that wrote gid_map itself had to deny setgroups in the namespace (the
+        // kernel's rule): no supplementary groups then, and asking for some is an error (runc alike).
+        var denied = File.Exists("/proc/self/setgroups") && File.ReadAllText("/proc/self/setgroups").Trim() == "deny";
+        if (denied && gids.Count > 0)
+            throw new SyscallException("setgroups", "process.user.additionalGids (setgroups is denied in this rootless user namespace; map gids with newgidmap)", Errno.EPERM);
         // Raw syscalls: they change only this thread, the one that will execve.
-        if (syscall(SYS_setgroups, gids.Count, (long)arr, 0, 0, 0, 0) != 0) throw SyscallException.Last("setgroups");
+        if (!denied && syscall(SYS_setgroups, gids.Count, (long)arr, 0, 0, 0, 0) != 0) throw SyscallException.Last("setgroups");
         if (syscall(SYS_setresgid, u.Gid, u.Gid, u.Gid, 0, 0, 0) != 0) throw SyscallException.Last("setresgid", u.Gid.ToString());
         if (syscall(SYS_setresuid, u.Uid, u.Uid, u.Uid, 0, 0, 0) != 0) throw SyscallException.Last("setresuid", u.Uid.ToString());
     }
