@@ -183,6 +183,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
                 // Root in someone else's user namespace (rootless podman) cannot mknod either.
                 UserNs = userNs || RuntimeOptions.InUserNamespace(),
             };
+            if (seccomp?.Notify == true) plan.SeccompListenerState = ListenerState(spec, pid, ToState(record, ContainerStatus.Creating));
             plan.NewCgroupNs = nsList.Any(n => n.Type == "cgroup" && string.IsNullOrEmpty(n.Path));
             plan.HostMountNs = record.HostMountNs;
             // A new mount namespace is made from (or cloned from) the spawning thread's, where "/"
@@ -190,6 +191,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             plan.RootSlaveDone = !options.RootlessEuid && nsList.Any(n => n.Type == "mount" && string.IsNullOrEmpty(n.Path));
             ch.Send(SyncMessages.Plan(plan));
             ch.Send(SyncMessages.ConfigPrefix + System.Text.Encoding.UTF8.GetString(configBytes));
+            if (seccomp?.Notify == true) SendSeccompListener(ch, spec);
             Timing.Mark("create: plan sent");
 
             while (true)
@@ -266,14 +268,16 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
 
     /// <summary>Compiles linux.seccomp (a bad profile fails here, before anything exists); unknown
     /// syscall names are warnings, as in runc.</summary>
-    (byte[] Bytes, uint Flags)? CompileSeccomp(Spec spec)
+    (byte[] Bytes, uint Flags, bool Notify)? CompileSeccomp(Spec spec)
     {
         if (spec.Linux?.Seccomp is not { } profile) return null;
         Berth.Linux.Seccomp.SeccompProgram program;
         try { program = Berth.Linux.Seccomp.SeccompCompiler.Compile(profile, Berth.Linux.Seccomp.SeccompCompiler.NativeArchitecture); }
         catch (Berth.Linux.Seccomp.SeccompException e) { throw RuntimeException.Invalid(e.Message); }
-        if (program.NeedsListener)
-            throw RuntimeException.Invalid("seccomp: SCMP_ACT_NOTIFY (linux.seccomp.listenerPath) is not supported by this version of berth-runc");
+        if (program.NeedsListener && string.IsNullOrEmpty(profile.ListenerPath))
+            throw RuntimeException.Invalid("seccomp: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath (the socket that receives the notification fd)");
+        if (program.NeedsListener && !Path.IsPathRooted(profile.ListenerPath))
+            throw RuntimeException.Invalid($"seccomp: linux.seccomp.listenerPath \"{profile.ListenerPath}\" must be absolute");
         // Profiles list every architecture's names (podman's and Docker's do): a name this kernel
         // lacks is skipped quietly, as libseccomp does; it goes to the log only.
         foreach (var w in program.Warnings) options.Note(w);
@@ -286,7 +290,55 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             bytes[i * 8 + 3] = ins.Jf;
             System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(i * 8 + 4), ins.K);
         }
-        return (bytes, program.Flags);
+        return (bytes, program.Flags, program.NeedsListener);
+    }
+
+    /// <summary>SCMP_ACT_NOTIFY: connects to linux.seccomp.listenerPath now (the runtime can reach it;
+    /// init, later inside the container, could not), hands the socket to init after the plan, and puts
+    /// in the plan the OCI ContainerProcessState init sends over it with the listener fd.</summary>
+    static void SendSeccompListener(SyncChannel ch, Spec spec)
+    {
+        using var sock = ConnectUnix(spec.Linux!.Seccomp!.ListenerPath!, "seccomp listener");
+        ch.Send(SyncMessages.SeccompListener, sock.Value);
+    }
+
+    static string ListenerState(Spec spec, int pid, State state)
+    {
+        var buf = new System.Buffers.ArrayBufferWriter<byte>(512);
+        using (var w = new System.Text.Json.Utf8JsonWriter(buf))
+        {
+            w.WriteStartObject();
+            w.WriteString("ociVersion", SpecVersion.Current);
+            w.WriteStartArray("fds");
+            w.WriteStringValue("seccompFd");
+            w.WriteEndArray();
+            w.WriteNumber("pid", pid);
+            if (spec.Linux?.Seccomp?.ListenerMetadata is { Length: > 0 } md) w.WriteString("metadata", md);
+            w.WritePropertyName("state");
+            w.WriteRawValue(SpecJson.Serialize(state), skipInputValidation: true);
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(buf.WrittenSpan);
+    }
+
+    static Fd ConnectUnix(string socketPath, string what)
+    {
+        var s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (s < 0) throw SyscallException.Last("socket");
+        var sock = new Fd(s);
+        var addr = new byte[110];
+        addr[0] = 1; // AF_UNIX
+        var p = Encoding.UTF8.GetBytes(socketPath);
+        if (p.Length >= 108) { sock.Dispose(); throw RuntimeException.Invalid($"{what} path too long: {socketPath}"); }
+        p.CopyTo(addr, 2);
+        fixed (byte* a = addr)
+            if (connect(s, a, 2 + p.Length + 1) != 0)
+            {
+                var e = SyscallException.Last("connect", $"{what} {socketPath}");
+                sock.Dispose();
+                throw RuntimeException.Invalid(e.Message);
+            }
+        return sock;
     }
 
     static string Message(Exception e) => e is RuntimeException or SyscallException or SpecException or ArgumentException
@@ -529,16 +581,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
 
     static void SendConsole(string socketPath, Fd master)
     {
-        var s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (s < 0) throw SyscallException.Last("socket");
-        using var sock = new Fd(s);
-        var addr = new byte[110];
-        addr[0] = 1; // AF_UNIX
-        var p = Encoding.UTF8.GetBytes(socketPath);
-        if (p.Length >= 108) throw RuntimeException.Invalid($"console socket path too long: {socketPath}");
-        p.CopyTo(addr, 2);
-        fixed (byte* a = addr)
-            if (connect(s, a, 2 + p.Length + 1) != 0) throw SyscallException.Last("connect", socketPath);
+        using var sock = ConnectUnix(socketPath, "console socket");
         new SyncChannel(sock).Send("/dev/ptmx", master.Value);
     }
 
@@ -845,8 +888,10 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
                 pid = ReceiveNsexecPid(ch, intermediate);
                 SetUpUserNamespace(pid, null, cg.LateProcsFiles(spec.Linux?.Resources), ch);
             }
+            if (seccomp?.Notify == true) plan.SeccompListenerState = ListenerState(spec, pid, ToState(rec, ContainerStatus.Running));
             ch.Send(SyncMessages.Plan(plan));
             ch.Send(SyncMessages.ConfigPrefix + System.Text.Encoding.UTF8.GetString(configBytes));
+            if (seccomp?.Notify == true) SendSeccompListener(ch, spec);
             while (true)
             {
                 var msg = ch.Receive(out var passed);

@@ -38,6 +38,12 @@ public static unsafe partial class ContainerInit
                 plan.Spec = SpecJson.ParseSpecWithoutSeccomp(Encoding.UTF8.GetBytes(config[SyncMessages.ConfigPrefix.Length..]));
                 plan.ProcessOrNull ??= plan.Spec.Process!;
             }
+            if (plan.SeccompListenerState is not null)
+            {
+                var m = ch.Receive(out var sock);
+                if (m != SyncMessages.SeccompListener || sock is null) { sock?.Dispose(); throw new InvalidOperationException("no seccomp listener socket received"); }
+                _listenerSocket = sock;
+            }
             Timing.Mark("init: plan parsed");
             if (plan.ExecInitPid > 0) Exec(plan, ch);
             else Create(plan, ch);
@@ -243,6 +249,9 @@ public static unsafe partial class ContainerInit
     [LibraryImport("libc", SetLastError = true)]
     private static partial nint signal(int sig, nint handler);
 
+    /// <summary>Connected to linux.seccomp.listenerPath by the runtime (SCMP_ACT_NOTIFY), else null.</summary>
+    static Fd? _listenerSocket;
+
     static void LoadSeccomp(InitPlan plan)
     {
         var raw = plan.Seccomp!;
@@ -252,7 +261,14 @@ public static unsafe partial class ContainerInit
                 System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(raw.AsSpan(i * 8)), raw[i * 8 + 2], raw[i * 8 + 3],
                 System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(raw.AsSpan(i * 8 + 4)));
         Timing.Mark("init: seccomp decode");
-        Berth.Linux.Seccomp.SeccompLoader.Load(new Berth.Linux.Seccomp.SeccompProgram(ins, plan.SeccompFlags, false, []));
+        using var listener = Berth.Linux.Seccomp.SeccompLoader.Load(new Berth.Linux.Seccomp.SeccompProgram(ins, plan.SeccompFlags, _listenerSocket is not null, []));
+        if (listener is not null && _listenerSocket is not null)
+        {
+            // The runtime connected this socket to linux.seccomp.listenerPath; the fd goes with the state.
+            using var sock = new SyncChannel(_listenerSocket);
+            _listenerSocket = null;
+            sock.Send(plan.SeccompListenerState!, listener.Value);
+        }
         Timing.Mark("init: seccomp loaded");
     }
 
