@@ -91,13 +91,15 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         if (!File.Exists(configPath)) throw RuntimeException.Invalid($"{configPath}: no such file (is --bundle right?)");
         Timing.Mark("create: id validated");
         var configBytes = File.ReadAllBytes(configPath);
-        var spec = SpecJson.ParseSpec(configBytes, configPath);
+        // A seccomp profile compiled before (the same bytes) is not parsed or compiled again.
+        var cachedSeccomp = CachedSeccomp(configBytes);
+        var spec = cachedSeccomp is null ? SpecJson.ParseSpec(configBytes, configPath) : SpecJson.ParseSpecWithoutSeccomp(configBytes, configPath);
         Timing.Mark("create: spec parsed");
         var rootfs = spec.Root is { Path.Length: > 0 } r ? (Path.IsPathRooted(r.Path) ? r.Path : Path.GetFullPath(Path.Combine(bundle, r.Path))) : "";
         SpecValidator.Validate(spec, rootfs);
         if (options.RootlessEuid) RootlessIds.Validate(spec);
         Timing.Mark("create: spec parsed and validated");
-        var seccomp = CompileSeccomp(spec);
+        var seccomp = cachedSeccomp ?? CompileSeccomp(spec, configBytes);
         Timing.Mark("create: seccomp compiled");
         var process = spec.Process!;
         if (process.Terminal && o.ConsoleSocket is null && !o.KeepConsole)
@@ -268,7 +270,10 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
 
     /// <summary>Compiles linux.seccomp (a bad profile fails here, before anything exists); unknown
     /// syscall names are warnings, as in runc.</summary>
-    (byte[] Bytes, uint Flags, bool Notify)? CompileSeccomp(Spec spec)
+    (byte[] Bytes, uint Flags, bool Notify)? CachedSeccomp(byte[] configBytes) =>
+        SeccompCache.Section(configBytes) is { } raw && SeccompCache.TryLoad(options.Root, raw.Span, SelfExe) is { } hit ? (hit.Bytes, hit.Flags, false) : null;
+
+    (byte[] Bytes, uint Flags, bool Notify)? CompileSeccomp(Spec spec, byte[] configBytes)
     {
         if (spec.Linux?.Seccomp is not { } profile) return null;
         Berth.Linux.Seccomp.SeccompProgram program;
@@ -290,6 +295,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             bytes[i * 8 + 3] = ins.Jf;
             System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(i * 8 + 4), ins.K);
         }
+        if (!program.NeedsListener && SeccompCache.Section(configBytes) is { } raw) SeccompCache.Save(options.Root, raw.Span, SelfExe, bytes, program.Flags);
         return (bytes, program.Flags, program.NeedsListener);
     }
 
@@ -850,13 +856,15 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         ContainerRecord rec;
         Spec spec;
         byte[] configBytes;
+        (byte[] Bytes, uint Flags, bool Notify)? cachedSeccomp;
         using (Store.Lock(o.Id))
         {
             rec = Store.Load(o.Id);
             var status = StatusOf(rec);
             if (!status.CanExec()) throw RuntimeException.Precondition($"cannot exec in a {status.ToSpecString()} container");
             configBytes = File.ReadAllBytes(Store.ConfigPath(o.Id));
-            spec = SpecJson.ParseSpec(configBytes, Store.ConfigPath(o.Id));
+            cachedSeccomp = CachedSeccomp(configBytes);
+            spec = cachedSeccomp is null ? SpecJson.ParseSpec(configBytes, Store.ConfigPath(o.Id)) : SpecJson.ParseSpecWithoutSeccomp(configBytes, Store.ConfigPath(o.Id));
         }
         // With a user namespace, nsexec joins it (and then the others) before .NET starts: entering
         // only the other namespaces would run the process as the host's root.
@@ -864,7 +872,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         // A time namespace cannot be joined by a multi-threaded process either (EUSERS).
         var viaNsexec = userNs || spec.Linux?.Namespaces?.Any(n => n.Type == "time") == true;
         var cg = Cgroup(rec);
-        var seccomp = CompileSeccomp(spec);
+        var seccomp = cachedSeccomp ?? CompileSeccomp(spec, configBytes);
         var plan = new InitPlan
         {
             Id = o.Id, ExecInitPid = rec.InitPid, Process = o.Process, HostMountNs = rec.HostMountNs, Seccomp = seccomp?.Bytes, SeccompFlags = seccomp?.Flags ?? 0,
