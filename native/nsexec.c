@@ -6,9 +6,13 @@
  *
  *     _BERTH_NSEXEC=<sync fd>:<clone flags, hex>[:<namespace path>,<namespace path>...]
  *
- * and this code only carries it out:
+ * and, for a new time namespace, _BERTH_NSEXEC_TIME=<text for /proc/self/timens_offsets> (may be
+ * empty), and this code only carries it out:
  *   0. setns() into each listed namespace, in the order given (exec: the container's user
  *      namespace first, then the others);
+ *   0b. with _BERTH_NSEXEC_TIME: unshare(CLONE_NEWTIME) and write the offsets, which the kernel
+ *      accepts only before any process lives in the new namespace: the child cloned next is the
+ *      first (a time namespace applies to children, time_for_children);
  *   1. clone(flags | SIGCHLD): the child is born in every requested new namespace at once;
  *   2. the intermediate (parent) sends "pid:<child pid>" on the sync fd and exits 0;
  *   3. the child waits for "maps-done" (the runtime writes uid_map/gid_map meanwhile), becomes
@@ -31,6 +35,7 @@
 #include <unistd.h>
 
 #define NSEXEC_ENV "_BERTH_NSEXEC"
+#define NSEXEC_TIME_ENV "_BERTH_NSEXEC_TIME"
 
 static void send_packet(int fd, const char *msg)
 {
@@ -88,8 +93,20 @@ __attribute__((constructor)) static void berth_nsexec(void)
             close(nsfds[i]);
         }
     }
+    const char *offsets = getenv(NSEXEC_TIME_ENV);
+    if (offsets != NULL) {
+        if (unshare(CLONE_NEWTIME) != 0) fail((int)fd, "unshare(CLONE_NEWTIME)");
+        size_t len = strlen(offsets);
+        if (len > 0) {
+            int tfd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+            if (tfd < 0) fail((int)fd, "open /proc/self/timens_offsets");
+            if (write(tfd, offsets, len) != (ssize_t)len) fail((int)fd, "write /proc/self/timens_offsets");
+            close(tfd);
+        }
+    }
     /* Not for init's own children (hooks, the container's process). */
     unsetenv(NSEXEC_ENV);
+    unsetenv(NSEXEC_TIME_ENV);
 
     long pid = syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
     if (pid < 0) fail((int)fd, "clone");

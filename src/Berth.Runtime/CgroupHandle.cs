@@ -7,10 +7,15 @@ namespace Berth.Runtime;
 /// cgroup manager (default device allow-list, joining memory last, the in-container cgroup mount).</summary>
 public sealed class CgroupHandle
 {
-    readonly ICgroupManager _m;
+    ICgroupManager _m;
+    readonly string _id;
     public string SpecPath { get; }
 
-    CgroupHandle(ICgroupManager m, string specPath) { _m = m; SpecPath = specPath; }
+    CgroupHandle(ICgroupManager m, string specPath, string id) { _m = m; SpecPath = specPath; _id = id; }
+
+    /// <summary>False when rootless create could write none of the hierarchies: the container then
+    /// lives in the caller's cgroups and its processes are found through its pid namespace.</summary>
+    public bool HasCgroup => _m.Paths.Count > 0;
 
     public static CgroupHandle ForCreate(string id, string? cgroupsPath, bool systemd)
     {
@@ -18,12 +23,67 @@ public sealed class CgroupHandle
             throw RuntimeException.Invalid("--systemd-cgroup: systemd is not running on this host (no /run/systemd/system); use the cgroupfs driver");
         // Default: relative, so it nests under the caller's cgroup (runc nests its default too).
         var path = string.IsNullOrEmpty(cgroupsPath) ? "berth/" + id : cgroupsPath;
-        try { return new CgroupHandle(CgroupManagerFactory.Create(path, id), path); }
+        try { return new CgroupHandle(CgroupManagerFactory.Create(path, id), path, id); }
         catch (CgroupException e) { throw RuntimeException.Invalid(e.Message); }
     }
 
-    public static CgroupHandle ForExisting(string id, string specPath, IReadOnlyDictionary<string, string>? recorded) =>
-        new(recorded is { Count: > 0 } ? CgroupManagerFactory.Open(id, recorded) : CgroupManagerFactory.Create(specPath, id), specPath);
+    /// <summary>Reopens the cgroup recorded at create. <paramref name="rootless"/> with nothing recorded
+    /// means create skipped every hierarchy: the handle has no cgroup.</summary>
+    public static CgroupHandle ForExisting(string id, string specPath, IReadOnlyDictionary<string, string>? recorded, bool rootless = false) =>
+        new(recorded is { Count: > 0 } || rootless ? CgroupManagerFactory.Open(id, recorded ?? new Dictionary<string, string>()) : CgroupManagerFactory.Create(specPath, id), specPath, id);
+
+    /// <summary>Rootless create (runc --rootless): makes the cgroup in each hierarchy the caller may
+    /// write and skips the others, saying so through <paramref name="note"/>; the handle then manages
+    /// only the hierarchies it created.</summary>
+    public void CreateWhereWritable(Action<string> note)
+    {
+        var kept = new Dictionary<string, string>();
+        foreach (var (key, cgPath) in _m.HierarchyPaths)
+        {
+            var one = CgroupManagerFactory.Open(_id, new Dictionary<string, string> { [key] = cgPath }, _m.Layout);
+            try
+            {
+                one.Create();
+                kept[key] = cgPath;
+            }
+            catch (CgroupException e) when (e.Errno is Berth.Linux.Errno.EACCES or Berth.Linux.Errno.EPERM or Berth.Linux.Errno.EROFS)
+            {
+                note($"rootless: cannot create cgroup {_m.Paths[key]} ({Berth.Linux.Errno.Describe(e.Errno)}), skipping");
+                try { one.Destroy(); } catch (CgroupException) { }
+            }
+        }
+        _m = CgroupManagerFactory.Open(_id, kept, _m.Layout);
+    }
+
+    /// <summary>Rootless: a limit whose controller's hierarchy was skipped cannot be applied; runc
+    /// refuses such a config with this message rather than run the container unlimited.</summary>
+    public void RequireControllersFor(LinuxResources? r)
+    {
+        if (r is null) return;
+        var needed = new List<(string Controller, string What)>();
+        if (r.Memory is { } m && (m.Limit is not (null or 0) || m.Reservation is not (null or 0) || m.Swap is not (null or 0) || m.Swappiness is not null || m.DisableOomKiller is not null))
+            needed.Add(("memory", "memory"));
+        if (r.Cpu is { } c)
+        {
+            if (c.Shares is not (null or 0) || c.Quota is not (null or 0) || c.Period is not (null or 0) || c.RealtimePeriod is not (null or 0) || c.RealtimeRuntime is not (null or 0))
+                needed.Add(("cpu", "cpu"));
+            if (!string.IsNullOrEmpty(c.Cpus) || !string.IsNullOrEmpty(c.Mems)) needed.Add(("cpuset", "cpuset"));
+        }
+        if (r.Pids is not null) needed.Add(("pids", "pids"));
+        if (r.BlockIO is { } b && (b.Weight is not null || b.LeafWeight is not null || b.WeightDevice is { Count: > 0 } || b.ThrottleReadBpsDevice is { Count: > 0 }
+            || b.ThrottleWriteBpsDevice is { Count: > 0 } || b.ThrottleReadIopsDevice is { Count: > 0 } || b.ThrottleWriteIopsDevice is { Count: > 0 }))
+            needed.Add(("blkio", "blkio"));
+        if (r.HugepageLimits is { Count: > 0 }) needed.Add(("hugetlb", "hugetlb"));
+        foreach (var (controller, what) in needed)
+        {
+            var h = _m.Layout.For(controller);
+            var key = h is null ? null : h.IsUnified ? "unified" : string.Join(',', h.Controllers);
+            if (key is null || !_m.Paths.ContainsKey(key))
+                throw RuntimeException.Invalid($"rootless: cannot set {what} limit: container could not join or create cgroup (no permission to write the {controller} hierarchy)");
+        }
+        if (r.Unified is { Count: > 0 } && !_m.Paths.ContainsKey("unified"))
+            throw RuntimeException.Invalid("rootless: cannot set linux.resources.unified: container could not join or create cgroup");
+    }
 
     /// <summary>What to record in the container's state to reopen this cgroup from any caller.</summary>
     public Dictionary<string, string> HierarchyPaths => new(_m.HierarchyPaths);
@@ -41,8 +101,11 @@ public sealed class CgroupHandle
         new() { Allow = true, Type = "c", Major = 136, Access = "rwm" }, new() { Allow = true, Type = "c", Major = 5, Minor = 2, Access = "rwm" },
     ];
 
-    public IReadOnlyList<string> Apply(LinuxResources? r, List<Device>? devices)
+    /// <summary>Writes the limits. <paramref name="rootless"/> leaves the device rules out: an
+    /// unprivileged caller cannot write them, and runc ignores them there too.</summary>
+    public IReadOnlyList<string> Apply(LinuxResources? r, List<Device>? devices, bool rootless = false)
     {
+        if (!HasCgroup) return [];
         r ??= new LinuxResources();
         var copy = new LinuxResources
         {
@@ -58,6 +121,7 @@ public sealed class CgroupHandle
                 rules.Add(new DeviceCgroup { Allow = true, Type = d.Type is "u" ? "c" : d.Type, Major = d.Major, Minor = d.Minor, Access = "rwm" });
             copy.Devices = rules;
         }
+        if (rootless) copy.Devices = null;
         return Wrap(() => _m.Apply(copy));
     }
 
@@ -99,7 +163,8 @@ public sealed class CgroupHandle
     public void Thaw() => Wrap(_m.Thaw);
     public bool IsFrozen() => Wrap(_m.IsFrozen);
     public void Destroy() => Wrap(_m.Destroy);
-    public string StatsEventJson(string id) => CgroupStatsJson.Serialize(id, Wrap(_m.GetStats));
+    public string StatsEventJson(string id) => HasCgroup ? CgroupStatsJson.Serialize(id, Wrap(_m.GetStats))
+        : throw RuntimeException.Precondition($"container \"{id}\" has no cgroup (rootless: the caller could not create one), so no stats");
 
     static void Wrap(Action a) => Wrap(() => { a(); return 0; });
 

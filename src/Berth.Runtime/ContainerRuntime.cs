@@ -10,9 +10,40 @@ public sealed class RuntimeOptions
 {
     public string Root { get; set; } = "/run/berth-runc";
     public bool SystemdCgroup { get; set; }
+    /// <summary>runc's --rootless: cgroups the caller cannot write are skipped (and limits that would
+    /// need them refused). Defaults to "not the host's root", which includes root in a user namespace
+    /// (rootless podman runs the runtime so).</summary>
+    public bool Rootless { get; set; } = geteuid() != 0 || InUserNamespace();
+    /// <summary>Not root even in our own user namespace: id maps through newuidmap/newgidmap (or the
+    /// caller's own id), and no mount namespace of our own for the spawn.</summary>
+    public bool RootlessEuid { get; set; } = geteuid() != 0;
     public Action<string> Warn { get; set; } = _ => { };
     /// <summary>Notes for the log only (--log), never the terminal.</summary>
     public Action<string> Note { get; set; } = _ => { };
+
+    /// <summary>runc's default --root: /run/berth-runc for root, $XDG_RUNTIME_DIR/berth-runc otherwise
+    /// (runc's rule: root in a user namespace counts as not root unless $USER is "root").</summary>
+    public static string DefaultRoot() =>
+        Environment.GetEnvironmentVariable("XDG_RUNTIME_DIR") is { Length: > 0 } xdg
+        && (geteuid() != 0 || InUserNamespace() && Environment.GetEnvironmentVariable("USER") != "root")
+            ? Path.Combine(xdg, "berth-runc") : "/run/berth-runc";
+
+    /// <summary>True unless this process is in the initial user namespace (whose uid_map is the identity
+    /// over all 2^32 ids).</summary>
+    public static bool InUserNamespace()
+    {
+        try { return string.Join(' ', File.ReadAllText("/proc/self/uid_map").Split((char[])[' ', '\n'], StringSplitOptions.RemoveEmptyEntries)) != "0 0 4294967295"; }
+        catch (IOException) { return false; }
+    }
+
+    /// <summary>--rootless true|false|auto (runc): auto (the default) means "not the host's root".</summary>
+    public static bool ParseRootless(string? value) => value switch
+    {
+        null or "" or "auto" => geteuid() != 0 || InUserNamespace(),
+        "true" => true,
+        "false" => false,
+        _ => throw RuntimeException.Invalid($"invalid --rootless value \"{value}\" (want true, false or auto)"),
+    };
 }
 
 public sealed class CreateOptions
@@ -60,12 +91,15 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         if (!File.Exists(configPath)) throw RuntimeException.Invalid($"{configPath}: no such file (is --bundle right?)");
         Timing.Mark("create: id validated");
         var configBytes = File.ReadAllBytes(configPath);
-        var spec = SpecJson.ParseSpec(configBytes, configPath);
+        // A seccomp profile compiled before (the same bytes) is not parsed or compiled again.
+        var cachedSeccomp = CachedSeccomp(configBytes);
+        var spec = cachedSeccomp is null ? SpecJson.ParseSpec(configBytes, configPath) : SpecJson.ParseSpecWithoutSeccomp(configBytes, configPath);
         Timing.Mark("create: spec parsed");
         var rootfs = spec.Root is { Path.Length: > 0 } r ? (Path.IsPathRooted(r.Path) ? r.Path : Path.GetFullPath(Path.Combine(bundle, r.Path))) : "";
         SpecValidator.Validate(spec, rootfs);
+        if (options.RootlessEuid) RootlessIds.Validate(spec);
         Timing.Mark("create: spec parsed and validated");
-        var seccomp = CompileSeccomp(spec);
+        var seccomp = cachedSeccomp ?? CompileSeccomp(spec, configBytes);
         Timing.Mark("create: seccomp compiled");
         var process = spec.Process!;
         if (process.Terminal && o.ConsoleSocket is null && !o.KeepConsole)
@@ -82,6 +116,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             Annotations = spec.Annotations, SystemdCgroup = options.SystemdCgroup,
             HasPostHooks = spec.Hooks?.Poststart is { Count: > 0 } || spec.Hooks?.Poststop is { Count: > 0 },
             HostMountNs = !(spec.Linux?.Namespaces ?? []).Any(n => n.Type == "mount"),
+            Rootless = options.Rootless,
         };
         CgroupHandle? cg = null;
         int pid = 0;
@@ -110,29 +145,27 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             // the late ones (memory) itself while init still waits for its id maps.
             var nsList = spec.Linux.Namespaces ?? [];
             var userNs = nsList.Any(n => n.Type == "user");
-            if (userNs)
-            {
-                cg.Create();
-                foreach (var w in cg.Apply(spec.Linux.Resources, spec.Linux.Devices ?? [])) options.Warn(w);
-                Timing.Mark("create: cgroups ready");
-            }
+            // User and time namespaces go through nsexec (native/nsexec.c); so does everything then.
+            var viaNsexec = userNs || nsList.Any(n => n.Type == "time");
+            if (viaNsexec) SetUpCgroups(cg, spec.Linux, record);
             var (parentEnd, childEnd) = Sys.SocketPair();
             using var ch = new SyncChannel(parentEnd);
             // With a user namespace init cannot open the fifo by path (the state dir is 0700, owned by
             // the host's root): it inherits an O_PATH descriptor and reopens it through /proc/self/fd.
-            using var fifoFd = userNs ? Sys.Open(fifo, O_PATH) : null;
+            using var fifoFd = viaNsexec ? Sys.Open(fifo, O_PATH) : null;
             using (childEnd)
             {
-                pid = SpawnInNamespaces(nsList, childEnd, initPid: 0, userNs ? cg.BirthTaskFiles() : [], fifoFd);
+                pid = SpawnInNamespaces(nsList, childEnd, initPid: 0, viaNsexec ? cg.BirthTaskFiles() : [], fifoFd, timeOffsets: TimeOffsetsText(spec.Linux));
             }
-            if (userNs)
+            if (viaNsexec)
             {
                 var intermediate = pid;
                 pid = 0;
                 pid = ReceiveNsexecPid(ch, intermediate);
                 record.InitPid = pid;
                 Store.Save(record);
-                SetUpUserNamespace(pid, spec.Linux, cg.LateProcsFiles(spec.Linux.Resources), ch);
+                var joinedUserNs = nsList.Any(n => n.Type == "user" && !string.IsNullOrEmpty(n.Path));
+                SetUpUserNamespace(pid, joinedUserNs || !userNs ? null : spec.Linux, cg.LateProcsFiles(spec.Linux.Resources), ch, options.RootlessEuid ? Store.Dir(o.Id) : null);
                 Timing.Mark("create: user namespace mapped");
             }
             record.InitPid = pid;
@@ -140,29 +173,27 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             Store.Save(record);
             Timing.Mark("create: init spawned");
 
-            if (!userNs)
-            {
-                cg.Create();
-                foreach (var w in cg.Apply(spec.Linux.Resources, spec.Linux.Devices ?? [])) options.Warn(w);
-                Timing.Mark("create: cgroups ready");
-            }
+            if (!viaNsexec) SetUpCgroups(cg, spec.Linux, record);
 
             var plan = new InitPlan
             {
                 Id = o.Id, Rootfs = rootfs, Bundle = bundle, Fifo = fifoFd is null ? fifo : $"/proc/self/fd/{fifoFd.Value}",
                 Seccomp = seccomp?.Bytes, SeccompFlags = seccomp?.Flags ?? 0,
                 NoPivot = o.NoPivot, NoNewKeyring = o.NoNewKeyring, PreserveFds = o.PreserveFds, Executable = SelfExe,
-                EarlyCgroupTasks = userNs ? [] : cg.BirthTaskFiles(),
-                LateCgroupProcs = userNs ? [] : cg.LateProcsFiles(spec.Linux.Resources), CgroupMounts = cg.MountSources(), CgroupV2Path = cg.V2Dir,
-                UserNs = userNs,
+                EarlyCgroupTasks = viaNsexec ? [] : cg.BirthTaskFiles(),
+                LateCgroupProcs = viaNsexec ? [] : cg.LateProcsFiles(spec.Linux.Resources), CgroupMounts = cg.MountSources(), CgroupV2Path = cg.V2Dir,
+                // Root in someone else's user namespace (rootless podman) cannot mknod either.
+                UserNs = userNs || RuntimeOptions.InUserNamespace(),
             };
+            if (seccomp?.Notify == true) plan.SeccompListenerState = ListenerState(spec, pid, ToState(record, ContainerStatus.Creating));
             plan.NewCgroupNs = nsList.Any(n => n.Type == "cgroup" && string.IsNullOrEmpty(n.Path));
             plan.HostMountNs = record.HostMountNs;
             // A new mount namespace is made from (or cloned from) the spawning thread's, where "/"
-            // was already made rslave by ProtectRuntimeBinary.
-            plan.RootSlaveDone = nsList.Any(n => n.Type == "mount" && string.IsNullOrEmpty(n.Path));
+            // was already made rslave by ProtectRuntimeBinary (not rootless: that thread cannot unshare).
+            plan.RootSlaveDone = !options.RootlessEuid && nsList.Any(n => n.Type == "mount" && string.IsNullOrEmpty(n.Path));
             ch.Send(SyncMessages.Plan(plan));
             ch.Send(SyncMessages.ConfigPrefix + System.Text.Encoding.UTF8.GetString(configBytes));
+            if (seccomp?.Notify == true) SendSeccompListener(ch, spec);
             Timing.Mark("create: plan sent");
 
             while (true)
@@ -220,16 +251,38 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         }
     }
 
+    /// <summary>Creates the cgroup and writes the limits. Rootless: only where the caller may write
+    /// (the rest is skipped and noted in the log), and a limit that would need a skipped hierarchy is
+    /// refused.</summary>
+    void SetUpCgroups(CgroupHandle cg, Berth.Oci.Runtime.Linux linux, ContainerRecord record)
+    {
+        if (options.Rootless)
+        {
+            cg.CreateWhereWritable(options.Note);
+            record.CgroupPaths = cg.HierarchyPaths;
+            Store.Save(record);
+            cg.RequireControllersFor(linux.Resources);
+        }
+        else cg.Create();
+        foreach (var w in cg.Apply(linux.Resources, linux.Devices ?? [], options.Rootless)) options.Warn(w);
+        Timing.Mark("create: cgroups ready");
+    }
+
     /// <summary>Compiles linux.seccomp (a bad profile fails here, before anything exists); unknown
     /// syscall names are warnings, as in runc.</summary>
-    (byte[] Bytes, uint Flags)? CompileSeccomp(Spec spec)
+    (byte[] Bytes, uint Flags, bool Notify)? CachedSeccomp(byte[] configBytes) =>
+        SeccompCache.Section(configBytes) is { } raw && SeccompCache.TryLoad(options.Root, raw.Span, SelfExe) is { } hit ? (hit.Bytes, hit.Flags, false) : null;
+
+    (byte[] Bytes, uint Flags, bool Notify)? CompileSeccomp(Spec spec, byte[] configBytes)
     {
         if (spec.Linux?.Seccomp is not { } profile) return null;
         Berth.Linux.Seccomp.SeccompProgram program;
         try { program = Berth.Linux.Seccomp.SeccompCompiler.Compile(profile, Berth.Linux.Seccomp.SeccompCompiler.NativeArchitecture); }
         catch (Berth.Linux.Seccomp.SeccompException e) { throw RuntimeException.Invalid(e.Message); }
-        if (program.NeedsListener)
-            throw RuntimeException.Invalid("seccomp: SCMP_ACT_NOTIFY (linux.seccomp.listenerPath) is not supported by this version of berth-runc");
+        if (program.NeedsListener && string.IsNullOrEmpty(profile.ListenerPath))
+            throw RuntimeException.Invalid("seccomp: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath (the socket that receives the notification fd)");
+        if (program.NeedsListener && !Path.IsPathRooted(profile.ListenerPath))
+            throw RuntimeException.Invalid($"seccomp: linux.seccomp.listenerPath \"{profile.ListenerPath}\" must be absolute");
         // Profiles list every architecture's names (podman's and Docker's do): a name this kernel
         // lacks is skipped quietly, as libseccomp does; it goes to the log only.
         foreach (var w in program.Warnings) options.Note(w);
@@ -242,7 +295,56 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             bytes[i * 8 + 3] = ins.Jf;
             System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(i * 8 + 4), ins.K);
         }
-        return (bytes, program.Flags);
+        if (!program.NeedsListener && SeccompCache.Section(configBytes) is { } raw) SeccompCache.Save(options.Root, raw.Span, SelfExe, bytes, program.Flags);
+        return (bytes, program.Flags, program.NeedsListener);
+    }
+
+    /// <summary>SCMP_ACT_NOTIFY: connects to linux.seccomp.listenerPath now (the runtime can reach it;
+    /// init, later inside the container, could not), hands the socket to init after the plan, and puts
+    /// in the plan the OCI ContainerProcessState init sends over it with the listener fd.</summary>
+    static void SendSeccompListener(SyncChannel ch, Spec spec)
+    {
+        using var sock = ConnectUnix(spec.Linux!.Seccomp!.ListenerPath!, "seccomp listener");
+        ch.Send(SyncMessages.SeccompListener, sock.Value);
+    }
+
+    static string ListenerState(Spec spec, int pid, State state)
+    {
+        var buf = new System.Buffers.ArrayBufferWriter<byte>(512);
+        using (var w = new System.Text.Json.Utf8JsonWriter(buf))
+        {
+            w.WriteStartObject();
+            w.WriteString("ociVersion", SpecVersion.Current);
+            w.WriteStartArray("fds");
+            w.WriteStringValue("seccompFd");
+            w.WriteEndArray();
+            w.WriteNumber("pid", pid);
+            if (spec.Linux?.Seccomp?.ListenerMetadata is { Length: > 0 } md) w.WriteString("metadata", md);
+            w.WritePropertyName("state");
+            w.WriteRawValue(SpecJson.Serialize(state), skipInputValidation: true);
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(buf.WrittenSpan);
+    }
+
+    static Fd ConnectUnix(string socketPath, string what)
+    {
+        var s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (s < 0) throw SyscallException.Last("socket");
+        var sock = new Fd(s);
+        var addr = new byte[110];
+        addr[0] = 1; // AF_UNIX
+        var p = Encoding.UTF8.GetBytes(socketPath);
+        if (p.Length >= 108) { sock.Dispose(); throw RuntimeException.Invalid($"{what} path too long: {socketPath}"); }
+        p.CopyTo(addr, 2);
+        fixed (byte* a = addr)
+            if (connect(s, a, 2 + p.Length + 1) != 0)
+            {
+                var e = SyscallException.Last("connect", $"{what} {socketPath}");
+                sock.Dispose();
+                throw RuntimeException.Invalid(e.Message);
+            }
+        return sock;
     }
 
     static string Message(Exception e) => e is RuntimeException or SyscallException or SpecException or ArgumentException
@@ -274,9 +376,10 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
     /// then lets it go on ("maps-done": it becomes root of its user namespace and starts .NET).
     /// The runtime is root with CAP_SETGID, so gid_map is written without denying setgroups (as runc
     /// does for root).</summary>
-    static void SetUpUserNamespace(int pid, Berth.Oci.Runtime.Linux? linux, List<string> lateCgroupFiles, SyncChannel ch)
+    static void SetUpUserNamespace(int pid, Berth.Oci.Runtime.Linux? linux, List<string> lateCgroupFiles, SyncChannel ch, string? rootlessScratch = null)
     {
-        if (linux is not null) // create; exec joins a namespace that is mapped already
+        if (linux is not null && rootlessScratch is not null) RootlessIds.WriteMaps(pid, linux, rootlessScratch);
+        else if (linux is not null) // create; exec joins a namespace that is mapped already
         {
             Sys.WriteFile($"/proc/{pid}/uid_map", MapText(linux.UidMappings!));
             Sys.WriteFile($"/proc/{pid}/gid_map", MapText(linux.GidMappings!));
@@ -290,22 +393,32 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         ch.Send("maps-done");
     }
 
-    static string MapText(List<IdMapping> maps) =>
+    internal static string MapText(List<IdMapping> maps) =>
         string.Concat(maps.Select(m => $"{m.ContainerId} {m.HostId} {m.Size}\n"));
 
     /// <summary>Spawns `berth-runc init` from a throwaway thread that first joins (setns) and creates
     /// (unshare) the namespaces, so the child is born inside them. For exec, joins the namespaces of
     /// the container's init.</summary>
-    int SpawnInNamespaces(List<Namespace> nsList, Fd childEnd, int initPid, List<string> taskFiles, Fd? inherit = null, List<string>? nsexecJoin = null)
+    int SpawnInNamespaces(List<Namespace> nsList, Fd childEnd, int initPid, List<string> taskFiles, Fd? inherit = null, List<string>? nsexecJoin = null, string? timeOffsets = null)
     {
         // A new user namespace cannot be made by this (multi-threaded) process: nsexec (native/nsexec.c)
         // clones init into all the new namespaces at once before .NET starts in it. The validator
         // has refused joining other namespaces by path together with it.
         var nsexecFlags = 0;
-        if (initPid == 0 && nsList.Any(n => n.Type == "user"))
+        if (initPid == 0 && nsList.Any(n => n.Type is "user" or "time"))
         {
+            // New namespaces are cloned; those with a path (a joined user namespace, and what the
+            // validator allows beside it) are setns()ed first, in ownership order.
             nsexecFlags = CLONE_PARENT;
-            foreach (var ns in nsList) nsexecFlags |= NsFlag(ns.Type);
+            // A new time namespace is unshared by nsexec before the clone (timeOffsets), not cloned.
+            foreach (var ns in nsList)
+                if (string.IsNullOrEmpty(ns.Path) && ns.Type != "time") nsexecFlags |= NsFlag(ns.Type);
+            var joinPaths = nsList.Where(n => n.Type != "user" && !string.IsNullOrEmpty(n.Path)).Select(n => n.Path!).ToList();
+            if (nsList.FirstOrDefault(n => n.Type == "user" && !string.IsNullOrEmpty(n.Path)) is { } joined)
+                nsexecJoin = JoinOrder(joined.Path!, joinPaths);
+            else if (joinPaths.Count > 0) nsexecJoin = joinPaths;
+            if (nsList.Any(n => n.Type == "time" && string.IsNullOrEmpty(n.Path))) timeOffsets ??= "";
+            else timeOffsets = null;
         }
         int pid = 0;
         Exception? error = null;
@@ -321,7 +434,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
                     try { Sys.WriteFile(f, "0"); }
                     catch (SyscallException e) { throw new RuntimeException(ErrorKind.FailedPrecondition, $"cgroup: joining {Path.GetDirectoryName(f)}: {Errno.Describe(e.Errno)}"); }
                 }
-                if (nsexecFlags != 0 || nsexecJoin is not null)
+                if ((nsexecFlags != 0 || nsexecJoin is not null) && !options.RootlessEuid)
                 {
                     // nsexec creates or joins the namespaces. This thread only takes a private mount
                     // namespace for the read-only view of the binary: the spawned process execs through
@@ -329,6 +442,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
                     Sys.Unshare(CLONE_NEWNS);
                     ProtectRuntimeBinary();
                 }
+                else if (nsexecFlags != 0 || nsexecJoin is not null) { } // rootless: no mount namespace of our own to make
                 else if (initPid > 0)
                 {
                     JoinContainerNamespaces(initPid);
@@ -357,8 +471,10 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
                 Sys.SetCloexec(childEnd.Value, false);
                 if (inherit is not null) Sys.SetCloexec(inherit.Value, false);
                 var env = new List<string> { $"{Init.ContainerInit.SyncFdEnv}={childEnd.Value}", "DOTNET_EnableDiagnostics=0", "DOTNET_gcServer=0", "DOTNET_GCgen0size=0x100000" };
-                if (nsexecFlags != 0) env.Add($"{NsexecEnv}={childEnd.Value}:{nsexecFlags:x}");
-                else if (nsexecJoin is not null) env.Add($"{NsexecEnv}={childEnd.Value}:{CLONE_PARENT:x}:{string.Join(',', nsexecJoin)}");
+                if (nsexecFlags == 0 && nsexecJoin is not null) nsexecFlags = CLONE_PARENT; // exec
+                if (timeOffsets is not null) env.Add($"{NsexecTimeEnv}={timeOffsets}");
+                if (nsexecFlags != 0)
+                    env.Add($"{NsexecEnv}={childEnd.Value}:{nsexecFlags:x}" + (nsexecJoin is null ? "" : ":" + string.Join(',', nsexecJoin)));
                 if (Timing.Enabled) env.Add("BERTH_TIMING=1");
                 pid = Spawn.Start(SelfExe, ["berth-runc", "init"], env);
             }
@@ -372,6 +488,13 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
 
     /// <summary>Read by native/nsexec.c: "SYNCFD:CLONEFLAGS_HEX".</summary>
     const string NsexecEnv = "_BERTH_NSEXEC";
+    /// <summary>Read by native/nsexec.c: present = unshare a time namespace and write this text to
+    /// /proc/self/timens_offsets before cloning.</summary>
+    const string NsexecTimeEnv = "_BERTH_NSEXEC_TIME";
+
+    /// <summary>linux.timeOffsets as /proc/PID/timens_offsets lines ("monotonic SECS NANOSECS").</summary>
+    static string? TimeOffsetsText(Berth.Oci.Runtime.Linux? linux) =>
+        linux?.TimeOffsets is { Count: > 0 } t ? string.Concat(t.Select(kv => $"{kv.Key} {kv.Value.Secs} {kv.Value.Nanosecs}\n")) : null;
 
     /// <summary>CVE-2019-5736 defence: in the new mount namespace the child is born into, bind the
     /// runtime binary read-only over itself, so a container process that reaches it through
@@ -399,24 +522,36 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
     /// namespace podman leaves on cgroup v1: joining it needs the host's CAP_SYS_ADMIN, gone once in
     /// the user namespace), then the user namespace, then the ones it owns. The mount namespace is
     /// joined later, by init itself.</summary>
-    static List<string> ContainerNamespacePaths(int initPid)
+    /// <summary>Namespace files in the order nsexec must join them: those the user namespace at
+    /// <paramref name="userPath"/> does not own first (joining them needs our own privileges), then the
+    /// user namespace, then the ones it owns (joining those needs its privileges).</summary>
+    static List<string> JoinOrder(string userPath, IEnumerable<string> others)
     {
-        var userPath = $"/proc/{initPid}/ns/user";
         var userNs = NsId(userPath);
         List<string> before = [], after = [];
-        foreach (var name in new[] { "ipc", "uts", "net", "pid", "cgroup" })
+        foreach (var p in others) (OwnerUserNs(p) == userNs ? after : before).Add(p);
+        return [.. before, userPath, .. after];
+    }
+
+    static List<string> ContainerNamespacePaths(int initPid, bool withUser)
+    {
+        var userPath = $"/proc/{initPid}/ns/user";
+        var userNs = withUser ? NsId(userPath) : "";
+        List<string> before = [], after = [];
+        foreach (var name in new[] { "time", "ipc", "uts", "net", "pid", "cgroup" })
         {
             var theirs = $"/proc/{initPid}/ns/{name}";
             string a, b;
             try { a = NsId(theirs); b = NsId($"/proc/self/ns/{name}"); }
             catch (IOException) { continue; }
             if (a == b) continue;
-            (OwnerUserNs(theirs) == userNs ? after : before).Add(theirs);
+            (withUser && OwnerUserNs(theirs) == userNs ? after : before).Add(theirs);
         }
-        return [.. before, userPath, .. after];
+        return withUser ? [.. before, userPath, .. after] : before;
     }
 
-    static string NsId(string path) => File.ResolveLinkTarget(path, false)?.ToString() ?? "";
+    /// <summary>The raw link text, "net:[4026531833]" (ResolveLinkTarget would prefix the link's directory).</summary>
+    static string NsId(string path) => new FileInfo(path).LinkTarget ?? "";
 
     /// <summary>"user:[inode]" of the user namespace that owns the namespace at <paramref name="path"/>.</summary>
     static string OwnerUserNs(string path)
@@ -435,7 +570,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         {
             var theirs = $"/proc/{initPid}/ns/{name}";
             string a, b;
-            try { a = File.ResolveLinkTarget(theirs, false)?.ToString() ?? ""; b = File.ResolveLinkTarget($"/proc/self/ns/{name}", false)?.ToString() ?? ""; }
+            try { a = NsId(theirs); b = NsId($"/proc/self/ns/{name}"); }
             catch (IOException) { continue; }
             if (a == b) continue;
             using var fd = Sys.Open(theirs, O_RDONLY);
@@ -452,16 +587,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
 
     static void SendConsole(string socketPath, Fd master)
     {
-        var s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (s < 0) throw SyscallException.Last("socket");
-        using var sock = new Fd(s);
-        var addr = new byte[110];
-        addr[0] = 1; // AF_UNIX
-        var p = Encoding.UTF8.GetBytes(socketPath);
-        if (p.Length >= 108) throw RuntimeException.Invalid($"console socket path too long: {socketPath}");
-        p.CopyTo(addr, 2);
-        fixed (byte* a = addr)
-            if (connect(s, a, 2 + p.Length + 1) != 0) throw SyscallException.Last("connect", socketPath);
+        using var sock = ConnectUnix(socketPath, "console socket");
         new SyncChannel(sock).Send("/dev/ptmx", master.Value);
     }
 
@@ -530,7 +656,28 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         return ContainerStatus.Running;
     }
 
-    CgroupHandle Cgroup(ContainerRecord r) => CgroupHandle.ForExisting(r.Id, r.CgroupsPath, r.CgroupPaths);
+    CgroupHandle Cgroup(ContainerRecord r) => CgroupHandle.ForExisting(r.Id, r.CgroupsPath, r.CgroupPaths, r.Rootless);
+
+    /// <summary>The container's processes: its cgroup's, or (rootless without a cgroup) every process
+    /// in init's pid namespace; without a pid namespace of its own, init alone.</summary>
+    IReadOnlyList<int> ContainerPids(ContainerRecord r, CgroupHandle cg)
+    {
+        if (cg.HasCgroup) return cg.GetPids();
+        if (r.InitPid <= 0 || !IsInitAlive(r)) return [];
+        string initNs;
+        // Before start, init is not dumpable and its /proc/PID/ns is not ours to read.
+        try { initNs = NsId($"/proc/{r.InitPid}/ns/pid"); } catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return [r.InitPid]; }
+        if (initNs.Length == 0 || initNs == NsId("/proc/self/ns/pid")) return [r.InitPid];
+        var pids = new List<int>();
+        foreach (var d in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(d), out var p)) continue;
+            try { if (p == r.InitPid || NsId(d + "/ns/pid") == initNs) pids.Add(p); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        }
+        pids.Sort();
+        return pids;
+    }
 
     public State GetState(string id)
     {
@@ -567,11 +714,15 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         if (all)
         {
             var cg = Cgroup(rec);
-            var frozen = signal == 9 && status != ContainerStatus.Stopped;
-            if (frozen) cg.Freeze();
+            var frozen = signal == 9 && status != ContainerStatus.Stopped && cg.HasCgroup;
+            if (frozen)
+            {
+                try { cg.Freeze(); }
+                catch (RuntimeException) when (rec.Rootless) { frozen = false; } // no freezer it may write
+            }
             try
             {
-                foreach (var p in cg.GetPids()) kill(p, signal);
+                foreach (var p in ContainerPids(rec, cg)) kill(p, signal);
             }
             finally { if (frozen) cg.Thaw(); }
             if (status == ContainerStatus.Stopped) return;
@@ -605,7 +756,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         else
         {
             // Processes left in the cgroup (init exited without a pid namespace) are killed too.
-            try { if (cg.GetPids().Count > 0) KillAllAndWait(rec, cg); } catch (Exception) { }
+            try { if (ContainerPids(rec, cg).Count > 0) KillAllAndWait(rec, cg); } catch (Exception) { }
         }
         Spec? spec = null;
         if (rec.HasPostHooks)
@@ -625,13 +776,13 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
     void KillAllAndWait(ContainerRecord rec, CgroupHandle cg)
     {
         try { cg.Freeze(); } catch (Exception) { }
-        foreach (var p in SafePids(cg)) kill(p, 9);
+        foreach (var p in SafePids(rec, cg)) kill(p, 9);
         if (rec.InitPid > 0 && IsInitAlive(rec)) kill(rec.InitPid, 9);
         try { cg.Thaw(); } catch (Exception) { }
         var deadline = Environment.TickCount64 + 10_000;
         while (Environment.TickCount64 < deadline)
         {
-            var alive = IsInitAlive(rec) || SafePids(cg).Count > 0;
+            var alive = IsInitAlive(rec) || SafePids(rec, cg).Count > 0;
             if (!alive) return;
             // Reap if init is our child (run/exec); ignore ECHILD otherwise.
             int st;
@@ -641,9 +792,9 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         throw new RuntimeException(ErrorKind.Unavailable, $"container \"{rec.Id}\": processes did not exit after SIGKILL");
     }
 
-    static IReadOnlyList<int> SafePids(CgroupHandle cg)
+    IReadOnlyList<int> SafePids(ContainerRecord rec, CgroupHandle cg)
     {
-        try { return cg.GetPids(); } catch (Exception) { return []; }
+        try { return ContainerPids(rec, cg); } catch (Exception) { return []; }
     }
 
     // ---------------------------------------------------------------- pause / resume / update / stats
@@ -673,7 +824,9 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         if (StatusOf(rec) == ContainerStatus.Stopped) throw RuntimeException.Precondition($"container \"{id}\" is stopped");
         var spec = Store.LoadSpec(id);
         var merged = ResourceMerge.Merge(spec.Linux!.Resources, r);
-        foreach (var w in Cgroup(rec).Apply(r, null)) options.Warn(w);
+        var cg = Cgroup(rec);
+        if (rec.Rootless) cg.RequireControllersFor(r);
+        foreach (var w in cg.Apply(r, null, rec.Rootless)) options.Warn(w);
         spec.Linux.Resources = merged;
         Store.SaveSpec(id, spec);
     }
@@ -681,7 +834,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
     public IReadOnlyList<int> Pids(string id)
     {
         var rec = Store.Load(id);
-        return Cgroup(rec).GetPids();
+        return ContainerPids(rec, Cgroup(rec));
     }
 
     public string StatsJson(string id)
@@ -703,44 +856,50 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         ContainerRecord rec;
         Spec spec;
         byte[] configBytes;
+        (byte[] Bytes, uint Flags, bool Notify)? cachedSeccomp;
         using (Store.Lock(o.Id))
         {
             rec = Store.Load(o.Id);
             var status = StatusOf(rec);
             if (!status.CanExec()) throw RuntimeException.Precondition($"cannot exec in a {status.ToSpecString()} container");
             configBytes = File.ReadAllBytes(Store.ConfigPath(o.Id));
-            spec = SpecJson.ParseSpec(configBytes, Store.ConfigPath(o.Id));
+            cachedSeccomp = CachedSeccomp(configBytes);
+            spec = cachedSeccomp is null ? SpecJson.ParseSpec(configBytes, Store.ConfigPath(o.Id)) : SpecJson.ParseSpecWithoutSeccomp(configBytes, Store.ConfigPath(o.Id));
         }
         // With a user namespace, nsexec joins it (and then the others) before .NET starts: entering
         // only the other namespaces would run the process as the host's root.
         var userNs = spec.Linux?.Namespaces?.Any(n => n.Type == "user") == true;
+        // A time namespace cannot be joined by a multi-threaded process either (EUSERS).
+        var viaNsexec = userNs || spec.Linux?.Namespaces?.Any(n => n.Type == "time") == true;
         var cg = Cgroup(rec);
-        var seccomp = CompileSeccomp(spec);
+        var seccomp = cachedSeccomp ?? CompileSeccomp(spec, configBytes);
         var plan = new InitPlan
         {
             Id = o.Id, ExecInitPid = rec.InitPid, Process = o.Process, HostMountNs = rec.HostMountNs, Seccomp = seccomp?.Bytes, SeccompFlags = seccomp?.Flags ?? 0,
             Bundle = rec.Bundle, Rootfs = rec.Rootfs, PreserveFds = o.PreserveFds, Executable = SelfExe,
-            LateCgroupProcs = userNs ? [] : cg.LateProcsFiles(spec.Linux?.Resources),
+            LateCgroupProcs = viaNsexec ? [] : cg.LateProcsFiles(spec.Linux?.Resources),
         };
-        using var mntFd = userNs ? Sys.Open($"/proc/{rec.InitPid}/ns/mnt", O_RDONLY) : null;
+        using var mntFd = viaNsexec ? Sys.Open($"/proc/{rec.InitPid}/ns/mnt", O_RDONLY) : null;
         if (mntFd is not null) plan.ExecMntNs = $"/proc/self/fd/{mntFd.Value}";
         var (parentEnd, childEnd) = Sys.SocketPair();
         using var ch = new SyncChannel(parentEnd);
         int pid;
         using (childEnd)
-            pid = SpawnInNamespaces([], childEnd, rec.InitPid, cg.BirthTaskFiles(), mntFd, userNs ? ContainerNamespacePaths(rec.InitPid) : null);
+            pid = SpawnInNamespaces([], childEnd, rec.InitPid, cg.BirthTaskFiles(), mntFd, viaNsexec ? ContainerNamespacePaths(rec.InitPid, userNs) : null);
         Fd? console = null;
         try
         {
-            if (userNs)
+            if (viaNsexec)
             {
                 var intermediate = pid;
                 pid = 0;
                 pid = ReceiveNsexecPid(ch, intermediate);
                 SetUpUserNamespace(pid, null, cg.LateProcsFiles(spec.Linux?.Resources), ch);
             }
+            if (seccomp?.Notify == true) plan.SeccompListenerState = ListenerState(spec, pid, ToState(rec, ContainerStatus.Running));
             ch.Send(SyncMessages.Plan(plan));
             ch.Send(SyncMessages.ConfigPrefix + System.Text.Encoding.UTF8.GetString(configBytes));
+            if (seccomp?.Notify == true) SendSeccompListener(ch, spec);
             while (true)
             {
                 var msg = ch.Receive(out var passed);

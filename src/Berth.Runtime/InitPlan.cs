@@ -48,6 +48,10 @@ public sealed class InitPlan
     /// runtime so a bad profile fails create/exec with a clear error, loaded by init last.</summary>
     public byte[]? Seccomp { get; set; }
     public uint SeccompFlags { get; set; }
+    /// <summary>With SCMP_ACT_NOTIFY: the OCI ContainerProcessState to send with the listener fd. The
+    /// runtime connects to linux.seccomp.listenerPath and passes the socket right after the config
+    /// ("seccomp-listener"); init sends this text and the fd over it once the filter is loaded.</summary>
+    public string? SeccompListenerState { get; set; }
 }
 
 public sealed class CgroupMountSource
@@ -65,7 +69,8 @@ public sealed class CgroupMountSource
 /// serializer's metadata costs milliseconds that every container start would pay.</summary>
 public static class SyncMessages
 {
-    public const string Hooks = "hooks", HooksDone = "hooks-done", Pty = "pty", Ready = "ready", ErrorPrefix = "error:";
+    public const string Hooks = "hooks", HooksDone = "hooks-done", Pty = "pty", Ready = "ready", ErrorPrefix = "error:",
+        SeccompListener = "seccomp-listener";
     public const string PlanPrefix = "plan:", ConfigPrefix = "config:";
 
     public static string Plan(InitPlan p)
@@ -109,6 +114,7 @@ public static class SyncMessages
             {
                 w.WriteBase64String("seccomp", p.Seccomp);
                 w.WriteNumber("seccompFlags", p.SeccompFlags);
+                if (p.SeccompListenerState is not null) w.WriteString("seccompListenerState", p.SeccompListenerState);
             }
             if (p.ProcessOrNull is { } proc)
             {
@@ -155,6 +161,7 @@ public static class SyncMessages
                 case "executable": plan.Executable = v.GetString()!; break;
                 case "seccomp": plan.Seccomp = v.GetBytesFromBase64(); break;
                 case "seccompFlags": plan.SeccompFlags = v.GetUInt32(); break;
+                case "seccompListenerState": plan.SeccompListenerState = v.GetString(); break;
                 case "process": plan.ProcessOrNull = SpecJson.ParseProcess(System.Text.Encoding.UTF8.GetBytes(v.GetRawText()), "process"); break;
             }
         }

@@ -23,11 +23,14 @@ public static class SpecValidator
         {
             if (!NamespaceTypes.Contains(ns.Type)) throw Bad($"unknown namespace type \"{ns.Type}\"");
             if (!seen.Add(ns.Type)) throw Bad($"namespace \"{ns.Type}\" is listed twice");
-            if (ns.Path is { Length: > 0 } p && !File.Exists(p)) throw Bad($"namespace path {p} for \"{ns.Type}\" does not exist");
+            if (ns.Path is { Length: > 0 } p)
+            {
+                if (!File.Exists(p)) throw Bad($"namespace path {p} for \"{ns.Type}\" does not exist");
+                CheckNamespaceType(p, ns.Type);
+            }
         }
         ValidateUserNamespace(linux, seen);
-        if (seen.Contains("time") || linux.TimeOffsets is { Count: > 0 })
-            throw Unsupported("time namespaces (linux.timeOffsets, namespace \"time\")");
+        ValidateTimeNamespace(linux, seen);
         if (linux.IntelRdt is not null) throw Unsupported("linux.intelRdt");
         if (linux.Personality is not null) throw Unsupported("linux.personality");
         if (linux.MemoryPolicy is not null) throw Unsupported("linux.memoryPolicy");
@@ -70,7 +73,7 @@ public static class SpecValidator
     }
 
     /// <summary>A new user namespace needs uid and gid mappings (and a new mount namespace); mappings
-    /// need a user namespace. Joining an existing user namespace by path is not supported yet.</summary>
+    /// need a user namespace. A user namespace joined by path needs no mappings.</summary>
     static void ValidateUserNamespace(Berth.Oci.Runtime.Linux linux, HashSet<string> seen)
     {
         var userNs = linux.Namespaces?.FirstOrDefault(n => n.Type == "user");
@@ -80,7 +83,17 @@ public static class SpecValidator
             if (hasMaps) throw Bad("linux.uidMappings/gidMappings need a user namespace (namespace \"user\")");
             return;
         }
-        if (userNs.Path is { Length: > 0 }) throw Unsupported("joining an existing user namespace (namespace \"user\" with a path)");
+        if (userNs.Path is { Length: > 0 })
+        {
+            // Joined: its maps were written by whoever made it; mappings given here only describe it.
+            if (linux.UidMappings is { Count: > 0 }) CheckMappings(linux.UidMappings, "uidMappings");
+            if (linux.GidMappings is { Count: > 0 }) CheckMappings(linux.GidMappings, "gidMappings");
+            foreach (var ns in linux.Namespaces!)
+                if (ns.Type == "mount" && ns.Path is { Length: > 0 })
+                    throw Unsupported("joining a mount namespace by path together with a user namespace");
+            if (!seen.Contains("mount")) throw Bad("a user namespace needs a new mount namespace (namespace \"mount\")");
+            return;
+        }
         if (linux.UidMappings is not { Count: > 0 }) throw Bad("a user namespace needs linux.uidMappings");
         if (linux.GidMappings is not { Count: > 0 }) throw Bad("a user namespace needs linux.gidMappings");
         CheckMappings(linux.UidMappings, "uidMappings");
@@ -89,6 +102,42 @@ public static class SpecValidator
         foreach (var ns in linux.Namespaces!)
             if (ns.Type != "user" && ns.Path is { Length: > 0 })
                 throw Unsupported($"joining namespace \"{ns.Type}\" by path together with a new user namespace");
+    }
+
+    /// <summary>A namespace path must name a namespace of that type (setns is called with type 0, "any").</summary>
+    static unsafe void CheckNamespaceType(string path, string type)
+    {
+        Fd fd;
+        try { fd = Sys.Open(path, Berth.Linux.Interop.Libc.O_RDONLY); }
+        catch (SyscallException e) { throw Bad($"namespace path {path} for \"{type}\": {Errno.Describe(e.Errno)}"); }
+        using (fd)
+        {
+            var actual = Berth.Linux.Interop.Libc.ioctl(fd.Value, 0xb703 /* NS_GET_NSTYPE */, null);
+            var expected = type switch
+            {
+                "pid" => 0x20000000, "network" => 0x40000000, "mount" => 0x00020000, "ipc" => 0x08000000,
+                "uts" => 0x04000000, "user" => 0x10000000, "cgroup" => 0x02000000, "time" => 0x00000080, _ => -1,
+            };
+            if (actual < 0) throw Bad($"namespace path {path} for \"{type}\" is not a namespace file");
+            if (actual != expected) throw Bad($"namespace path {path} for \"{type}\" is a namespace of another type");
+        }
+    }
+
+    /// <summary>linux.timeOffsets (monotonic, boottime) need a new time namespace; one joined by path
+    /// keeps its own offsets. Joining other namespaces by path beside a new time namespace is
+    /// limited to those nsexec can join before cloning (not mount).</summary>
+    static void ValidateTimeNamespace(Berth.Oci.Runtime.Linux linux, HashSet<string> seen)
+    {
+        var timeNs = linux.Namespaces?.FirstOrDefault(n => n.Type == "time");
+        foreach (var (clock, offset) in linux.TimeOffsets ?? [])
+        {
+            if (clock is not ("monotonic" or "boottime")) throw Bad($"linux.timeOffsets: unknown clock \"{clock}\" (monotonic or boottime)");
+            if (offset.Nanosecs >= 1_000_000_000) throw Bad($"linux.timeOffsets.{clock}.nanosecs {offset.Nanosecs} is out of range [0, 999999999]");
+        }
+        if (linux.TimeOffsets is { Count: > 0 } && timeNs is null) throw Bad("linux.timeOffsets need a time namespace (namespace \"time\")");
+        if (linux.TimeOffsets is { Count: > 0 } && timeNs?.Path is { Length: > 0 }) throw Bad("linux.timeOffsets cannot be set when joining a time namespace by path");
+        if (timeNs is not null && linux.Namespaces!.Any(n => n.Type == "mount" && n.Path is { Length: > 0 }))
+            throw Unsupported("joining a mount namespace by path together with a time namespace");
     }
 
     static void CheckMappings(List<IdMapping> maps, string what)

@@ -24,6 +24,8 @@ public sealed class ContainerRecord
     [JsonPropertyName("hasPostHooks")] public bool HasPostHooks { get; set; }
     /// <summary>The container shares the host's mount namespace: delete unmounts what create mounted.</summary>
     public bool HostMountNs { get; set; }
+    /// <summary>Created by a rootless runtime: cgroups it could not write were skipped.</summary>
+    public bool Rootless { get; set; }
     [JsonPropertyName("annotations")] public Dictionary<string, string>? Annotations { get; set; }
 }
 
@@ -49,6 +51,7 @@ internal static class RecordJson
             w.WriteBoolean("systemdCgroup", r.SystemdCgroup);
             w.WriteBoolean("hasPostHooks", r.HasPostHooks);
             w.WriteBoolean("hostMountNs", r.HostMountNs);
+            if (r.Rootless) w.WriteBoolean("rootless", true);
             WriteMap(w, "annotations", r.Annotations);
             w.WriteEndObject();
         }
@@ -84,6 +87,7 @@ internal static class RecordJson
                 case "systemdCgroup": r.SystemdCgroup = v.GetBoolean(); break;
                 case "hasPostHooks": r.HasPostHooks = v.GetBoolean(); break;
                 case "hostMountNs": r.HostMountNs = v.GetBoolean(); break;
+                case "rootless": r.Rootless = v.GetBoolean(); break;
                 case "annotations": r.Annotations = ReadMap(v); break;
             }
         }

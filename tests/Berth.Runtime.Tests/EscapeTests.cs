@@ -276,11 +276,19 @@ public partial class EscapeTests(ITestOutputHelper output)
 
     /// <summary>The fds of a container process once it has exec'd the user's program (create and exec
     /// return when init is ready, a moment before its execve closes the rest).</summary>
+    static string Comm(int pid)
+    {
+        try { return File.ReadAllText($"/proc/{pid}/comm").Trim(); }
+        catch (IOException) { return ""; }
+    }
+
     static SortedDictionary<string, string> FdsOf(int pid)
     {
-        var runtime = RealBinary();
+        // Until the process has exec'd the container's program: while it is still `berth-runc init`
+        // its comm is the runtime's. (Its exe link is no guide: once init joined the container's
+        // mount namespace the binary's path may read differently from here.)
         var deadline = Environment.TickCount64 + 10_000;
-        while (File.ResolveLinkTarget($"/proc/{pid}/exe", false)?.ToString() == runtime && Environment.TickCount64 < deadline) Thread.Sleep(5);
+        while (Comm(pid).StartsWith("berth", StringComparison.Ordinal) && Environment.TickCount64 < deadline) Thread.Sleep(5);
         var d = new SortedDictionary<string, string>(StringComparer.Ordinal);
         foreach (var f in Directory.GetFileSystemEntries($"/proc/{pid}/fd"))
             d[Path.GetFileName(f)] = File.ResolveLinkTarget(f, false)?.ToString() ?? "";

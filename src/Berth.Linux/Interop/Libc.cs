@@ -59,6 +59,7 @@ public static unsafe partial class Libc
     [LibraryImport(L, SetLastError = true)] public static partial int waitpid(int pid, int* status, int options);
     [LibraryImport(L, SetLastError = true)] public static partial int getpid();
     [LibraryImport(L, SetLastError = true)] public static partial uint geteuid();
+    [LibraryImport(L, SetLastError = true)] public static partial uint getegid();
     [LibraryImport(L, SetLastError = true)] public static partial int socketpair(int domain, int type, int protocol, int* sv);
     [LibraryImport(L, SetLastError = true)] public static partial int socket(int domain, int type, int protocol);
     [LibraryImport(L, SetLastError = true)] public static partial int connect(int fd, byte* addr, int len);

@@ -151,6 +151,11 @@ public static class SeccompCompiler
     {
         int dflt = ret(defaultRet);
         int next = dflt;
+        // A call newer than every call the profile names gets ENOSYS, not the default action (runc's
+        // patchbpf does the same): a profile written before the call existed cannot mean to refuse it
+        // with EPERM, and ENOSYS is what makes libc fall back to the older call (clone3 → clone,
+        // statx → fstatat …). Not with a permissive default: the call then runs anyway.
+        bool enosys = calls.Count > 0 && defaultRet is not (RetAllow or RetLog);
         for (int c = calls.Count - 1; c >= 0; c--)
         {
             var (nr, rules) = calls[c];
@@ -164,6 +169,12 @@ public static class SeccompCompiler
                     body = EmitCondition(b, rules[r].Conditions[k], body, fail);
             }
             next = b.Jump(BpfBuilder.Jeq, nr, body, next);
+        }
+        if (enosys)
+        {
+            next = b.Jump(BpfBuilder.Jgt, calls.Max(c => c.Nr), ret(RetErrno | Errno.ENOSYS), next);
+            // nr -1 (a tracer cancelled the call) is no newer call: the default decides, as before.
+            next = b.Jump(BpfBuilder.Jeq, 0xFFFFFFFF, dflt, next);
         }
         return next;
     }

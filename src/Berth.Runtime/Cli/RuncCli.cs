@@ -28,7 +28,7 @@ public static class RuncCli
         Timing.Mark("cli: main");
         args = SeparateCommand(args);
 
-        var root = new Option<string>("--root") { Description = "root directory for storage of container state", DefaultValueFactory = _ => "/run/berth-runc", Recursive = true };
+        var root = new Option<string>("--root") { Description = "root directory for storage of container state", DefaultValueFactory = _ => RuntimeOptions.DefaultRoot(), Recursive = true };
         var log = new Option<string?>("--log") { Description = "log file path (default: none)", Recursive = true };
         var logFormat = new Option<string>("--log-format") { Description = "log format: text or json", DefaultValueFactory = _ => "text", Recursive = true };
         logFormat.AcceptOnlyFromAmong("text", "json");
@@ -44,7 +44,11 @@ public static class RuncCli
         {
             logger = new RuntimeLog(p.GetValue(log), p.GetValue(logFormat)!, p.GetValue(debug));
             var l = logger;
-            return new ContainerRuntime(new RuntimeOptions { Root = p.GetValue(root)!, SystemdCgroup = p.GetValue(systemd), Warn = l.Warn, Note = l.Note });
+            return new ContainerRuntime(new RuntimeOptions
+            {
+                Root = p.GetValue(root)!, SystemdCgroup = p.GetValue(systemd), Warn = l.Warn, Note = l.Note,
+                Rootless = RuntimeOptions.ParseRootless(p.GetValue(rootless)),
+            });
         }
         int Guard(ParseResult p, Func<ContainerRuntime, int> f)
         {

@@ -38,6 +38,12 @@ public static unsafe partial class ContainerInit
                 plan.Spec = SpecJson.ParseSpecWithoutSeccomp(Encoding.UTF8.GetBytes(config[SyncMessages.ConfigPrefix.Length..]));
                 plan.ProcessOrNull ??= plan.Spec.Process!;
             }
+            if (plan.SeccompListenerState is not null)
+            {
+                var m = ch.Receive(out var sock);
+                if (m != SyncMessages.SeccompListener || sock is null) { sock?.Dispose(); throw new InvalidOperationException("no seccomp listener socket received"); }
+                _listenerSocket = sock;
+            }
             Timing.Mark("init: plan parsed");
             if (plan.ExecInitPid > 0) Exec(plan, ch);
             else Create(plan, ch);
@@ -243,6 +249,9 @@ public static unsafe partial class ContainerInit
     [LibraryImport("libc", SetLastError = true)]
     private static partial nint signal(int sig, nint handler);
 
+    /// <summary>Connected to linux.seccomp.listenerPath by the runtime (SCMP_ACT_NOTIFY), else null.</summary>
+    static Fd? _listenerSocket;
+
     static void LoadSeccomp(InitPlan plan)
     {
         var raw = plan.Seccomp!;
@@ -252,7 +261,14 @@ public static unsafe partial class ContainerInit
                 System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(raw.AsSpan(i * 8)), raw[i * 8 + 2], raw[i * 8 + 3],
                 System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(raw.AsSpan(i * 8 + 4)));
         Timing.Mark("init: seccomp decode");
-        Berth.Linux.Seccomp.SeccompLoader.Load(new Berth.Linux.Seccomp.SeccompProgram(ins, plan.SeccompFlags, false, []));
+        using var listener = Berth.Linux.Seccomp.SeccompLoader.Load(new Berth.Linux.Seccomp.SeccompProgram(ins, plan.SeccompFlags, _listenerSocket is not null, []));
+        if (listener is not null && _listenerSocket is not null)
+        {
+            // The runtime connected this socket to linux.seccomp.listenerPath; the fd goes with the state.
+            using var sock = new SyncChannel(_listenerSocket);
+            _listenerSocket = null;
+            sock.Send(plan.SeccompListenerState!, listener.Value);
+        }
         Timing.Mark("init: seccomp loaded");
     }
 
@@ -261,8 +277,13 @@ public static unsafe partial class ContainerInit
         var gids = u.AdditionalGids ?? [];
         var arr = stackalloc uint[Math.Max(1, gids.Count)];
         for (var i = 0; i < gids.Count; i++) arr[i] = gids[i];
+        // A rootless runtime that wrote gid_map itself had to deny setgroups in the namespace (the
+        // kernel's rule): no supplementary groups then, and asking for some is an error (runc alike).
+        var denied = File.Exists("/proc/self/setgroups") && File.ReadAllText("/proc/self/setgroups").Trim() == "deny";
+        if (denied && gids.Count > 0)
+            throw new SyscallException("setgroups", "process.user.additionalGids (setgroups is denied in this rootless user namespace; map gids with newgidmap)", Errno.EPERM);
         // Raw syscalls: they change only this thread, the one that will execve.
-        if (syscall(SYS_setgroups, gids.Count, (long)arr, 0, 0, 0, 0) != 0) throw SyscallException.Last("setgroups");
+        if (!denied && syscall(SYS_setgroups, gids.Count, (long)arr, 0, 0, 0, 0) != 0) throw SyscallException.Last("setgroups");
         if (syscall(SYS_setresgid, u.Gid, u.Gid, u.Gid, 0, 0, 0) != 0) throw SyscallException.Last("setresgid", u.Gid.ToString());
         if (syscall(SYS_setresuid, u.Uid, u.Uid, u.Uid, 0, 0, 0) != 0) throw SyscallException.Last("setresuid", u.Uid.ToString());
     }

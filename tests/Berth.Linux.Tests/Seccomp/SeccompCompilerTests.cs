@@ -39,6 +39,25 @@ public sealed class SeccompCompilerTests
         Assert.Equal(action == "SCMP_ACT_NOTIFY", p.NeedsListener);
     }
 
+    /// <summary>runc's patchbpf rule: numbers above every call the profile names are newer than the
+    /// profile, so they get ENOSYS (libc then falls back) instead of the default action.</summary>
+    [Fact]
+    public void Calls_newer_than_the_profile_get_ENOSYS_unless_the_default_allows()
+    {
+        var strict = SeccompCompiler.Compile(Make("SCMP_ACT_ERRNO", Rule("SCMP_ACT_ALLOW", ["getpid", "mkdirat"])));
+        Assert.Equal(RetAllow, X64(strict, Getpid));
+        Assert.Equal(RetAllow, X64(strict, Mkdirat));
+        Assert.Equal(RetErrno | 1, X64(strict, Getppid)); // known to the profile's range: the default
+        Assert.Equal(RetErrno | 38, X64(strict, Mkdirat + 1)); // newer than the highest named: ENOSYS
+        Assert.Equal(RetErrno | 38, X64(strict, 435));
+        var permissive = SeccompCompiler.Compile(Make("SCMP_ACT_ALLOW", Rule("SCMP_ACT_ERRNO", ["getpid"])));
+        Assert.Equal(RetAllow, X64(permissive, 435));
+        var logging = SeccompCompiler.Compile(Make("SCMP_ACT_LOG", Rule("SCMP_ACT_ERRNO", ["getpid"])));
+        Assert.Equal(RetLog, X64(logging, 435));
+        // No rules at all: nothing to compare against, the default decides.
+        Assert.Equal(RetErrno | 1, X64(SeccompCompiler.Compile(Make("SCMP_ACT_ERRNO")), 435));
+    }
+
     [Fact]
     public void Errno_values_come_from_errnoRet_and_defaultErrnoRet()
     {

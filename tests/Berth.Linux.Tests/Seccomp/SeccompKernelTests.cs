@@ -77,6 +77,26 @@ public sealed class SeccompKernelTests : IDisposable
         Assert.Equal(1, files);
     }
 
+    /// <summary>On the kernel: a call the default profile does not name and that is newer than all it
+    /// names fails with ENOSYS under the filter (without it the kernel knows the call), while an old
+    /// call the profile leaves out fails with EPERM.</summary>
+    [Fact]
+    public void Calls_newer_than_the_default_profile_get_ENOSYS()
+    {
+        Assert.Equal(Architecture.X64, RuntimeInformation.ProcessArchitecture);
+        var profile = DefaultSeccompProfile.Create(DefaultProfileTests.DockerCaps, SeccompCompiler.NativeArchitecture);
+        var highest = profile.Syscalls!.SelectMany(c => c.Names).Select(SyscallTables.X86_64).Max();
+        var newer = highest + 1;
+        // Only calls whose zero-argument form is harmless (the *xattrat and file_*attr family, mseal).
+        Assert.InRange(newer, 462, 469);
+        long Raw(long nr) => Libc.syscall(nr, 0, 0, 0, 0, 0, 0) == 0 ? 0 : Marshal.GetLastPInvokeError();
+        Assert.NotEqual(Errno.ENOSYS, (int)Raw(newer)); // the kernel has it
+        var p = SeccompCompiler.Compile(profile, SeccompCompiler.NativeArchitecture);
+        var (filteredNewer, filteredOld) = OnFilteredThread(p, _ => (Raw(newer), Raw(163 /* acct */)));
+        Assert.Equal(Errno.ENOSYS, (int)filteredNewer);
+        Assert.Equal(Errno.EPERM, (int)filteredOld);
+    }
+
     [Fact]
     public void Notify_rules_yield_a_listener_fd()
     {

@@ -30,12 +30,18 @@ public static class Runc
     /// <summary>Starts the binary with stdin/stdout/stderr redirected to the given files.
     /// <paramref name="fdSetup"/>, when given, is shell run first (e.g. `exec 3</some/file;`) so the
     /// binary inherits extra descriptors.</summary>
-    public static Process Start(IEnumerable<string> args, string stdin, string stdout, string stderr, string? fdSetup = null)
+    public static Process Start(IEnumerable<string> args, string stdin, string stdout, string stderr, string? fdSetup = null, IReadOnlyList<string>? prefix = null)
     {
-        // sh only sets up the redirections, then execs berth-runc in its place (same pid).
+        // sh only sets up the redirections, then execs berth-runc in its place (same pid), or
+        // <paramref name="prefix"/> (e.g. setpriv to an unprivileged user) that then execs it.
         var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
         psi.ArgumentList.Add("-c");
         psi.ArgumentList.Add((fdSetup ?? "") + "exec \"$0\" \"$@\" <\"$BT_IN\" >\"$BT_OUT\" 2>\"$BT_ERR\"");
+        if (prefix is { Count: > 0 })
+        {
+            psi.ArgumentList.Add(prefix[0]);
+            foreach (var a in prefix.Skip(1)) psi.ArgumentList.Add(a);
+        }
         psi.ArgumentList.Add(Binary);
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["BT_IN"] = stdin;

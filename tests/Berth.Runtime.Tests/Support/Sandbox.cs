@@ -14,6 +14,8 @@ public sealed class Sandbox
 
     public string Dir { get; }
     public string Root { get; }
+    /// <summary>Set by rootless tests: every berth-runc call (cleanup included) runs as this user.</summary>
+    public UnprivilegedUser? AsUser { get; private set; }
     readonly List<string> _ids = [];
     int _calls;
 
@@ -25,10 +27,21 @@ public sealed class Sandbox
     }
 
     /// <summary>Runs <paramref name="body"/>, then cleans up; leaks fail the test (unless it already failed).</summary>
-    public static void Run(Action<Sandbox> body)
+    public static void Run(Action<Sandbox> body) => Run(null, body);
+
+    /// <summary>As <see cref="Run(Action{Sandbox})"/>, with berth-runc run as <paramref name="user"/>
+    /// (the sandbox directory and --root belong to that user).</summary>
+    public static void Run(UnprivilegedUser? user, Action<Sandbox> body)
     {
         lock (ActiveLock) _active++;
         var s = new Sandbox();
+        if (user is not null)
+        {
+            s.AsUser = user;
+            Directory.CreateDirectory(s.Root);
+            user.Own(s.Dir);
+            user.Own(s.Root);
+        }
         List<string> leaks;
         try { body(s); }
         finally
@@ -98,7 +111,7 @@ public sealed class Sandbox
         var outPath = Path.Combine(io, $"{n}.out");
         var errPath = Path.Combine(io, $"{n}.err");
         File.WriteAllText(outPath, ""); File.WriteAllText(errPath, "");
-        var p = Support.Runc.Start(["--root", Root, .. args], inPath, outPath, errPath, fdSetup);
+        var p = Support.Runc.Start(["--root", Root, .. args], inPath, outPath, errPath, fdSetup, AsUser?.Prefix);
         return (p, outPath, errPath);
     }
 
