@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Net;
 using System.Text;
 using System.Text.Json;
 using Berth.Engine.Networking;
@@ -20,6 +21,8 @@ public static class NetworkCommands
         net.Subcommands.Add(Rm());
         net.Subcommands.Add(Prune());
         net.Subcommands.Add(Dns());
+        net.Subcommands.Add(AttachNetns());
+        net.Subcommands.Add(DetachNetns());
         root.Subcommands.Add(net);
     }
 
@@ -217,6 +220,52 @@ public static class NetworkCommands
         {
             var removed = Manager(p).Prune();
             if (removed.Count > 0) Console.Out.Write("Deleted Networks:\n" + string.Concat(removed.Select(r => r + "\n")));
+            return 0;
+        }));
+        return c;
+    }
+
+    /// <summary>Plumbing (hidden): connects a network namespace by path, as the engine does for a container.</summary>
+    static Command AttachNetns()
+    {
+        var c = new Command("attach-netns", "connect a network namespace (by path) to a network; prints the address") { Hidden = true };
+        var network = new Argument<string>("network");
+        var netns = new Argument<string>("netns-path");
+        var id = new Option<string>("--id") { Required = true, Description = "owner id (container id)" };
+        var cname = new Option<string?>("--name") { Description = "DNS name" };
+        var aliases = new Option<string[]>("--alias") { Description = "extra DNS names" };
+        var ip = new Option<string?>("--ip") { Description = "static address" };
+        var ports = new Option<string[]>("--publish", "-p") { Description = "[IP:][HOST:]CONTAINER[/PROTO]" };
+        c.Arguments.Add(network); c.Arguments.Add(netns);
+        foreach (var o in new Option[] { id, cname, aliases, ip, ports }) c.Options.Add(o);
+        c.SetAction(p => Guard(() =>
+        {
+            IPAddress? addr = null;
+            if (p.GetValue(ip) is { } s && !IPAddress.TryParse(s, out addr)) throw NetworkException.Invalid($"invalid --ip \"{s}\"");
+            var mgr = Manager(p);
+            var name = Find(mgr, p.GetValue(network)!).Name;
+            var a = mgr.Attach(new AttachRequest(name, p.GetValue(id)!, p.GetValue(netns)!)
+            {
+                ContainerName = p.GetValue(cname) ?? "", Aliases = p.GetValue(aliases) ?? [], StaticAddress = addr,
+                Ports = (p.GetValue(ports) ?? []).Select(PortSpec.Parse).ToList(),
+            });
+            Console.Out.Write($"{a.Address}/{a.PrefixLength} {string.Join(' ', a.Ports)}".TrimEnd() + "\n");
+            return 0;
+        }));
+        return c;
+    }
+
+    static Command DetachNetns()
+    {
+        var c = new Command("detach-netns", "disconnect what attach-netns connected") { Hidden = true };
+        var network = new Argument<string>("network");
+        var id = new Option<string>("--id") { Required = true };
+        c.Arguments.Add(network);
+        c.Options.Add(id);
+        c.SetAction(p => Guard(() =>
+        {
+            var mgr = Manager(p);
+            mgr.Detach(Find(mgr, p.GetValue(network)!).Name, p.GetValue(id)!);
             return 0;
         }));
         return c;
