@@ -39,6 +39,7 @@ public static class BerthCli
         // Areas register their verbs here, one line each: <Area>Commands.Register(root) from
         // src/Berth.Cli/<Area>/ (verbs), with the work done by the src/Berth.<Area> library.
         Images.ImageCommands.Register(root);
+        Network.NetworkCommands.Register(root);
 
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)

@@ -31,6 +31,38 @@ public sealed class Iptables(string binary = "iptables")
         if (code != 0) throw new NetworkException(NetworkErrorKind.Internal, $"iptables {string.Join(' ', args)}: {err} (exit {code})");
     }
 
+    /// <summary>Applies a batch with iptables-restore --noflush: one process and one atomic commit per
+    /// table (all or nothing). Returns false, changing nothing, if any line fails.</summary>
+    public bool TryRestore(IEnumerable<(string Table, string Line)> lines)
+    {
+        var sb = new System.Text.StringBuilder();
+        foreach (var g in lines.GroupBy(l => l.Table))
+        {
+            sb.Append('*').Append(g.Key).Append('\n');
+            foreach (var (_, line) in g) sb.Append(line).Append('\n');
+            sb.Append("COMMIT\n");
+        }
+        if (sb.Length == 0) return true;
+        var psi = new ProcessStartInfo(binary + "-restore") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "-w", "5", "--noflush" }) psi.ArgumentList.Add(a);
+        try
+        {
+            using var p = Process.Start(psi)!;
+            var err = p.StandardError.ReadToEndAsync();
+            p.StandardInput.Write(sb.ToString());
+            p.StandardInput.Close();
+            p.StandardOutput.ReadToEnd();
+            p.WaitForExit();
+            _ = err.Result;
+            return p.ExitCode == 0;
+        }
+        catch (Exception e) when (e is System.ComponentModel.Win32Exception or IOException) { return false; }
+    }
+
+    /// <summary>A rule as an iptables-restore line (arguments quoted where they need it).</summary>
+    public static string Line(string op, string chain, string[] rule) =>
+        $"{op} {chain} " + string.Join(' ', rule.Select(a => a.Any(c => c is ' ' or '"' or '\'') ? "\"" + a.Replace("\"", "\\\"") + "\"" : a));
+
     public bool ChainExists(string table, string chain) => Run("-t", table, "-S", chain).Code == 0;
 
     public void EnsureChain(string table, string chain)
@@ -154,19 +186,27 @@ public sealed class Firewall(string prefix = "BERTH", Iptables? iptables = null)
         RemoveBaseIfEmpty();
     }
 
+    /// <summary>Adds the rules of published ports. Fast path: one iptables-restore batch (the network's
+    /// rules keep the chains alive, so they exist); if it fails, the idempotent rule-by-rule path.</summary>
     public void AddPorts(string bridge, string containerIp, IEnumerable<PortMapping> ports)
     {
+        var rules = ports.SelectMany(p => PortRules(bridge, containerIp, p)).ToList();
+        if (rules.Count == 0) return;
         using var l = Lock();
+        if (_ipt.TryRestore(rules.Select(r => (TableOf(r.Chain), Iptables.Line("-A", ChainOf(r.Chain), r.Rule))))) return;
         EnsureBase();
-        foreach (var p in ports)
-            foreach (var (_, c, rule) in PortRules(bridge, containerIp, p)) _ipt.EnsureRule(TableOf(c), ChainOf(c), rule);
+        foreach (var (_, c, rule) in rules) _ipt.EnsureRule(TableOf(c), ChainOf(c), rule);
     }
 
+    /// <summary>Removes the rules of published ports: one batch of deletes, or (if some rule is already gone)
+    /// rule by rule. The chains stay: the network's own rules are still in them.</summary>
     public void RemovePorts(string bridge, string containerIp, IEnumerable<PortMapping> ports)
     {
+        var rules = ports.SelectMany(p => PortRules(bridge, containerIp, p)).ToList();
+        if (rules.Count == 0) return;
         using var l = Lock();
-        foreach (var p in ports)
-            foreach (var (_, c, rule) in PortRules(bridge, containerIp, p)) _ipt.DeleteRule(TableOf(c), ChainOf(c), rule);
+        if (_ipt.TryRestore(rules.Select(r => (TableOf(r.Chain), Iptables.Line("-D", ChainOf(r.Chain), r.Rule))))) return;
+        foreach (var (_, c, rule) in rules) _ipt.DeleteRule(TableOf(c), ChainOf(c), rule);
         RemoveBaseIfEmpty();
     }
 }

@@ -58,6 +58,8 @@ public static class PortSpec
         try
         {
             using var s = Open(p.Protocol);
+            // TCP: SO_REUSEADDR so that connections in TIME_WAIT do not count; a listener still does.
+            if (p.Protocol == "tcp") s.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
             s.Bind(new IPEndPoint(IPAddress.Parse(p.HostIp), p.HostPort));
             return false;
         }
