@@ -38,6 +38,12 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
         catch (StoreFutureRevisionException e) { await WriteStatusAsync(ctx, new ApiException(504, "Timeout", $"Too large resource version: {e.Message}")); }
         catch (JsonException e) { await WriteStatusAsync(ctx, ApiException.BadRequest($"the object could not be decoded: {e.Message}")); }
         catch (OperationCanceledException) when (ct.IsCancellationRequested) { }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // A bug, not bad input: answer 500 with a Status and keep serving.
+            Console.Error.WriteLine($"berth server: {ctx.Request.Method} {ctx.Request.Path}: {e}");
+            await WriteStatusAsync(ctx, new ApiException(500, "InternalError", $"Internal error occurred: {e.Message}"));
+        }
     }
 
     static async Task WriteStatusAsync(HttpContext ctx, ApiException e)

@@ -67,8 +67,7 @@ public static class JsonPatch
     {
         var parts = Split(path);
         if (parts.Length == 0) return value;
-        var parent = Get(doc, "/" + string.Join('/', parts[..^1].Select(Escape)));
-        if (parts.Length == 1) parent = doc;
+        var parent = parts.Length == 1 ? doc : Get(doc, "/" + string.Join('/', parts[..^1].Select(Escape)));
         var last = parts[^1];
         switch (parent)
         {

@@ -37,7 +37,7 @@ public static class Yaml
             case YamlScalarNode sc:
                 var text = sc.Value ?? "";
                 if (sc.Style is ScalarStyle.SingleQuoted or ScalarStyle.DoubleQuoted or ScalarStyle.Literal or ScalarStyle.Folded) return JsonValue.Create(text);
-                if (sc.Tag.Value == "tag:yaml.org,2002:str") return JsonValue.Create(text);
+                if (!sc.Tag.IsEmpty && sc.Tag.Value == "tag:yaml.org,2002:str") return JsonValue.Create(text);
                 switch (text)
                 {
                     case "" or "~" or "null" or "Null" or "NULL": return null;
