@@ -389,8 +389,10 @@ public sealed partial class ApiHandler
         var options = new JsonObject();
         if (ctx.Request.ContentLength is > 0 || ctx.Request.Headers.TransferEncoding.Count > 0)
         {
-            var (text, _) = await ReadBodyAsync(ctx, ct);
-            if (!string.IsNullOrWhiteSpace(text)) options = ParseJson(text) as JsonObject ?? options;
+            var (bytes, type) = await ReadBytesAsync(ctx, ct);
+            if (type == Protobuf.MediaType) options = Protobuf.Decode(bytes);
+            else if (bytes.Length > 0 && System.Text.Encoding.UTF8.GetString(bytes) is { } text && !string.IsNullOrWhiteSpace(text))
+                options = (type.Contains("yaml", StringComparison.Ordinal) ? Yaml.ToJson(text) : ParseJson(text)) as JsonObject ?? options;
         }
         var q = ctx.Request.Query;
         if (q["gracePeriodSeconds"].ToString() is { Length: > 0 } g && long.TryParse(g, out var gv)) options["gracePeriodSeconds"] = gv;

@@ -189,7 +189,9 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
 
     async Task<JsonObject> ReadObjectAsync(HttpContext ctx, CancellationToken ct)
     {
-        var (text, type) = await ReadBodyAsync(ctx, ct);
+        var (bytes, type) = await ReadBytesAsync(ctx, ct);
+        if (type == Protobuf.MediaType) return Protobuf.Decode(bytes);
+        var text = Encoding.UTF8.GetString(bytes);
         var node = type.Contains("yaml", StringComparison.Ordinal) ? Yaml.ToJson(text) : ParseJson(text);
         return node as JsonObject ?? throw ApiException.BadRequest("the request body must be a JSON or YAML object");
     }
@@ -202,9 +204,15 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
 
     async Task<(string Text, string ContentType)> ReadBodyAsync(HttpContext ctx, CancellationToken ct)
     {
-        var type = (ctx.Request.ContentType ?? "application/json").Split(';')[0].Trim().ToLowerInvariant();
+        var (bytes, type) = await ReadBytesAsync(ctx, ct);
         if (type.Contains("protobuf", StringComparison.Ordinal))
-            throw ApiException.UnsupportedMediaType($"the body of the request was in an unknown format - accepted media types include: application/json, application/yaml ({type} is not supported)");
+            throw ApiException.UnsupportedMediaType($"the body of the request was in an unknown format - accepted media types include: application/json, application/yaml ({type} is not supported here)");
+        return (Encoding.UTF8.GetString(bytes), type);
+    }
+
+    async Task<(byte[] Bytes, string ContentType)> ReadBytesAsync(HttpContext ctx, CancellationToken ct)
+    {
+        var type = (ctx.Request.ContentType ?? "application/json").Split(';')[0].Trim().ToLowerInvariant();
         if (ctx.Request.ContentLength > limits.MaxRequestBytes) throw ApiException.TooLarge("Request entity too large: limit is 3145728");
         using var ms = new MemoryStream();
         var buffer = new byte[16384];
@@ -214,7 +222,7 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
             if (ms.Length + n > limits.MaxRequestBytes) throw ApiException.TooLarge("Request entity too large: limit is 3145728");
             ms.Write(buffer, 0, n);
         }
-        return (Encoding.UTF8.GetString(ms.GetBuffer(), 0, (int)ms.Length), type);
+        return (ms.ToArray(), type);
     }
 
     enum Shape { Object, Table, Metadata }

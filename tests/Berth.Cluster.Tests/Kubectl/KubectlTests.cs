@@ -226,4 +226,34 @@ public class KubectlTests(BerthServer s) : IClassFixture<BerthServer>
         Assert.NotEqual(0, anon.ExitCode);
         Assert.Contains("Unauthorized", anon.Stderr);
     }
+
+    [Fact]
+    public async Task Create_subcommands_sending_protobuf_bodies()
+    {
+        Ok(await s.Kubectl("create namespace proto"));
+        Ok(await s.Kubectl("-n proto create deployment api --image=nginx:1.25 --replicas=2 --port=8080"));
+        Ok(await s.Kubectl("-n proto create service clusterip api --tcp=80:8080"));
+        Ok(await s.Kubectl("-n proto create configmap conf --from-literal=k=v"));
+        Ok(await s.Kubectl("-n proto create secret generic pw --from-literal=password=s3cret"));
+        Ok(await s.Kubectl("-n proto create serviceaccount robot"));
+        Ok(await s.Kubectl("-n proto create job once --image=busybox -- echo hi"));
+        Ok(await s.Kubectl("-n proto create cronjob tick --image=busybox '--schedule=*/5 * * * *' -- date"));
+        var d = await GetJson("-n proto get deploy api");
+        Assert.Equal(2L, d.Long("spec.replicas"));
+        Assert.Equal("api", d.Str("spec.selector.matchLabels.app"));
+        Assert.Equal("nginx:1.25", d.At("spec.template.spec.containers")![0].Str("image"));
+        Assert.Equal(8080L, d.At("spec.template.spec.containers")![0]!["ports"]![0].Long("containerPort"));
+        var svc = await GetJson("-n proto get svc api");
+        Assert.Equal(8080L, svc.At("spec.ports")![0].Long("targetPort"));
+        Assert.Equal("80-8080", svc.At("spec.ports")![0].Str("name"));
+        Assert.Equal("v", (await GetJson("-n proto get cm conf")).Str("data.k"));
+        Assert.Equal(Convert.ToBase64String("s3cret"u8.ToArray()), (await GetJson("-n proto get secret pw")).Str("data.password"));
+        var job = await GetJson("-n proto get job once");
+        Assert.Equal(["echo", "hi"], job.At("spec.template.spec.containers")![0]!["command"]!.AsArray().Select(x => x!.GetValue<string>()));
+        Assert.Equal("Never", job.Str("spec.template.spec.restartPolicy"));
+        Assert.Equal("*/5 * * * *", (await GetJson("-n proto get cronjob tick")).Str("spec.schedule"));
+        var ns = await s.Kubectl("get ns proto");
+        Ok(ns);
+        Assert.Matches(@"proto\s+Active", ns.Stdout);
+    }
 }
