@@ -37,6 +37,10 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
         catch (StoreCompactedException e) { await WriteStatusAsync(ctx, ApiException.Expired($"too old resource version: {e.Requested} ({e.Compacted})")); }
         catch (StoreFutureRevisionException e) { await WriteStatusAsync(ctx, new ApiException(504, "Timeout", $"Too large resource version: {e.Message}")); }
         catch (JsonException e) { await WriteStatusAsync(ctx, ApiException.BadRequest($"the object could not be decoded: {e.Message}")); }
+        catch (BadHttpRequestException e)
+        {
+            await WriteStatusAsync(ctx, new ApiException(e.StatusCode, e.StatusCode == 413 ? "RequestEntityTooLarge" : "BadRequest", e.Message));
+        }
         catch (OperationCanceledException) when (ct.IsCancellationRequested) { }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -213,15 +217,18 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
     async Task<(byte[] Bytes, string ContentType)> ReadBytesAsync(HttpContext ctx, CancellationToken ct)
     {
         var type = (ctx.Request.ContentType ?? "application/json").Split(';')[0].Trim().ToLowerInvariant();
-        if (ctx.Request.ContentLength > limits.MaxRequestBytes) throw ApiException.TooLarge("Request entity too large: limit is 3145728");
         using var ms = new MemoryStream();
         var buffer = new byte[16384];
         int n;
+        long total = 0;
+        // Past the limit the rest is read and dropped (up to Kestrel's hard cap), so the client
+        // receives the 413 Status instead of a reset connection; memory stays bounded either way.
         while ((n = await ctx.Request.Body.ReadAsync(buffer, ct)) > 0)
         {
-            if (ms.Length + n > limits.MaxRequestBytes) throw ApiException.TooLarge("Request entity too large: limit is 3145728");
-            ms.Write(buffer, 0, n);
+            total += n;
+            if (total <= limits.MaxRequestBytes) ms.Write(buffer, 0, n);
         }
+        if (total > limits.MaxRequestBytes) throw ApiException.TooLarge($"Request entity too large: limit is {limits.MaxRequestBytes}");
         return (ms.ToArray(), type);
     }
 

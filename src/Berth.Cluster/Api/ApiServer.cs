@@ -34,7 +34,7 @@ public sealed class ApiServer : IAsyncDisposable
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.AddServerHeader = false;
-            k.Limits.MaxRequestBodySize = (limits ?? new ApiLimits()).MaxRequestBytes + 1;
+            k.Limits.MaxRequestBodySize = 4 * (limits ?? new ApiLimits()).MaxRequestBytes;
             k.Limits.MaxRequestHeadersTotalSize = 64 * 1024;
             k.Listen(endpoint, lo => lo.UseHttps(new HttpsConnectionAdapterOptions
             {

@@ -164,29 +164,65 @@ public sealed class SqliteStore : IStore
         finally { s.Reset(); }
     }
 
+    sealed record PendingWrite(string Key, Func<(long Id, bool Deleted, long CreateRev, byte[] Value)?, StoreEvent> Write)
+    {
+        public readonly TaskCompletionSource<StoreEntry> Done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    readonly Lock pendingGate = new();
+    List<PendingWrite> pending = [];
+
+    /// <summary>
+    /// Group commit: writes that arrive while another batch is committing are queued and committed
+    /// together in one transaction (one fsync), each still getting its own revision and its own
+    /// precondition check against the state its predecessors in the batch left. Completion (and the
+    /// watch events) follow the commit, so nothing is acknowledged before it is durable.
+    /// </summary>
     async Task<StoreEntry> WriteAsync(string key, CancellationToken ct, Func<(long Id, bool Deleted, long CreateRev, byte[] Value)?, StoreEvent> write)
     {
+        var w = new PendingWrite(key, write);
+        lock (pendingGate) pending.Add(w);
         await gate.WaitAsync(ct);
         try
         {
             ThrowIfDisposed();
-            db.Exec("BEGIN IMMEDIATE");
-            StoreEvent e;
-            try
-            {
-                e = write(Latest(key));
-                db.Exec("COMMIT");
-            }
-            catch
-            {
-                db.Exec("ROLLBACK");
-                throw;
-            }
-            Volatile.Write(ref current, e.Revision);
-            hub.Publish(e);
-            return e.Entry;
+            List<PendingWrite> batch;
+            lock (pendingGate) { batch = pending; pending = []; }
+            if (batch.Count > 0) CommitBatch(batch);
         }
         finally { gate.Release(); }
+        return await w.Done.Task;
+    }
+
+    void CommitBatch(List<PendingWrite> batch)
+    {
+        var results = new List<(PendingWrite W, StoreEvent? E, Exception? X)>(batch.Count);
+        db.Exec("BEGIN IMMEDIATE");
+        try
+        {
+            foreach (var w in batch)
+            {
+                try { results.Add((w, w.Write(Latest(w.Key)), null)); }
+                catch (StoreException e) when (e is not SqliteException) { results.Add((w, null, e)); }
+            }
+            db.Exec("COMMIT");
+        }
+        catch (Exception e)
+        {
+            try { db.Exec("ROLLBACK"); } catch (SqliteException) { }
+            foreach (var w in batch) w.Done.TrySetException(e);
+            return;
+        }
+        foreach (var (w, e, x) in results)
+        {
+            if (e is not null)
+            {
+                Volatile.Write(ref current, e.Revision);
+                hub.Publish(e);
+                w.Done.TrySetResult(e.Entry);
+            }
+            else w.Done.TrySetException(x!);
+        }
     }
 
     public async Task<IStoreWatch> WatchAsync(string prefix, long afterRevision, CancellationToken ct = default)
