@@ -31,6 +31,26 @@ public sealed partial class ApiHandler
             throw ApiException.BadRequest("the namespace of the provided object does not match the namespace sent on the request");
     }
 
+    static readonly HashSet<string> MetaFields =
+    [
+        "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation", "creationTimestamp",
+        "deletionTimestamp", "deletionGracePeriodSeconds", "labels", "annotations", "ownerReferences", "finalizers", "managedFields",
+    ];
+
+    /// <summary>fieldValidation=Strict (what kubectl sends by default): unknown top-level and metadata fields are a 400, as the API server's strict decoding does.</summary>
+    static void CheckUnknownFields(ResourceType type, JsonObject obj)
+    {
+        var unknown = new List<string>();
+        foreach (var (k, _) in obj)
+            if (k is not ("apiVersion" or "kind" or "metadata") && !type.Fields.Contains(k)) unknown.Add(k);
+        if (obj["metadata"] is JsonObject meta)
+            foreach (var (k, _) in meta)
+                if (!MetaFields.Contains(k)) unknown.Add("metadata." + k);
+        if (unknown.Count > 0)
+            throw ApiException.BadRequest($"{type.Kind} in version \"{type.Version}\" cannot be handled as a {type.Kind}: strict decoding error: " +
+                string.Join(", ", unknown.Select(u => $"unknown field \"{u}\"")));
+    }
+
     void Validate(ResourceType type, JsonObject obj, JsonObject? old)
     {
         var errors = new List<FieldError>();

@@ -127,6 +127,7 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
         var target = Resolve(group, version, r) ?? throw ApiException.NotFoundPath(path);
         var q = ctx.Request.Query;
         var dryRun = q["dryRun"].ToString() == "All";
+        var strict = q["fieldValidation"].ToString() == "Strict";
         switch (method)
         {
             case "GET" when target.Name is null:
@@ -137,7 +138,9 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
                 await GetAsync(ctx, target, ct);
                 return;
             case "POST" when target.Name is null:
-                await RespondObjectAsync(ctx, 201, await CreateAsync(target, await ReadObjectAsync(ctx, ct), dryRun, ct), target.Type);
+                var created = await ReadObjectAsync(ctx, ct);
+                if (strict) CheckUnknownFields(target.Type, created);
+                await RespondObjectAsync(ctx, 201, await CreateAsync(target, created, dryRun, ct), target.Type);
                 return;
             case "POST" when target.Subresource is "binding":
                 await BindAsync(ctx, target, await ReadObjectAsync(ctx, ct), dryRun, ct);
@@ -146,7 +149,9 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
                 await EvictAsync(ctx, target, await ReadObjectAsync(ctx, ct), dryRun, ct);
                 return;
             case "PUT" when target.Name is not null:
-                await UpdateAsync(ctx, target, await ReadObjectAsync(ctx, ct), dryRun, ct);
+                var replacement = await ReadObjectAsync(ctx, ct);
+                if (strict && target.Subresource is null) CheckUnknownFields(target.Type, replacement);
+                await UpdateAsync(ctx, target, replacement, dryRun, ct);
                 return;
             case "PATCH" when target.Name is not null:
                 await PatchAsync(ctx, target, dryRun, ct);

@@ -87,13 +87,14 @@ public static class BuiltinResources
         });
         r.Add(new ResourceType
         {
-            Group = "", Version = "v1", Kind = "Endpoints", Plural = "endpoints", ShortNames = ["ep"],
+            Group = "", Version = "v1", Kind = "Endpoints", Plural = "endpoints", ShortNames = ["ep"], Fields = ["subsets"],
             Columns = [NameCol, Col("Endpoints", EndpointsCell), AgeCol],
         });
         r.Add(new ResourceType
         {
             Group = "", Version = "v1", Kind = "ConfigMap", Plural = "configmaps", ShortNames = ["cm"],
             Validate = (o, _, e) => ValidateDataKeys(o, e),
+            Fields = ["data", "binaryData", "immutable"],
             Columns = [NameCol, Col("Data", o => (o["data"] as JsonObject)?.Count + (o["binaryData"] as JsonObject)?.Count ?? (o["data"] as JsonObject)?.Count ?? 0, 0, "integer"), AgeCol],
         });
         r.Add(new ResourceType
@@ -111,12 +112,14 @@ public static class BuiltinResources
                 }
             },
             Validate = (o, _, e) => ValidateDataKeys(o, e),
+            Fields = ["data", "stringData", "type", "immutable"],
             Columns = [NameCol, Col("Type", o => o.Str("type")), Col("Data", o => (o["data"] as JsonObject)?.Count ?? 0, 0, "integer"), AgeCol],
             FieldSelectors = ["type"],
         });
         r.Add(new ResourceType
         {
             Group = "", Version = "v1", Kind = "Event", Plural = "events", ShortNames = ["ev"],
+            Fields = ["involvedObject", "reason", "message", "source", "firstTimestamp", "lastTimestamp", "count", "type", "eventTime", "series", "action", "related", "reportingComponent", "reportingInstance"],
             Columns = [new("Last Seen", "string", "Last Seen", (o, now) => Json.ParseTime(o.Str("lastTimestamp") ?? o.Str("eventTime") ?? o.Str("metadata.creationTimestamp")) is { } t ? Json.HumanDuration(now - t) : "<unknown>"),
                 Col("Type", o => o.Str("type")), Col("Reason", o => o.Str("reason")),
                 Col("Object", o => $"{o.Str("involvedObject.kind")?.ToLowerInvariant()}/{o.Str("involvedObject.name")}"),
@@ -126,6 +129,7 @@ public static class BuiltinResources
         r.Add(new ResourceType
         {
             Group = "", Version = "v1", Kind = "ServiceAccount", Plural = "serviceaccounts", ShortNames = ["sa"],
+            Fields = ["secrets", "imagePullSecrets", "automountServiceAccountToken"],
             Columns = [NameCol, Col("Secrets", o => o.Arr("secrets").Count, 0, "integer"), AgeCol],
         });
         // apps/v1
@@ -225,7 +229,7 @@ public static class BuiltinResources
         });
         r.Add(new ResourceType
         {
-            Group = "discovery.k8s.io", Version = "v1", Kind = "EndpointSlice", Plural = "endpointslices",
+            Group = "discovery.k8s.io", Version = "v1", Kind = "EndpointSlice", Plural = "endpointslices", Fields = ["addressType", "endpoints", "ports"],
             Columns = [NameCol, Col("AddressType", o => o.Str("addressType")),
                 Col("Ports", o => o.Arr("ports").Count == 0 ? "<unset>" : string.Join(",", o.Objects("ports").Select(p => p.Long("port")?.ToString() ?? "<unset>"))),
                 Col("Endpoints", o => { var a = o.Objects("endpoints").SelectMany(e => e.Arr("addresses").Select(x => x?.GetValue<string>())).ToList(); return a.Count == 0 ? "<unset>" : string.Join(",", a.Take(3)) + (a.Count > 3 ? $" + {a.Count - 3} more..." : ""); }),

@@ -36,6 +36,8 @@ public sealed class ResourceType
     /// <summary>Kind-specific validation; the new object and, on update, the old one.</summary>
     public Action<JsonObject, JsonObject?, List<FieldError>>? Validate { get; init; }
     public IReadOnlyList<TableColumn> Columns { get; init; } = [];
+    /// <summary>The object's top-level fields besides apiVersion, kind and metadata (for fieldValidation=Strict).</summary>
+    public string[] Fields { get; init; } = ["spec", "status"];
     /// <summary>Extra fields allowed in field selectors beyond metadata.name/namespace.</summary>
     public string[] FieldSelectors { get; init; } = [];
 

@@ -187,6 +187,9 @@ public class KubectlTests(BerthServer s) : IClassFixture<BerthServer>
         var name = await s.Kubectl("apply -f -", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n");
         Assert.NotEqual(0, name.ExitCode);
         Assert.Contains("ConfigMap \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain", name.Stderr);
+        var typo = await s.Kubectl("create -f -", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: typo\ndata: {a: b}\ndatta: {c: d}\n");
+        Assert.NotEqual(0, typo.ExitCode);
+        Assert.Contains("unknown field \"datta\"", typo.Stderr);
         var label = await s.Kubectl("create -f -", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: badlabel\n  labels: {a: \"-x-\"}\n");
         Assert.NotEqual(0, label.ExitCode);
         Assert.Contains("is invalid", label.Stderr);
