@@ -40,6 +40,7 @@ public static class BerthCli
         // src/Berth.Cli/<Area>/ (verbs), with the work done by the src/Berth.<Area> library.
         Images.ImageCommands.Register(root);
         Network.NetworkCommands.Register(root);
+        Cluster.ClusterCommands.Register(root);
 
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)

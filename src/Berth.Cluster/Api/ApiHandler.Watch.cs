@@ -1,0 +1,151 @@
+using System.Text;
+using System.Text.Json.Nodes;
+using Berth.Cluster.Storage;
+using Microsoft.AspNetCore.Http;
+
+namespace Berth.Cluster.Api;
+
+public sealed partial class ApiHandler
+{
+    public int WatchCount => Volatile.Read(ref watchCount);
+
+    /// <summary>
+    /// A watch: resourceVersion unset or "0" (or sendInitialEvents=true) starts with ADDED events for
+    /// the current state, otherwise with the changes after that revision; a compacted revision gets an
+    /// ERROR event with a 410 Expired Status ("too old resource version"). Events are filtered by the
+    /// selectors with transitions (an object that stops matching is sent as DELETED); BOOKMARKs are sent
+    /// when asked for; timeoutSeconds ends the stream. At most <see cref="ApiLimits.MaxWatches"/> run at once.
+    /// </summary>
+    async Task WatchAsync(HttpContext ctx, Target t, CancellationToken ct)
+    {
+        if (Interlocked.Increment(ref watchCount) > limits.MaxWatches)
+        {
+            Interlocked.Decrement(ref watchCount);
+            throw ApiException.TooManyRequests($"too many watches open (limit {limits.MaxWatches}); retry later");
+        }
+        try
+        {
+            await RunWatchAsync(ctx, t, ct);
+        }
+        finally { Interlocked.Decrement(ref watchCount); }
+    }
+
+    async Task RunWatchAsync(HttpContext ctx, Target t, CancellationToken requestCt)
+    {
+        var q = ctx.Request.Query;
+        var type = t.Type;
+        var labels = LabelSelector.Parse(q["labelSelector"]);
+        var fields = FieldSelector.Parse(q["fieldSelector"], type);
+        var (shape, tv) = Negotiate(ctx);
+        var rvText = q["resourceVersion"].ToString();
+        var sendInitial = IsTrue(q["sendInitialEvents"].ToString());
+        var bookmarks = IsTrue(q["allowWatchBookmarks"].ToString());
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(requestCt);
+        if (int.TryParse(q["timeoutSeconds"], out var secs) && secs > 0) timeout.CancelAfter(TimeSpan.FromSeconds(secs));
+        var ct = timeout.Token;
+
+        var prefix = type.Prefix(t.Namespace);
+        if (fields.SingleName is { } single && (!type.Namespaced || t.Namespace is not null)) prefix = type.Key(t.Namespace, single);
+        bool Match(JsonObject o) => labels.Matches(o["metadata"]?["labels"] as JsonObject) && fields.Matches(o) &&
+            (fields.SingleName is null || o.Str("metadata.name") == fields.SingleName);
+
+        var initial = new List<JsonObject>();
+        long from;
+        if (rvText is "" or "0" || sendInitial)
+        {
+            var list = await store.ListAsync(prefix, ct: ct);
+            from = list.Revision;
+            foreach (var e in list.Items)
+            {
+                if (!e.Key.StartsWith(prefix, StringComparison.Ordinal)) continue;
+                var o = Decode(e);
+                if (Match(o)) initial.Add(o);
+            }
+        }
+        else from = ParseRv(rvText, "resourceVersion");
+
+        ctx.Response.StatusCode = 200;
+        ctx.Response.ContentType = "application/json";
+        IStoreWatch watch;
+        try { watch = await store.WatchAsync(prefix, from, ct); }
+        catch (StoreCompactedException e)
+        {
+            await WriteEventAsync(ctx, "ERROR", ApiException.Expired($"too old resource version: {e.Requested} ({e.Compacted})").ToStatus(), ct);
+            return;
+        }
+        using var _ = watch;
+        var headers = true;
+        JsonNode ShapeOf(JsonObject o)
+        {
+            if (shape == Shape.Table)
+            {
+                var table = Tables.Build(type, [o], tv, o.Str("metadata.resourceVersion") ?? "", null, IncludeObject(ctx), headers);
+                headers = false;
+                return table;
+            }
+            return shape == Shape.Metadata ? PartialMetadata(o, tv) : o;
+        }
+        foreach (var o in initial) await WriteEventAsync(ctx, "ADDED", ShapeOf(o), ct);
+        var lastRv = from;
+        if (sendInitial && bookmarks)
+            await WriteEventAsync(ctx, "BOOKMARK", Bookmark(type, lastRv, initialEnd: true), ct);
+        else await ctx.Response.Body.FlushAsync(ct);
+
+        var reader = watch.Events;
+        try
+        {
+            while (!ct.IsCancellationRequested)
+            {
+                var waitTask = reader.WaitToReadAsync(ct).AsTask();
+                if (bookmarks)
+                {
+                    var done = await Task.WhenAny(waitTask, Task.Delay(limits.BookmarkInterval, ct));
+                    if (done != waitTask)
+                    {
+                        await WriteEventAsync(ctx, "BOOKMARK", Bookmark(type, lastRv, false), ct);
+                        continue;
+                    }
+                }
+                if (!await waitTask) break;
+                while (reader.TryRead(out var ev))
+                {
+                    lastRv = ev.Revision;
+                    var (kind, obj) = Translate(ev, Match);
+                    if (kind is not null) await WriteEventAsync(ctx, kind, ShapeOf(obj!), ct);
+                }
+            }
+        }
+        catch (StoreWatchLaggedException) { /* the client re-watches from its last resourceVersion */ }
+        catch (OperationCanceledException) { }
+    }
+
+    static (string? Type, JsonObject? Obj) Translate(StoreEvent ev, Func<JsonObject, bool> match)
+    {
+        var obj = Decode(ev.Entry);
+        if (ev.Type == StoreEventType.Delete) return match(obj) ? ("DELETED", obj) : (null, null);
+        var now = match(obj);
+        if (ev.Previous is null) return now ? ("ADDED", obj) : (null, null);
+        var before = match(Decode(ev.Previous));
+        return (before, now) switch
+        {
+            (true, true) => ("MODIFIED", obj),
+            (false, true) => ("ADDED", obj),
+            (true, false) => ("DELETED", obj),
+            _ => (null, null),
+        };
+    }
+
+    static JsonObject Bookmark(ResourceType type, long rv, bool initialEnd)
+    {
+        var meta = new JsonObject { ["resourceVersion"] = rv.ToString() };
+        if (initialEnd) meta["annotations"] = new JsonObject { ["k8s.io/initial-events-end"] = "true" };
+        return new JsonObject { ["kind"] = type.Kind, ["apiVersion"] = type.ApiVersion, ["metadata"] = meta };
+    }
+
+    static async Task WriteEventAsync(HttpContext ctx, string type, JsonNode obj, CancellationToken ct)
+    {
+        var line = new JsonObject { ["type"] = type, ["object"] = obj.Parent is null ? obj : obj.DeepClone() }.ToJsonString() + "\n";
+        await ctx.Response.Body.WriteAsync(Encoding.UTF8.GetBytes(line), ct);
+        await ctx.Response.Body.FlushAsync(ct);
+    }
+}

@@ -1,0 +1,550 @@
+using System.Security.Cryptography;
+using System.Text.Json.Nodes;
+using Berth.Cluster.Storage;
+using Microsoft.AspNetCore.Http;
+
+namespace Berth.Cluster.Api;
+
+public sealed partial class ApiHandler
+{
+    const string NameChars = "bcdfghjklmnpqrstvwxz2456789";
+
+    void CheckTypeMeta(ResourceType type, JsonObject obj, string expectedKind, string expectedApiVersion)
+    {
+        var kind = obj.Str("kind");
+        var apiVersion = obj.Str("apiVersion");
+        if (!string.IsNullOrEmpty(apiVersion) && apiVersion != expectedApiVersion)
+            throw ApiException.BadRequest($"the API version in the data ({apiVersion}) does not match the expected API version ({expectedApiVersion})");
+        if (!string.IsNullOrEmpty(kind) && kind != expectedKind)
+            throw ApiException.BadRequest($"the kind in the data ({kind}) does not match the expected kind ({expectedKind})");
+        obj["kind"] = expectedKind;
+        obj["apiVersion"] = expectedApiVersion;
+    }
+
+    void CheckNamespace(Target t, JsonObject obj)
+    {
+        var meta = obj.Meta();
+        if (!t.Type.Namespaced) { meta.Remove("namespace"); return; }
+        var ns = meta.Str("namespace");
+        if (string.IsNullOrEmpty(ns)) meta["namespace"] = t.Namespace;
+        else if (ns != t.Namespace)
+            throw ApiException.BadRequest("the namespace of the provided object does not match the namespace sent on the request");
+    }
+
+    static readonly HashSet<string> MetaFields =
+    [
+        "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation", "creationTimestamp",
+        "deletionTimestamp", "deletionGracePeriodSeconds", "labels", "annotations", "ownerReferences", "finalizers", "managedFields",
+    ];
+
+    /// <summary>fieldValidation=Strict (what kubectl sends by default): unknown top-level and metadata fields are a 400, as the API server's strict decoding does.</summary>
+    static void CheckUnknownFields(ResourceType type, JsonObject obj)
+    {
+        var unknown = new List<string>();
+        foreach (var (k, _) in obj)
+            if (k is not ("apiVersion" or "kind" or "metadata") && !type.Fields.Contains(k)) unknown.Add(k);
+        if (obj["metadata"] is JsonObject meta)
+            foreach (var (k, _) in meta)
+                if (!MetaFields.Contains(k)) unknown.Add("metadata." + k);
+        if (unknown.Count > 0)
+            throw ApiException.BadRequest($"{type.Kind} in version \"{type.Version}\" cannot be handled as a {type.Kind}: strict decoding error: " +
+                string.Join(", ", unknown.Select(u => $"unknown field \"{u}\"")));
+    }
+
+    void Validate(ResourceType type, JsonObject obj, JsonObject? old)
+    {
+        var errors = new List<FieldError>();
+        Validation.ValidateObjectMeta(obj.Meta(), type.NameRule, errors);
+        type.Validate?.Invoke(obj, old, errors);
+        if (errors.Count > 0) throw ApiException.Invalid(type.Group, type.Kind, obj.Str("metadata.name") ?? "", errors);
+    }
+
+    async Task<JsonObject> CreateAsync(Target t, JsonObject obj, bool dryRun, CancellationToken ct)
+    {
+        var type = t.Type;
+        CheckTypeMeta(type, obj, type.Kind, type.ApiVersion);
+        CheckNamespace(t, obj);
+        var meta = obj.Meta();
+        if (string.IsNullOrEmpty(meta.Str("name")) && meta.Str("generateName") is { Length: > 0 } gen)
+            meta["name"] = gen + new string(RandomNumberGenerator.GetItems<char>(NameChars, 5));
+        var name = meta.Str("name") ?? "";
+        if (!string.IsNullOrEmpty(meta.Str("resourceVersion")))
+            throw ApiException.Invalid(type.Group, type.Kind, name, [FieldError.Invalid("metadata.resourceVersion", meta.Str("resourceVersion"), "must be empty on create")]);
+        meta["uid"] = Guid.NewGuid().ToString();
+        meta["creationTimestamp"] = Json.Now();
+        meta.Remove("deletionTimestamp");
+        meta.Remove("deletionGracePeriodSeconds");
+        if (type.TracksGeneration) meta["generation"] = 1; else meta.Remove("generation");
+        if (type.ResetStatusOnCreate) obj.Remove("status");
+        type.OnCreate?.Invoke(obj);
+        type.Default?.Invoke(obj);
+        Validate(type, obj, null);
+        if (type.Namespaced) await CheckNamespaceActiveAsync(t.Namespace!, ct);
+        if (type.Kind == "Service") await AllocateServiceAsync(obj, ct);
+        if (dryRun)
+        {
+            if (await store.GetAsync(type.Key(t.Namespace, name), ct) is not null) throw ApiException.AlreadyExists(type.Group, type.Plural, name);
+            return obj;
+        }
+        try
+        {
+            var e = await store.CreateAsync(type.Key(t.Namespace, name), Encode(obj), ct);
+            meta["resourceVersion"] = e.ModRevision.ToString();
+            return obj;
+        }
+        catch (StoreKeyExistsException) { throw ApiException.AlreadyExists(type.Group, type.Plural, name); }
+    }
+
+    async Task CheckNamespaceActiveAsync(string ns, CancellationToken ct)
+    {
+        var nsType = registry.Find("", "v1", "namespaces")!;
+        var e = await store.GetAsync(nsType.Key(null, ns), ct) ?? throw ApiException.NotFound("", "namespaces", ns);
+        if (Decode(e).Str("metadata.deletionTimestamp") is not null)
+            throw ApiException.Forbidden($"unable to create new content in namespace {ns} because it is being terminated");
+    }
+
+    /// <summary>ClusterIP from 10.43.0.0/16 and node ports from 30000-32767, unique among existing services.</summary>
+    async Task AllocateServiceAsync(JsonObject svc, CancellationToken ct)
+    {
+        var spec = svc.Obj("spec");
+        var type = spec.Str("type");
+        await allocGate.WaitAsync(ct);
+        try
+        {
+            var all = await store.ListAsync(registry.Find("", "v1", "services")!.KeyPrefix, ct: ct);
+            var usedIps = new HashSet<string>();
+            var usedPorts = new HashSet<long>();
+            foreach (var e in all.Items)
+            {
+                var o = Decode(e);
+                if (o.Str("spec.clusterIP") is { } ip) usedIps.Add(ip);
+                foreach (var p in o.Objects("spec.ports")) if (p.Long("nodePort") is { } np) usedPorts.Add(np);
+            }
+            if (type != "ExternalName" && string.IsNullOrEmpty(spec.Str("clusterIP")))
+            {
+                var n = RandomNumberGenerator.GetInt32(10, 65000);
+                string ip;
+                do { ip = $"10.43.{n / 254}.{n % 254 + 1}"; n = n % 64990 + 10; } while (!usedIps.Add(ip));
+                spec["clusterIP"] = ip;
+            }
+            if (spec.Str("clusterIP") is { } cip) spec["clusterIPs"] = new JsonArray(cip);
+            if (type is "NodePort" or "LoadBalancer")
+                foreach (var p in spec.Objects("ports"))
+                {
+                    if (p.Long("nodePort") is { } np)
+                    {
+                        if (np is < 30000 or > 32767) throw ApiException.Invalid("", "Service", svc.Str("metadata.name") ?? "", [FieldError.Invalid("spec.ports[0].nodePort", np.ToString(), "provided port is not in the valid range. The range of valid ports is 30000-32767")]);
+                        continue;
+                    }
+                    long port;
+                    do port = RandomNumberGenerator.GetInt32(30000, 32768); while (!usedPorts.Add(port));
+                    p["nodePort"] = port;
+                }
+        }
+        finally { allocGate.Release(); }
+    }
+
+    /// <summary>Carries over what a client may not change, and the parts another endpoint owns.</summary>
+    static void PrepareUpdate(ResourceType type, JsonObject old, JsonObject obj, string? sub)
+    {
+        var meta = obj.Meta();
+        var oldMeta = old.Meta();
+        foreach (var k in new[] { "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "name", "namespace" })
+        {
+            if (oldMeta[k] is { } v) meta[k] = v.DeepClone(); else meta.Remove(k);
+        }
+        if (meta["managedFields"] is null && oldMeta["managedFields"] is { } mf) meta["managedFields"] = mf.DeepClone();
+        if (sub is null && type.HasStatus)
+        {
+            if (old["status"] is { } st) obj["status"] = st.DeepClone(); else obj.Remove("status");
+        }
+        if (type.TracksGeneration && sub is null && !JsonNode.DeepEquals(old["spec"], obj["spec"]))
+            meta["generation"] = (oldMeta.Long("generation") ?? 0) + 1;
+    }
+
+    async Task UpdateAsync(HttpContext ctx, Target t, JsonObject obj, bool dryRun, CancellationToken ct)
+    {
+        var type = t.Type;
+        if (t.Subresource == "scale")
+        {
+            await WriteJsonAsync(ctx, 200, await WriteScaleAsync(t, obj, dryRun, ct));
+            return;
+        }
+        if (t.Subresource == "finalize")
+        {
+            await RespondObjectAsync(ctx, 200, await FinalizeNamespaceAsync(t, obj, ct), type);
+            return;
+        }
+        CheckTypeMeta(type, obj, type.Kind, type.ApiVersion);
+        CheckNamespace(t, obj);
+        if (obj.Str("metadata.name") is { } n && n != t.Name)
+            throw ApiException.BadRequest($"the name of the object ({n}) does not match the name on the URL ({t.Name})");
+        obj.Meta()["name"] = t.Name;
+        var expected = ParseRv(obj.Str("metadata.resourceVersion"), "resourceVersion");
+        var result = await WriteUpdateAsync(t, expected, _ => obj, dryRun, ct);
+        await RespondObjectAsync(ctx, 200, result, type);
+    }
+
+    /// <summary>
+    /// Read-modify-write of one object with optimistic concurrency: <paramref name="expected"/> is the
+    /// client's resourceVersion (0 = none: retried on conflicts, as the API server does for patches).
+    /// </summary>
+    async Task<JsonObject> WriteUpdateAsync(Target t, long expected, Func<JsonObject, JsonObject> change, bool dryRun, CancellationToken ct)
+    {
+        var type = t.Type;
+        var key = type.Key(t.Namespace, t.Name!);
+        for (var attempt = 0; ; attempt++)
+        {
+            var e = await store.GetAsync(key, ct) ?? throw ApiException.NotFound(type.Group, type.Plural, t.Name!);
+            if (expected != 0 && e.ModRevision != expected)
+                throw ApiException.Conflict(type.Group, type.Plural, t.Name!, "the object has been modified; please apply your changes to the latest version and try again");
+            var old = Decode(e);
+            var obj = change((JsonObject)old.DeepClone());
+            CheckTypeMeta(type, obj, type.Kind, type.ApiVersion);
+            if (t.Subresource is "finalize") { }
+            else if (t.Subresource is "status")
+            {
+                var merged = (JsonObject)old.DeepClone();
+                if (obj["status"] is { } st) merged["status"] = st.DeepClone(); else merged.Remove("status");
+                obj = merged;
+            }
+            else PrepareUpdate(type, old, obj, t.Subresource);
+            type.Default?.Invoke(obj);
+            Validate(type, obj, old);
+            if (type.Kind == "Service" && old.Str("spec.clusterIP") is { } ip && obj.Str("spec.clusterIP") is null) obj.Obj("spec")["clusterIP"] = ip;
+            if (dryRun) { obj.Meta()["resourceVersion"] = e.ModRevision.ToString(); return obj; }
+            try
+            {
+                // An object being deleted whose last finalizer is gone is deleted now.
+                if (obj.Str("metadata.deletionTimestamp") is not null && obj.Arr("metadata.finalizers").Count == 0 && !AwaitsKubelet(type, obj)
+                    && !(type.Kind == "Namespace" && obj.Arr("spec.finalizers").Count > 0))
+                {
+                    var d = await store.DeleteAsync(key, e.ModRevision, ct);
+                    obj.Meta()["resourceVersion"] = d.ModRevision.ToString();
+                    return obj;
+                }
+                var w = await store.UpdateAsync(key, Encode(obj), e.ModRevision, ct);
+                obj.Meta()["resourceVersion"] = w.ModRevision.ToString();
+                return obj;
+            }
+            catch (StoreConflictException) when (expected == 0 && attempt < 10) { }
+            catch (StoreConflictException) { throw ApiException.Conflict(type.Group, type.Plural, t.Name!, "the object has been modified; please apply your changes to the latest version and try again"); }
+            catch (StoreKeyNotFoundException) { throw ApiException.NotFound(type.Group, type.Plural, t.Name!); }
+        }
+    }
+
+    /// <summary>A pod on a node that is terminating gracefully is removed by its kubelet (delete with grace 0), not by the finalizer path.</summary>
+    static bool AwaitsKubelet(ResourceType type, JsonObject obj) =>
+        type.Kind == "Pod" && obj.Long("metadata.deletionGracePeriodSeconds") is > 0 && !string.IsNullOrEmpty(obj.Str("spec.nodeName"));
+
+    async Task PatchAsync(HttpContext ctx, Target t, bool dryRun, CancellationToken ct)
+    {
+        var (text, contentType) = await ReadBodyAsync(ctx, ct);
+        var type = t.Type;
+        if (contentType == "application/apply-patch+yaml")
+        {
+            await ApplyAsync(ctx, t, text, dryRun, ct);
+            return;
+        }
+        Func<JsonNode?, JsonNode?> apply = contentType switch
+        {
+            "application/json-patch+json" => doc => JsonPatch.Apply(doc, ParseJson(text) as JsonArray ?? throw ApiException.BadRequest("json patch must be an array of operations")),
+            "application/merge-patch+json" => doc => MergePatch.Apply(doc, ParseJson(text)),
+            "application/strategic-merge-patch+json" => doc => StrategicMerge.Apply(doc as JsonObject ?? new JsonObject(), ParseJson(text) as JsonObject ?? throw ApiException.BadRequest("strategic merge patch must be an object")),
+            _ => throw ApiException.UnsupportedMediaType($"the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json ({contentType})"),
+        };
+        if (t.Subresource == "scale")
+        {
+            var current = await ReadAsync(t with { Subresource = null }, ct);
+            var scale = apply(ToScale(type, current)) as JsonObject ?? throw ApiException.BadRequest("patch produced no object");
+            await WriteJsonAsync(ctx, 200, await WriteScaleAsync(t, scale, dryRun, ct));
+            return;
+        }
+        var result = await WriteUpdateAsync(t, 0, old =>
+        {
+            var rv = old.Str("metadata.resourceVersion");
+            var patched = apply(old) as JsonObject ?? throw ApiException.BadRequest("the patch produced something other than an object");
+            var prv = patched.Str("metadata.resourceVersion");
+            if (prv is not null && prv != rv)
+                throw ApiException.Conflict(type.Group, type.Plural, t.Name!, "the object has been modified; please apply your changes to the latest version and try again");
+            return patched;
+        }, dryRun, ct);
+        await RespondObjectAsync(ctx, 200, result, type);
+    }
+
+    /// <summary>
+    /// Server-side apply (application/apply-patch+yaml): creates the object when absent, otherwise
+    /// merges the applied configuration into the live object (strategic merge semantics) and records
+    /// the field manager in managedFields. Conflicts between managers are not detected.
+    /// </summary>
+    async Task ApplyAsync(HttpContext ctx, Target t, string text, bool dryRun, CancellationToken ct)
+    {
+        var type = t.Type;
+        var manager = ctx.Request.Query["fieldManager"].ToString();
+        if (manager.Length == 0) throw ApiException.BadRequest("PATCH /apply requires a non-empty fieldManager query parameter");
+        var applied = Yaml.ToJson(text) as JsonObject ?? throw ApiException.BadRequest("the applied configuration must be an object");
+        var entry = new JsonObject
+        {
+            ["manager"] = manager,
+            ["operation"] = "Apply",
+            ["apiVersion"] = type.ApiVersion,
+            ["time"] = Json.Now(),
+            ["fieldsType"] = "FieldsV1",
+            ["fieldsV1"] = FieldSet(applied),
+        };
+        if (await store.GetAsync(type.Key(t.Namespace, t.Name!), ct) is null)
+        {
+            if (applied.Str("metadata.name") is { } n && n != t.Name) throw ApiException.BadRequest($"the name of the object ({n}) does not match the name on the URL ({t.Name})");
+            applied.Meta()["name"] = t.Name;
+            applied.Meta()["managedFields"] = new JsonArray(entry);
+            await RespondObjectAsync(ctx, 201, await CreateAsync(t, applied, dryRun, ct), type);
+            return;
+        }
+        var result = await WriteUpdateAsync(t, 0, old =>
+        {
+            var merged = StrategicMerge.Apply(old, applied);
+            var fields = merged.Arr("metadata.managedFields").OfType<JsonObject>().Where(m => m.Str("manager") != manager || m.Str("operation") != "Apply").Select(m => (JsonNode?)m.DeepClone()).ToList();
+            fields.Add(entry);
+            merged.Meta()["managedFields"] = new JsonArray(fields.ToArray());
+            return merged;
+        }, dryRun, ct);
+        await RespondObjectAsync(ctx, 200, result, type);
+    }
+
+    /// <summary>The FieldsV1 set ("f:field" keys, "k:{...}" for keyed list items) of an applied configuration.</summary>
+    static JsonObject FieldSet(JsonObject o, string path = "")
+    {
+        var set = new JsonObject();
+        foreach (var (k, v) in o)
+        {
+            if (path.Length == 0 && k is "apiVersion" or "kind") continue;
+            if (path == ".metadata" && k is "name" or "namespace" or "managedFields") continue;
+            var child = path + "." + k;
+            if (v is JsonObject vo) set["f:" + k] = FieldSet(vo, child);
+            else if (v is JsonArray va && StrategicMerge.MergeKey(child) is { Length: > 0 } key)
+            {
+                var items = new JsonObject();
+                foreach (var item in va.OfType<JsonObject>())
+                    if (item[key] is { } id) items[$"k:{{\"{key}\":{id.ToJsonString()}}}"] = FieldSet(item, child);
+                set["f:" + k] = items;
+            }
+            else set["f:" + k] = new JsonObject();
+        }
+        return set;
+    }
+
+    // ---- scale ----
+
+    static JsonObject ToScale(ResourceType type, JsonObject obj) => new()
+    {
+        ["kind"] = "Scale",
+        ["apiVersion"] = "autoscaling/v1",
+        ["metadata"] = new JsonObject
+        {
+            ["name"] = obj.Str("metadata.name"),
+            ["namespace"] = obj.Str("metadata.namespace"),
+            ["uid"] = obj.Str("metadata.uid"),
+            ["resourceVersion"] = obj.Str("metadata.resourceVersion"),
+            ["creationTimestamp"] = obj.Str("metadata.creationTimestamp"),
+        },
+        ["spec"] = new JsonObject { ["replicas"] = obj.Long("spec.replicas") ?? 0 },
+        ["status"] = new JsonObject
+        {
+            ["replicas"] = obj.Long("status.replicas") ?? 0,
+            ["selector"] = obj["spec"]?["selector"] is JsonObject s ? LabelSelector.FromJson(s).ToString() : "",
+        },
+    };
+
+    async Task<JsonObject> WriteScaleAsync(Target t, JsonObject scale, bool dryRun, CancellationToken ct)
+    {
+        var replicas = scale.Long("spec.replicas");
+        if (replicas is null or < 0)
+            throw ApiException.Invalid("autoscaling", "Scale", t.Name!, [FieldError.Invalid("spec.replicas", replicas?.ToString(), "must be greater than or equal to 0")]);
+        var expected = ParseRv(scale.Str("metadata.resourceVersion"), "resourceVersion");
+        var result = await WriteUpdateAsync(t with { Subresource = null }, expected, o => { o.Obj("spec")["replicas"] = replicas; return o; }, dryRun, ct);
+        return ToScale(t.Type, result);
+    }
+
+    // ---- pods: binding, eviction ----
+
+    async Task BindAsync(HttpContext ctx, Target t, JsonObject binding, bool dryRun, CancellationToken ct)
+    {
+        var node = binding.Str("target.name");
+        if (string.IsNullOrEmpty(node))
+            throw ApiException.Invalid("", "Binding", t.Name!, [FieldError.Required("target.name")]);
+        await WriteUpdateAsync(t with { Subresource = null }, 0, pod =>
+        {
+            if (pod.Str("metadata.deletionTimestamp") is not null)
+                throw ApiException.Conflict("", "pods", t.Name!, "pod is being deleted, cannot be assigned to a host");
+            if (pod.Str("spec.nodeName") is { Length: > 0 } existing)
+                throw ApiException.Conflict("", "pods", t.Name!, $"pod {t.Name} is already assigned to node \"{existing}\"");
+            pod.Obj("spec")["nodeName"] = node;
+            if (binding["metadata"]?["annotations"] is JsonObject ann)
+                foreach (var (k, v) in ann) pod.Meta().Obj("annotations")[k] = v?.DeepClone();
+            return pod;
+        }, dryRun, ct);
+        await WriteJsonAsync(ctx, 201, Success());
+    }
+
+    async Task EvictAsync(HttpContext ctx, Target t, JsonObject eviction, bool dryRun, CancellationToken ct)
+    {
+        var options = eviction["deleteOptions"] as JsonObject ?? new JsonObject();
+        await DeleteOneAsync(t with { Subresource = null }, options, dryRun, ct);
+        await WriteJsonAsync(ctx, 201, Success());
+    }
+
+    static JsonObject Success() => new()
+    {
+        ["kind"] = "Status",
+        ["apiVersion"] = "v1",
+        ["metadata"] = new JsonObject(),
+        ["status"] = "Success",
+        ["code"] = 201,
+    };
+
+    // ---- delete ----
+
+    async Task<JsonObject> DeleteOptionsAsync(HttpContext ctx, CancellationToken ct)
+    {
+        var options = new JsonObject();
+        if (ctx.Request.ContentLength is > 0 || ctx.Request.Headers.TransferEncoding.Count > 0)
+        {
+            var (bytes, type) = await ReadBytesAsync(ctx, ct);
+            if (type == Protobuf.MediaType) options = Protobuf.Decode(bytes);
+            else if (bytes.Length > 0 && System.Text.Encoding.UTF8.GetString(bytes) is { } text && !string.IsNullOrWhiteSpace(text))
+                options = (type.Contains("yaml", StringComparison.Ordinal) ? Yaml.ToJson(text) : ParseJson(text)) as JsonObject ?? options;
+        }
+        var q = ctx.Request.Query;
+        if (q["gracePeriodSeconds"].ToString() is { Length: > 0 } g && long.TryParse(g, out var gv)) options["gracePeriodSeconds"] = gv;
+        if (q["propagationPolicy"].ToString() is { Length: > 0 } p) options["propagationPolicy"] = p;
+        if (q["orphanDependents"].ToString() is "true") options["propagationPolicy"] = "Orphan";
+        return options;
+    }
+
+    async Task DeleteAsync(HttpContext ctx, Target t, bool dryRun, CancellationToken ct)
+    {
+        var options = await DeleteOptionsAsync(ctx, ct);
+        if (options["dryRun"] is JsonArray dr && dr.Any(x => x?.GetValue<string>() == "All")) dryRun = true;
+        var (obj, deleted) = await DeleteOneAsync(t, options, dryRun, ct);
+        await RespondObjectAsync(ctx, deleted ? 200 : 202, obj, t.Type);
+    }
+
+    /// <summary>
+    /// Deletes one object as the API server does: preconditions; propagationPolicy Orphan/Foreground
+    /// recorded as the "orphan"/"foregroundDeletion" finalizer for the garbage collector; objects with
+    /// finalizers, and pods on a node with a grace period, only get deletionTimestamp (graceful).
+    /// Returns the object and whether it is gone.
+    /// </summary>
+    async Task<(JsonObject Obj, bool Deleted)> DeleteOneAsync(Target t, JsonObject options, bool dryRun, CancellationToken ct)
+    {
+        var type = t.Type;
+        var key = type.Key(t.Namespace, t.Name!);
+        for (var attempt = 0; ; attempt++)
+        {
+            var e = await store.GetAsync(key, ct) ?? throw ApiException.NotFound(type.Group, type.Plural, t.Name!);
+            var obj = Decode(e);
+            if (options.Str("preconditions.uid") is { } uid && uid != obj.Str("metadata.uid"))
+                throw ApiException.Conflict(type.Group, type.Plural, t.Name!, $"Precondition failed: UID in precondition: {uid}, UID in object meta: {obj.Str("metadata.uid")}");
+            if (options.Str("preconditions.resourceVersion") is { } prv && prv != e.ModRevision.ToString())
+                throw ApiException.Conflict(type.Group, type.Plural, t.Name!, $"Precondition failed: ResourceVersion in precondition: {prv}, ResourceVersion in object meta: {e.ModRevision}");
+            var meta = obj.Meta();
+            var finalizers = obj.Arr("metadata.finalizers").Select(f => f?.GetValue<string>() ?? "").ToList();
+            var policy = options.Str("propagationPolicy");
+            var changed = false;
+            if (policy is "Orphan" && !finalizers.Contains("orphan")) { finalizers.Add("orphan"); changed = true; }
+            if (policy is "Foreground" && !finalizers.Contains("foregroundDeletion")) { finalizers.Add("foregroundDeletion"); changed = true; }
+            long grace = 0;
+            if (type.Kind == "Pod" && !string.IsNullOrEmpty(obj.Str("spec.nodeName")) && obj.Str("status.phase") is not ("Succeeded" or "Failed"))
+                grace = options.Long("gracePeriodSeconds") ?? obj.Long("spec.terminationGracePeriodSeconds") ?? 30;
+            if (type.Kind == "Namespace" && !finalizers.Contains("kubernetes") && obj.Arr("spec.finalizers").Count > 0 && meta["deletionTimestamp"] is null)
+            {
+                obj.Obj("status")["phase"] = "Terminating";
+                changed = true;
+            }
+            var alreadyDeleting = meta["deletionTimestamp"] is not null;
+            if (finalizers.Count == 0 && grace == 0 && !(type.Kind == "Namespace" && obj.Arr("spec.finalizers").Count > 0))
+            {
+                if (dryRun) return (obj, true);
+                try
+                {
+                    var d = await store.DeleteAsync(key, e.ModRevision, ct);
+                    meta["resourceVersion"] = d.ModRevision.ToString();
+                    return (obj, true);
+                }
+                catch (StoreConflictException) when (attempt < 10) { continue; }
+                catch (StoreKeyNotFoundException) { throw ApiException.NotFound(type.Group, type.Plural, t.Name!); }
+            }
+            if (alreadyDeleting && !changed)
+            {
+                // A shorter grace period may still shorten a pending graceful delete.
+                var current = meta.Long("deletionGracePeriodSeconds") ?? 0;
+                if (!(grace < current)) return (obj, false);
+            }
+            if (!alreadyDeleting || grace < (meta.Long("deletionGracePeriodSeconds") ?? 0))
+            {
+                meta["deletionTimestamp"] = Json.Time(DateTimeOffset.UtcNow.AddSeconds(grace));
+                meta["deletionGracePeriodSeconds"] = grace;
+            }
+            meta["finalizers"] = new JsonArray(finalizers.Select(f => (JsonNode?)JsonValue.Create(f)).ToArray());
+            if (finalizers.Count == 0) meta.Remove("finalizers");
+            if (dryRun) return (obj, false);
+            try
+            {
+                var w = await store.UpdateAsync(key, Encode(obj), e.ModRevision, ct);
+                meta["resourceVersion"] = w.ModRevision.ToString();
+                return (obj, false);
+            }
+            catch (StoreConflictException) when (attempt < 10) { }
+            catch (StoreKeyNotFoundException) { throw ApiException.NotFound(type.Group, type.Plural, t.Name!); }
+        }
+    }
+
+    async Task DeleteCollectionAsync(HttpContext ctx, Target t, bool dryRun, CancellationToken ct)
+    {
+        var options = await DeleteOptionsAsync(ctx, ct);
+        var q = ctx.Request.Query;
+        var labels = LabelSelector.Parse(q["labelSelector"]);
+        var fields = FieldSelector.Parse(q["fieldSelector"], t.Type);
+        var page = await store.ListAsync(t.Type.Prefix(t.Namespace), ct: ct);
+        var items = new JsonArray();
+        foreach (var e in page.Items)
+        {
+            var o = Decode(e);
+            if (!labels.Matches(o["metadata"]?["labels"] as JsonObject) || !fields.Matches(o)) continue;
+            try
+            {
+                var (obj, _) = await DeleteOneAsync(new Target(t.Type, o.Str("metadata.namespace"), o.Str("metadata.name"), null), options, dryRun, ct);
+                items.Add((JsonNode)obj);
+            }
+            catch (ApiException ex) when (ex.Code == 404) { }
+        }
+        await WriteJsonAsync(ctx, 200, new JsonObject
+        {
+            ["kind"] = t.Type.ListKind,
+            ["apiVersion"] = t.Type.ApiVersion,
+            ["metadata"] = new JsonObject { ["resourceVersion"] = store.CurrentRevision.ToString() },
+            ["items"] = items,
+        });
+    }
+
+    // ---- namespaces: finalize ----
+
+    /// <summary>PUT namespaces/x/finalize: replaces spec.finalizers; a deleting namespace with none left is removed.</summary>
+    async Task<JsonObject> FinalizeNamespaceAsync(Target t, JsonObject obj, CancellationToken ct) =>
+        await WriteUpdateAsync(t with { Subresource = "finalize" }, 0, old =>
+        {
+            old.Obj("spec")["finalizers"] = obj["spec"]?["finalizers"]?.DeepClone() ?? new JsonArray();
+            return old;
+        }, false, ct);
+}
+
+public sealed partial class ApiHandler
+{
+    /// <summary>Creates an object unless it exists (bootstrap objects).</summary>
+    public async Task CreateIfAbsentAsync(string group, string version, string plural, string? ns, JsonObject obj, CancellationToken ct)
+    {
+        var type = registry.Find(group, version, plural) ?? throw new ArgumentException($"unknown resource {plural}");
+        try { await CreateAsync(new Target(type, ns, null, null), obj, false, ct); }
+        catch (ApiException e) when (e.Code == 409) { }
+    }
+}

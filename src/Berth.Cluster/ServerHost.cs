@@ -1,0 +1,54 @@
+using System.Net;
+using Berth.Cluster.Api;
+using Berth.Cluster.Security;
+using Berth.Cluster.Storage;
+using Berth.Cluster.Storage.Sqlite;
+
+namespace Berth.Cluster;
+
+public sealed record ServerOptions
+{
+    public required string DataDir { get; init; }
+    public string Listen { get; init; } = "127.0.0.1:6443";
+    /// <summary>How much watch history is kept: compaction runs every interval to the revision of one interval ago.</summary>
+    public TimeSpan CompactionInterval { get; init; } = TimeSpan.FromMinutes(5);
+}
+
+/// <summary>`berth server`: the store, the PKI and the API server, run until cancelled.</summary>
+public static class ServerHost
+{
+    public static IPEndPoint ParseListen(string listen)
+    {
+        if (IPEndPoint.TryParse(listen, out var ep) && ep.Port != 0) return ep;
+        if (listen.StartsWith("localhost:", StringComparison.Ordinal) && int.TryParse(listen[10..], out var p) && p is > 0 and < 65536)
+            return new IPEndPoint(IPAddress.Loopback, p);
+        throw new ArgumentException($"--listen \"{listen}\" is not an address:port (e.g. 127.0.0.1:6443)");
+    }
+
+    public static string KubeconfigPath(string dataDir) => Path.Combine(dataDir, "admin.kubeconfig");
+
+    public static async Task<int> RunAsync(ServerOptions options, TextWriter output, CancellationToken ct)
+    {
+        var endpoint = ParseListen(options.Listen);
+        var creds = Pki.Ensure(options.DataDir, endpoint.Address.ToString(), endpoint.Port);
+        await using var store = SqliteStore.Open(Path.Combine(options.DataDir, "state.db"));
+        await using var server = ApiServer.Create(store, creds, endpoint);
+        await server.BootstrapAsync(ct);
+        await server.StartAsync(ct);
+        output.WriteLine($"berth server: serving the Kubernetes API on https://{endpoint}");
+        output.WriteLine($"berth server: admin kubeconfig: {creds.KubeconfigPath}");
+        output.Flush();
+        var previous = store.CurrentRevision;
+        try
+        {
+            while (!ct.IsCancellationRequested)
+            {
+                await Task.Delay(options.CompactionInterval, ct);
+                await store.CompactAsync(previous, ct);
+                previous = store.CurrentRevision;
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested) { }
+        return 0;
+    }
+}

@@ -1,0 +1,125 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using Berth.Cluster.Tests.Api;
+
+namespace Berth.Cluster.Tests.Kubectl;
+
+/// <summary>
+/// `out/berth server` started on a free port with a temporary data directory, and the real kubectl
+/// pointed at the kubeconfig it writes. Stopped (by PID) and cleaned up after.
+/// </summary>
+public sealed class BerthServer : IAsyncLifetime
+{
+    public string DataDir { get; } = Directory.CreateTempSubdirectory("berth-server-").FullName;
+    public int Port { get; } = ApiFixture.FreePort();
+    public string Kubeconfig => Path.Combine(DataDir, "admin.kubeconfig");
+    Process? process;
+
+    public static string Binary()
+    {
+        if (Environment.GetEnvironmentVariable("BERTH_RUNC") is { Length: > 0 } runc)
+            return Path.Combine(Path.GetDirectoryName(runc)!, "berth");
+        if (Environment.GetEnvironmentVariable("BERTH_REPO") is { Length: > 0 } repo)
+            return Path.Combine(repo, "out", "berth");
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "out", "berth"))) return Path.Combine(d.FullName, "out", "berth");
+        throw new InvalidOperationException("out/berth not found: run `make build` or set BERTH_REPO");
+    }
+
+    public Task InitializeAsync() => StartAsync();
+
+    public async Task StartAsync()
+    {
+        var psi = new ProcessStartInfo(Binary(), ["server", "--listen", $"127.0.0.1:{Port}", "--data-dir", DataDir])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        process = Process.Start(psi)!;
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (process.HasExited) throw new InvalidOperationException($"berth server exited {process.ExitCode}: {await process.StandardError.ReadToEndAsync()}");
+            try
+            {
+                using var c = new TcpClient();
+                await c.ConnectAsync("127.0.0.1", Port);
+                if (File.Exists(Kubeconfig)) return;
+            }
+            catch (SocketException) { }
+            await Task.Delay(50);
+        }
+        throw new TimeoutException("berth server did not start listening within 30 s");
+    }
+
+    /// <summary>SIGKILL, as a crash: nothing gets to flush.</summary>
+    public void Kill()
+    {
+        if (process is null || process.HasExited) return;
+        process.Kill();
+        process.WaitForExit();
+        process.Dispose();
+        process = null;
+    }
+
+    public bool Running => process is { HasExited: false };
+
+    public async Task DisposeAsync()
+    {
+        if (process is { HasExited: false })
+        {
+            process.Kill();
+            await process.WaitForExitAsync();
+        }
+        process?.Dispose();
+        Directory.Delete(DataDir, true);
+    }
+
+    public sealed record Result(int ExitCode, string Stdout, string Stderr)
+    {
+        public override string ToString() => $"exit {ExitCode}\nstdout: {Stdout}\nstderr: {Stderr}";
+    }
+
+    public async Task<Result> Kubectl(string args, string? stdin = null, IDictionary<string, string>? env = null, int timeoutSeconds = 60)
+    {
+        var psi = new ProcessStartInfo("kubectl")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+        };
+        foreach (var a in SplitArgs(args)) psi.ArgumentList.Add(a);
+        psi.Environment["KUBECONFIG"] = Kubeconfig;
+        psi.Environment["HOME"] = DataDir; // kubectl's discovery cache stays in the temp dir
+        if (env is not null) foreach (var (k, v) in env) psi.Environment[k] = v;
+        using var p = Process.Start(psi)!;
+        if (stdin is not null) await p.StandardInput.WriteAsync(stdin);
+        p.StandardInput.Close();
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(timeoutSeconds));
+        try { await p.WaitForExitAsync(cts.Token); }
+        catch (OperationCanceledException) { p.Kill(); throw new TimeoutException($"kubectl {args} did not finish in {timeoutSeconds} s"); }
+        return new Result(p.ExitCode, await stdout, await stderr);
+    }
+
+    /// <summary>Splits on spaces, keeping '…' quoted parts together (test arguments only).</summary>
+    static IEnumerable<string> SplitArgs(string s)
+    {
+        var cur = new System.Text.StringBuilder();
+        var quoted = false;
+        var any = false;
+        foreach (var ch in s)
+        {
+            if (ch == '\'') { quoted = !quoted; any = true; continue; }
+            if (ch == ' ' && !quoted)
+            {
+                if (cur.Length > 0 || any) yield return cur.ToString();
+                cur.Clear(); any = false;
+                continue;
+            }
+            cur.Append(ch);
+        }
+        if (cur.Length > 0 || any) yield return cur.ToString();
+    }
+}
