@@ -41,7 +41,7 @@ public static class Kinds
         ByType.TryGetValue(t, out var k) ? k : throw new NotSupportedException($"resource type {t.Name} is not registered in Kinds");
     public static IEnumerable<ResourceKind> All => ByType.Values;
 
-    /// <summary>A deep copy (what a controller must do before changing an object it got from a cache).</summary>
+    /// <summary>A deep copy of any model type (what a controller must do before changing an object it got from a cache).</summary>
     public static T Clone<T>(T obj) where T : class
     {
         return (T)ObjectCopier.DeepCopy(obj, ClusterJsonContext.Default.Options);
@@ -50,7 +50,7 @@ public static class Kinds
     internal static object CloneObject(ResourceKind k, object obj) => ObjectCopier.DeepCopy(obj, ClusterJsonContext.Default.Options);
 
     /// <summary>The JSON form (source-generated; for tests, diffs and the API adapter).</summary>
-    public static byte[] ToJson<T>(T obj) where T : class => JsonSerializer.SerializeToUtf8Bytes(obj, Cache<T>.Kind.TypeInfo);
+    public static byte[] ToJson<T>(T obj) where T : class => JsonSerializer.SerializeToUtf8Bytes(obj, ClusterJsonContext.Default.Options.GetTypeInfo(typeof(T)));
 
     /// <summary>True when two specs serialize differently (drives metadata.generation).</summary>
     internal static bool SpecChanged(ResourceKind k, object a, object b)
