@@ -252,7 +252,7 @@ public class SchedulerAlgorithmTests
     public void Round_robin_start_and_parallel_filter_find_enough_nodes()
     {
         var nodes = Enumerable.Range(0, 3000).Select(i => Node("n" + i)).ToArray();
-        var s = new Scheduler(new InMemoryClusterClient(), new SchedulerOptions { Parallelism = 2, Seed = 1 });
+        var s = new Scheduler(new InMemoryClusterClient(), new SchedulerOptions { Parallelism = 2, ParallelFilterThreshold = 0, Seed = 1 });
         foreach (var n in nodes) s.Cache.AddOrUpdateNode(n);
         var seen = new HashSet<string>();
         for (int i = 0; i < 200; i++)
