@@ -136,4 +136,7 @@ public static class Kinds
 [JsonSerializable(typeof(V1EndpointSlice))]
 [JsonSerializable(typeof(V1Lease))]
 [JsonSerializable(typeof(V1PodTemplateSpec))]
+[JsonSerializable(typeof(List<V1EndpointSubset>))]
+[JsonSerializable(typeof(List<V1Endpoint>))]
+[JsonSerializable(typeof(List<Discoveryv1EndpointPort>))]
 internal sealed partial class ClusterJsonContext : JsonSerializerContext;
