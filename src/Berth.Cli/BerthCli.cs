@@ -38,6 +38,7 @@ public static class BerthCli
 
         // Areas register their verbs here, one line each: <Area>Commands.Register(root) from
         // src/Berth.Cli/<Area>/ (verbs), with the work done by the src/Berth.<Area> library.
+        Engine.EngineCommands.Register(root);
 
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
