@@ -19,4 +19,10 @@ if (args is ["--version"])
     Console.Out.Write($"berth version {RuncCli.Version}\n");
     return 0;
 }
-return Berth.Cli.BerthCli.Run(Berth.Cli.Engine.EngineCommands.SeparateCommand(args));
+try { args = Berth.Cli.Engine.EngineCommands.SeparateCommand(args); }
+catch (Berth.Engine.EngineException e)
+{
+    Console.Error.WriteLine("berth: " + e.Message);
+    return 125;
+}
+return Berth.Cli.BerthCli.Run(args);

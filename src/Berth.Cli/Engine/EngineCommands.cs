@@ -27,6 +27,11 @@ public static unsafe class EngineCommands
         "--root", "--runroot", "--detach-keys",
     ];
     static readonly HashSet<string> GlobalValueOptions = ["--root", "--runroot", "--runtime"];
+    static readonly HashSet<string> FlagOptions =
+    [
+        "-d", "--detach", "-i", "--interactive", "-t", "--tty", "--rm", "--read-only", "--privileged", "--privileged=true", "--help", "-?",
+    ];
+    const string BundledShorts = "dit";
 
     /// <summary>`run [OPTS] --rootfs DIR CMD ARGS…` / `exec [OPTS] CONTAINER CMD ARGS…`: everything from
     /// the command on belongs to the container, so a "--" is put in front of it before parsing.</summary>
@@ -47,6 +52,10 @@ public static unsafe class EngineCommands
             if (t == "--") return args;
             if (t.StartsWith('-') && t.Length > 1)
             {
+                var bare = t.Split('=')[0];
+                var bundled = t.Length > 2 && t[1] != '-' && t[1..].All(ch => BundledShorts.Contains(ch));
+                if (!ValueOptions.Contains(bare) && !FlagOptions.Contains(t) && !bundled)
+                    throw EngineException.Invalid($"unknown flag: {t} (see 'berth {verb} --help')");
                 if (t == "--rootfs" || t.StartsWith("--rootfs=", StringComparison.Ordinal)) rootfs = true;
                 if (!t.Contains('=') && ValueOptions.Contains(t)) j++;
                 continue;

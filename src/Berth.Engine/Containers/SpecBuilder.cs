@@ -116,7 +116,8 @@ public static class SpecBuilder
     /// them with --privileged.</summary>
     public static List<string> Capabilities(HostConfig hc)
     {
-        var all = Caps.Names.Take(Caps.LastCap + 1).ToList();
+        // "All" is what this process may hand on: its own bounding set (root here may lack some).
+        var all = HostBounding();
         if (hc.Privileged) return all;
         var set = new List<string>(DockerDefaultCaps);
         foreach (var d in hc.CapDrop)
@@ -131,6 +132,13 @@ public static class SpecBuilder
             if (!set.Contains(n)) set.Add(n);
         }
         return set;
+    }
+
+    static List<string> HostBounding()
+    {
+        var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("CapBnd:", StringComparison.Ordinal));
+        var mask = line is null ? Caps.All : Convert.ToUInt64(line[7..].Trim(), 16);
+        return Caps.ToNames(mask & Caps.All);
     }
 
     public static string CapName(string s)
@@ -167,7 +175,7 @@ public static class SpecBuilder
     {
         var passwd = ReadInRoot(rootfs, "/etc/passwd");
         var group = ReadInRoot(rootfs, "/etc/group");
-        var parts = spec.Length == 0 ? ["root"] : spec.Split(':', 2);
+        var parts = spec.Length == 0 ? ["0"] : spec.Split(':', 2);
         string userPart = parts[0], groupPart = parts.Length > 1 ? parts[1] : "";
         uint uid, gid = 0;
         string? userName = null;
@@ -192,11 +200,12 @@ public static class SpecBuilder
                 gid = uint.Parse((gr.FirstOrDefault(f => f[0] == groupPart)
                     ?? throw EngineException.Invalid($"unable to find group {groupPart}: no matching entries in group file"))[2]);
         }
-        var extra = new List<uint>();
+        // Like docker (libcontainer's GetExecUser): the primary group, then the groups listing the user.
+        var extra = new List<uint> { gid };
         if (userName is not null && groupPart.Length == 0)
             foreach (var f in gr)
                 if (f[3].Split(',').Contains(userName) && uint.TryParse(f[2], out var g) && g != gid && !extra.Contains(g)) extra.Add(g);
-        return new User { Uid = uid, Gid = gid, AdditionalGids = extra.Count > 0 ? extra : null };
+        return new User { Uid = uid, Gid = gid, AdditionalGids = extra };
     }
 
     static string[] ReadInRoot(string rootfs, string path)

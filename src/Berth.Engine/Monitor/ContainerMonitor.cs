@@ -40,7 +40,7 @@ public sealed unsafe class ContainerMonitor
         public Fd Fd = fd;
         public readonly List<byte> Line = [];
         public string? Request;
-        public bool Attached, WantStdin, WantStdout, WantStderr, Waiter, Closed;
+        public bool Attached, WantStdin, WantStdout, WantStderr, Waiter, Closed, InputDone;
     }
 
     ContainerMonitor(ContainerStore store, RuntimeClient runtime, string id, bool hold)
@@ -251,7 +251,7 @@ public sealed unsafe class ContainerMonitor
             if (_stdinW is not null && _stdinPending.Count > 0) fds.Add((_stdinW.Value, POLLOUT, _ => FlushStdin(_stdinW!.Value)));
             if (_pidfd is not null) fds.Add((_pidfd.Value, POLLIN, _ => ReapAll()));
             foreach (var c in _clients.ToArray())
-                if (!c.Closed) fds.Add((c.Fd.Value, POLLIN, _ => ReadClient(c, buf)));
+                if (!c.Closed && !c.InputDone) fds.Add((c.Fd.Value, POLLIN, _ => ReadClient(c, buf)));
 
             var timeout = -1;
             if (_exitStatus is not null && (outputOpen || !_holding)) timeout = Math.Max(0, (int)(_drainDeadline - DateTime.UtcNow).TotalMilliseconds);
@@ -366,11 +366,14 @@ public sealed unsafe class ContainerMonitor
         if (n <= 0)
         {
             // End of the client's input: for an attached stdin, the container's stdin ends too.
-            if (c.Attached && c.WantStdin)
+            if (c.Attached)
             {
+                // Half-closed: the client still reads output until the container exits.
+                c.InputDone = true;
+                if (!c.WantStdin) return;
                 c.WantStdin = false;
                 if (_stdinW is not null) { if (_stdinPending.Count == 0) CloseStdin(); else _stdinEofRequested = true; }
-                return; // still sends output until the container exits
+                return;
             }
             Close(c);
             return;
