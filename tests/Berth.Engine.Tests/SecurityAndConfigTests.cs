@@ -88,8 +88,11 @@ public class SecurityAndConfigTests
     {
         var none = s.RunC(["--rm"], "ls", "/sys/class/net");
         Assert.Equal(["lo"], none.Lines);
-        var host = s.RunC(["--rm", "--network", "host"], "ls", "/sys/class/net");
-        Assert.Equal(Directory.GetFileSystemEntries("/sys/class/net").Select(Path.GetFileName).Order().ToArray(), host.Lines.Order().ToArray());
+        // --network host: the host's network namespace (other helpers add and remove veths, so the
+        // namespace's identity is compared, not its list of interfaces)
+        var hostNs = new FileInfo("/proc/self/ns/net").LinkTarget;
+        Assert.Equal(hostNs, s.RunC(["--rm", "--network", "host"], "readlink", "/proc/self/ns/net").Stdout.Trim());
+        Assert.NotEqual(hostNs, s.RunC(["--rm"], "readlink", "/proc/self/ns/net").Stdout.Trim());
         EngineSandbox.AssertOneLineError(s.RunC(["--rm", "--network", "bridge"], "true"), 125, "network");
     });
 

@@ -174,6 +174,7 @@ public static unsafe class EngineCommands
         c.Arguments.Add(image);
         c.SetAction(p => Guard(() =>
         {
+            Timing.Mark("cli: run parsed");
             var mgr = Manager(p);
             var words = p.GetValue(image) ?? [];
             var rec = new ContainerRecord();

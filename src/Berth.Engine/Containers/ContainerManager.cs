@@ -36,6 +36,7 @@ public sealed unsafe class ContainerManager
         if (!ContainerStore.ValidName(c.BareName))
             throw EngineException.Invalid($"invalid container name \"{c.BareName}\": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
         if (c.Config.Hostname.Length == 0) c.Config.Hostname = c.ShortId;
+        Timing.Mark("engine: create");
         c.Created = JsonFileLog.FormatTime(DateTime.UtcNow);
         var dir = Store.Dir(c.Id);
         c.LogPath = Path.Combine(dir, c.Id + "-json.log");
@@ -46,10 +47,15 @@ public sealed unsafe class ContainerManager
         {
             SpecBuilder.EnsureWorkdir(c.Rootfs, c.Config.WorkingDir);
             SpecBuilder.WriteEtcFiles(c, dir);
+            Timing.Mark("engine: etc files");
             var spec = SpecBuilder.Build(baseSpec, c, dir);
+            Timing.Mark("engine: spec built");
             Directory.CreateDirectory(Store.BundleDir(c.Id));
-            ContainerStore.WriteAtomic(Path.Combine(Store.BundleDir(c.Id), "config.json"), SpecJson.Serialize(spec));
+            var bytes = SpecJson.Serialize(spec);
+            Timing.Mark("engine: spec serialized");
+            ContainerStore.WriteAtomic(Path.Combine(Store.BundleDir(c.Id), "config.json"), bytes, durable: !c.HostConfig.AutoRemove);
             Store.Add(c);
+            Timing.Mark("engine: created");
         }
         catch
         {
@@ -77,16 +83,20 @@ public sealed unsafe class ContainerManager
             rfd = fds[0];
             using var w = new Fd(fds[1]);
             using var devnull = RuntimeClient.DevNull();
+            // With BERTH_TIMING=1 the monitor's marks go to the caller's stderr.
+            var errFd = Timing.Enabled ? 2 : devnull.Value;
             var argv = new List<string> { "berth-shim", "--root", Store.Root, "--runroot", Store.RunRoot, "--runtime", Runtime.Path, "--id", id };
             if (hold) argv.Add("--hold");
             var env = RuntimeClient.ChildEnv();
             env.Add("DOTNET_GCgen0size=0x40000");
-            shimPid = Spawn.Start(Environment.ProcessPath!, argv, env, [(devnull.Value, 0), (devnull.Value, 1), (devnull.Value, 2), (w.Value, 3)], newSession: true);
+            shimPid = Spawn.Start(Environment.ProcessPath!, argv, env, [(devnull.Value, 0), (devnull.Value, 1), (errFd, 2), (w.Value, 3)], newSession: true);
             c.Monitor = new MonitorInfo { Pid = shimPid, StartTime = ProcStat.Read(shimPid)?.StartTime ?? 0 };
             Store.Save(c);
+            Timing.Mark("engine: monitor spawned");
         }
         var r = new Fd(rfd);
         var line = ReadLine(r.Value);
+        Timing.Mark("engine: monitor answered");
         // With hold, the pipe stays open until the attach: the monitor keeps the output until then
         // (and gives up holding when this end closes, e.g. the CLI was killed).
         if (hold && line is not null && line.StartsWith("ok ", StringComparison.Ordinal)) _heldStarts[id] = r;
@@ -304,7 +314,7 @@ public sealed unsafe class ContainerManager
         var c = Get(nameOrId);
         if (!ContainerStore.ValidName(newName)) throw EngineException.Invalid($"invalid container name \"{newName}\"");
         Store.ReserveName(newName, c.Id);
-        try { Store.Update(c.Id, r => r.Name = "/" + newName); }
+        try { Store.Update(c.Id, r => r.Name = "/" + newName, durable: true); }
         catch { Store.ReleaseName(newName, c.Id); throw; }
         Store.ReleaseName(c.BareName, c.Id);
     }
@@ -359,7 +369,7 @@ public sealed unsafe class ContainerManager
             {
                 case MonitorProtocol.Stdout: WriteOut(1, f.Payload); break;
                 case MonitorProtocol.Stderr: WriteOut(2, f.Payload); break;
-                case MonitorProtocol.Exit: return int.Parse(Encoding.ASCII.GetString(f.Payload));
+                case MonitorProtocol.Exit: Timing.Mark("engine: exit received"); return int.Parse(Encoding.ASCII.GetString(f.Payload));
             }
         }
         return null;

@@ -103,7 +103,7 @@ public sealed unsafe class ContainerMonitor
     int Run()
     {
         Sys.Prctl(PR_SET_CHILD_SUBREAPER, 1);
-        _rec = _store.Load(_id);
+        Timing.Mark("shim: main");
         _runDir = _store.RunDir(_id);
         Directory.CreateDirectory(_runDir);
         Directory.CreateDirectory(_store.RuntimeRoot);
@@ -123,6 +123,7 @@ public sealed unsafe class ContainerMonitor
         var logOpts = _rec.HostConfig.LogConfig.Config;
         _log = new JsonFileLog(_rec.LogPath, ParseSize(logOpts.GetValueOrDefault("max-size")), int.TryParse(logOpts.GetValueOrDefault("max-file"), out var mf) ? mf : 1);
 
+        Timing.Mark("shim: record loaded, socket bound");
         var err = CreateAndStart();
         if (err is not null)
         {
@@ -163,6 +164,7 @@ public sealed unsafe class ContainerMonitor
             (_stderrR, stderrW) = Pipe();
         }
         args.Add(_id);
+        Timing.Mark("shim: create");
         int rc;
         try
         {
@@ -194,7 +196,9 @@ public sealed unsafe class ContainerMonitor
         _pidfd = new Fd(pidfd);
         var initStart = ProcStat.Read(_initPid)?.StartTime ?? 0;
 
+        Timing.Mark("shim: created");
         rc = _runtime.Run(["start", _id], devnull.Value, devnull.Value, devnull.Value, "runc.log");
+        Timing.Mark("shim: started");
         if (rc != 0)
         {
             var e = RuntimeClient.LastError("runc.log") ?? $"runtime start exited with status {rc}";
@@ -210,6 +214,7 @@ public sealed unsafe class ContainerMonitor
             r.Monitor!.InitStartTime = initStart;
         });
         foreach (var f in new[] { _stdoutR, _stderrR, _pty, _stdinW }) if (f is not null) SetNonBlocking(f.Value);
+        Timing.Mark("shim: running recorded");
         return null;
     }
 
@@ -491,18 +496,22 @@ public sealed unsafe class ContainerMonitor
 
     void Finish()
     {
+        Timing.Mark("shim: exited, drained");
         _log?.FlushAll();
         _log?.Dispose();
         _stdoutR?.Dispose(); _stderrR?.Dispose(); _pty?.Dispose(); _stdinW?.Dispose();
         var code = _exitStatus ?? 255;
         var now = JsonFileLog.FormatTime(DateTime.UtcNow);
-        UpdateIfOurs(r =>
+        // A --rm container is removed below: its exit status goes to the clients only.
+        if (!_rec.HostConfig.AutoRemove) UpdateIfOurs(r =>
         {
             r.State.Status = "exited"; r.State.Running = false; r.State.Paused = false; r.State.Pid = 0;
             r.State.ExitCode = code; r.State.FinishedAt = now; r.Monitor = null;
         });
+        Timing.Mark("shim: exit recorded");
         using (var devnull = RuntimeClient.DevNull())
             _runtime.Run(["delete", "--force", _id], devnull.Value, devnull.Value, devnull.Value);
+        Timing.Mark("shim: deleted");
         ReapAll();
         _listener?.Dispose();
         if (_rec.HostConfig.AutoRemove) _store.Remove(_id, _rec.BareName);
@@ -511,6 +520,7 @@ public sealed unsafe class ContainerMonitor
         foreach (var c in _clients)
             if (c.Attached || c.Waiter) Send(c, exit);
         foreach (var c in _clients) Close(c);
+        Timing.Mark("shim: done");
     }
 
     /// <summary>Changes the record only while this monitor owns it (a concurrent start's monitor,
