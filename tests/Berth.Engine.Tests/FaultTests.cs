@@ -109,3 +109,39 @@ public class FaultTests
         Assert.Equal("running", (string)s.Inspect(a)["State"]!["Status"]!);
     });
 }
+
+/// <summary>Restart policies, carried out by the monitor.</summary>
+public class RestartPolicyTests
+{
+    [Fact]
+    public void On_failure_restarts_up_to_the_maximum_then_stays_exited() => EngineSandbox.Run(s =>
+    {
+        s.RunDetached(["--name", "flaky", "--restart", "on-failure:2"], "sh", "-c", "echo try; exit 3");
+        Assert.Equal("3\n", s.Ok("wait", "flaky").Stdout);
+        var c = s.Inspect("flaky");
+        Assert.Equal(2, (int)c["RestartCount"]!);
+        Assert.Equal("exited", (string)c["State"]!["Status"]!);
+        Assert.Equal(["try", "try", "try"], s.Ok("logs", "flaky").Lines);
+        Assert.Equal("on-failure", (string)c["HostConfig"]!["RestartPolicy"]!["Name"]!);
+        // success is not a failure: no restart
+        s.RunDetached(["--name", "fine", "--restart", "on-failure"], "true");
+        Assert.Equal("0\n", s.Ok("wait", "fine").Stdout);
+        Assert.Equal(0, (int)s.Inspect("fine")["RestartCount"]!);
+    });
+
+    [Fact]
+    public void Always_restarts_until_stopped() => EngineSandbox.Run(s =>
+    {
+        s.RunDetached(["--name", "loop", "--restart", "always"], "sh", "-c", "sleep 0.2; exit 0");
+        EngineSandbox.WaitUntil(() => (int)s.Inspect("loop")["RestartCount"]! >= 2, "two restarts");
+        s.Ok("stop", "-t", "1", "loop");
+        var st = s.Inspect("loop");
+        Assert.Equal("exited", (string)st["State"]!["Status"]!);
+        var count = (int)st["RestartCount"]!;
+        Thread.Sleep(600);
+        Assert.Equal(count, (int)s.Inspect("loop")["RestartCount"]!);
+        Assert.Empty(s.Ok("ps", "-q").Lines);
+        EngineSandbox.AssertOneLineError(s.RunC(["--rm", "--restart", "always"], "true"), 125, "conflicting options");
+        EngineSandbox.AssertOneLineError(s.RunC(["--restart", "sometimes"], "true"), 125, "invalid restart policy");
+    });
+}

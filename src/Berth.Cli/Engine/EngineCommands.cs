@@ -165,7 +165,7 @@ public static unsafe class EngineCommands
         var rootfs = new Option<string?>("--rootfs") { Description = "use DIR as the container's root filesystem (podman's --rootfs)" };
         var logOpt = new Option<string[]>("--log-opt") { Description = "json-file options: max-size=SIZE, max-file=N" };
         var logDriver = new Option<string?>("--log-driver") { Description = "json-file (the only driver)" };
-        var restart = new Option<string?>("--restart") { Description = "restart policy (only \"no\" today)" };
+        var restart = new Option<string?>("--restart") { Description = "no | always | unless-stopped | on-failure[:N] (carried out by the monitor, with back-off)" };
         var image = new Argument<string[]>("command") { Arity = ArgumentArity.ZeroOrMore, Description = "[IMAGE] COMMAND [ARG...] (with --rootfs: COMMAND [ARG...])" };
         foreach (var o in new Option[] { detach, interactive, tty, rm, name, env, envFile, workdir, user, entrypoint, hostname, label, volume, tmpfs,
             readOnly, memory, cpus, pids, capAdd, capDrop, privileged, securityOpt, stopSignal, stopTimeout, network, rootfs, logOpt, logDriver, restart })
@@ -258,7 +258,20 @@ public static unsafe class EngineCommands
                 if (kv[0] == "max-file" && (!int.TryParse(kv[1], out var mfv) || mfv < 1)) throw EngineException.Invalid($"invalid max-file \"{kv[1]}\"");
                 hc.LogConfig.Config[kv[0]] = kv[1];
             }
-            if (p.GetValue(restart) is { } rp && rp != "no") throw EngineException.Invalid($"restart policy \"{rp}\": only \"no\" is available yet");
+            if (p.GetValue(restart) is { } rp)
+            {
+                var parts = rp.Split(':', 2);
+                hc.RestartPolicy.Name = parts[0];
+                if (parts[0] is not ("no" or "always" or "unless-stopped" or "on-failure"))
+                    throw EngineException.Invalid($"invalid restart policy \"{rp}\": expected no, always, unless-stopped or on-failure[:N]");
+                if (parts.Length > 1)
+                {
+                    if (parts[0] != "on-failure" || !int.TryParse(parts[1], out var max) || max < 0)
+                        throw EngineException.Invalid($"invalid restart policy \"{rp}\": only on-failure takes a maximum retry count");
+                    hc.RestartPolicy.MaximumRetryCount = max;
+                }
+                if (hc.RestartPolicy.Name != "no" && hc.AutoRemove) throw EngineException.Invalid("conflicting options: --restart and --rm");
+            }
             foreach (var v in p.GetValue(volume) ?? [])
             {
                 var parts = v.Split(':');

@@ -36,6 +36,7 @@ public static class ContainerFormat
     public static string Status(ContainerRecord c, DateTime now)
     {
         var st = c.State;
+        if (st.Restarting) return $"Restarting ({st.ExitCode}) {HumanDuration(now - ParseTime(st.FinishedAt))} ago";
         if (st.Running)
         {
             var up = "Up " + HumanDuration(now - ParseTime(st.StartedAt));
@@ -46,7 +47,7 @@ public static class ContainerFormat
         return "Created";
     }
 
-    public static string State(ContainerRecord c) => c.State.Running ? (c.State.Paused ? "paused" : "running") : c.State.Status;
+    public static string State(ContainerRecord c) => c.State.Restarting ? "restarting" : c.State.Running ? (c.State.Paused ? "paused" : "running") : c.State.Status;
 
     public static string Command(ContainerRecord c, bool truncate)
     {

@@ -139,9 +139,78 @@ public sealed unsafe class ContainerMonitor
             return 0;
         }
         Report($"ok {_initPid}", keepOpen: _holding);
-        Loop();
+        var backoff = 100;
+        while (true)
+        {
+            var started = Environment.TickCount64;
+            Loop();
+            if (!ShouldRestart()) break;
+            // Restart policy: record the exit, clean the runtime's state, back off (doubling from
+            // 100 ms, reset after 10 s of running, at most 10 s), start again.
+            if (Environment.TickCount64 - started > 10_000) backoff = 100;
+            var code = _exitStatus ?? 255;
+            var now = JsonFileLog.FormatTime(DateTime.UtcNow);
+            UpdateIfOurs(r =>
+            {
+                r.State.Status = "restarting"; r.State.Restarting = true; r.State.Pid = 0;
+                r.State.ExitCode = code; r.State.FinishedAt = now; r.RestartCount++;
+            });
+            _restarts++;
+            using (var devnull = RuntimeClient.DevNull())
+                _runtime.Run(["delete", "--force", _id], devnull.Value, devnull.Value, devnull.Value);
+            ReapAll();
+            if (WaitForStop(backoff)) break;
+            backoff = Math.Min(backoff * 2, 10_000);
+            _exitStatus = null;
+            _log?.FlushAll();
+            var again = CreateAndStart();
+            if (again is not null)
+            {
+                _exitStatus = RuntimeClient.ExitCodeFor(again);
+                UpdateIfOurs(r => r.State.Error = again);
+                break;
+            }
+        }
         Finish();
         return 0;
+    }
+
+    int _restarts;
+    bool _stopRequested;
+
+    bool ShouldRestart()
+    {
+        if (_stopRequested) return false;
+        var policy = _rec.HostConfig.RestartPolicy;
+        return policy.Name switch
+        {
+            "always" or "unless-stopped" => true,
+            "on-failure" => _exitStatus is not 0 && (policy.MaximumRetryCount <= 0 || _restarts < policy.MaximumRetryCount),
+            _ => false,
+        };
+    }
+
+    /// <summary>The back-off between restarts, still answering the control socket: a stop (or rm -f)
+    /// during it ends the restarting. True when a stop came.</summary>
+    bool WaitForStop(int ms)
+    {
+        var deadline = Environment.TickCount64 + ms;
+        while (Environment.TickCount64 < deadline && !_stopRequested)
+        {
+            var pfd = new PollFd { Fd = _listener!.Value, Events = POLLIN };
+            if (poll(&pfd, 1, (int)Math.Max(1, deadline - Environment.TickCount64)) > 0)
+            {
+                Accept();
+                var buf = new byte[4096];
+                foreach (var c in _clients.ToArray())
+                {
+                    var cp = new PollFd { Fd = c.Fd.Value, Events = POLLIN };
+                    if (!c.Closed && poll(&cp, 1, 100) > 0) ReadClient(c, buf);
+                }
+                _clients.RemoveAll(c => c.Closed);
+            }
+        }
+        return _stopRequested;
     }
 
     /// <summary>Returns the runtime's error, or null when the container runs.</summary>
@@ -209,7 +278,7 @@ public sealed unsafe class ContainerMonitor
         var now = JsonFileLog.FormatTime(DateTime.UtcNow);
         _rec = _store.Update(_id, r =>
         {
-            r.State.Status = "running"; r.State.Running = true; r.State.Paused = false; r.State.Pid = _initPid;
+            r.State.Status = "running"; r.State.Running = true; r.State.Paused = false; r.State.Restarting = false; r.State.Pid = _initPid;
             r.State.ExitCode = 0; r.State.Error = ""; r.State.StartedAt = now; r.State.FinishedAt = ContainerState.ZeroTime;
             r.Monitor!.InitStartTime = initStart;
         });
@@ -423,6 +492,7 @@ public sealed unsafe class ContainerMonitor
                     c.Waiter = true;
                     break;
                 case "kill":
+                    if (_pidfd is null) throw new ArgumentException("container is not running");
                     kill(_initPid, Signals.Parse(parts[1]));
                     Reply(c, MonitorProtocol.Ok, "");
                     break;
@@ -430,7 +500,8 @@ public sealed unsafe class ContainerMonitor
                     var sig = Signals.Parse(parts[1]);
                     var timeout = int.Parse(parts[2]);
                     c.Waiter = true;
-                    if (_exitStatus is null)
+                    _stopRequested = true;
+                    if (_exitStatus is null && _initPid > 0 && _pidfd is not null)
                     {
                         kill(_initPid, timeout <= 0 ? 9 : sig);
                         if (timeout > 0) _stopDeadline = Math.Min(_stopDeadline, Environment.TickCount64 + timeout * 1000L);
@@ -505,7 +576,7 @@ public sealed unsafe class ContainerMonitor
         // A --rm container is removed below: its exit status goes to the clients only.
         if (!_rec.HostConfig.AutoRemove) UpdateIfOurs(r =>
         {
-            r.State.Status = "exited"; r.State.Running = false; r.State.Paused = false; r.State.Pid = 0;
+            r.State.Status = "exited"; r.State.Running = false; r.State.Paused = false; r.State.Restarting = false; r.State.Pid = 0;
             r.State.ExitCode = code; r.State.FinishedAt = now; r.Monitor = null;
         });
         Timing.Mark("shim: exit recorded");
