@@ -145,3 +145,31 @@ public class RestartPolicyTests
         EngineSandbox.AssertOneLineError(s.RunC(["--restart", "sometimes"], "true"), 125, "invalid restart policy");
     });
 }
+
+/// <summary>Named volumes: data that outlives containers.</summary>
+public class VolumeTests
+{
+    [Fact]
+    public void Named_volume_keeps_data_across_containers() => EngineSandbox.Run(s =>
+    {
+        Assert.Equal("data\n", s.Ok("volume", "create", "data").Stdout);
+        EngineSandbox.AssertOneLineError(s.Berth("volume", "create", "data"), 125, "already exists");
+        s.Ok("run", "--rm", "-v", "data:/data", "--rootfs", s.Rootfs, "sh", "-c", "echo kept > /data/f");
+        Assert.Equal("kept\n", s.Ok("run", "--rm", "-v", "data:/data:ro", "--rootfs", s.Rootfs, "cat", "/data/f").Stdout);
+        // -v with an unknown name creates the volume
+        s.RunDetached(["--name", "user", "-v", "auto:/a"], "sleep", "100");
+        Assert.Equal(["auto", "data"], s.Ok("volume", "ls", "-q").Lines);
+        Assert.Matches(@"^DRIVER\s+VOLUME NAME$", s.Ok("volume", "ls").Lines[0]);
+        var m = s.Inspect("user")["Mounts"]!.AsArray()[0]!;
+        Assert.Equal("volume", (string)m["Type"]!);
+        Assert.Equal("auto", (string)m["Name"]!);
+        var vi = System.Text.Json.Nodes.JsonNode.Parse(s.Ok("volume", "inspect", "auto").Stdout)!.AsArray()[0]!;
+        Assert.Equal((string)m["Source"]!, (string)vi["Mountpoint"]!);
+        Assert.Equal("local", (string)vi["Driver"]!);
+        EngineSandbox.AssertOneLineError(s.Berth("volume", "rm", "auto"), 125, "in use");
+        s.Ok("rm", "-f", "user");
+        s.Ok("volume", "rm", "auto", "data");
+        Assert.Empty(s.Ok("volume", "ls", "-q").Lines);
+        EngineSandbox.AssertOneLineError(s.Berth("volume", "inspect", "gone"), 125, "no such volume");
+    });
+}

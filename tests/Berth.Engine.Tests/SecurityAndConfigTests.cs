@@ -70,7 +70,7 @@ public class SecurityAndConfigTests
         Assert.NotEqual(0, rov.ExitCode);
         Assert.False(File.Exists(Path.Combine(host, "no.txt")));
         EngineSandbox.AssertOneLineError(s.RunC(["--rm", "-v", "/no/such/dir:/x"], "true"), 125, "does not exist");
-        EngineSandbox.AssertOneLineError(s.RunC(["--rm", "-v", "relative:/x"], "true"), 125, "invalid volume");
+        EngineSandbox.AssertOneLineError(s.RunC(["--rm", "-v", "./relative:/x"], "true"), 125, "invalid volume");
         Assert.Empty(s.Ok("ps", "-aq").Lines);
     });
 

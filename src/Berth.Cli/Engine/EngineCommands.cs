@@ -88,6 +88,7 @@ public static unsafe class EngineCommands
         root.Subcommands.Add(PauseCommand("unpause", false));
         root.Subcommands.Add(RenameCommand());
         root.Subcommands.Add(TopCommand());
+        root.Subcommands.Add(VolumeCommand());
         // The monitor: dispatched in Program.cs before parsing; listed for --help only.
         root.Subcommands.Add(new Command("shim", "(internal) a container's monitor") { Hidden = true });
     }
@@ -275,10 +276,15 @@ public static unsafe class EngineCommands
             foreach (var v in p.GetValue(volume) ?? [])
             {
                 var parts = v.Split(':');
-                if (parts.Length < 2 || !parts[0].StartsWith('/') || !parts[1].StartsWith('/'))
-                    throw EngineException.Invalid($"invalid volume \"{v}\": expected /HOST/PATH:/CONTAINER/PATH[:ro|rw] (named volumes are not available yet)");
+                if (parts.Length < 2 || !parts[1].StartsWith('/') || (!parts[0].StartsWith('/') && !ContainerStore.ValidName(parts[0])))
+                    throw EngineException.Invalid($"invalid volume \"{v}\": expected /HOST/PATH:/CONTAINER/PATH[:ro|rw] or NAME:/CONTAINER/PATH[:ro|rw]");
                 var mode = parts.Length > 2 ? parts[2] : "";
                 var mp = new MountPoint { Type = "bind", Source = parts[0], Destination = parts[1], Mode = mode, RW = true };
+                if (!parts[0].StartsWith('/'))
+                {
+                    var vol = new Berth.Engine.Volumes.VolumeStore(p.GetValue(BerthCli.DataRoot)!).Create(parts[0], existingOk: true);
+                    mp.Type = "volume"; mp.Name = vol.Name; mp.Source = vol.Mountpoint;
+                }
                 foreach (var m in mode.Split(',', StringSplitOptions.RemoveEmptyEntries))
                 {
                     if (m == "ro") mp.RW = false;
@@ -686,6 +692,62 @@ public static unsafe class EngineCommands
             return 0;
         }));
         return c;
+    }
+
+    // ------------------------------------------------------------------ volumes
+
+    static Command VolumeCommand()
+    {
+        var v = new Command("volume", "manage named volumes");
+        Berth.Engine.Volumes.VolumeStore Store(ParseResult p) => new(p.GetValue(BerthCli.DataRoot)!);
+        {
+            var c = new Command("create", "create a volume");
+            var name = new Argument<string?>("name") { Arity = ArgumentArity.ZeroOrOne };
+            c.Arguments.Add(name);
+            c.SetAction(p => Guard(() => { Console.Out.Write(Store(p).Create(p.GetValue(name), existingOk: false).Name + "\n"); return 0; }));
+            v.Subcommands.Add(c);
+        }
+        {
+            var c = new Command("ls", "list volumes");
+            var quiet = new Option<bool>("--quiet", "-q") { Description = "only names" };
+            c.Options.Add(quiet);
+            c.SetAction(p => Guard(() =>
+            {
+                var list = Store(p).List();
+                Console.Out.Write(p.GetValue(quiet)
+                    ? string.Concat(list.Select(x => x.Name + "\n"))
+                    : ContainerFormat.RenderPs(list.Select(x => new Dictionary<string, string> { ["Driver"] = x.Driver, ["Name"] = x.Name }).ToList(), "table {{.Driver}}\t{{.Name}}").Replace("NAME\n", "VOLUME NAME\n"));
+                return 0;
+            }));
+            v.Subcommands.Add(c);
+        }
+        {
+            var c = new Command("inspect", "show volumes");
+            var names = new Argument<string[]>("volume") { Arity = ArgumentArity.OneOrMore };
+            c.Arguments.Add(names);
+            c.SetAction(p => Guard(() =>
+            {
+                var s = Store(p);
+                var list = p.GetValue(names)!.Select(s.Get).ToList();
+                Console.Out.Write(Encoding.UTF8.GetString(JsonSerializer.SerializeToUtf8Bytes(list, Berth.Engine.Volumes.VolumeJsonContext.Default.ListVolumeInfo)) + "\n");
+                return 0;
+            }));
+            v.Subcommands.Add(c);
+        }
+        {
+            var c = new Command("rm", "remove volumes no container uses");
+            var names = new Argument<string[]>("volume") { Arity = ArgumentArity.OneOrMore };
+            var force = new Option<bool>("--force", "-f") { Description = "(accepted; a volume in use is never removed)" };
+            c.Arguments.Add(names); c.Options.Add(force);
+            c.SetAction(p => Guard(() =>
+            {
+                var s = Store(p);
+                var containers = Manager(p).List();
+                return ForEach(p.GetValue(names)!, n => s.Remove(n, containers));
+            }));
+            v.Subcommands.Add(c);
+        }
+        return v;
     }
 
     // ------------------------------------------------------------------ exec

@@ -116,6 +116,8 @@ public sealed class RestartPolicy
 public sealed class MountPoint
 {
     public string Type { get; set; } = "bind";
+    /// <summary>The volume's name (Type "volume").</summary>
+    public string? Name { get; set; }
     public string Source { get; set; } = "";
     public string Destination { get; set; } = "";
     public string Mode { get; set; } = "";

@@ -246,7 +246,7 @@ public sealed unsafe class ContainerMonitor
         if (rc != 0)
         {
             consoleListener?.Dispose();
-            return RuntimeClient.LastError("runc.log") ?? $"runtime create exited with status {rc}";
+            return RuntimeClient.LastError("runc.log") ?? LastStderrLine() ?? $"runtime create exited with status {rc}";
         }
         if (consoleListener is not null)
         {
@@ -285,6 +285,18 @@ public sealed unsafe class ContainerMonitor
         foreach (var f in new[] { _stdoutR, _stderrR, _pty, _stdinW }) if (f is not null) SetNonBlocking(f.Value);
         Timing.Mark("shim: running recorded");
         return null;
+    }
+
+    /// <summary>What the runtime printed on the container's stderr when it failed before logging.</summary>
+    string? LastStderrLine()
+    {
+        if (_stderrR is null) return null;
+        SetNonBlocking(_stderrR.Value);
+        var buf = new byte[8192];
+        int n;
+        fixed (byte* p = buf) n = (int)read(_stderrR.Value, p, buf.Length);
+        if (n <= 0) return null;
+        return Encoding.UTF8.GetString(buf, 0, n).Split('\n', StringSplitOptions.RemoveEmptyEntries).LastOrDefault()?.Trim();
     }
 
     static (Fd R, Fd W) Pipe()
