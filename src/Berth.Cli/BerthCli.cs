@@ -41,6 +41,7 @@ public static class BerthCli
         Images.ImageCommands.Register(root);
         Network.NetworkCommands.Register(root);
         Cluster.ClusterCommands.Register(root);
+        Engine.EngineCommands.Register(root);
 
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)

@@ -1,0 +1,390 @@
+using System.Runtime.InteropServices;
+using System.Text;
+using Berth.Engine.Monitor;
+using Berth.Linux;
+using Berth.Oci.Runtime;
+using static Berth.Linux.Interop.Libc;
+
+namespace Berth.Engine.Containers;
+
+/// <summary>Owns the lifecycle of containers: daemonless, every call works from the store and the
+/// kernel (the monitor's pid and start time, its control socket) and reconciles what it finds: a
+/// container whose monitor is gone is exited, never a running ghost.</summary>
+public sealed unsafe class ContainerManager
+{
+    public ContainerStore Store { get; }
+    public RuntimeClient Runtime { get; }
+
+    public ContainerManager(string root, string runRoot, string? runtimePath = null)
+    {
+        Store = new ContainerStore(root, runRoot);
+        Runtime = new RuntimeClient(RuntimeClient.Locate(runtimePath), Store.RuntimeRoot);
+    }
+
+    // ------------------------------------------------------------------ create
+
+    /// <summary>Writes the record, the /etc files and the bundle (spec = base + docker defaults + flags).</summary>
+    public ContainerRecord Create(ContainerRecord c, Spec baseSpec)
+    {
+        if (c.Rootfs.Length == 0 || !Directory.Exists(c.Rootfs))
+            throw EngineException.Invalid($"rootfs {c.Rootfs}: no such directory");
+        foreach (var m in c.Mounts.Where(m => m.Type == "bind"))
+            if (!Path.Exists(m.Source)) throw EngineException.Invalid($"bind source path does not exist: {m.Source}");
+        c.Id = ContainerStore.NewId();
+        if (c.Name.Length == 0) c.Name = "/" + NameGenerator.Next();
+        if (!c.Name.StartsWith('/')) c.Name = "/" + c.Name;
+        if (!ContainerStore.ValidName(c.BareName))
+            throw EngineException.Invalid($"invalid container name \"{c.BareName}\": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
+        if (c.Config.Hostname.Length == 0) c.Config.Hostname = c.ShortId;
+        Timing.Mark("engine: create");
+        c.Created = JsonFileLog.FormatTime(DateTime.UtcNow);
+        var dir = Store.Dir(c.Id);
+        c.LogPath = Path.Combine(dir, c.Id + "-json.log");
+        c.Driver = "rootfs";
+        Directory.CreateDirectory(Store.ContainersDir);
+        Directory.CreateDirectory(dir);
+        try
+        {
+            SpecBuilder.EnsureWorkdir(c.Rootfs, c.Config.WorkingDir);
+            SpecBuilder.WriteEtcFiles(c, dir);
+            Timing.Mark("engine: etc files");
+            var spec = SpecBuilder.Build(baseSpec, c, dir);
+            Timing.Mark("engine: spec built");
+            Directory.CreateDirectory(Store.BundleDir(c.Id));
+            var bytes = SpecJson.Serialize(spec);
+            Timing.Mark("engine: spec serialized");
+            ContainerStore.WriteAtomic(Path.Combine(Store.BundleDir(c.Id), "config.json"), bytes, durable: !c.HostConfig.AutoRemove);
+            Store.Add(c);
+            Timing.Mark("engine: created");
+        }
+        catch
+        {
+            try { Directory.Delete(dir, true); } catch (IOException) { }
+            throw;
+        }
+        return c;
+    }
+
+    // ------------------------------------------------------------------ start
+
+    /// <summary>Starts the container's monitor and waits until the container runs (or failed to).
+    /// <paramref name="hold"/>: the monitor keeps the output for the attach that follows.</summary>
+    public int Start(string id, bool hold)
+    {
+        int rfd, shimPid;
+        using (Store.Lock(id))
+        {
+            var c = Store.Load(id);
+            if (ReconcileLocked(c)) Store.Save(c);
+            if (c.State.Running) return c.State.Pid;
+            if (c.Monitor is not null) throw new EngineException(ErrorKind.FailedPrecondition, $"container {c.BareName} is being started");
+            int* fds = stackalloc int[2];
+            if (pipe2(fds, O_CLOEXEC) != 0) throw SyscallException.Last("pipe2");
+            rfd = fds[0];
+            using var w = new Fd(fds[1]);
+            using var devnull = RuntimeClient.DevNull();
+            // With BERTH_TIMING=1 the monitor's marks go to the caller's stderr.
+            var errFd = Timing.Enabled ? 2 : devnull.Value;
+            var argv = new List<string> { "berth-shim", "--root", Store.Root, "--runroot", Store.RunRoot, "--runtime", Runtime.Path, "--id", id };
+            if (hold) argv.Add("--hold");
+            var env = RuntimeClient.ChildEnv();
+            env.Add("DOTNET_GCgen0size=0x40000");
+            shimPid = Spawn.Start(Environment.ProcessPath!, argv, env, [(devnull.Value, 0), (devnull.Value, 1), (errFd, 2), (w.Value, 3)], newSession: true);
+            c.Monitor = new MonitorInfo { Pid = shimPid, StartTime = ProcStat.Read(shimPid)?.StartTime ?? 0 };
+            Store.Save(c);
+            Timing.Mark("engine: monitor spawned");
+        }
+        var r = new Fd(rfd);
+        var line = ReadLine(r.Value);
+        Timing.Mark("engine: monitor answered");
+        // With hold, the pipe stays open until the attach: the monitor keeps the output until then
+        // (and gives up holding when this end closes, e.g. the CLI was killed).
+        if (hold && line is not null && line.StartsWith("ok ", StringComparison.Ordinal)) _heldStarts[id] = r;
+        else r.Dispose();
+        if (line is null)
+        {
+            int st;
+            waitpid(shimPid, &st, WNOHANG);
+            var log = Path.Combine(Store.RunDir(id), "shim.log");
+            var detail = File.Exists(log) ? File.ReadLines(log).FirstOrDefault() : null;
+            Reconcile(id);
+            throw new EngineException(ErrorKind.Internal, $"container {id[..12]}: monitor exited before the container started{(detail is null ? "" : ": " + detail)}");
+        }
+        if (line.StartsWith("ok ", StringComparison.Ordinal)) return int.Parse(line[3..]);
+        // "error CODE MESSAGE"
+        var parts = line.Split(' ', 3);
+        var code = int.TryParse(parts.ElementAtOrDefault(1), out var cc) ? cc : 125;
+        throw new EngineException(ErrorKind.FailedPrecondition, parts.ElementAtOrDefault(2) ?? line, code);
+    }
+
+    readonly Dictionary<string, Fd> _heldStarts = [];
+
+    static string? ReadLine(int fd)
+    {
+        var bytes = new List<byte>();
+        var one = new byte[1];
+        while (true)
+        {
+            int n;
+            try { n = Sys.Read(fd, one); }
+            catch (SyscallException) { return null; }
+            if (n == 0) return bytes.Count > 0 ? Encoding.UTF8.GetString(bytes.ToArray()) : null;
+            if (one[0] == '\n') return Encoding.UTF8.GetString(bytes.ToArray());
+            bytes.Add(one[0]);
+        }
+    }
+
+    // ------------------------------------------------------------------ reconcile
+
+    /// <summary>Loads a container and brings its record in line with the kernel.</summary>
+    public ContainerRecord Get(string nameOrId)
+    {
+        var id = Store.Resolve(nameOrId);
+        var c = Store.Load(id);
+        if (c.Monitor is not null && !MonitorAlive(c)) return Reconcile(id);
+        return c;
+    }
+
+    public ContainerRecord Reconcile(string id)
+    {
+        using (Store.Lock(id))
+        {
+            var c = Store.Load(id);
+            if (ReconcileLocked(c)) Store.Save(c);
+            return c;
+        }
+    }
+
+    bool MonitorAlive(ContainerRecord c) =>
+        c.Monitor is { Pid: > 0 } m && Directory.Exists(Store.RunDir(c.Id))
+        && ProcStat.Read(m.Pid) is { } s && s.StartTime == m.StartTime && s.State is not ('Z' or 'X');
+
+    /// <summary>The monitor is gone (killed, or a reboot emptied the runroot): whatever is left of
+    /// the container is killed and deleted from the runtime, and it is recorded as exited.</summary>
+    bool ReconcileLocked(ContainerRecord c)
+    {
+        if (c.Monitor is null || MonitorAlive(c)) return false;
+        var killed = false;
+        if (c.State.Pid > 0 && ProcStat.Read(c.State.Pid) is { } s && s.StartTime == c.Monitor.InitStartTime && s.State != 'Z')
+            killed = true;
+        using (var devnull = RuntimeClient.DevNull())
+            Runtime.Run(["delete", "--force", c.Id], devnull.Value, devnull.Value, devnull.Value);
+        try { Directory.Delete(Store.RunDir(c.Id), true); } catch (DirectoryNotFoundException) { }
+        var wasRunning = c.State.Running || c.State.Status is "running" or "paused";
+        c.Monitor = null;
+        if (wasRunning)
+        {
+            c.State.Status = "exited";
+            c.State.ExitCode = killed ? 137 : 255;
+            c.State.Error = "container monitor exited unexpectedly";
+            c.State.FinishedAt = JsonFileLog.FormatTime(DateTime.UtcNow);
+        }
+        c.State.Running = false; c.State.Paused = false; c.State.Pid = 0;
+        return true;
+    }
+
+    public List<ContainerRecord> List()
+    {
+        var list = new List<ContainerRecord>();
+        foreach (var id in Store.ListIds())
+        {
+            try
+            {
+                var c = Store.Load(id);
+                if (c.Monitor is not null && !MonitorAlive(c)) c = Reconcile(id);
+                list.Add(c);
+            }
+            catch (EngineException) { /* removed meanwhile */ }
+        }
+        return list.OrderByDescending(c => c.Created, StringComparer.Ordinal).ToList();
+    }
+
+    // ------------------------------------------------------------------ talking to the monitor
+
+    Fd? Connect(ContainerRecord c) => MonitorProtocol.TryConnect(Store.RunDir(c.Id), "ctl.sock");
+
+    static void SendLine(Fd fd, string line) => Sys.WriteAll(fd.Value, Encoding.UTF8.GetBytes(line + "\n"), "monitor socket");
+
+    /// <summary>Sends a request and reads frames until an exit (returns the code) or ok/error.</summary>
+    int? Request(ContainerRecord c, string line, Action? whileWaiting = null)
+    {
+        using var fd = Connect(c);
+        if (fd is null) return null;
+        SendLine(fd, line);
+        whileWaiting?.Invoke();
+        while (MonitorProtocol.ReadFrame(fd.Value) is { } f)
+        {
+            switch (f.Type)
+            {
+                case MonitorProtocol.Exit: return int.Parse(Encoding.ASCII.GetString(f.Payload));
+                case MonitorProtocol.Ok: return 0;
+                case MonitorProtocol.Error: throw new EngineException(ErrorKind.FailedPrecondition, $"container {c.BareName}: {Encoding.UTF8.GetString(f.Payload)}");
+            }
+        }
+        return null;
+    }
+
+    /// <summary>Blocks until the container is not running; returns its exit code.</summary>
+    public int Wait(string nameOrId)
+    {
+        var c = Get(nameOrId);
+        if (c.State.Running || c.Monitor is not null)
+        {
+            Request(c, "wait");
+        }
+        return Reconcile(c.Id).State.ExitCode;
+    }
+
+    public void Kill(string nameOrId, string signal)
+    {
+        var c = Get(nameOrId);
+        try { Signals.Parse(signal); }
+        catch (ArgumentException e) { throw EngineException.Invalid(e.Message); }
+        if (!c.State.Running) throw new EngineException(ErrorKind.FailedPrecondition, $"cannot kill container {c.BareName}: container is not running");
+        if (Request(c, "kill " + signal) is null) throw new EngineException(ErrorKind.FailedPrecondition, $"cannot kill container {c.BareName}: container is not running");
+    }
+
+    /// <summary>Stop signal, then SIGKILL after the timeout (the monitor keeps the clock, so the stop
+    /// completes even if this CLI dies).</summary>
+    public void Stop(string nameOrId, int? timeout)
+    {
+        var c = Get(nameOrId);
+        if (!c.State.Running) return;
+        var t = timeout ?? c.Config.StopTimeout ?? 10;
+        var sig = c.Config.StopSignal.Length > 0 ? c.Config.StopSignal : "SIGTERM";
+        Request(c, $"stop {sig} {t}", c.State.Paused ? () => Unpause(c) : null);
+        // Wait until the monitor has recorded the exit and is gone.
+        for (var i = 0; i < 500 && Store.Exists(c.Id) && Store.Load(c.Id).Monitor is not null; i++)
+        {
+            var cur = Store.Load(c.Id);
+            if (!MonitorAlive(cur)) { Reconcile(c.Id); break; }
+            Thread.Sleep(10);
+        }
+    }
+
+    void Unpause(ContainerRecord c)
+    {
+        using var devnull = RuntimeClient.DevNull();
+        Runtime.Run(["resume", c.Id], devnull.Value, devnull.Value, devnull.Value);
+    }
+
+    public void Remove(string nameOrId, bool force)
+    {
+        var c = Get(nameOrId);
+        if (c.State.Running)
+        {
+            if (!force)
+                throw new EngineException(ErrorKind.FailedPrecondition,
+                    $"cannot remove container \"{c.BareName}\": container is running: stop the container before removing or force remove");
+            Request(c, "stop SIGKILL 0", c.State.Paused ? () => Unpause(c) : null);
+            for (var i = 0; i < 500 && Store.Exists(c.Id) && Store.Load(c.Id).Monitor is { } m; i++)
+            {
+                if (!MonitorAlive(Store.Load(c.Id))) break;
+                Thread.Sleep(10);
+            }
+        }
+        if (!Store.Exists(c.Id)) return; // --rm removed it already
+        using (Store.Lock(c.Id))
+        {
+            var cur = Store.Load(c.Id);
+            ReconcileLocked(cur);
+            using (var devnull = RuntimeClient.DevNull())
+                Runtime.Run(["delete", "--force", c.Id], devnull.Value, devnull.Value, devnull.Value);
+        }
+        Store.Remove(c.Id, c.BareName);
+    }
+
+    public void Pause(string nameOrId, bool pause)
+    {
+        var c = Get(nameOrId);
+        if (!c.State.Running) throw new EngineException(ErrorKind.FailedPrecondition, $"container {c.BareName} is not running");
+        if (pause && c.State.Paused) throw new EngineException(ErrorKind.FailedPrecondition, $"container {c.BareName} is already paused");
+        if (!pause && !c.State.Paused) throw new EngineException(ErrorKind.FailedPrecondition, $"container {c.BareName} is not paused");
+        var log = Path.Combine(Store.RunDir(c.Id), "pause.log");
+        using (var devnull = RuntimeClient.DevNull())
+        {
+            var rc = Runtime.Run([pause ? "pause" : "resume", c.Id], devnull.Value, devnull.Value, devnull.Value, log);
+            if (rc != 0) throw new EngineException(ErrorKind.FailedPrecondition, $"container {c.BareName}: {RuntimeClient.LastError(log) ?? "runtime failed"}");
+        }
+        Store.Update(c.Id, r => { r.State.Paused = pause; r.State.Status = pause ? "paused" : "running"; });
+    }
+
+    public void Rename(string nameOrId, string newName)
+    {
+        var c = Get(nameOrId);
+        if (!ContainerStore.ValidName(newName)) throw EngineException.Invalid($"invalid container name \"{newName}\"");
+        Store.ReserveName(newName, c.Id);
+        try { Store.Update(c.Id, r => r.Name = "/" + newName, durable: true); }
+        catch { Store.ReleaseName(newName, c.Id); throw; }
+        Store.ReleaseName(c.BareName, c.Id);
+    }
+
+    /// <summary>Runs the runtime with the caller's stdio (exec, top): returns its exit status and the
+    /// error it logged, if any.</summary>
+    public (int Status, string? Error) RunAttached(ContainerRecord c, List<string> args, bool stdin)
+    {
+        var log = Path.Combine(Store.RunDir(c.Id), $"cmd-{Environment.ProcessId}.log");
+        try
+        {
+            using var devnull = RuntimeClient.DevNull();
+            var rc = Runtime.Run(args, stdin ? 0 : devnull.Value, 1, 2, log);
+            return (rc, rc != 0 ? RuntimeClient.LastError(log) : null);
+        }
+        finally { File.Delete(log); }
+    }
+
+    /// <summary>Attaches the caller's stdio to the running container until it exits (returns its exit
+    /// code) or the monitor goes away (null).</summary>
+    public int? Attach(ContainerRecord c, bool stdin, bool tty, Action<int>? onConnected = null)
+    {
+        using var fd = Connect(c);
+        if (fd is null) return null;
+        SendLine(fd, $"attach {(stdin ? 1 : 0)} 1 1");
+        var first = MonitorProtocol.ReadFrame(fd.Value);
+        if (_heldStarts.Remove(c.Id, out var held)) held.Dispose();
+        if (first is not { Type: MonitorProtocol.Ok }) return null;
+        onConnected?.Invoke(fd.Value);
+        if (stdin)
+        {
+            var sock = fd.Value;
+            new Thread(() =>
+            {
+                var buf = new byte[32 * 1024];
+                try
+                {
+                    while (true)
+                    {
+                        var n = Sys.Read(0, buf);
+                        if (n <= 0) break;
+                        Sys.WriteAll(sock, buf.AsSpan(0, n), "monitor socket");
+                    }
+                }
+                catch (SyscallException) { }
+                shutdown(sock, SHUT_WR);
+            }) { IsBackground = true }.Start();
+        }
+        while (MonitorProtocol.ReadFrame(fd.Value) is { } f)
+        {
+            switch (f.Type)
+            {
+                case MonitorProtocol.Stdout: WriteOut(1, f.Payload); break;
+                case MonitorProtocol.Stderr: WriteOut(2, f.Payload); break;
+                case MonitorProtocol.Exit: Timing.Mark("engine: exit received"); return int.Parse(Encoding.ASCII.GetString(f.Payload));
+            }
+        }
+        return null;
+    }
+
+    static void WriteOut(int fd, byte[] data)
+    {
+        try { Sys.WriteAll(fd, data, "output"); }
+        catch (SyscallException) { }
+    }
+
+    public void Resize(ContainerRecord c, ushort rows, ushort cols) => Request(c, $"resize {rows} {cols}");
+
+    public void SignalProxy(ContainerRecord c, int sig)
+    {
+        try { Request(c, "kill " + sig); } catch (EngineException) { }
+    }
+}

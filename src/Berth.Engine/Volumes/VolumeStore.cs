@@ -1,0 +1,78 @@
+using System.Text.Json.Serialization;
+using Berth.Engine.Containers;
+
+namespace Berth.Engine.Volumes;
+
+/// <summary>A named volume as `docker volume inspect` shows it.</summary>
+public sealed class VolumeInfo
+{
+    public string CreatedAt { get; set; } = "";
+    public string Driver { get; set; } = "local";
+    public Dictionary<string, string> Labels { get; set; } = [];
+    public string Mountpoint { get; set; } = "";
+    public string Name { get; set; } = "";
+    public Dictionary<string, string> Options { get; set; } = [];
+    public string Scope { get; set; } = "local";
+}
+
+[JsonSourceGenerationOptions(WriteIndented = true, IndentSize = 4)]
+[JsonSerializable(typeof(List<VolumeInfo>))]
+public sealed partial class VolumeJsonContext : JsonSerializerContext;
+
+/// <summary>Local named volumes: &lt;root&gt;/volumes/NAME/_data, bind-mounted into containers. Creating
+/// one is a mkdir (atomic: two creators cannot both win); no lock.</summary>
+public sealed class VolumeStore(string root)
+{
+    public string Dir { get; } = Path.Combine(Path.GetFullPath(root), "volumes");
+
+    public string DataPath(string name) => Path.Combine(Dir, name, "_data");
+
+    /// <summary>Creates the volume; with <paramref name="existingOk"/> (a `-v NAME:/path`), an
+    /// existing one is fine.</summary>
+    public VolumeInfo Create(string? name, bool existingOk)
+    {
+        name ??= ContainerStore.NewId();
+        if (!ContainerStore.ValidName(name)) throw EngineException.Invalid($"invalid volume name \"{name}\": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
+        Directory.CreateDirectory(Dir);
+        var dir = Path.Combine(Dir, name);
+        try { Directory.CreateDirectory(dir); }
+        catch (IOException e) { throw new EngineException(ErrorKind.Internal, $"volume {name}: {e.Message}"); }
+        var data = DataPath(name);
+        if (Directory.Exists(data))
+        {
+            if (!existingOk) throw new EngineException(ErrorKind.AlreadyExists, $"volume with name {name} already exists");
+            return Get(name);
+        }
+        // mkdir of _data is the atomic step: whoever makes it created the volume
+        var info = new DirectoryInfo(data);
+        try { info.Create(); }
+        catch (IOException) { }
+        return Get(name);
+    }
+
+    public VolumeInfo Get(string name)
+    {
+        var data = DataPath(name);
+        if (!ContainerStore.ValidName(name) || !Directory.Exists(data)) throw new EngineException(ErrorKind.NotFound, $"no such volume: {name}");
+        return new VolumeInfo
+        {
+            Name = name, Mountpoint = data,
+            CreatedAt = Directory.GetCreationTimeUtc(data).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'"),
+        };
+    }
+
+    public List<VolumeInfo> List() =>
+        !Directory.Exists(Dir) ? [] :
+        Directory.EnumerateDirectories(Dir).Select(Path.GetFileName).Where(n => Directory.Exists(DataPath(n!)))
+            .Order(StringComparer.Ordinal).Select(n => Get(n!)).ToList();
+
+    /// <summary>Removes a volume no container uses (docker refuses, even with -f, while one does).</summary>
+    public void Remove(string name, IEnumerable<ContainerRecord> containers)
+    {
+        Get(name);
+        var user = containers.FirstOrDefault(c => c.Mounts.Any(m => m.Type == "volume" && m.Name == name));
+        if (user is not null)
+            throw new EngineException(ErrorKind.FailedPrecondition, $"remove {name}: volume is in use by container {user.ShortId}");
+        Directory.Delete(Path.Combine(Dir, name), true);
+    }
+}
