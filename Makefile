@@ -10,8 +10,9 @@ all: build
 build: $(OUT)/berth
 
 $(OUT)/berth: $(SOURCES)
+	rm -f $(OUT)/berth-runc
+	dotnet publish src/Berth.Runc -c Release -o $(OUT) --nologo -v quiet
 	dotnet publish src/Berth.Cli -c Release -o $(OUT) --nologo -v quiet
-	ln -sf berth $(OUT)/berth-runc
 	@touch $(OUT)/berth
 
 deps:
@@ -20,7 +21,8 @@ deps:
 install: build
 	install -d $(PREFIX)/bin
 	install -m 0755 $(OUT)/berth $(PREFIX)/bin/berth
-	ln -sf berth $(PREFIX)/bin/berth-runc
+	rm -f $(PREFIX)/bin/berth-runc
+	install -m 0755 $(OUT)/berth-runc $(PREFIX)/bin/berth-runc
 
 run: deps install
 	@scripts/demo.sh

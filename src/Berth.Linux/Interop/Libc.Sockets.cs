@@ -7,7 +7,6 @@ public static unsafe partial class Libc
 {
     const string L2 = "libc";
     [LibraryImport(L2, SetLastError = true)] public static partial int pipe2(int* fds, int flags);
-    [LibraryImport(L2, SetLastError = true)] public static partial int bind(int fd, byte* addr, int len);
     [LibraryImport(L2, SetLastError = true)] public static partial int listen(int fd, int backlog);
     [LibraryImport(L2, SetLastError = true)] public static partial int accept4(int fd, byte* addr, int* len, int flags);
     [LibraryImport(L2, SetLastError = true)] public static partial int shutdown(int fd, int how);
