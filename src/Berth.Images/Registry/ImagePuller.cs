@@ -12,6 +12,11 @@ namespace Berth.Images.Registry;
 public interface IPostPullStep
 {
     Task RunAsync(ImageStore store, ImageRecord image, CancellationToken ct);
+
+    /// <summary>Called as soon as layer <paramref name="index"/> is in the content store (downloaded
+    /// or already there), while other layers may still be downloading: lets a step start its work
+    /// on a layer early (unpacking overlaps the download of the rest).</summary>
+    Task LayerStoredAsync(ImageStore store, ImageConfigFile config, IReadOnlyList<Descriptor> layers, int index, CancellationToken ct) => Task.CompletedTask;
 }
 
 /// <summary>
@@ -51,14 +56,19 @@ public sealed class ImagePuller(ImageStore store, RegistryOptions options)
 
         // Blobs first (config, layers), manifests after: a record only ever names stored blobs.
         var config = await FetchConfigAsync(client, repo, m.Config, progress, ct).ConfigureAwait(false);
-        await Parallel.ForEachAsync(m.Layers, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, options.Parallelism), CancellationToken = ct },
-            async (layer, token) =>
+        await Parallel.ForEachAsync(Enumerable.Range(0, m.Layers.Count), new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, options.Parallelism), CancellationToken = ct },
+            async (i, token) =>
             {
+                var layer = m.Layers[i];
                 var d = Digest.Parse(layer.Digest);
-                if (store.Content.Exists(d)) { progress.BlobDone(layer, "Already exists"); return; }
-                progress.BlobStarted(layer, "layer");
-                await client.FetchBlobAsync(repo, layer, store.Content, n => progress.BlobProgress(layer, n), token).ConfigureAwait(false);
-                progress.BlobDone(layer, "Download complete");
+                if (store.Content.Exists(d)) progress.BlobDone(layer, "Already exists");
+                else
+                {
+                    progress.BlobStarted(layer, "layer");
+                    await client.FetchBlobAsync(repo, layer, store.Content, n => progress.BlobProgress(layer, n), token).ConfigureAwait(false);
+                    progress.BlobDone(layer, "Download complete");
+                }
+                foreach (var step in PostPullSteps) await step.LayerStoredAsync(store, config, m.Layers, i, token).ConfigureAwait(false);
             }).ConfigureAwait(false);
         await store.Content.WriteBlobAsync(manifest.Bytes, ct).ConfigureAwait(false);
         if (!ReferenceEquals(manifest, top)) await store.Content.WriteBlobAsync(top.Bytes, ct).ConfigureAwait(false);

@@ -82,6 +82,24 @@ public static class ImageLayers
 /// <summary>The post-pull step that unpacks a pulled image's layers (plugged into <see cref="ImagePuller"/>).</summary>
 public sealed class UnpackOnPull(ISnapshotter snapshotter, int parallelism) : IPostPullStep
 {
+    /// <summary>Unpacks whatever the per-layer calls did not (every layer of a copying snapshotter,
+    /// which needs each parent first), skipping layers already present.</summary>
     public Task RunAsync(ImageStore store, ImageRecord image, CancellationToken ct) =>
         ImageLayers.UnpackAsync(store, snapshotter, image, parallelism, ct);
+
+    /// <summary>On overlay each layer stands alone, so it is unpacked as soon as its blob is stored,
+    /// while the other layers are still downloading.</summary>
+    public async Task LayerStoredAsync(ImageStore store, ImageConfigFile config, IReadOnlyList<Descriptor> layers, int index, CancellationToken ct)
+    {
+        if (!snapshotter.LayersIndependent || config.RootFs.DiffIds.Count != layers.Count) return; // a count mismatch is reported by RunAsync
+        var chain = ChainId.Chain(config.RootFs.DiffIds.Take(index + 1));
+        if (snapshotter.HasLayer(chain[index])) return;
+        var layer = layers[index];
+        var compression = LayerMediaTypes.CompressionOf(layer.MediaType)
+            ?? throw ImageException.Invalid($"layer {layer.Digest}: unsupported media type \"{layer.MediaType}\"");
+        await using var blob = store.Content.OpenBlob(Digest.Parse(layer.Digest));
+        try { await snapshotter.ApplyLayerAsync(index == 0 ? null : chain[index - 1], config.RootFs.DiffIds[index], blob, compression, ct).ConfigureAwait(false); }
+        catch (LayerException e) { throw ImageException.Invalid($"layer {layer.Digest}: {e.Message}"); }
+        catch (SnapshotException e) { throw ImageException.Precondition($"layer {layer.Digest}: {e.Message}"); }
+    }
 }
