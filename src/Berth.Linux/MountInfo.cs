@@ -32,6 +32,15 @@ public static class MountInfo
     static bool IsOctal(string s, int i) =>
         i + 2 < s.Length && s[i] is >= '0' and <= '7' && s[i + 1] is >= '0' and <= '7' && s[i + 2] is >= '0' and <= '7';
 
+    /// <summary>Whether <paramref name="path"/> (absolute, without symlinks) is itself a mount point.</summary>
+    public static bool IsMountPoint(string path)
+    {
+        var p = path.Length > 1 ? path.TrimEnd('/') : path;
+        foreach (var mp in MountPoints())
+            if (mp == p) return true;
+        return false;
+    }
+
     /// <summary>The mount point that holds <paramref name="path"/> (the longest mount-point prefix).</summary>
     public static string? MountPointOf(string path)
     {

@@ -16,6 +16,43 @@ namespace Berth.Cli.Engine;
 /// logs, exec, wait, inspect, pause, unpause, rename, top. The work is done by Berth.Engine.</summary>
 public static unsafe class EngineCommands
 {
+    /// <summary>
+    /// The image a `run`/`create` names: found in the store, else pulled as docker does ("Unable to
+    /// find image ... locally"); its layers unpacked (present ones skipped). Returns the image ID, the
+    /// top layer's chain ID (the container snapshot's parent) and the image's container config.
+    /// </summary>
+    static (string Id, string? Layer, Berth.Oci.Image.ContainerConfig? Config) ImageForRun(string dataRoot, string reference)
+    {
+        var store = new Berth.Images.Content.ImageStore(dataRoot);
+        var snapshots = Berth.Images.Snapshots.OverlaySnapshotter.Create(dataRoot);
+        try
+        {
+            Berth.Images.Content.StoredImage img;
+            try { img = store.Resolve(reference); }
+            catch (Berth.Images.ImageException e) when (e.Kind == Berth.Images.ImageErrorKind.NotFound)
+            {
+                var r = Berth.Images.Reference.ImageReference.Parse(reference);
+                Console.Error.WriteLine($"Unable to find image '{r.WithDefaultTag().FamiliarString}' locally");
+                var options = new Berth.Images.Registry.RegistryOptions();
+                var puller = new Berth.Images.Registry.ImagePuller(store, options);
+                puller.PostPullSteps.Add(new Berth.Images.Snapshots.UnpackOnPull(snapshots, options.Parallelism));
+                using var view = new Images.ProgressView(Console.Error, Images.ProgressView.IsTerminal, quiet: false, "pull");
+                puller.PullAsync(r, Berth.Images.Registry.PlatformSpec.Default, view, CancellationToken.None).GetAwaiter().GetResult();
+                img = store.Resolve(reference);
+            }
+            using (store.LockShared())
+                Berth.Images.Snapshots.ImageLayers.UnpackAsync(store, snapshots, img.Record, 4, CancellationToken.None).GetAwaiter().GetResult();
+            var config = Berth.Oci.Image.ImageJson.ParseConfig(store.Content.ReadBlobAsync(Berth.Oci.Image.Digest.Parse(img.Record.Config.Digest)).GetAwaiter().GetResult(), $"image config {img.Id}");
+            var layer = Berth.Images.Snapshots.ImageLayers.TopChainIdAsync(store, img.Record, CancellationToken.None).GetAwaiter().GetResult();
+            return (img.Id, layer, config.Config);
+        }
+        catch (Berth.Images.ImageException e)
+        {
+            throw new EngineException(e.Kind == Berth.Images.ImageErrorKind.NotFound ? ErrorKind.NotFound : ErrorKind.InvalidArgument, e.Message);
+        }
+        catch (HttpRequestException e) { throw EngineException.Invalid($"pulling {reference}: {e.Message}"); }
+    }
+
     static readonly Option<string?> RuntimeOption = new("--runtime") { Description = "path of the OCI runtime (default: berth-runc next to berth)", Recursive = true };
 
     // Options of run/create/exec that take a value: the first positional after them starts the command.
@@ -181,17 +218,29 @@ public static unsafe class EngineCommands
             var rec = new ContainerRecord();
             var cfg = rec.Config;
             var hc = rec.HostConfig;
-            if (p.GetValue(rootfs) is not { } dir)
-                throw EngineException.Invalid(words.Length > 0
-                    ? $"image \"{words[0]}\": images are not available yet: use --rootfs DIR"
-                    : "no root filesystem: pass --rootfs DIR");
-            rec.Rootfs = Path.GetFullPath(dir);
-            if (!Directory.Exists(rec.Rootfs)) throw EngineException.Invalid($"rootfs {dir}: no such directory");
-            rec.Image = "";
+            Berth.Oci.Image.ContainerConfig? imageConfig = null;
+            if (p.GetValue(rootfs) is { } dir)
+            {
+                rec.Rootfs = Path.GetFullPath(dir);
+                if (!Directory.Exists(rec.Rootfs)) throw EngineException.Invalid($"rootfs {dir}: no such directory");
+                rec.Image = "";
+            }
+            else
+            {
+                if (words.Length == 0) throw EngineException.Invalid($"\"{verb}\" requires at least 1 argument: an image (or --rootfs DIR)");
+                var (imageId, layer, ic) = ImageForRun(p.GetValue(BerthCli.DataRoot)!, words[0]);
+                rec.Image = imageId;
+                rec.ImageLayer = layer;
+                cfg.Image = words[0];
+                imageConfig = ic ?? new();
+                words = words[1..];
+            }
             var ep = p.GetValue(entrypoint);
             List<string> command = [.. words];
             if (ep is not null) cfg.Entrypoint = ep.Length == 0 ? null : [ep];
-            cfg.Cmd = command.Count > 0 ? command : null;
+            else cfg.Entrypoint = imageConfig?.Entrypoint is { Count: > 0 } iep ? [.. iep] : null;
+            // docker: arguments replace the image's Cmd; --entrypoint drops it.
+            cfg.Cmd = command.Count > 0 ? command : ep is null && imageConfig?.Cmd is { Count: > 0 } icmd ? [.. icmd] : null;
             var argv = (cfg.Entrypoint ?? []).Concat(cfg.Cmd ?? []).ToList();
             if (argv.Count == 0) throw EngineException.Invalid("no command specified");
             rec.Path = argv[0];
@@ -209,6 +258,16 @@ public static unsafe class EngineCommands
             if (cfg.WorkingDir.Length > 0 && !cfg.WorkingDir.StartsWith('/')) throw EngineException.Invalid($"the working directory \"{cfg.WorkingDir}\" is invalid: it needs to be an absolute path");
             cfg.User = p.GetValue(user) ?? "";
             cfg.Hostname = p.GetValue(hostname) ?? "";
+            if (imageConfig is not null)
+            {
+                // The image's defaults, under what the flags said (docker's precedence).
+                var userKeys = cfg.Env.Select(e => e.Split('=', 2)[0]).ToHashSet(StringComparer.Ordinal);
+                cfg.Env.InsertRange(0, (imageConfig.Env ?? []).Where(e => !userKeys.Contains(e.Split('=', 2)[0])));
+                if (cfg.WorkingDir.Length == 0) cfg.WorkingDir = imageConfig.WorkingDir ?? "";
+                if (cfg.User.Length == 0) cfg.User = imageConfig.User ?? "";
+                foreach (var (k, v) in imageConfig.Labels ?? []) cfg.Labels[k] = v;
+                if (imageConfig.StopSignal is { Length: > 0 } iss) cfg.StopSignal = iss;
+            }
             foreach (var l in p.GetValue(label) ?? [])
             {
                 var kv = l.Split('=', 2);

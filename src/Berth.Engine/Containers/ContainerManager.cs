@@ -1,3 +1,4 @@
+using Berth.Images.Snapshots;
 using System.Runtime.InteropServices;
 using System.Text;
 using Berth.Engine.Monitor;
@@ -26,7 +27,7 @@ public sealed unsafe class ContainerManager
     /// <summary>Writes the record, the /etc files and the bundle (spec = base + docker defaults + flags).</summary>
     public ContainerRecord Create(ContainerRecord c, Spec baseSpec)
     {
-        if (c.Rootfs.Length == 0 || !Directory.Exists(c.Rootfs))
+        if (c.ImageLayer is null && (c.Rootfs.Length == 0 || !Directory.Exists(c.Rootfs)))
             throw EngineException.Invalid($"rootfs {c.Rootfs}: no such directory");
         foreach (var m in c.Mounts.Where(m => m.Type == "bind"))
             if (!Path.Exists(m.Source)) throw EngineException.Invalid($"bind source path does not exist: {m.Source}");
@@ -45,6 +46,15 @@ public sealed unsafe class ContainerManager
         Directory.CreateDirectory(dir);
         try
         {
+            if (c.ImageLayer is not null)
+            {
+                // A writable snapshot on top of the image's layers, mounted at <container dir>/rootfs.
+                var snapshots = Snapshots();
+                c.Driver = snapshots.Driver;
+                c.Rootfs = Path.Combine(dir, "rootfs");
+                snapshots.Prepare(c.Id, c.ImageLayer);
+                MountRootfs(c);
+            }
             SpecBuilder.EnsureWorkdir(c.Rootfs, c.Config.WorkingDir);
             SpecBuilder.WriteEtcFiles(c, dir);
             Timing.Mark("engine: etc files");
@@ -59,10 +69,23 @@ public sealed unsafe class ContainerManager
         }
         catch
         {
+            Store.ReleaseRootfs(c.Id);
             try { Directory.Delete(dir, true); } catch (IOException) { }
             throw;
         }
         return c;
+    }
+
+    ISnapshotter Snapshots() => OverlaySnapshotter.Create(Store.Root);
+
+    /// <summary>Mounts the container's snapshot at its rootfs unless it is mounted already (after a
+    /// reboot the mount is gone while the snapshot stays).</summary>
+    void MountRootfs(ContainerRecord c)
+    {
+        if (c.ImageLayer is null) return;
+        Directory.CreateDirectory(c.Rootfs);
+        if (MountInfo.IsMountPoint(c.Rootfs)) return;
+        SnapshotMounter.Mount(Snapshots().Mounts(c.Id), c.Rootfs);
     }
 
     // ------------------------------------------------------------------ start
@@ -77,6 +100,7 @@ public sealed unsafe class ContainerManager
             var c = Store.Load(id);
             if (ReconcileLocked(c)) Store.Save(c);
             if (c.State.Running) return c.State.Pid;
+            MountRootfs(c);
             if (c.Monitor is not null) throw new EngineException(ErrorKind.FailedPrecondition, $"container {c.BareName} is being started");
             int* fds = stackalloc int[2];
             if (pipe2(fds, O_CLOEXEC) != 0) throw SyscallException.Last("pipe2");

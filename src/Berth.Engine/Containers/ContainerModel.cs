@@ -28,6 +28,9 @@ public sealed class ContainerRecord
     public ContainerConfig Config { get; set; } = new();
     /// <summary>Engine bookkeeping, not part of docker's shape; dropped from inspect output.</summary>
     public MonitorInfo? Monitor { get; set; }
+    /// <summary>For a container of an image: the chain ID of the image's top layer, the parent of the
+    /// container's writable snapshot (whose mount is <see cref="Rootfs"/>). Null with --rootfs.</summary>
+    public string? ImageLayer { get; set; }
 
     public string ShortId => Id[..12];
     public string BareName => Name.TrimStart('/');

@@ -205,12 +205,26 @@ public sealed class ContainerStore
     /// does not exist), then the name and the runtime directory go, then the files.</summary>
     public void Remove(string id, string name)
     {
+        ReleaseRootfs(id);
         var trash = Path.Combine(ContainersDir, ".removing-" + id);
         try { Directory.Move(Dir(id), trash); }
         catch (DirectoryNotFoundException) { }
         ReleaseName(name, id);
         try { Directory.Delete(RunDir(id), true); } catch (DirectoryNotFoundException) { }
         try { Directory.Delete(trash, true); } catch (DirectoryNotFoundException) { }
+    }
+
+    /// <summary>Unmounts a container's image rootfs and removes its writable snapshot (nothing to do
+    /// for a --rootfs container). Before any recursive delete: that must never walk into the image.</summary>
+    public void ReleaseRootfs(string id)
+    {
+        var rootfs = Path.Combine(Dir(id), "rootfs");
+        while (MountInfo.IsMountPoint(rootfs))
+            if (umount2(rootfs, MNT_DETACH) != 0) throw SyscallException.Last("umount2", rootfs);
+        var images = Path.Combine(Root, "images", "snapshots");
+        if (!File.Exists(Path.Combine(images, "driver"))) return;
+        var snapshots = Berth.Images.Snapshots.OverlaySnapshotter.Create(Root);
+        if (snapshots.Containers().Contains(id)) snapshots.Remove(id);
     }
 
     /// <summary>Temp file, (fsync,) rename: readers see the old or the new record, never half of one.</summary>
