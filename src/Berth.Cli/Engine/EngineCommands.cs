@@ -42,9 +42,8 @@ public static unsafe class EngineCommands
             }
             using (store.LockShared())
                 Berth.Images.Snapshots.ImageLayers.UnpackAsync(store, snapshots, img.Record, 4, CancellationToken.None).GetAwaiter().GetResult();
-            var config = Berth.Oci.Image.ImageJson.ParseConfig(store.Content.ReadBlobAsync(Berth.Oci.Image.Digest.Parse(img.Record.Config.Digest)).GetAwaiter().GetResult(), $"image config {img.Id}");
-            var layer = Berth.Images.Snapshots.ImageLayers.TopChainIdAsync(store, img.Record, CancellationToken.None).GetAwaiter().GetResult();
-            return (img.Id, layer, config.Config);
+            var (_, config) = Berth.Images.Snapshots.ImageLayers.ReadWithConfigAsync(store, img.Record, CancellationToken.None).GetAwaiter().GetResult();
+            return (img.Id, Berth.Images.Snapshots.ImageLayers.TopChainId(config.RootFs.DiffIds), config.Config);
         }
         catch (Berth.Images.ImageException e)
         {

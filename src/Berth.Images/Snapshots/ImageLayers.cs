@@ -15,18 +15,24 @@ public static class ImageLayers
     /// <summary>The image's layer descriptors and the diffIDs its config declares, checked to pair up.</summary>
     public static async Task<(IReadOnlyList<Descriptor> Layers, IReadOnlyList<string> DiffIds)> ReadAsync(ImageStore store, ImageRecord image, CancellationToken ct)
     {
+        var (layers, config) = await ReadWithConfigAsync(store, image, ct).ConfigureAwait(false);
+        return (layers, config.RootFs.DiffIds);
+    }
+
+    /// <summary>As <see cref="ReadAsync"/>, with the whole image config.</summary>
+    public static async Task<(IReadOnlyList<Descriptor> Layers, ImageConfigFile Config)> ReadWithConfigAsync(ImageStore store, ImageRecord image, CancellationToken ct)
+    {
         var manifest = ImageJson.ParseManifest(await store.Content.ReadBlobAsync(Digest.Parse(image.Manifest.Digest), ct).ConfigureAwait(false), $"manifest {image.Manifest.Digest}");
         var config = ImageJson.ParseConfig(await store.Content.ReadBlobAsync(Digest.Parse(image.Config.Digest), ct).ConfigureAwait(false), $"image config {image.Config.Digest}");
         var diffIds = config.RootFs.DiffIds;
         if (diffIds.Count != manifest.Layers.Count)
             throw ImageException.Invalid($"image {image.Id}: the manifest has {manifest.Layers.Count} layers but the config lists {diffIds.Count} diff_ids");
-        return (manifest.Layers, diffIds);
+        return (manifest.Layers, config);
     }
 
-    /// <summary>The chain ID of the image's top layer (null for an image without layers): the parent of its containers' snapshots.</summary>
-    public static async Task<string?> TopChainIdAsync(ImageStore store, ImageRecord image, CancellationToken ct)
+    /// <summary>The chain ID of an image's top layer (null for an image without layers): the parent of its containers' snapshots.</summary>
+    public static string? TopChainId(IReadOnlyList<string> diffIds)
     {
-        var (_, diffIds) = await ReadAsync(store, image, ct).ConfigureAwait(false);
         var chain = ChainId.Chain(diffIds);
         return chain.Count == 0 ? null : chain[^1];
     }
@@ -39,13 +45,18 @@ public static class ImageLayers
     public static async Task UnpackAsync(ImageStore store, ISnapshotter snapshotter, ImageRecord image, int parallelism, CancellationToken ct)
     {
         var (layers, diffIds) = await ReadAsync(store, image, ct).ConfigureAwait(false);
-        try
-        {
-            await ImageUnpacker.UnpackAsync(snapshotter, diffIds, layers,
-                (d, _) => Task.FromResult<Stream>(store.Content.OpenBlob(Digest.Parse(d.Digest))), parallelism, ct).ConfigureAwait(false);
-        }
-        catch (LayerException e) { throw ImageException.Invalid($"image {image.Id}: {e.Message}"); }
-        catch (SnapshotException e) { throw ImageException.Precondition($"image {image.Id}: {e.Message}"); }
+        await Translate($"image {image.Id}", () => ImageUnpacker.UnpackAsync(snapshotter, diffIds, layers, OpenBlob(store), parallelism, ct)).ConfigureAwait(false);
+    }
+
+    internal static Func<Descriptor, CancellationToken, Task<Stream>> OpenBlob(ImageStore store) =>
+        (d, _) => Task.FromResult<Stream>(store.Content.OpenBlob(Digest.Parse(d.Digest)));
+
+    /// <summary>Unpack failures in the image area's taxonomy: bad content is InvalidArgument, a snapshot conflict FailedPrecondition.</summary>
+    internal static async Task Translate(string what, Func<Task> unpack)
+    {
+        try { await unpack().ConfigureAwait(false); }
+        catch (LayerException e) { throw ImageException.Invalid($"{what}: {e.Message}"); }
+        catch (SnapshotException e) { throw ImageException.Precondition($"{what}: {e.Message}"); }
     }
 
     /// <summary>
@@ -89,17 +100,10 @@ public sealed class UnpackOnPull(ISnapshotter snapshotter, int parallelism) : IP
 
     /// <summary>On overlay each layer stands alone, so it is unpacked as soon as its blob is stored,
     /// while the other layers are still downloading.</summary>
-    public async Task LayerStoredAsync(ImageStore store, ImageConfigFile config, IReadOnlyList<Descriptor> layers, int index, CancellationToken ct)
+    public Task LayerStoredAsync(ImageStore store, ImageConfigFile config, IReadOnlyList<Descriptor> layers, int index, CancellationToken ct)
     {
-        if (!snapshotter.LayersIndependent || config.RootFs.DiffIds.Count != layers.Count) return; // a count mismatch is reported by RunAsync
-        var chain = ChainId.Chain(config.RootFs.DiffIds.Take(index + 1));
-        if (snapshotter.HasLayer(chain[index])) return;
-        var layer = layers[index];
-        var compression = LayerMediaTypes.CompressionOf(layer.MediaType)
-            ?? throw ImageException.Invalid($"layer {layer.Digest}: unsupported media type \"{layer.MediaType}\"");
-        await using var blob = store.Content.OpenBlob(Digest.Parse(layer.Digest));
-        try { await snapshotter.ApplyLayerAsync(index == 0 ? null : chain[index - 1], config.RootFs.DiffIds[index], blob, compression, ct).ConfigureAwait(false); }
-        catch (LayerException e) { throw ImageException.Invalid($"layer {layer.Digest}: {e.Message}"); }
-        catch (SnapshotException e) { throw ImageException.Precondition($"layer {layer.Digest}: {e.Message}"); }
+        if (!snapshotter.LayersIndependent || config.RootFs.DiffIds.Count != layers.Count) return Task.CompletedTask; // a count mismatch is reported by RunAsync
+        return ImageLayers.Translate($"layer {layers[index].Digest}",
+            () => ImageUnpacker.UnpackLayerAsync(snapshotter, config.RootFs.DiffIds, layers, index, ImageLayers.OpenBlob(store), ct));
     }
 }

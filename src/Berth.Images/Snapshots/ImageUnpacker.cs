@@ -33,12 +33,7 @@ public static class ImageUnpacker
             if (!Digest.TryParse(d, out var dd) || dd.Algorithm != "sha256") throw new LayerException($"image config has invalid diff_id \"{d}\"");
         var chain = ChainId.Chain(diffIds);
 
-        async Task One(int i, CancellationToken ct)
-        {
-            if (snapshotter.HasLayer(chain[i])) return;
-            await using var blob = await openLayer(layers[i], ct).ConfigureAwait(false);
-            await snapshotter.ApplyLayerAsync(i == 0 ? null : chain[i - 1], diffIds[i], blob, compressions[i], ct).ConfigureAwait(false);
-        }
+        Task One(int i, CancellationToken ct) => ApplyAsync(snapshotter, chain, diffIds[i], layers[i], compressions[i], i, openLayer, ct);
 
         if (!snapshotter.LayersIndependent)
         {
@@ -63,5 +58,25 @@ public static class ImageUnpacker
             throw;
         }
         return chain;
+    }
+
+    /// <summary>Unpacks layer <paramref name="index"/> alone (its parent need not be present on an
+    /// independent-layer snapshotter): what a pull does as soon as that layer's blob is stored.</summary>
+    public static Task UnpackLayerAsync(ISnapshotter snapshotter, IReadOnlyList<string> diffIds, IReadOnlyList<Descriptor> layers, int index,
+        Func<Descriptor, CancellationToken, Task<Stream>> openLayer, CancellationToken cancellationToken)
+    {
+        if (diffIds.Count != layers.Count)
+            throw new LayerException($"the manifest lists {layers.Count} layers but the image config lists {diffIds.Count} diff_ids");
+        var compression = LayerMediaTypes.CompressionOf(layers[index].MediaType)
+            ?? throw new LayerException($"layer {layers[index].Digest} has unknown media type \"{layers[index].MediaType}\"");
+        return ApplyAsync(snapshotter, ChainId.Chain(diffIds.Take(index + 1)), diffIds[index], layers[index], compression, index, openLayer, cancellationToken);
+    }
+
+    static async Task ApplyAsync(ISnapshotter snapshotter, IReadOnlyList<string> chain, string diffId, Descriptor layer, LayerCompression compression, int i,
+        Func<Descriptor, CancellationToken, Task<Stream>> openLayer, CancellationToken ct)
+    {
+        if (snapshotter.HasLayer(chain[i])) return;
+        await using var blob = await openLayer(layer, ct).ConfigureAwait(false);
+        await snapshotter.ApplyLayerAsync(i == 0 ? null : chain[i - 1], diffId, blob, compression, ct).ConfigureAwait(false);
     }
 }
