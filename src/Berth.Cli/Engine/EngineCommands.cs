@@ -14,42 +14,21 @@ namespace Berth.Cli.Engine;
 
 /// <summary>The docker/podman-like container verbs: run, create, start, stop, restart, kill, rm, ps,
 /// logs, exec, wait, inspect, pause, unpause, rename, top. The work is done by Berth.Engine.</summary>
-public static unsafe class EngineCommands
+public static unsafe partial class EngineCommands
 {
     /// <summary>
-    /// The image a `run`/`create` names: found in the store, else pulled as docker does ("Unable to
-    /// find image ... locally"); its layers unpacked (present ones skipped). Returns the image ID, the
-    /// top layer's chain ID (the container snapshot's parent) and the image's container config.
+    /// The image a `run`/`create` names is pulled when the store lacks it, as docker does ("Unable to
+    /// find image ... locally", then the pull's progress on stderr).
     /// </summary>
-    static (string Id, string? Layer, Berth.Oci.Image.ContainerConfig? Config) ImageForRun(string dataRoot, string reference)
+    static void EnsureImage(string dataRoot, string reference)
     {
-        var store = new Berth.Images.Content.ImageStore(dataRoot);
-        var snapshots = Berth.Images.Snapshots.OverlaySnapshotter.Create(dataRoot);
-        try
-        {
-            Berth.Images.Content.StoredImage img;
-            try { img = store.Resolve(reference); }
-            catch (Berth.Images.ImageException e) when (e.Kind == Berth.Images.ImageErrorKind.NotFound)
-            {
-                var r = Berth.Images.Reference.ImageReference.Parse(reference);
-                Console.Error.WriteLine($"Unable to find image '{r.WithDefaultTag().FamiliarString}' locally");
-                var options = new Berth.Images.Registry.RegistryOptions();
-                var puller = new Berth.Images.Registry.ImagePuller(store, options);
-                puller.PostPullSteps.Add(new Berth.Images.Snapshots.UnpackOnPull(snapshots, options.Parallelism));
-                using var view = new Images.ProgressView(Console.Error, Images.ProgressView.IsTerminal, quiet: false, "pull");
-                puller.PullAsync(r, Berth.Images.Registry.PlatformSpec.Default, view, CancellationToken.None).GetAwaiter().GetResult();
-                img = store.Resolve(reference);
-            }
-            using (store.LockShared())
-                Berth.Images.Snapshots.ImageLayers.UnpackAsync(store, snapshots, img.Record, 4, CancellationToken.None).GetAwaiter().GetResult();
-            var (_, config) = Berth.Images.Snapshots.ImageLayers.ReadWithConfigAsync(store, img.Record, CancellationToken.None).GetAwaiter().GetResult();
-            return (img.Id, Berth.Images.Snapshots.ImageLayers.TopChainId(config.RootFs.DiffIds), config.Config);
-        }
-        catch (Berth.Images.ImageException e)
-        {
-            throw new EngineException(e.Kind == Berth.Images.ImageErrorKind.NotFound ? ErrorKind.NotFound : ErrorKind.InvalidArgument, e.Message);
-        }
-        catch (HttpRequestException e) { throw EngineException.Invalid($"pulling {reference}: {e.Message}"); }
+        if (ContainerImages.Exists(dataRoot, reference)) return;
+        Berth.Images.Reference.ImageReference r;
+        try { r = Berth.Images.Reference.ImageReference.Parse(reference); }
+        catch (Berth.Images.ImageException e) { throw EngineException.Invalid(e.Message); }
+        Console.Error.WriteLine($"Unable to find image '{r.WithDefaultTag().FamiliarString}' locally");
+        using var view = new Images.ProgressView(Console.Error, Images.ProgressView.IsTerminal, quiet: false, "pull");
+        ContainerImages.PullAsync(dataRoot, reference, view, CancellationToken.None).GetAwaiter().GetResult();
     }
 
     static readonly Option<string?> RuntimeOption = new("--runtime") { Description = "path of the OCI runtime (default: berth-runc next to berth)", Recursive = true };
@@ -214,36 +193,21 @@ public static unsafe class EngineCommands
             Timing.Mark("cli: run parsed");
             var mgr = Manager(p);
             var words = p.GetValue(image) ?? [];
+            // The flags become a create request in docker's shape (as the docker CLI turns them into
+            // the body of POST /containers/create); the engine completes and validates it.
             var rec = new ContainerRecord();
             var cfg = rec.Config;
             var hc = rec.HostConfig;
-            Berth.Oci.Image.ContainerConfig? imageConfig = null;
-            if (p.GetValue(rootfs) is { } dir)
-            {
-                rec.Rootfs = Path.GetFullPath(dir);
-                if (!Directory.Exists(rec.Rootfs)) throw EngineException.Invalid($"rootfs {dir}: no such directory");
-                rec.Image = "";
-            }
+            if (p.GetValue(rootfs) is { } dir) rec.Rootfs = dir;
             else
             {
                 if (words.Length == 0) throw EngineException.Invalid($"\"{verb}\" requires at least 1 argument: an image (or --rootfs DIR)");
-                var (imageId, layer, ic) = ImageForRun(p.GetValue(BerthCli.DataRoot)!, words[0]);
-                rec.Image = imageId;
-                rec.ImageLayer = layer;
                 cfg.Image = words[0];
-                imageConfig = ic ?? new();
                 words = words[1..];
+                EnsureImage(p.GetValue(BerthCli.DataRoot)!, cfg.Image);
             }
-            var ep = p.GetValue(entrypoint);
-            List<string> command = [.. words];
-            if (ep is not null) cfg.Entrypoint = ep.Length == 0 ? null : [ep];
-            else cfg.Entrypoint = imageConfig?.Entrypoint is { Count: > 0 } iep ? [.. iep] : null;
-            // docker: arguments replace the image's Cmd; --entrypoint drops it.
-            cfg.Cmd = command.Count > 0 ? command : ep is null && imageConfig?.Cmd is { Count: > 0 } icmd ? [.. icmd] : null;
-            var argv = (cfg.Entrypoint ?? []).Concat(cfg.Cmd ?? []).ToList();
-            if (argv.Count == 0) throw EngineException.Invalid("no command specified");
-            rec.Path = argv[0];
-            rec.Args = argv.Skip(1).ToList();
+            if (p.GetValue(entrypoint) is { } ep) cfg.Entrypoint = [ep];
+            cfg.Cmd = words.Length > 0 ? [.. words] : null;
             cfg.Tty = p.GetValue(tty);
             cfg.OpenStdin = p.GetValue(interactive);
             var det = verb == "create" || p.GetValue(detach);
@@ -252,54 +216,24 @@ public static unsafe class EngineCommands
             cfg.AttachStdout = cfg.AttachStderr = !det;
             foreach (var f in p.GetValue(envFile) ?? []) cfg.Env.AddRange(ReadEnvFile(f));
             foreach (var e in p.GetValue(env) ?? []) cfg.Env.Add(ExpandEnv(e));
-            cfg.Env.RemoveAll(e => e.Length == 0);
             cfg.WorkingDir = p.GetValue(workdir) ?? "";
-            if (cfg.WorkingDir.Length > 0 && !cfg.WorkingDir.StartsWith('/')) throw EngineException.Invalid($"the working directory \"{cfg.WorkingDir}\" is invalid: it needs to be an absolute path");
             cfg.User = p.GetValue(user) ?? "";
             cfg.Hostname = p.GetValue(hostname) ?? "";
-            if (imageConfig is not null)
-            {
-                // The image's defaults, under what the flags said (docker's precedence).
-                var userKeys = cfg.Env.Select(e => e.Split('=', 2)[0]).ToHashSet(StringComparer.Ordinal);
-                cfg.Env.InsertRange(0, (imageConfig.Env ?? []).Where(e => !userKeys.Contains(e.Split('=', 2)[0])));
-                if (cfg.WorkingDir.Length == 0) cfg.WorkingDir = imageConfig.WorkingDir ?? "";
-                if (cfg.User.Length == 0) cfg.User = imageConfig.User ?? "";
-                foreach (var (k, v) in imageConfig.Labels ?? []) cfg.Labels[k] = v;
-                if (imageConfig.StopSignal is { Length: > 0 } iss) cfg.StopSignal = iss;
-            }
             foreach (var l in p.GetValue(label) ?? [])
             {
                 var kv = l.Split('=', 2);
                 cfg.Labels[kv[0]] = kv.Length > 1 ? kv[1] : "";
             }
-            if (p.GetValue(stopSignal) is { } ss)
-            {
-                try { Signals.Parse(ss); } catch (ArgumentException e) { throw EngineException.Invalid(e.Message); }
-                cfg.StopSignal = ss;
-            }
+            cfg.StopSignal = p.GetValue(stopSignal) ?? "";
             cfg.StopTimeout = p.GetValue(stopTimeout);
             hc.AutoRemove = p.GetValue(rm);
             hc.ReadonlyRootfs = p.GetValue(readOnly);
             hc.Privileged = p.GetValue(privileged);
             hc.CapAdd = [.. p.GetValue(capAdd) ?? []];
             hc.CapDrop = [.. p.GetValue(capDrop) ?? []];
-            SpecBuilder.Capabilities(hc); // validates the names
-            foreach (var so in p.GetValue(securityOpt) ?? [])
-            {
-                var norm = so.Replace(':', '=');
-                if (norm is not ("no-new-privileges" or "no-new-privileges=true" or "no-new-privileges=false") && !norm.StartsWith("seccomp=", StringComparison.Ordinal))
-                    throw EngineException.Invalid($"invalid --security-opt \"{so}\": expected no-new-privileges, seccomp=unconfined or seccomp=FILE");
-                hc.SecurityOpt.Add(norm == "no-new-privileges=true" ? "no-new-privileges" : norm);
-            }
-            hc.SecurityOpt.RemoveAll(s => s == "no-new-privileges=false");
+            hc.SecurityOpt = [.. p.GetValue(securityOpt) ?? []];
             hc.NetworkMode = p.GetValue(network)!;
-            if (hc.NetworkMode is not ("none" or "host"))
-                throw EngineException.Invalid($"network \"{hc.NetworkMode}\": only none and host are available (networking is not done yet)");
-            if (p.GetValue(memory) is { } mem)
-            {
-                hc.Memory = ContainerMonitor.ParseSize(mem);
-                if (hc.Memory < 6 * 1024 * 1024) throw EngineException.Invalid("minimum memory limit allowed is 6MB");
-            }
+            if (p.GetValue(memory) is { } mem) hc.Memory = ContainerMonitor.ParseSize(mem);
             if (p.GetValue(cpus) is { } cp)
             {
                 if (!double.TryParse(cp, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var n) || n <= 0)
@@ -308,62 +242,33 @@ public static unsafe class EngineCommands
             }
             hc.PidsLimit = p.GetValue(pids);
             hc.LogConfig.Type = p.GetValue(logDriver) ?? "json-file";
-            if (hc.LogConfig.Type != "json-file") throw EngineException.Invalid($"log driver \"{hc.LogConfig.Type}\": only json-file is available");
             foreach (var lo in p.GetValue(logOpt) ?? [])
             {
                 var kv = lo.Split('=', 2);
-                if (kv.Length != 2 || kv[0] is not ("max-size" or "max-file")) throw EngineException.Invalid($"invalid --log-opt \"{lo}\": expected max-size=SIZE or max-file=N");
-                if (kv[0] == "max-size") ContainerMonitor.ParseSize(kv[1]);
-                if (kv[0] == "max-file" && (!int.TryParse(kv[1], out var mfv) || mfv < 1)) throw EngineException.Invalid($"invalid max-file \"{kv[1]}\"");
+                if (kv.Length != 2) throw EngineException.Invalid($"invalid --log-opt \"{lo}\": expected max-size=SIZE or max-file=N");
                 hc.LogConfig.Config[kv[0]] = kv[1];
             }
             if (p.GetValue(restart) is { } rp)
             {
                 var parts = rp.Split(':', 2);
                 hc.RestartPolicy.Name = parts[0];
-                if (parts[0] is not ("no" or "always" or "unless-stopped" or "on-failure"))
-                    throw EngineException.Invalid($"invalid restart policy \"{rp}\": expected no, always, unless-stopped or on-failure[:N]");
                 if (parts.Length > 1)
                 {
-                    if (parts[0] != "on-failure" || !int.TryParse(parts[1], out var max) || max < 0)
-                        throw EngineException.Invalid($"invalid restart policy \"{rp}\": only on-failure takes a maximum retry count");
+                    if (!int.TryParse(parts[1], out var max) || max < 0)
+                        throw EngineException.Invalid($"invalid restart policy \"{rp}\": the maximum retry count must be a number");
+                    if (parts[0] != "on-failure") throw EngineException.Invalid($"invalid restart policy \"{rp}\": only on-failure takes a maximum retry count");
                     hc.RestartPolicy.MaximumRetryCount = max;
                 }
-                if (hc.RestartPolicy.Name != "no" && hc.AutoRemove) throw EngineException.Invalid("conflicting options: --restart and --rm");
             }
-            foreach (var v in p.GetValue(volume) ?? [])
-            {
-                var parts = v.Split(':');
-                if (parts.Length < 2 || !parts[1].StartsWith('/') || (!parts[0].StartsWith('/') && !ContainerStore.ValidName(parts[0])))
-                    throw EngineException.Invalid($"invalid volume \"{v}\": expected /HOST/PATH:/CONTAINER/PATH[:ro|rw] or NAME:/CONTAINER/PATH[:ro|rw]");
-                var mode = parts.Length > 2 ? parts[2] : "";
-                var mp = new MountPoint { Type = "bind", Source = parts[0], Destination = parts[1], Mode = mode, RW = true };
-                if (!parts[0].StartsWith('/'))
-                {
-                    var vol = new Berth.Engine.Volumes.VolumeStore(p.GetValue(BerthCli.DataRoot)!).Create(parts[0], existingOk: true);
-                    mp.Type = "volume"; mp.Name = vol.Name; mp.Source = vol.Mountpoint;
-                }
-                foreach (var m in mode.Split(',', StringSplitOptions.RemoveEmptyEntries))
-                {
-                    if (m == "ro") mp.RW = false;
-                    else if (m == "rw") mp.RW = true;
-                    else if (m is "private" or "rprivate" or "shared" or "rshared" or "slave" or "rslave") mp.Propagation = m;
-                    else if (m is "z" or "Z") { }
-                    else throw EngineException.Invalid($"invalid volume mode \"{m}\" in \"{v}\"");
-                }
-                rec.Mounts.Add(mp);
-                hc.Binds.Add(v);
-            }
+            hc.Binds = [.. p.GetValue(volume) ?? []];
             foreach (var t in p.GetValue(tmpfs) ?? [])
             {
                 var parts = t.Split(':', 2);
-                if (!parts[0].StartsWith('/')) throw EngineException.Invalid($"invalid tmpfs \"{t}\": the path must be absolute");
                 hc.Tmpfs[parts[0]] = parts.Length > 1 ? parts[1] : "";
-                rec.Mounts.Add(new MountPoint { Type = "tmpfs", Source = "", Destination = parts[0], Mode = parts.Length > 1 ? parts[1] : "", RW = true, Propagation = "" });
             }
             rec.Name = p.GetValue(name) ?? "";
 
-            rec = mgr.Create(rec, DefaultSpec.Create());
+            rec = mgr.Create(rec);
             if (verb == "create")
             {
                 Console.Out.Write(rec.Id + "\n");

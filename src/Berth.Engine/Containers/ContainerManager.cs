@@ -24,11 +24,29 @@ public sealed unsafe class ContainerManager
 
     // ------------------------------------------------------------------ create
 
-    /// <summary>Writes the record, the /etc files and the bundle (spec = base + docker defaults + flags).</summary>
-    public ContainerRecord Create(ContainerRecord c, Spec baseSpec)
+    /// <summary>Creates a container from a request in docker's shape: <see cref="ContainerRecord.Config"/>
+    /// (with Config.Image, or <see cref="ContainerRecord.Rootfs"/> for a directory) and
+    /// <see cref="ContainerRecord.HostConfig"/>. The image must be in the store (NotFound otherwise:
+    /// pulling is the caller's choice). Writes the record, the /etc files and the bundle
+    /// (spec = <paramref name="baseSpec"/> or the default, with docker's defaults and the request applied).</summary>
+    public ContainerRecord Create(ContainerRecord c, Spec? baseSpec = null)
     {
-        if (c.ImageLayer is null && (c.Rootfs.Length == 0 || !Directory.Exists(c.Rootfs)))
-            throw EngineException.Invalid($"rootfs {c.Rootfs}: no such directory");
+        ContainerImage? image = null;
+        if (c.Rootfs.Length > 0)
+        {
+            c.Rootfs = System.IO.Path.GetFullPath(c.Rootfs);
+            if (!Directory.Exists(c.Rootfs)) throw EngineException.Invalid($"rootfs {c.Rootfs}: no such directory");
+            c.Image = "";
+            c.ImageLayer = null;
+        }
+        else
+        {
+            if (c.Config.Image.Length == 0) throw EngineException.Invalid("an image (or a rootfs directory) is required");
+            image = ContainerImages.Resolve(Store.Root, c.Config.Image);
+            c.Image = image.Id;
+            c.ImageLayer = image.TopLayer;
+        }
+        ContainerSetup.Complete(c, image is null ? null : image.Config ?? new(), Store.Root);
         foreach (var m in c.Mounts.Where(m => m.Type == "bind"))
             if (!Path.Exists(m.Source)) throw EngineException.Invalid($"bind source path does not exist: {m.Source}");
         c.Id = ContainerStore.NewId();
@@ -58,7 +76,7 @@ public sealed unsafe class ContainerManager
             SpecBuilder.EnsureWorkdir(c.Rootfs, c.Config.WorkingDir);
             SpecBuilder.WriteEtcFiles(c, dir);
             Timing.Mark("engine: etc files");
-            var spec = SpecBuilder.Build(baseSpec, c, dir);
+            var spec = SpecBuilder.Build(baseSpec ?? DefaultSpec.Create(), c, dir);
             Timing.Mark("engine: spec built");
             Directory.CreateDirectory(Store.BundleDir(c.Id));
             var bytes = SpecJson.Serialize(spec);

@@ -80,7 +80,8 @@ public sealed class ContainerConfig
     public string WorkingDir { get; set; } = "";
     public List<string>? Entrypoint { get; set; }
     public Dictionary<string, string> Labels { get; set; } = [];
-    public string StopSignal { get; set; } = "SIGTERM";
+    /// <summary>Empty in a request: the image's, else SIGTERM (filled in at create).</summary>
+    public string StopSignal { get; set; } = "";
     public int? StopTimeout { get; set; }
 }
 
