@@ -50,7 +50,7 @@ if [[ ${1:-} == --worker ]]; then
         cleanup) # force-delete whatever is left in ROOT
                 t0=$EPOCHREALTIME; rc=0
                 for d in "$root"/*/; do
-                    [[ -f $d/state.json ]] || continue; c=$(basename "$d")   # containers only (not berth-runc's seccomp-cache/)
+                    [[ -f $d/state.json ]] || continue; c=$(basename "$d")   # containers only (not berth-runc's @seccomp-cache/)
                     "${rt[@]}" --root "$root" delete --force "$c" </dev/null >/dev/null 2>>"$err" || rc=1
                 done
                 t1=$EPOCHREALTIME ;;

@@ -4,15 +4,19 @@ using Berth.Linux;
 
 namespace Berth.Runtime;
 
-/// <summary>Compiled seccomp filters kept in the state root (`ROOT/seccomp-cache/`), keyed by the
+/// <summary>Compiled seccomp filters kept in the state root (`ROOT/@seccomp-cache/`: '@' cannot be in
+/// a container id, so no container can collide with it), keyed by the
 /// profile's raw JSON and the runtime binary: every podman container carries the same ~30 KB default
 /// profile, and parsing plus compiling it costs more than the rest of its share of `create`
 /// (BERTH_TIMING: ~0.4 ms parse + ~0.45 ms compile). A hit must match the stored profile byte for
 /// byte (the hash only names the file). Profiles with SCMP_ACT_NOTIFY are not cached (the runtime
-/// needs their listener fields).</summary>
+/// needs their listener fields). At most <see cref="MaxEntries"/> programs are kept: a save beyond
+/// that removes the least recently written ones.</summary>
 public static class SeccompCache
 {
     const int Magic = 0x42534331; // "BSC1"
+    public const string DirName = "@seccomp-cache";
+    public const int MaxEntries = 32;
 
     /// <summary>The raw bytes of linux.seccomp in a config.json, or null when there is none.</summary>
     public static ReadOnlyMemory<byte>? Section(byte[] config)
@@ -51,7 +55,7 @@ public static class SeccompCache
         var st = new FileInfo(exe);
         Mix(Encoding.UTF8.GetBytes($"{st.Length}:{st.LastWriteTimeUtc.Ticks}:{Berth.Linux.Seccomp.SeccompCompiler.NativeArchitecture}"));
         Mix(profile);
-        return Path.Combine(root, "seccomp-cache", h.ToString("x16") + ".bpf");
+        return Path.Combine(root, DirName, h.ToString("x16") + ".bpf");
     }
 
     /// <summary>The cached program for this exact profile, or null.</summary>
@@ -72,7 +76,7 @@ public static class SeccompCache
 
     public static void Save(string root, ReadOnlySpan<byte> profile, string exe, byte[] program, uint flags)
     {
-        var dir = Path.Combine(root, "seccomp-cache");
+        var dir = Path.Combine(root, DirName);
         try
         {
             Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
@@ -88,7 +92,23 @@ public static class SeccompCache
             var tmp = $"{path}.{Environment.ProcessId}.tmp";
             File.WriteAllBytes(tmp, data);
             File.Move(tmp, path, overwrite: true);
+            Prune(dir, path);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { } // a cache: best effort
+    }
+
+    /// <summary>Keeps the newest <see cref="MaxEntries"/> programs (<paramref name="keep"/>, just
+    /// written, always stays); removes stale temp files of crashed saves.</summary>
+    static void Prune(string dir, string keep)
+    {
+        var files = new DirectoryInfo(dir).GetFiles();
+        if (files.Length <= MaxEntries) return;
+        var old = DateTime.UtcNow.AddMinutes(-1);
+        foreach (var f in files.Where(f => f.Name.EndsWith(".tmp", StringComparison.Ordinal) && f.LastWriteTimeUtc < old))
+            try { f.Delete(); } catch (IOException) { }
+        var programs = files.Where(f => f.Name.EndsWith(".bpf", StringComparison.Ordinal) && f.FullName != keep)
+            .OrderByDescending(f => f.LastWriteTimeUtc).ToList();
+        foreach (var f in programs.Skip(MaxEntries - 1))
+            try { f.Delete(); } catch (IOException) { }
     }
 }

@@ -13,9 +13,9 @@ public class SeccompCacheTests
         ["syscalls"] = new JsonArray(new JsonObject { ["names"] = new JsonArray("mkdir", "mkdirat"), ["action"] = "SCMP_ACT_ERRNO", ["errnoRet"] = errno }),
     };
 
-    static string Run(Sandbox s, int errno)
+    static string Run(Sandbox s, int errno, string? id = null)
     {
-        var id = s.NewId("sccache");
+        id ??= s.NewId("sccache");
         var b = s.NewBundle(id, "mkdir /tmp/a 2>&1; echo mkdir=$?", c => c.Linux()["seccomp"] = Profile(errno));
         var r = s.Runc("run", "-b", b.Dir, id);
         Assert.True(r.ExitCode == 0, r.ToString());
@@ -25,7 +25,7 @@ public class SeccompCacheTests
     [Fact]
     public void Compiled_filters_are_cached_per_profile_and_checked_on_use() => Sandbox.Run(s =>
     {
-        var cache = Path.Combine(s.Root, "seccomp-cache");
+        var cache = Path.Combine(s.Root, Berth.Runtime.SeccompCache.DirName);
         Assert.Contains("No message of desired type", Run(s, 42)); // ENOMSG
         var files = Directory.GetFiles(cache);
         Assert.Single(files);
@@ -43,5 +43,19 @@ public class SeccompCacheTests
         File.WriteAllBytes(files[0], spoiled);
         Assert.Contains("No message of desired type", Run(s, 42));
         Assert.Equal(first, File.ReadAllBytes(files[0]));
+    });
+
+    [Fact]
+    public void The_cache_is_bounded_and_no_container_id_collides_with_it() => Sandbox.Run(s =>
+    {
+        var cache = Path.Combine(s.Root, Berth.Runtime.SeccompCache.DirName);
+        // A container may be called what the cache directory was once called.
+        Assert.Contains("Operation not permitted", Run(s, 1, s.Track("seccomp-cache")));
+        for (var e = 2; e < 2 + Berth.Runtime.SeccompCache.MaxEntries + 3; e++) Run(s, e);
+        var files = Directory.GetFiles(cache);
+        Assert.Equal(Berth.Runtime.SeccompCache.MaxEntries, files.Length);
+        // The newest stays: running it again is a hit (no new file, same count).
+        Run(s, 2 + Berth.Runtime.SeccompCache.MaxEntries + 2);
+        Assert.Equal(Berth.Runtime.SeccompCache.MaxEntries, Directory.GetFiles(cache).Length);
     });
 }

@@ -199,7 +199,7 @@ public sealed class EngineSandbox
                 if (Directory.Exists(dir)) { leaks.Add("cgroup: " + dir); try { Directory.Delete(dir); } catch (IOException) { } }
         var runc = Path.Combine(RunRoot, "runc");
         // Container state must be gone; the runtime's compiled-seccomp cache is meant to stay.
-        var state = Directory.Exists(runc) ? Directory.EnumerateFileSystemEntries(runc).Where(e => Path.GetFileName(e) != "seccomp-cache").ToList() : [];
+        var state = Directory.Exists(runc) ? Directory.EnumerateFileSystemEntries(runc).Where(e => Path.GetFileName(e) != "@seccomp-cache").ToList() : [];
         if (state.Count > 0) leaks.Add("runtime state: " + string.Join(' ', state));
         try { Directory.Delete(Dir, true); } catch (IOException e) { leaks.Add("temp dir: " + e.Message); }
         return leaks;
