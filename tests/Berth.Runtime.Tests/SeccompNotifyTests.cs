@@ -80,6 +80,52 @@ public unsafe class SeccompNotifyTests
     });
 
     [Fact]
+    public void The_listener_gets_its_fd_at_create_before_start() => Sandbox.Run(s =>
+    {
+        var path = Path.Combine(s.Dir, "listener.sock");
+        using var server = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        server.Bind(new UnixDomainSocketEndPoint(path));
+        server.Listen(1);
+        var accepted = Task.Run(() => server.Accept());
+
+        var id = s.NewId("notifyc");
+        // Without no_new_privs (with it, the filter and the fd wait until right before execve, as in runc).
+        var b = s.NewBundle(id, "mkdir /tmp/notified 2>&1; echo mkdir=$?", c =>
+        {
+            c.Linux()["seccomp"] = NotifyProfile(path);
+            c.Proc()["noNewPrivileges"] = false;
+        });
+        var create = s.Ok("create", "-b", b.Dir, id);
+        // Created, not started: the agent already has the state and the fd (runc's order).
+        Assert.True(accepted.Wait(TimeSpan.FromSeconds(30)), "nothing connected to the listener at create");
+        using var conn = accepted.Result;
+        conn.ReceiveTimeout = 30_000; // SO_RCVTIMEO: a missing message fails the test instead of hanging it
+        using var ch = new SyncChannel(new Fd(Libc.fcntl((int)conn.Handle, 1030 /* F_DUPFD_CLOEXEC */, 0)));
+        var stateText = ch.Receive(out var notifyFd) ?? throw new InvalidOperationException("listener: no message");
+        using (notifyFd)
+        {
+            Assert.NotNull(notifyFd);
+            Assert.Equal("created", s.Status(id));
+            Assert.Equal(id, (string)JsonNode.Parse(stateText)!["state"]!["id"]!);
+            // The filter is live for the container's process once it starts: answer its mkdir.
+            s.Ok("start", id);
+            var req = stackalloc byte[80];
+            new Span<byte>(req, 80).Clear();
+            while (Libc.ioctl(notifyFd!.Value, NotifRecv, req) != 0)
+                if (Marshal.GetLastPInvokeError() != Errno.EINTR) throw SyscallException.Last("ioctl(SECCOMP_IOCTL_NOTIF_RECV)");
+            var resp = stackalloc byte[24];
+            new Span<byte>(resp, 24).Clear();
+            *(ulong*)resp = *(ulong*)req;
+            *(int*)(resp + 16) = -Enospc;
+            Assert.True(Libc.ioctl(notifyFd.Value, NotifSend, resp) == 0, "SECCOMP_IOCTL_NOTIF_SEND");
+        }
+        s.WaitForStatus(id, "stopped");
+        Assert.Contains("No space left on device", File.ReadAllText(create.StdoutPath));
+        s.Ok("delete", id);
+        s.AssertNothingLeft(id);
+    });
+
+    [Fact]
     public void Notify_without_a_listener_path_is_refused() => Sandbox.Run(s =>
     {
         var id = s.NewId("notifybad");

@@ -113,6 +113,10 @@ public static unsafe partial class ContainerInit
         // while it waits for start (what `ps`, `events` and callers reading /proc/PID/cgroup expect),
         // and init's own set-up pages were already charged to the runtime's cgroup.
         JoinLateCgroups(plan, late);
+        // SCMP_ACT_NOTIFY: the listener gets its fd at create, as with runc, so a seccomp agent is
+        // ready before the container runs. Without no_new_privs the filter may go on this early
+        // (init still holds CAP_SYS_ADMIN); with it, it waits until right before execve (runc alike).
+        if (plan.Seccomp is not null && _listenerSocket is not null && !plan.Process.NoNewPrivileges) LoadSeccomp(plan);
         Timing.Mark("init: ready");
         ch.Send(SyncMessages.Ready);
         ch.Dispose();
@@ -190,7 +194,7 @@ public static unsafe partial class ContainerInit
             ambient = Caps.Parse(caps?.Ambient, "ambient");
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while init still has it
         // (runc does the same); with no_new_privs, as late as possible, right before execve.
-        if (plan.Seccomp is not null && !p.NoNewPrivileges) LoadSeccomp(plan);
+        if (plan.Seccomp is not null && !p.NoNewPrivileges && !_seccompLoaded) LoadSeccomp(plan);
         if (caps is not null) Caps.DropBounding(bounding);
         Sys.Prctl(PR_SET_KEEPCAPS, 1);
         SetIds(p.User);
@@ -252,8 +256,11 @@ public static unsafe partial class ContainerInit
     /// <summary>Connected to linux.seccomp.listenerPath by the runtime (SCMP_ACT_NOTIFY), else null.</summary>
     static Fd? _listenerSocket;
 
+    static bool _seccompLoaded;
+
     static void LoadSeccomp(InitPlan plan)
     {
+        _seccompLoaded = true;
         var raw = plan.Seccomp!;
         var ins = new Berth.Linux.Seccomp.SockFilter[raw.Length / 8];
         for (var i = 0; i < ins.Length; i++)
