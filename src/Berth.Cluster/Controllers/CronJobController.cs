@@ -24,14 +24,14 @@ public sealed class CronJobController : Controller
     readonly Informer<V1Job> _jobs;
     readonly TimeProvider _time;
     readonly ObjectEvents _events;
-    readonly Lock _lock = new();
-    readonly Dictionary<string, DateTime> _wakeups = [];
+    readonly Wakeups _wake;
     public override string Name => "cronjob-controller";
 
     public CronJobController(InformerFactory f, TimeProvider? time = null)
     {
         _client = f.Client;
         _time = time ?? TimeProvider.System;
+        _wake = new Wakeups(_time, Enqueue);
         _events = new ObjectEvents(_client, "cronjob-controller", _time);
         _cronJobs = f.For<V1CronJob>();
         _jobs = f.For<V1Job>();
@@ -134,7 +134,7 @@ public sealed class CronJobController : Controller
             if (++missed > 1_000_000) break;
         }
         var next = sched.Next(now, zone);
-        if (next is { } n) WakeAt(key, n, now);
+        if (next is { } n) _wake.At(key, n, now);
         if (scheduled is not { } when) return;
         if (missed > MaxMissed)
             _events.Record(cj, "Warning", "TooManyMissedTimes", $"too many missed start times: {missed}. Set or decrease .spec.startingDeadlineSeconds or check clock skew");
@@ -234,15 +234,6 @@ public sealed class CronJobController : Controller
         }
     }
 
-    void WakeAt(string key, DateTime at, DateTime now)
-    {
-        lock (_lock)
-        {
-            if (_wakeups.TryGetValue(key, out var t) && t == at) return;
-            _wakeups[key] = at;
-        }
-        Later.Run(_time, at - now, () => { lock (_lock) if (_wakeups.TryGetValue(key, out var t) && t == at) _wakeups.Remove(key); Enqueue(key); });
-    }
 
     static string Json(V1CronJobStatus? st) => st is null ? "" : System.Text.Encoding.UTF8.GetString(Kinds.ToJson(new V1CronJob { Status = st }));
 }

@@ -37,12 +37,14 @@ public sealed class JobController : Controller
     readonly ObjectEvents _events;
     readonly Lock _lock = new();
     readonly Dictionary<string, (int Count, DateTime Last)> _backoff = [];   // by job uid
+    readonly Wakeups _wake;
     public override string Name => "job-controller";
 
     public JobController(InformerFactory f, TimeProvider? time = null)
     {
         _client = f.Client;
         _time = time ?? TimeProvider.System;
+        _wake = new Wakeups(_time, Enqueue);
         _events = new ObjectEvents(_client, "job-controller", _time);
         _jobs = f.For<V1Job>();
         _pods = f.For<V1Pod>();
@@ -242,7 +244,7 @@ public sealed class JobController : Controller
                 _events.Record(job, "Normal", "Resumed", "Job resumed");
             }
             st.StartTime ??= now;
-            if (job.Spec.ActiveDeadlineSeconds is { } ads && st.StartTime is { } s0) WakeAt(key, s0.AddSeconds(ads), now);
+            if (job.Spec.ActiveDeadlineSeconds is { } ads && st.StartTime is { } s0) _wake.At(key, s0.AddSeconds(ads), now);
             if (_exp.Satisfied(key)) active = await ManagePodsAsync(job, key, active, completed, completions, succeededCount, now, ct).ConfigureAwait(false);
         }
 
@@ -255,18 +257,7 @@ public sealed class JobController : Controller
         await WriteStatusAsync(job, baseline, st, ct).ConfigureAwait(false);
     }
 
-    readonly Dictionary<string, DateTime> _wakeups = [];
 
-    /// <summary>Reconciles <paramref name="key"/> again at <paramref name="at"/> (one timer per key and instant).</summary>
-    void WakeAt(string key, DateTime at, DateTime now)
-    {
-        lock (_lock)
-        {
-            if (_wakeups.TryGetValue(key, out var t) && t == at) return;
-            _wakeups[key] = at;
-        }
-        Later.Run(_time, at - now, () => { lock (_lock) if (_wakeups.TryGetValue(key, out var t) && t == at) _wakeups.Remove(key); Enqueue(key); });
-    }
 
     static bool PastBackoffLimitOnFailure(V1Job job, List<V1Pod> active)
     {
@@ -321,7 +312,7 @@ public sealed class JobController : Controller
         {
             var delay = TimeSpan.FromTicks(Math.Min(BackoffMax.Ticks, BackoffBase.Ticks * (1L << Math.Min(b.Count - 1, 20))));
             var left = b.Last + delay - now;
-            if (left > TimeSpan.Zero) { WakeAt(key, now + left, now); return active; }
+            if (left > TimeSpan.Zero) { _wake.At(key, now + left, now); return active; }
         }
         _exp.Expect(key, diff, 0);
         var created = new List<V1Pod>();

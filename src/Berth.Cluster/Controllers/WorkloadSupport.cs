@@ -56,6 +56,27 @@ internal static class Later
     static readonly HashSet<ITimer> Pending = [];
 }
 
+/// <summary>Per-key wake-ups on a controller's clock: one timer per key and instant, however often it is asked.</summary>
+internal sealed class Wakeups(TimeProvider time, Action<string> enqueue)
+{
+    readonly Lock _lock = new();
+    readonly Dictionary<string, DateTime> _at = [];
+
+    public void At(string key, DateTime at, DateTime now)
+    {
+        lock (_lock)
+        {
+            if (_at.TryGetValue(key, out var t) && t == at) return;
+            _at[key] = at;
+        }
+        Later.Run(time, at - now, () =>
+        {
+            lock (_lock) if (_at.TryGetValue(key, out var t) && t == at) _at.Remove(key);
+            enqueue(key);
+        });
+    }
+}
+
 /// <summary>Helpers over pods the workload controllers share.</summary>
 internal static class PodFacts
 {
