@@ -140,7 +140,7 @@ public sealed class DaemonSetController : Controller
         if (cached is null) return;
         var ds = Kinds.Clone(cached);
         var selector = LabelSelectorMatcher.From(ds.Spec.Selector);
-        var hash = TemplateHash(ds.Spec.Template, ds.Status?.CollisionCount);
+        var hash = TemplateHash(ds.Spec.Template, ds.Status?.CollisionCount is > 0 and var c ? c : null);
         var now = _time.GetUtcNow().UtcDateTime;
         int minReady = ds.Spec.MinReadySeconds ?? 0;
         var owned = _pods.ByIndex(InformerFactory.NamespaceIndex, ds.Metadata.NamespaceProperty ?? "")
