@@ -196,8 +196,10 @@ public static class BuiltinResources
                 ValidatePodSpec(o["spec"]?["template"]?["spec"] as JsonObject, "spec.template.spec", e);
                 var rp = o.Str("spec.template.spec.restartPolicy");
                 if (rp is not ("OnFailure" or "Never")) e.Add(FieldError.NotSupported("spec.template.spec.restartPolicy", rp, ["OnFailure", "Never"]));
+                ValidateJobSpec(o, "spec", e);
             },
-            Columns = [NameCol, Col("Status", JobStatus), Col("Completions", o => $"{o.Long("status.succeeded") ?? 0}/{o.Long("spec.completions")?.ToString() ?? "1"}"),
+            Columns = [NameCol, Col("Status", JobStatus), Col("Completions", o => o.Long("spec.completions") is { } n ? $"{o.Long("status.succeeded") ?? 0}/{n}"
+                    : o.Long("spec.parallelism") is > 1 and var p ? $"{o.Long("status.succeeded") ?? 0}/1 of {p}" : $"{o.Long("status.succeeded") ?? 0}/1"),
                 Col("Duration", JobDuration), AgeCol, Col("Containers", Containers, 1), Col("Images", Images, 1),
                 Col("Selector", o => LabelSelectorString(o["spec"]?["selector"] as JsonObject), 1)],
         });
@@ -217,8 +219,12 @@ public static class BuiltinResources
             Validate = (o, old, e) =>
             {
                 if (string.IsNullOrWhiteSpace(o.Str("spec.schedule"))) e.Add(FieldError.Required("spec.schedule"));
-                else if (o.Str("spec.schedule")!.Split(' ', StringSplitOptions.RemoveEmptyEntries) is { Length: not 5 } && !o.Str("spec.schedule")!.StartsWith('@'))
-                    e.Add(FieldError.Invalid("spec.schedule", o.Str("spec.schedule"), "unparseable: expected exactly 5 fields"));
+                else if (Controllers.CronSchedule.Validate(o.Str("spec.schedule")!) is { } why) e.Add(FieldError.Invalid("spec.schedule", o.Str("spec.schedule"), why));
+                if (o.Str("spec.timeZone") is { } tz && !KnownTimeZone(tz)) e.Add(FieldError.Invalid("spec.timeZone", tz, $"unknown time zone {tz}"));
+                foreach (var f in new[] { "startingDeadlineSeconds", "successfulJobsHistoryLimit", "failedJobsHistoryLimit" })
+                    if (o.Long("spec." + f) is < 0 and var n) e.Add(new FieldError("spec." + f, "FieldValueInvalid", $"Invalid value: {n}: must be greater than or equal to 0"));
+                if (o.Str("spec.concurrencyPolicy") is { } cp and not ("Allow" or "Forbid" or "Replace")) e.Add(FieldError.NotSupported("spec.concurrencyPolicy", cp, ["Allow", "Forbid", "Replace"]));
+                if (o["spec"]?["jobTemplate"]?["spec"] is JsonObject) ValidateJobSpec(o, "spec.jobTemplate.spec", e);
                 ValidatePodSpec(o["spec"]?["jobTemplate"]?["spec"]?["template"]?["spec"] as JsonObject, "spec.jobTemplate.spec.template.spec", e);
             },
             Columns = [NameCol, Col("Schedule", o => o.Str("spec.schedule")), Col("Timezone", o => None(o.Str("spec.timeZone"))),
@@ -336,6 +342,35 @@ public static class BuiltinResources
         if (spec["nodeSelector"] is JsonObject ns)
             foreach (var (k, v) in ns)
                 if (Validation.CheckQualifiedName(k) is { } why) e.Add(FieldError.Invalid($"{path}.nodeSelector", k, why));
+    }
+
+    static bool KnownTimeZone(string tz)
+    {
+        if (tz.Length == 0) return false;
+        try { TimeZoneInfo.FindSystemTimeZoneById(tz); return true; }
+        catch (Exception x) when (x is TimeZoneNotFoundException or InvalidTimeZoneException) { return false; }
+    }
+
+    /// <summary>batch/v1 JobSpec rules (pkg/apis/batch/validation) for a Job's spec or a CronJob's jobTemplate.spec.</summary>
+    static void ValidateJobSpec(JsonObject o, string path, List<FieldError> e)
+    {
+        var spec = o.At(path) as JsonObject;
+        if (spec is null) return;
+        foreach (var f in new[] { "parallelism", "completions", "backoffLimit" })
+            if (spec.Long(f) is < 0 and var n) e.Add(new FieldError($"{path}.{f}", "FieldValueInvalid", $"Invalid value: {n}: must be greater than or equal to 0"));
+        foreach (var f in new[] { "activeDeadlineSeconds", "ttlSecondsAfterFinished" })
+            if (spec.Long(f) is { } n && (f == "activeDeadlineSeconds" ? n <= 0 : n < 0))
+                e.Add(new FieldError($"{path}.{f}", "FieldValueInvalid", $"Invalid value: {n}: must be greater than {(f == "activeDeadlineSeconds" ? "0" : "or equal to 0")}"));
+        var mode = spec.Str("completionMode");
+        if (mode is not null and not ("NonIndexed" or "Indexed")) e.Add(FieldError.NotSupported($"{path}.completionMode", mode, ["NonIndexed", "Indexed"]));
+        if (mode == "Indexed" && spec["completions"] is null) e.Add(FieldError.Required($"{path}.completions", "when completion mode is Indexed"));
+        if (spec["selector"] is JsonObject selector)
+        {
+            var labels = spec["template"]?["metadata"]?["labels"] as JsonObject;
+            if (!LabelSelector.FromJson(selector).Matches(labels))
+                e.Add(FieldError.Invalid($"{path}.template.metadata.labels", Selector(labels), "`selector` does not match template `labels`"));
+        }
+        else if (spec.Bool("manualSelector") == true) e.Add(FieldError.Required($"{path}.selector"));
     }
 
     static void ValidateWorkload(JsonObject o, JsonObject? old, List<FieldError> e)

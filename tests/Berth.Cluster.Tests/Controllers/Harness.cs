@@ -8,7 +8,7 @@ namespace Berth.Cluster.Tests.Controllers;
 /// <summary>An in-memory cluster with controllers running and a fake kubelet that makes pods Running and Ready (unless told to hold some back).</summary>
 internal sealed class Harness : IAsyncDisposable
 {
-    public readonly InMemoryClusterClient Client = new();
+    public readonly InMemoryClusterClient Client;
     public readonly InformerFactory Factory;
     readonly CancellationTokenSource _cts = new();
     readonly List<Task> _tasks = [];
@@ -17,7 +17,11 @@ internal sealed class Harness : IAsyncDisposable
     public volatile Func<V1Pod, bool> MakeReady = _ => true;
     public bool Kubelet { get; init; } = true;
 
-    public Harness() => Factory = new InformerFactory(Client);
+    public Harness(TimeProvider? time = null)
+    {
+        Client = new InMemoryClusterClient(time: time);
+        Factory = new InformerFactory(Client);
+    }
 
     public T Add<T>(T c) where T : Controller { _controllers.Add(c); return c; }
 
