@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text;
 using System.Text.Json.Nodes;
 using Berth.Cluster.Storage;
@@ -107,12 +108,15 @@ public sealed partial class ApiHandler
                     }
                 }
                 if (!await waitTask) break;
+                // Everything already queued goes out in one flush (one TLS record burst, not one per event).
+                var wrote = false;
                 while (reader.TryRead(out var ev))
                 {
                     lastRv = ev.Revision;
                     var (kind, obj) = Translate(ev, Match);
-                    if (kind is not null) await WriteEventAsync(ctx, kind, ShapeOf(obj!), ct);
+                    if (kind is not null) { await WriteEventAsync(ctx, kind, ShapeOf(obj!), ct, flush: false); wrote = true; }
                 }
+                if (wrote) await ctx.Response.BodyWriter.FlushAsync(ct);
             }
         }
         catch (StoreWatchLaggedException) { /* the client re-watches from its last resourceVersion */ }
@@ -142,10 +146,11 @@ public sealed partial class ApiHandler
         return new JsonObject { ["kind"] = type.Kind, ["apiVersion"] = type.ApiVersion, ["metadata"] = meta };
     }
 
-    static async Task WriteEventAsync(HttpContext ctx, string type, JsonNode obj, CancellationToken ct)
+    static async Task WriteEventAsync(HttpContext ctx, string type, JsonNode obj, CancellationToken ct, bool flush = true)
     {
         var line = new JsonObject { ["type"] = type, ["object"] = obj.Parent is null ? obj : obj.DeepClone() }.ToJsonString() + "\n";
-        await ctx.Response.Body.WriteAsync(Encoding.UTF8.GetBytes(line), ct);
-        await ctx.Response.Body.FlushAsync(ct);
+        // The pipe writer buffers until flushed (Response.Body would flush on every write).
+        ctx.Response.BodyWriter.Write(Encoding.UTF8.GetBytes(line));
+        if (flush) await ctx.Response.BodyWriter.FlushAsync(ct);
     }
 }

@@ -79,7 +79,7 @@ public sealed partial class ApiHandler
         type.OnCreate?.Invoke(obj);
         type.Default?.Invoke(obj);
         Validate(type, obj, null);
-        if (type.Namespaced) await CheckNamespaceActiveAsync(t.Namespace!, ct);
+        if (type.Namespaced) await CheckNamespaceActiveAsync(type, name, t.Namespace!, ct);
         if (type.Kind == "Service") await AllocateServiceAsync(obj, ct);
         if (dryRun)
         {
@@ -95,12 +95,13 @@ public sealed partial class ApiHandler
         catch (StoreKeyExistsException) { throw ApiException.AlreadyExists(type.Group, type.Plural, name); }
     }
 
-    async Task CheckNamespaceActiveAsync(string ns, CancellationToken ct)
+    /// <summary>The NamespaceLifecycle admission check: no new content in a namespace that is missing or being terminated.</summary>
+    async Task CheckNamespaceActiveAsync(ResourceType type, string name, string ns, CancellationToken ct)
     {
         var nsType = registry.Find("", "v1", "namespaces")!;
         var e = await store.GetAsync(nsType.Key(null, ns), ct) ?? throw ApiException.NotFound("", "namespaces", ns);
         if (Decode(e).Str("metadata.deletionTimestamp") is not null)
-            throw ApiException.Forbidden($"unable to create new content in namespace {ns} because it is being terminated");
+            throw ApiException.Forbidden(type.Group, type.Plural, name, $"unable to create new content in namespace {ns} because it is being terminated");
     }
 
     /// <summary>ClusterIP from 10.43.0.0/16 and node ports from 30000-32767, unique among existing services.</summary>

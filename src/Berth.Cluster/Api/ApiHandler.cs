@@ -291,11 +291,19 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
         return o;
     }
 
+    /// <summary>The stored form: the object without resourceVersion (the entry's revision is). No copy: the field is taken out and put back.</summary>
     static byte[] Encode(JsonObject o)
     {
-        var copy = (JsonObject)o.DeepClone();
-        (copy["metadata"] as JsonObject)?.Remove("resourceVersion");
-        return Encoding.UTF8.GetBytes(copy.ToJsonString());
+        var meta = o["metadata"] as JsonObject;
+        JsonNode? rv = null;
+        var had = meta is not null && meta.Remove("resourceVersion", out rv);
+        try
+        {
+            var buffer = new System.Buffers.ArrayBufferWriter<byte>(1024);
+            using (var w = new Utf8JsonWriter(buffer)) o.WriteTo(w);
+            return buffer.WrittenSpan.ToArray();
+        }
+        finally { if (had) meta!["resourceVersion"] = rv; }
     }
 
     static long ParseRv(string? rv, string what)
