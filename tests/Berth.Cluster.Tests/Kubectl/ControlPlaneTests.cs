@@ -291,6 +291,28 @@ public class ControlPlaneTests(BerthServer s) : IClassFixture<BerthServer>
     }
 
     [Fact]
+    public async Task Disabled_scheduler_and_controllers_leave_pods_alone_and_take_no_lease()
+    {
+        var off = new BerthServer { ExtraArgs = ["--disable-scheduler", "--disable-controllers"] };
+        await off.StartAsync();
+        try
+        {
+            await using var kubelets = new FakeKubelets(off);
+            await kubelets.RegisterNodeAsync("node-a");
+            Ok(await off.Kubectl("apply -f -", Manifest.Replace("NS", "default")));
+            Ok(await off.Kubectl("run lone --image=busybox --restart=Never"));
+            await Task.Delay(3000);
+            var pods = await off.Kubectl("get pods -o json");
+            Ok(pods);
+            var items = JsonNode.Parse(pods.Stdout)!.AsObject().Objects("items").ToList();
+            Assert.Equal(["lone"], items.Select(p => p.Str("metadata.name")));       // no ReplicaSet made pods for the Deployment
+            Assert.True(string.IsNullOrEmpty(items[0].Str("spec.nodeName")));           // nobody bound it
+            Assert.Equal("No resources found in kube-system namespace.", (await off.Kubectl("-n kube-system get lease")).Stderr.Trim());
+        }
+        finally { await off.DisposeAsync(); }
+    }
+
+    [Fact]
     public async Task An_unknown_controller_name_is_one_line_and_leaves_nothing_behind()
     {
         var dir = Path.Combine(Path.GetTempPath(), "berth-bad-" + Guid.NewGuid().ToString("N"));
