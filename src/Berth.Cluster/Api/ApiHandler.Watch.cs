@@ -47,6 +47,7 @@ public sealed partial class ApiHandler
 
         var prefix = type.Prefix(t.Namespace);
         if (fields.SingleName is { } single && (!type.Namespaced || t.Namespace is not null)) prefix = type.Key(t.Namespace, single);
+        var unfiltered = labels.IsEmpty && fields.Requirements.Count == 0 && fields.SingleName is null;
         bool Match(JsonObject o) => labels.Matches(o["metadata"]?["labels"] as JsonObject) && fields.Matches(o) &&
             (fields.SingleName is null || o.Str("metadata.name") == fields.SingleName);
 
@@ -113,7 +114,7 @@ public sealed partial class ApiHandler
                 while (reader.TryRead(out var ev))
                 {
                     lastRv = ev.Revision;
-                    var (kind, obj) = Translate(ev, Match);
+                    var (kind, obj) = Translate(ev, unfiltered ? null : Match);
                     if (kind is not null) { await WriteEventAsync(ctx, kind, ShapeOf(obj!), ct, flush: false); wrote = true; }
                 }
                 if (wrote) await ctx.Response.BodyWriter.FlushAsync(ct);
@@ -123,9 +124,12 @@ public sealed partial class ApiHandler
         catch (OperationCanceledException) { }
     }
 
-    static (string? Type, JsonObject? Obj) Translate(StoreEvent ev, Func<JsonObject, bool> match)
+    /// <summary>The watch event for a store event; with no selectors (<paramref name="match"/> null) the previous value is not decoded.</summary>
+    static (string? Type, JsonObject? Obj) Translate(StoreEvent ev, Func<JsonObject, bool>? match)
     {
         var obj = Decode(ev.Entry);
+        if (match is null)
+            return (ev.Type == StoreEventType.Delete ? "DELETED" : ev.Previous is null ? "ADDED" : "MODIFIED", obj);
         if (ev.Type == StoreEventType.Delete) return match(obj) ? ("DELETED", obj) : (null, null);
         var now = match(obj);
         if (ev.Previous is null) return now ? ("ADDED", obj) : (null, null);

@@ -49,6 +49,13 @@ public sealed class LocalClusterClient : IClusterClient
         return obj;
     }
 
+    // Watch events are shared, immutable snapshots (the seam's contract), so the informers of one
+    // process (scheduler, controller manager) decode each store entry once between them.
+    readonly System.Runtime.CompilerServices.ConditionalWeakTable<StoreEntry, object> _decoded = new();
+
+    T Shared<T>(ResourceKind k, StoreEntry e) where T : class, IKubernetesObject<V1ObjectMeta> =>
+        (T)_decoded.GetValue(e, entry => FromEntry<T>(k, entry));
+
     public async ValueTask<T?> GetAsync<T>(string? ns, string name, CancellationToken ct = default) where T : class, IKubernetesObject<V1ObjectMeta>
     {
         var k = Kinds.Of<T>();
@@ -90,7 +97,7 @@ public sealed class LocalClusterClient : IClusterClient
                 {
                     var type = ev.Type == StoreEventType.Delete ? WatchEventType.Deleted
                         : ev.Previous is null ? WatchEventType.Added : WatchEventType.Modified;
-                    yield return new WatchEvent<T>(type, FromEntry<T>(k, ev.Entry));
+                    yield return new WatchEvent<T>(type, Shared<T>(k, ev.Entry));
                 }
             }
         }
