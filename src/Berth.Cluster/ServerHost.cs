@@ -1,5 +1,7 @@
 using System.Net;
 using Berth.Cluster.Api;
+using Berth.Cluster.Client;
+using Berth.Cluster.ControlPlane;
 using Berth.Cluster.Security;
 using Berth.Cluster.Storage;
 using Berth.Cluster.Storage.Sqlite;
@@ -12,9 +14,18 @@ public sealed record ServerOptions
     public string Listen { get; init; } = "127.0.0.1:6443";
     /// <summary>How much watch history is kept: compaction runs every interval to the revision of one interval ago.</summary>
     public TimeSpan CompactionInterval { get; init; } = TimeSpan.FromMinutes(5);
+    /// <summary>Run no scheduler in this server (kube: run kube-scheduler elsewhere).</summary>
+    public bool DisableScheduler { get; init; }
+    /// <summary>Run no controllers in this server.</summary>
+    public bool DisableControllers { get; init; }
+    /// <summary>kube-controller-manager's --controllers: "*", "name", "-name" (empty = all).</summary>
+    public IReadOnlyList<string> Controllers { get; init; } = [];
+    /// <summary>This server's identity in the leader-election Leases (default: hostname_listen-address).</summary>
+    public string? Identity { get; init; }
+    public LeaderElectionConfig LeaderElection { get; init; } = new();
 }
 
-/// <summary>`berth server`: the store, the PKI and the API server, run until cancelled.</summary>
+/// <summary>`berth server`: the store, the PKI, the API server, the scheduler and the controllers, run until cancelled.</summary>
 public static class ServerHost
 {
     public static IPEndPoint ParseListen(string listen)
@@ -30,6 +41,7 @@ public static class ServerHost
     public static async Task<int> RunAsync(ServerOptions options, TextWriter output, CancellationToken ct)
     {
         var endpoint = ParseListen(options.Listen);
+        var controllers = options.DisableControllers ? [] : ControllerManager.Select(options.Controllers);
         var creds = Pki.Ensure(options.DataDir, endpoint.Address.ToString(), endpoint.Port);
         await using var store = SqliteStore.Open(Path.Combine(options.DataDir, "state.db"));
         await using var server = ApiServer.Create(store, creds, endpoint);
@@ -37,6 +49,25 @@ public static class ServerHost
         await server.StartAsync(ct);
         output.WriteLine($"berth server: serving the Kubernetes API on https://{endpoint}");
         output.WriteLine($"berth server: admin kubeconfig: {creds.KubeconfigPath}");
+
+        // The scheduler and the controller manager, each under its own Lease in kube-system, so that
+        // of several servers on one store exactly one runs each.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var client = new LocalClusterClient(server.Handler);
+        var identity = options.Identity ?? $"{Environment.MachineName}_{endpoint}";
+        var components = new List<Task>();
+        if (!options.DisableScheduler)
+        {
+            var elector = new LeaderElector(client, "kube-system", "kube-scheduler", identity, options.LeaderElection);
+            components.Add(elector.RunAsync(t => ControllerManager.RunSchedulerAsync(client, null, t), stop.Token));
+            output.WriteLine("berth server: scheduler enabled (lease kube-system/kube-scheduler)");
+        }
+        if (controllers.Count > 0)
+        {
+            var elector = new LeaderElector(client, "kube-system", "kube-controller-manager", identity, options.LeaderElection);
+            components.Add(elector.RunAsync(t => ControllerManager.RunAsync(client, controllers, t), stop.Token));
+            output.WriteLine($"berth server: controllers {string.Join(",", controllers.Select(c => c.Name))} (lease kube-system/kube-controller-manager)");
+        }
         output.Flush();
         var previous = store.CurrentRevision;
         try
@@ -49,6 +80,9 @@ public static class ServerHost
             }
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested) { }
+        stop.Cancel();
+        try { await Task.WhenAll(components).WaitAsync(TimeSpan.FromSeconds(5)); }
+        catch (Exception e) when (e is OperationCanceledException or TimeoutException) { }
         return 0;
     }
 }

@@ -11,15 +11,31 @@ public static class ClusterCommands
         var listen = new Option<string>("--listen") { Description = "address:port to serve the Kubernetes API on (HTTPS)", DefaultValueFactory = _ => "127.0.0.1:6443" };
         var dataDir = new Option<string?>("--data-dir") { Description = "server state directory (default: <root>/server)" };
 
-        var server = new Command("server", "run the cluster control plane (Kubernetes API server and store)");
+        var noScheduler = new Option<bool>("--disable-scheduler") { Description = "do not run the scheduler in this server" };
+        var noControllers = new Option<bool>("--disable-controllers") { Description = "do not run any controller in this server" };
+        var controllers = new Option<string[]>("--controllers")
+        {
+            Description = "controllers to run, as kube-controller-manager's flag: '*' (all), 'name', '-name'; comma-separated",
+            AllowMultipleArgumentsPerToken = false,
+        };
+
+        var server = new Command("server", "run the cluster control plane (Kubernetes API server, store, scheduler and controllers)");
         server.Options.Add(listen);
         server.Options.Add(dataDir);
+        server.Options.Add(noScheduler);
+        server.Options.Add(noControllers);
+        server.Options.Add(controllers);
         server.SetAction(async (p, ct) =>
         {
             var dir = p.GetValue(dataDir) ?? Path.Combine(p.GetValue(BerthCli.DataRoot)!, "server");
             try
             {
-                return await ServerHost.RunAsync(new ServerOptions { DataDir = Path.GetFullPath(dir), Listen = p.GetValue(listen)! }, Console.Out, ct);
+                return await ServerHost.RunAsync(new ServerOptions
+                {
+                    DataDir = Path.GetFullPath(dir), Listen = p.GetValue(listen)!,
+                    DisableScheduler = p.GetValue(noScheduler), DisableControllers = p.GetValue(noControllers),
+                    Controllers = p.GetValue(controllers) ?? [],
+                }, Console.Out, ct);
             }
             catch (Exception e) when (e is ArgumentException or IOException or UnauthorizedAccessException or Berth.Cluster.Storage.StoreException
                                       or System.Security.Cryptography.CryptographicException)

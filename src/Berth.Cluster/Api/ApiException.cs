@@ -65,6 +65,9 @@ public sealed class ApiException(int code, string reason, string message, JsonOb
     public static ApiException TooLarge(string message) => new(413, "RequestEntityTooLarge", message);
     public static ApiException TooManyRequests(string message) => new(429, "TooManyRequests", message);
     public static ApiException Forbidden(string message) => new(403, "Forbidden", message);
+    /// <summary>kube's NewForbidden: "pods \"x\" is forbidden: why".</summary>
+    public static ApiException Forbidden(string? group, string resource, string name, string why) =>
+        new(403, "Forbidden", $"{Qualified(group, resource)} \"{name}\" is forbidden: {why}", Detail(group, resource, name));
     public static ApiException NotFoundPath(string path) => new(404, "NotFound", $"the server could not find the requested resource ({path})", new JsonObject());
 }
 

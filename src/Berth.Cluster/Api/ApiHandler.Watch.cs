@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text;
 using System.Text.Json.Nodes;
 using Berth.Cluster.Storage;
@@ -46,6 +47,7 @@ public sealed partial class ApiHandler
 
         var prefix = type.Prefix(t.Namespace);
         if (fields.SingleName is { } single && (!type.Namespaced || t.Namespace is not null)) prefix = type.Key(t.Namespace, single);
+        var unfiltered = labels.IsEmpty && fields.Requirements.Count == 0 && fields.SingleName is null;
         bool Match(JsonObject o) => labels.Matches(o["metadata"]?["labels"] as JsonObject) && fields.Matches(o) &&
             (fields.SingleName is null || o.Str("metadata.name") == fields.SingleName);
 
@@ -107,21 +109,27 @@ public sealed partial class ApiHandler
                     }
                 }
                 if (!await waitTask) break;
+                // Everything already queued goes out in one flush (one TLS record burst, not one per event).
+                var wrote = false;
                 while (reader.TryRead(out var ev))
                 {
                     lastRv = ev.Revision;
-                    var (kind, obj) = Translate(ev, Match);
-                    if (kind is not null) await WriteEventAsync(ctx, kind, ShapeOf(obj!), ct);
+                    var (kind, obj) = Translate(ev, unfiltered ? null : Match);
+                    if (kind is not null) { await WriteEventAsync(ctx, kind, ShapeOf(obj!), ct, flush: false); wrote = true; }
                 }
+                if (wrote) await ctx.Response.BodyWriter.FlushAsync(ct);
             }
         }
         catch (StoreWatchLaggedException) { /* the client re-watches from its last resourceVersion */ }
         catch (OperationCanceledException) { }
     }
 
-    static (string? Type, JsonObject? Obj) Translate(StoreEvent ev, Func<JsonObject, bool> match)
+    /// <summary>The watch event for a store event; with no selectors (<paramref name="match"/> null) the previous value is not decoded.</summary>
+    static (string? Type, JsonObject? Obj) Translate(StoreEvent ev, Func<JsonObject, bool>? match)
     {
         var obj = Decode(ev.Entry);
+        if (match is null)
+            return (ev.Type == StoreEventType.Delete ? "DELETED" : ev.Previous is null ? "ADDED" : "MODIFIED", obj);
         if (ev.Type == StoreEventType.Delete) return match(obj) ? ("DELETED", obj) : (null, null);
         var now = match(obj);
         if (ev.Previous is null) return now ? ("ADDED", obj) : (null, null);
@@ -142,10 +150,11 @@ public sealed partial class ApiHandler
         return new JsonObject { ["kind"] = type.Kind, ["apiVersion"] = type.ApiVersion, ["metadata"] = meta };
     }
 
-    static async Task WriteEventAsync(HttpContext ctx, string type, JsonNode obj, CancellationToken ct)
+    static async Task WriteEventAsync(HttpContext ctx, string type, JsonNode obj, CancellationToken ct, bool flush = true)
     {
         var line = new JsonObject { ["type"] = type, ["object"] = obj.Parent is null ? obj : obj.DeepClone() }.ToJsonString() + "\n";
-        await ctx.Response.Body.WriteAsync(Encoding.UTF8.GetBytes(line), ct);
-        await ctx.Response.Body.FlushAsync(ct);
+        // The pipe writer buffers until flushed (Response.Body would flush on every write).
+        ctx.Response.BodyWriter.Write(Encoding.UTF8.GetBytes(line));
+        if (flush) await ctx.Response.BodyWriter.FlushAsync(ct);
     }
 }

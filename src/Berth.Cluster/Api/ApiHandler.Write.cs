@@ -59,7 +59,7 @@ public sealed partial class ApiHandler
         if (errors.Count > 0) throw ApiException.Invalid(type.Group, type.Kind, obj.Str("metadata.name") ?? "", errors);
     }
 
-    async Task<JsonObject> CreateAsync(Target t, JsonObject obj, bool dryRun, CancellationToken ct)
+    internal async Task<JsonObject> CreateAsync(Target t, JsonObject obj, bool dryRun, CancellationToken ct)
     {
         var type = t.Type;
         CheckTypeMeta(type, obj, type.Kind, type.ApiVersion);
@@ -79,7 +79,7 @@ public sealed partial class ApiHandler
         type.OnCreate?.Invoke(obj);
         type.Default?.Invoke(obj);
         Validate(type, obj, null);
-        if (type.Namespaced) await CheckNamespaceActiveAsync(t.Namespace!, ct);
+        if (type.Namespaced) await CheckNamespaceActiveAsync(type, name, t.Namespace!, ct);
         if (type.Kind == "Service") await AllocateServiceAsync(obj, ct);
         if (dryRun)
         {
@@ -95,12 +95,13 @@ public sealed partial class ApiHandler
         catch (StoreKeyExistsException) { throw ApiException.AlreadyExists(type.Group, type.Plural, name); }
     }
 
-    async Task CheckNamespaceActiveAsync(string ns, CancellationToken ct)
+    /// <summary>The NamespaceLifecycle admission check: no new content in a namespace that is missing or being terminated.</summary>
+    async Task CheckNamespaceActiveAsync(ResourceType type, string name, string ns, CancellationToken ct)
     {
         var nsType = registry.Find("", "v1", "namespaces")!;
         var e = await store.GetAsync(nsType.Key(null, ns), ct) ?? throw ApiException.NotFound("", "namespaces", ns);
         if (Decode(e).Str("metadata.deletionTimestamp") is not null)
-            throw ApiException.Forbidden($"unable to create new content in namespace {ns} because it is being terminated");
+            throw ApiException.Forbidden(type.Group, type.Plural, name, $"unable to create new content in namespace {ns} because it is being terminated");
     }
 
     /// <summary>ClusterIP from 10.43.0.0/16 and node ports from 30000-32767, unique among existing services.</summary>
@@ -175,14 +176,21 @@ public sealed partial class ApiHandler
             await RespondObjectAsync(ctx, 200, await FinalizeNamespaceAsync(t, obj, ct), type);
             return;
         }
+        await RespondObjectAsync(ctx, 200, await ReplaceAsync(t, obj, dryRun, ct), type);
+    }
+
+    /// <summary>PUT of an object or its status: the name and namespace must match the target; the
+    /// object's resourceVersion, when set, must be current (optimistic concurrency).</summary>
+    internal async Task<JsonObject> ReplaceAsync(Target t, JsonObject obj, bool dryRun, CancellationToken ct)
+    {
+        var type = t.Type;
         CheckTypeMeta(type, obj, type.Kind, type.ApiVersion);
         CheckNamespace(t, obj);
         if (obj.Str("metadata.name") is { } n && n != t.Name)
             throw ApiException.BadRequest($"the name of the object ({n}) does not match the name on the URL ({t.Name})");
         obj.Meta()["name"] = t.Name;
         var expected = ParseRv(obj.Str("metadata.resourceVersion"), "resourceVersion");
-        var result = await WriteUpdateAsync(t, expected, _ => obj, dryRun, ct);
-        await RespondObjectAsync(ctx, 200, result, type);
+        return await WriteUpdateAsync(t, expected, _ => obj, dryRun, ct);
     }
 
     /// <summary>
@@ -369,11 +377,20 @@ public sealed partial class ApiHandler
 
     async Task BindAsync(HttpContext ctx, Target t, JsonObject binding, bool dryRun, CancellationToken ct)
     {
+        await BindPodAsync(t, binding, dryRun, ct);
+        await WriteJsonAsync(ctx, 201, Success());
+    }
+
+    /// <summary>pods/binding: sets spec.nodeName of an unbound, undeleted pod (409 otherwise) and PodScheduled=True.</summary>
+    internal async Task BindPodAsync(Target t, JsonObject binding, bool dryRun, CancellationToken ct)
+    {
         var node = binding.Str("target.name");
         if (string.IsNullOrEmpty(node))
             throw ApiException.Invalid("", "Binding", t.Name!, [FieldError.Required("target.name")]);
-        await WriteUpdateAsync(t with { Subresource = null }, 0, pod =>
+        await WriteUpdateAsync(t with { Subresource = "binding" }, 0, pod =>
         {
+            if (binding.Str("metadata.uid") is { Length: > 0 } uid && uid != pod.Str("metadata.uid"))
+                throw ApiException.Conflict("", "pods", t.Name!, $"Precondition failed: UID in precondition: {uid}, UID in object meta: {pod.Str("metadata.uid")}");
             if (pod.Str("metadata.deletionTimestamp") is not null)
                 throw ApiException.Conflict("", "pods", t.Name!, "pod is being deleted, cannot be assigned to a host");
             if (pod.Str("spec.nodeName") is { Length: > 0 } existing)
@@ -381,9 +398,26 @@ public sealed partial class ApiHandler
             pod.Obj("spec")["nodeName"] = node;
             if (binding["metadata"]?["annotations"] is JsonObject ann)
                 foreach (var (k, v) in ann) pod.Meta().Obj("annotations")[k] = v?.DeepClone();
+            SetPodScheduled(pod);
             return pod;
         }, dryRun, ct);
-        await WriteJsonAsync(ctx, 201, Success());
+    }
+
+    /// <summary>The binding's PodScheduled=True condition (the API server writes it with spec.nodeName, as kube's binding storage does).</summary>
+    static void SetPodScheduled(JsonObject pod)
+    {
+        var status = pod.Obj("status");
+        var conditions = status["conditions"] as JsonArray ?? (JsonArray)(status["conditions"] = new JsonArray())!;
+        var now = Json.Now();
+        foreach (var c in conditions.OfType<JsonObject>())
+        {
+            if (c.Str("type") != "PodScheduled") continue;
+            if (c.Str("status") != "True") c["lastTransitionTime"] = now;
+            c["status"] = "True";
+            c.Remove("reason"); c.Remove("message"); c.Remove("lastProbeTime");
+            return;
+        }
+        conditions.Add((JsonNode)new JsonObject { ["type"] = "PodScheduled", ["status"] = "True", ["lastProbeTime"] = null, ["lastTransitionTime"] = now });
     }
 
     async Task EvictAsync(HttpContext ctx, Target t, JsonObject eviction, bool dryRun, CancellationToken ct)
@@ -435,7 +469,7 @@ public sealed partial class ApiHandler
     /// finalizers, and pods on a node with a grace period, only get deletionTimestamp (graceful).
     /// Returns the object and whether it is gone.
     /// </summary>
-    async Task<(JsonObject Obj, bool Deleted)> DeleteOneAsync(Target t, JsonObject options, bool dryRun, CancellationToken ct)
+    internal async Task<(JsonObject Obj, bool Deleted)> DeleteOneAsync(Target t, JsonObject options, bool dryRun, CancellationToken ct)
     {
         var type = t.Type;
         var key = type.Key(t.Namespace, t.Name!);
@@ -530,7 +564,7 @@ public sealed partial class ApiHandler
     // ---- namespaces: finalize ----
 
     /// <summary>PUT namespaces/x/finalize: replaces spec.finalizers; a deleting namespace with none left is removed.</summary>
-    async Task<JsonObject> FinalizeNamespaceAsync(Target t, JsonObject obj, CancellationToken ct) =>
+    internal async Task<JsonObject> FinalizeNamespaceAsync(Target t, JsonObject obj, CancellationToken ct) =>
         await WriteUpdateAsync(t with { Subresource = "finalize" }, 0, old =>
         {
             old.Obj("spec")["finalizers"] = obj["spec"]?["finalizers"]?.DeepClone() ?? new JsonArray();

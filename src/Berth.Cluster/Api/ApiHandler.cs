@@ -24,7 +24,11 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
     int watchCount;
     readonly SemaphoreSlim allocGate = new(1, 1);
 
-    sealed record Target(ResourceType Type, string? Namespace, string? Name, string? Subresource);
+    internal IStore Store => store;
+    internal ResourceRegistry Registry => registry;
+
+    /// <summary>What a request addresses: a kind, and optionally a namespace, a name and a subresource.</summary>
+    internal sealed record Target(ResourceType Type, string? Namespace, string? Name, string? Subresource);
 
     public async Task HandleAsync(HttpContext ctx)
     {
@@ -280,18 +284,26 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
     };
 
     /// <summary>Decodes a stored value and stamps the store's revision as its resourceVersion.</summary>
-    static JsonObject Decode(StoreEntry e)
+    internal static JsonObject Decode(StoreEntry e)
     {
         var o = JsonNode.Parse(e.Value)!.AsObject();
         o.Meta()["resourceVersion"] = e.ModRevision.ToString();
         return o;
     }
 
+    /// <summary>The stored form: the object without resourceVersion (the entry's revision is). No copy: the field is taken out and put back.</summary>
     static byte[] Encode(JsonObject o)
     {
-        var copy = (JsonObject)o.DeepClone();
-        (copy["metadata"] as JsonObject)?.Remove("resourceVersion");
-        return Encoding.UTF8.GetBytes(copy.ToJsonString());
+        var meta = o["metadata"] as JsonObject;
+        JsonNode? rv = null;
+        var had = meta is not null && meta.Remove("resourceVersion", out rv);
+        try
+        {
+            var buffer = new System.Buffers.ArrayBufferWriter<byte>(1024);
+            using (var w = new Utf8JsonWriter(buffer)) o.WriteTo(w);
+            return buffer.WrittenSpan.ToArray();
+        }
+        finally { if (had) meta!["resourceVersion"] = rv; }
     }
 
     static long ParseRv(string? rv, string what)
@@ -357,7 +369,35 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
         }
         else if (q["resourceVersionMatch"].ToString() == "Exact")
             rev = ParseRv(q["resourceVersion"], "resourceVersion");
+        var (items, listRev, next) = await ListItemsAsync(prefix, startAfter, rev, limit, labels, fields, ct);
 
+        var (shape, tv) = Negotiate(ctx);
+        JsonNode body;
+        if (shape == Shape.Table) body = Tables.Build(t.Type, items, tv, listRev.ToString(), next, IncludeObject(ctx), headers: true);
+        else
+        {
+            var meta = new JsonObject { ["resourceVersion"] = listRev.ToString() };
+            if (next is not null) meta["continue"] = next;
+            var arr = new JsonArray();
+            foreach (var o in items) arr.Add((JsonNode)(shape == Shape.Metadata ? PartialMetadata(o, tv) : o));
+            body = new JsonObject
+            {
+                ["kind"] = shape == Shape.Metadata ? "PartialObjectMetadataList" : t.Type.ListKind,
+                ["apiVersion"] = shape == Shape.Metadata ? $"meta.k8s.io/{tv}" : t.Type.ApiVersion,
+                ["metadata"] = meta,
+                ["items"] = arr,
+            };
+        }
+        await WriteJsonAsync(ctx, 200, body);
+    }
+
+    /// <summary>
+    /// The objects under <paramref name="prefix"/> at revision <paramref name="rev"/> (0 = now) that
+    /// match the selectors, at most <paramref name="limit"/> (0 = all), and the continue token for the rest.
+    /// </summary>
+    internal async Task<(List<JsonObject> Items, long Revision, string? Continue)> ListItemsAsync(string prefix, string? startAfter, long rev, int limit,
+        LabelSelector labels, FieldSelector fields, CancellationToken ct)
+    {
         var items = new List<JsonObject>();
         string? next = null;
         long listRev = 0;
@@ -385,23 +425,6 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
             startAfter = lastKey;
         }
 
-        var (shape, tv) = Negotiate(ctx);
-        JsonNode body;
-        if (shape == Shape.Table) body = Tables.Build(t.Type, items, tv, listRev.ToString(), next, IncludeObject(ctx), headers: true);
-        else
-        {
-            var meta = new JsonObject { ["resourceVersion"] = listRev.ToString() };
-            if (next is not null) meta["continue"] = next;
-            var arr = new JsonArray();
-            foreach (var o in items) arr.Add((JsonNode)(shape == Shape.Metadata ? PartialMetadata(o, tv) : o));
-            body = new JsonObject
-            {
-                ["kind"] = shape == Shape.Metadata ? "PartialObjectMetadataList" : t.Type.ListKind,
-                ["apiVersion"] = shape == Shape.Metadata ? $"meta.k8s.io/{tv}" : t.Type.ApiVersion,
-                ["metadata"] = meta,
-                ["items"] = arr,
-            };
-        }
-        await WriteJsonAsync(ctx, 200, body);
+        return (items, listRev, next);
     }
 }

@@ -1,7 +1,14 @@
 namespace Berth.Cluster.Client;
 
 /// <summary>Why a cluster call failed, in the API server's terms (mapped to HTTP codes at the edge).</summary>
-public enum ClusterErrorKind { NotFound, AlreadyExists, Conflict, Gone, Invalid }
+public enum ClusterErrorKind
+{
+    NotFound, AlreadyExists, Conflict, Gone, Invalid,
+    /// <summary>Refused by policy, e.g. creating in a namespace that is being terminated (403).</summary>
+    Forbidden,
+    /// <summary>Anything else the server answered (bad request, internal error).</summary>
+    Other,
+}
 
 /// <summary>A failed cluster call; the message names the object (kind, namespace, name).</summary>
 public sealed class ClusterException(ClusterErrorKind kind, string message) : Exception(message)

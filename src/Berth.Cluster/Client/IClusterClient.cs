@@ -19,8 +19,8 @@ public sealed record DeleteOptions(PropagationPolicy? Propagation = null, string
 /// <summary>
 /// The seam through which the scheduler and the controllers see the cluster state: typed
 /// get/list/watch/create/update/updateStatus/delete and pods/binding, as the API server offers them.
-/// Implementations: <see cref="InMemoryClusterClient"/> (tests, benchmarks) and an adapter to the API
-/// server's store. Objects handed out by Watch are shared snapshots and must not be mutated; objects
+/// Implementations: <see cref="InMemoryClusterClient"/> (tests, benchmarks) and
+/// <see cref="LocalClusterClient"/> (inside `berth server`, through the API handler's verbs). Objects handed out by Watch are shared snapshots and must not be mutated; objects
 /// handed out by Get/List belong to the caller.
 /// </summary>
 public interface IClusterClient
@@ -38,4 +38,6 @@ public interface IClusterClient
     ValueTask DeleteAsync<T>(string? ns, string name, DeleteOptions? options = null, CancellationToken ct = default) where T : class, IKubernetesObject<V1ObjectMeta>;
     /// <summary>POST pods/{name}/binding: sets spec.nodeName of an unbound pod (Conflict if already bound).</summary>
     ValueTask BindAsync(V1Binding binding, CancellationToken ct = default);
+    /// <summary>PUT namespaces/{name}/finalize: replaces spec.finalizers; a terminating namespace with none left is removed.</summary>
+    ValueTask<V1Namespace> FinalizeNamespaceAsync(V1Namespace ns, CancellationToken ct = default);
 }

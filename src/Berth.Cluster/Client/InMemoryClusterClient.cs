@@ -251,7 +251,7 @@ public sealed class InMemoryClusterClient : IClusterClient
                 PropagationPolicy.Orphan => "orphan",
                 _ => null,
             };
-            var hasFinalizers = cm.Finalizers is { Count: > 0 };
+            var hasFinalizers = cm.Finalizers is { Count: > 0 } || cur is V1Namespace { Spec.Finalizers.Count: > 0 };
             if (finalizer is null && !hasFinalizers)
             {
                 var gone = Kinds.CloneObject(k, cur);
@@ -262,6 +262,7 @@ public sealed class InMemoryClusterClient : IClusterClient
             var nm = Meta(next);
             nm.DeletionTimestamp ??= _time.GetUtcNow().UtcDateTime;
             nm.DeletionGracePeriodSeconds ??= 0;
+            if (next is V1Namespace terminating) (terminating.Status ??= new V1NamespaceStatus()).Phase = "Terminating";
             if (finalizer is not null)
             {
                 nm.Finalizers ??= [];
@@ -270,6 +271,23 @@ public sealed class InMemoryClusterClient : IClusterClient
             Commit(s, key, next, WatchEventType.Modified);
         }
         return ValueTask.CompletedTask;
+    }
+
+    public ValueTask<V1Namespace> FinalizeNamespaceAsync(V1Namespace ns, CancellationToken ct = default)
+    {
+        var k = Kinds.Of<V1Namespace>();
+        lock (_lock)
+        {
+            var s = Store(k);
+            var name = ns.Metadata?.Name ?? throw ClusterException.Invalid(k, null, "metadata.name: Required value");
+            if (!s.Items.TryGetValue(name, out var cur)) throw ClusterException.NotFound(k, null, name);
+            var next = (V1Namespace)Kinds.CloneObject(k, cur);
+            next.Spec ??= new V1NamespaceSpec();
+            next.Spec.Finalizers = ns.Spec?.Finalizers is { } f ? [.. f] : [];
+            var gone = next.Metadata.DeletionTimestamp is not null && next.Spec.Finalizers.Count == 0 && next.Metadata.Finalizers is not { Count: > 0 };
+            Commit(s, name, next, gone ? WatchEventType.Deleted : WatchEventType.Modified);
+            return ValueTask.FromResult((V1Namespace)Kinds.CloneObject(k, next));
+        }
     }
 
     public ValueTask BindAsync(V1Binding binding, CancellationToken ct = default)

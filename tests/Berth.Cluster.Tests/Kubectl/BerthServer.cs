@@ -26,11 +26,14 @@ public sealed class BerthServer : IAsyncLifetime
         throw new InvalidOperationException("out/berth not found: run `make build` or set BERTH_REPO");
     }
 
+    /// <summary>More `berth server` flags (e.g. --disable-scheduler).</summary>
+    public string[] ExtraArgs { get; init; } = [];
+
     public Task InitializeAsync() => StartAsync();
 
     public async Task StartAsync()
     {
-        var psi = new ProcessStartInfo(Binary(), ["server", "--listen", $"127.0.0.1:{Port}", "--data-dir", DataDir])
+        var psi = new ProcessStartInfo(Binary(), ["server", "--listen", $"127.0.0.1:{Port}", "--data-dir", DataDir, .. ExtraArgs])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,

@@ -1,0 +1,159 @@
+// Scheduling throughput through the real API (kube's scheduler_perf SchedulingThroughput, measured
+// from outside): N Nodes and M Pods are created over HTTPS against a running `berth server`, whose
+// in-server scheduler binds them; one watch on pods counts the bindings. Throughput = pods bound per
+// second from the first pod create to the last binding. Also the create latency under that load.
+// Usage: SchedulerApiBench --server https://127.0.0.1:PORT --data-dir DIR [--nodes 5000] [--pods 50000] [--clients 16]
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+
+string server = "", dataDir = "";
+int nodes = 5000, pods = 50000, clients = 16;
+string phase = "all"; // all | create (nodes and pods only) | bind (wait for the pods already created to be bound)
+for (int i = 0; i < args.Length; i++)
+{
+    switch (args[i])
+    {
+        case "--server": server = args[++i]; break;
+        case "--data-dir": dataDir = args[++i]; break;
+        case "--nodes": nodes = int.Parse(args[++i]); break;
+        case "--pods": pods = int.Parse(args[++i]); break;
+        case "--clients": clients = int.Parse(args[++i]); break;
+        case "--phase": phase = args[++i]; break;
+        default: Console.Error.WriteLine($"scheduler-api bench: unknown argument \"{args[i]}\""); return 2;
+    }
+}
+if (server.Length == 0 || dataDir.Length == 0) { Console.Error.WriteLine("scheduler-api bench: --server and --data-dir are required"); return 2; }
+
+var ca = X509Certificate2.CreateFromPem(File.ReadAllText(Path.Combine(dataDir, "ca.crt")));
+var handler = new SocketsHttpHandler
+{
+    MaxConnectionsPerServer = clients + 1,
+    PooledConnectionIdleTimeout = TimeSpan.FromMinutes(10),
+    SslOptions = { RemoteCertificateValidationCallback = (_, cert, _, _) => cert is not null && cert.Issuer == ca.Subject },
+};
+var http = new HttpClient(handler) { BaseAddress = new Uri(server), Timeout = TimeSpan.FromMinutes(5) };
+http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", File.ReadAllText(Path.Combine(dataDir, "token")).Trim());
+
+async Task<double> PostAsync(string path, string json)
+{
+    var t = Stopwatch.GetTimestamp();
+    using var content = new StringContent(json, Encoding.UTF8, "application/json");
+    using var resp = await http.PostAsync(path, content);
+    if (resp.StatusCode != HttpStatusCode.Created)
+        throw new InvalidOperationException($"POST {path}: {(int)resp.StatusCode} {await resp.Content.ReadAsStringAsync()}");
+    return Stopwatch.GetElapsedTime(t).TotalMilliseconds;
+}
+
+async Task<List<double>> ParallelAsync(int n, Func<int, string> path, Func<int, string> body)
+{
+    var lat = new List<double>(n);
+    var next = -1;
+    var workers = Enumerable.Range(0, clients).Select(_ => Task.Run(async () =>
+    {
+        var mine = new List<double>();
+        int i;
+        while ((i = Interlocked.Increment(ref next)) < n) mine.Add(await PostAsync(path(i), body(i)));
+        lock (lat) lat.AddRange(mine);
+    })).ToArray();
+    await Task.WhenAll(workers);
+    return lat;
+}
+
+static string Pct(List<double> l)
+{
+    l.Sort();
+    double Q(double p) => l[Math.Min(l.Count - 1, (int)(p * l.Count))];
+    return $"p50 {Q(0.50):F1} ms, p90 {Q(0.90):F1} ms, p99 {Q(0.99):F1} ms, max {l[^1]:F1} ms";
+}
+
+Console.WriteLine($"load before: {File.ReadAllText("/proc/loadavg").Trim()}  cores: {Environment.ProcessorCount}");
+if (phase == "bind")
+{
+    // The pods exist already (created by --phase create with the scheduler off); the server was
+    // restarted with its scheduler: count the pods bound from now until all are.
+    var t = Stopwatch.StartNew();
+    var seen = new HashSet<string>();
+    string rv0;
+    while (true)
+    {
+        using var r = await http.GetAsync("/api/v1/namespaces/bench/pods");
+        var doc = System.Text.Json.JsonDocument.Parse(await r.Content.ReadAsStreamAsync());
+        rv0 = doc.RootElement.GetProperty("metadata").GetProperty("resourceVersion").GetString()!;
+        foreach (var item in doc.RootElement.GetProperty("items").EnumerateArray())
+            if (item.GetProperty("spec").TryGetProperty("nodeName", out _)) seen.Add(item.GetProperty("metadata").GetProperty("name").GetString()!);
+        break;
+    }
+    Console.WriteLine($"listed in {t.Elapsed.TotalSeconds:F2} s: {seen.Count} of {pods} already bound");
+    using var req = new HttpRequestMessage(HttpMethod.Get, $"/api/v1/namespaces/bench/pods?watch=true&resourceVersion={rv0}");
+    using var resp = await http.SendAsync(req, HttpCompletionOption.ResponseHeadersRead);
+    using var rd = new StreamReader(await resp.Content.ReadAsStreamAsync());
+    string? l;
+    while (seen.Count < pods && (l = await rd.ReadLineAsync()) is not null)
+    {
+        if (l.IndexOf("\"nodeName\":\"", StringComparison.Ordinal) < 0) continue;
+        var nm = l.IndexOf("\"name\":\"", StringComparison.Ordinal);
+        seen.Add(l.Substring(nm + 8, l.IndexOf('"', nm + 8) - nm - 8));
+    }
+    Console.WriteLine($"scheduling throughput (pre-created pods): {pods / t.Elapsed.TotalSeconds:F0} pods/s ({seen.Count} bound {t.Elapsed.TotalSeconds:F2} s after the scheduler's server started serving)");
+    return 0;
+}
+await PostAsync("/api/v1/namespaces", """{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"bench"}}""");
+var sw = Stopwatch.StartNew();
+var nodeLat = await ParallelAsync(nodes, _ => "/api/v1/nodes", i => $$$"""
+    {"apiVersion":"v1","kind":"Node","metadata":{"name":"node-{{{i}}}","labels":{"kubernetes.io/hostname":"node-{{{i}}}","topology.kubernetes.io/zone":"zone-{{{i % 3}}}"}},
+     "status":{"capacity":{"cpu":"4","memory":"32Gi","pods":"110"},"allocatable":{"cpu":"4","memory":"32Gi","pods":"110"},
+     "conditions":[{"type":"Ready","status":"True"}]}}
+    """);
+Console.WriteLine($"nodes: {nodes} created in {sw.Elapsed.TotalSeconds:F2} s ({nodes / sw.Elapsed.TotalSeconds:F0}/s); create {Pct(nodeLat)}");
+await Task.Delay(1000); // the scheduler's node informer catches up
+
+if (phase == "create")
+{
+    var tc = Stopwatch.StartNew();
+    var lat = await ParallelAsync(pods, _ => "/api/v1/namespaces/bench/pods", i =>
+        "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"pod-" + i + "\",\"namespace\":\"bench\"}," +
+        "\"spec\":{\"containers\":[{\"name\":\"c\",\"image\":\"registry.k8s.io/pause:3.10\",\"resources\":{\"requests\":{\"cpu\":\"100m\",\"memory\":\"500Mi\"}}}]}}");
+    Console.WriteLine($"pods: {pods} created in {tc.Elapsed.TotalSeconds:F2} s ({pods / tc.Elapsed.TotalSeconds:F0}/s); create {Pct(lat)} (no scheduler running)");
+    return 0;
+}
+
+// One watch on the namespace's pods counts bindings (MODIFIED events with a nodeName, once per pod).
+using var listResp = await http.GetAsync("/api/v1/namespaces/bench/pods?limit=1");
+var listJson = await listResp.Content.ReadAsStringAsync();
+var rv = System.Text.Json.JsonDocument.Parse(listJson).RootElement.GetProperty("metadata").GetProperty("resourceVersion").GetString();
+var bound = new HashSet<string>();
+var allBound = new TaskCompletionSource<TimeSpan>(TaskCreationOptions.RunContinuationsAsynchronously);
+var clock = new Stopwatch();
+using var watchCts = new CancellationTokenSource();
+var watch = Task.Run(async () =>
+{
+    using var req = new HttpRequestMessage(HttpMethod.Get, $"/api/v1/namespaces/bench/pods?watch=true&resourceVersion={rv}");
+    using var resp = await http.SendAsync(req, HttpCompletionOption.ResponseHeadersRead, watchCts.Token);
+    using var reader = new StreamReader(await resp.Content.ReadAsStreamAsync(watchCts.Token));
+    string? line;
+    while ((line = await reader.ReadLineAsync(watchCts.Token)) is not null)
+    {
+        var n = line.IndexOf("\"nodeName\":\"", StringComparison.Ordinal);
+        if (n < 0) continue;
+        var nm = line.IndexOf("\"name\":\"", StringComparison.Ordinal);
+        var name = line.Substring(nm + 8, line.IndexOf('"', nm + 8) - nm - 8);
+        if (bound.Add(name) && bound.Count == pods) { allBound.TrySetResult(clock.Elapsed); return; }
+    }
+});
+await Task.Delay(200);
+clock.Start();
+var podLat = await ParallelAsync(pods, _ => "/api/v1/namespaces/bench/pods", i =>
+    "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"pod-" + i + "\",\"namespace\":\"bench\"}," +
+    "\"spec\":{\"containers\":[{\"name\":\"c\",\"image\":\"registry.k8s.io/pause:3.10\",\"resources\":{\"requests\":{\"cpu\":\"100m\",\"memory\":\"500Mi\"}}}]}}");
+var created = clock.Elapsed;
+Console.WriteLine($"pods: {pods} created in {created.TotalSeconds:F2} s ({pods / created.TotalSeconds:F0}/s); create {Pct(podLat)}");
+var done = await Task.WhenAny(allBound.Task, Task.Delay(TimeSpan.FromMinutes(10)));
+if (done != allBound.Task) { Console.WriteLine($"timed out: {bound.Count}/{pods} bound"); return 1; }
+var total = allBound.Task.Result;
+Console.WriteLine($"scheduling throughput: {pods / total.TotalSeconds:F0} pods/s ({pods} pods bound {total.TotalSeconds:F2} s after the first create; last bound {(total - created).TotalSeconds:F2} s after the last create)");
+watchCts.Cancel();
+Console.WriteLine($"load after: {File.ReadAllText("/proc/loadavg").Trim()}");
+return 0;

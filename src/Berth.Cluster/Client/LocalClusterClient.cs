@@ -1,0 +1,192 @@
+using System.Runtime.CompilerServices;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Berth.Cluster.Api;
+using Berth.Cluster.Storage;
+using k8s;
+using k8s.Models;
+
+namespace Berth.Cluster.Client;
+
+/// <summary>
+/// <see cref="IClusterClient"/> for the scheduler and controllers running inside `berth server`:
+/// every call goes through the API handler's own verbs (the code HTTP requests run, minus the
+/// transport), so defaulting, validation, uid/creationTimestamp/generation, optimistic concurrency,
+/// graceful deletion and finalizers, the status subresource and binding behave exactly as for kubectl.
+/// Watches read the store's watch from the given resourceVersion; a compacted version is
+/// <see cref="ClusterErrorKind.Gone"/> and a watch that fell too far behind ends with Gone too (the
+/// informer relists). Objects cross the seam as JSON (source-generated, AOT-safe).
+/// </summary>
+public sealed class LocalClusterClient : IClusterClient
+{
+    readonly ApiHandler _api;
+    readonly IStore _store;
+    readonly Dictionary<Type, ResourceType> _types = [];
+
+    public LocalClusterClient(ApiHandler api)
+    {
+        _api = api;
+        _store = api.Store;
+        foreach (var k in Kinds.All)
+            if (api.Registry.Find(k.Group, k.Version, k.Plural) is { } t) _types[k.Type] = t;
+    }
+
+    ResourceType TypeOf(ResourceKind k) =>
+        _types.TryGetValue(k.Type, out var t) ? t : throw new NotSupportedException($"{k} is not served by this API server");
+
+    static ApiHandler.Target Target(ResourceType t, string? ns, string? name, string? sub = null) => new(t, t.Namespaced ? ns : null, name, sub);
+
+    static JsonObject ToNode<T>(ResourceKind k, T obj) where T : class =>
+        JsonSerializer.SerializeToNode(obj, k.TypeInfo) as JsonObject ?? throw new InvalidOperationException($"{k} did not serialize to an object");
+
+    static T FromNode<T>(ResourceKind k, JsonObject o) where T : class => (T)o.Deserialize(k.TypeInfo)!;
+
+    static T FromEntry<T>(ResourceKind k, StoreEntry e) where T : class, IKubernetesObject<V1ObjectMeta>
+    {
+        var obj = (T)JsonSerializer.Deserialize(e.Value, k.TypeInfo)!;
+        obj.Metadata ??= new V1ObjectMeta();
+        obj.Metadata.ResourceVersion = e.ModRevision.ToString();
+        return obj;
+    }
+
+    // Watch events are shared, immutable snapshots (the seam's contract), so the informers of one
+    // process (scheduler, controller manager) decode each store entry once between them.
+    readonly System.Runtime.CompilerServices.ConditionalWeakTable<StoreEntry, object> _decoded = new();
+
+    T Shared<T>(ResourceKind k, StoreEntry e) where T : class, IKubernetesObject<V1ObjectMeta> =>
+        (T)_decoded.GetValue(e, entry => FromEntry<T>(k, entry));
+
+    public async ValueTask<T?> GetAsync<T>(string? ns, string name, CancellationToken ct = default) where T : class, IKubernetesObject<V1ObjectMeta>
+    {
+        var k = Kinds.Of<T>();
+        var t = TypeOf(k);
+        var e = await _store.GetAsync(t.Key(t.Namespaced ? ns : null, name), ct).ConfigureAwait(false);
+        return e is null ? null : FromEntry<T>(k, e);
+    }
+
+    public async ValueTask<ObjectList<T>> ListAsync<T>(string? ns = null, CancellationToken ct = default) where T : class, IKubernetesObject<V1ObjectMeta>
+    {
+        var k = Kinds.Of<T>();
+        var t = TypeOf(k);
+        var page = await Call(() => _store.ListAsync(t.Prefix(t.Namespaced ? ns : null), ct: ct)).ConfigureAwait(false);
+        var items = new List<T>(page.Items.Count);
+        foreach (var e in page.Items) items.Add(FromEntry<T>(k, e));
+        return new ObjectList<T>(items, page.Revision.ToString());
+    }
+
+    public async IAsyncEnumerable<WatchEvent<T>> WatchAsync<T>(string? ns, string resourceVersion, [EnumeratorCancellation] CancellationToken ct = default) where T : class, IKubernetesObject<V1ObjectMeta>
+    {
+        var k = Kinds.Of<T>();
+        var t = TypeOf(k);
+        long from;
+        if (string.IsNullOrEmpty(resourceVersion) || resourceVersion == "0") from = _store.CurrentRevision;
+        else if (!long.TryParse(resourceVersion, out from) || from < 0)
+            throw new ClusterException(ClusterErrorKind.Invalid, $"invalid resourceVersion \"{resourceVersion}\"");
+        var watch = await Call(() => _store.WatchAsync(t.Prefix(t.Namespaced ? ns : null), from, ct)).ConfigureAwait(false);
+        using (watch)
+        {
+            var reader = watch.Events;
+            while (true)
+            {
+                try
+                {
+                    if (!await reader.WaitToReadAsync(ct).ConfigureAwait(false)) yield break;
+                }
+                catch (StoreWatchLaggedException e) { throw new ClusterException(ClusterErrorKind.Gone, e.Message); }
+                while (reader.TryRead(out var ev))
+                {
+                    var type = ev.Type == StoreEventType.Delete ? WatchEventType.Deleted
+                        : ev.Previous is null ? WatchEventType.Added : WatchEventType.Modified;
+                    yield return new WatchEvent<T>(type, Shared<T>(k, ev.Entry));
+                }
+            }
+        }
+    }
+
+    public async ValueTask<T> CreateAsync<T>(T obj, CancellationToken ct = default) where T : class, IKubernetesObject<V1ObjectMeta>
+    {
+        var k = Kinds.Of<T>();
+        var t = TypeOf(k);
+        var o = ToNode(k, obj);
+        var created = await Call(() => _api.CreateAsync(Target(t, obj.Metadata?.NamespaceProperty, null), o, false, ct)).ConfigureAwait(false);
+        return FromNode<T>(k, created);
+    }
+
+    public ValueTask<T> UpdateAsync<T>(T obj, CancellationToken ct = default) where T : class, IKubernetesObject<V1ObjectMeta> => Replace(obj, null, ct);
+
+    public ValueTask<T> UpdateStatusAsync<T>(T obj, CancellationToken ct = default) where T : class, IKubernetesObject<V1ObjectMeta>
+    {
+        var k = Kinds.Of<T>();
+        if (!TypeOf(k).HasStatus) throw ClusterException.Invalid(k, obj.Metadata?.Name, "the resource has no status subresource");
+        return Replace(obj, "status", ct);
+    }
+
+    async ValueTask<T> Replace<T>(T obj, string? sub, CancellationToken ct) where T : class, IKubernetesObject<V1ObjectMeta>
+    {
+        var k = Kinds.Of<T>();
+        var t = TypeOf(k);
+        var name = obj.Metadata?.Name ?? throw ClusterException.Invalid(k, null, "metadata.name: Required value");
+        var o = ToNode(k, obj);
+        var updated = await Call(() => _api.ReplaceAsync(Target(t, obj.Metadata.NamespaceProperty, name, sub), o, false, ct)).ConfigureAwait(false);
+        return FromNode<T>(k, updated);
+    }
+
+    public async ValueTask DeleteAsync<T>(string? ns, string name, DeleteOptions? options = null, CancellationToken ct = default) where T : class, IKubernetesObject<V1ObjectMeta>
+    {
+        var t = TypeOf(Kinds.Of<T>());
+        var o = new JsonObject();
+        if (options?.Propagation is { } p) o["propagationPolicy"] = p.ToString();
+        if (options?.Uid is not null || options?.ResourceVersion is not null)
+        {
+            var pre = new JsonObject();
+            if (options.Uid is not null) pre["uid"] = options.Uid;
+            if (options.ResourceVersion is not null) pre["resourceVersion"] = options.ResourceVersion;
+            o["preconditions"] = pre;
+        }
+        await Call(() => _api.DeleteOneAsync(Target(t, ns, name), o, false, ct)).ConfigureAwait(false);
+    }
+
+    public async ValueTask BindAsync(V1Binding binding, CancellationToken ct = default)
+    {
+        var t = TypeOf(Kinds.Of<V1Pod>());
+        var name = binding.Metadata?.Name ?? throw ClusterException.Invalid(Kinds.Of<V1Pod>(), null, "binding metadata.name: Required value");
+        var o = new JsonObject
+        {
+            ["apiVersion"] = "v1", ["kind"] = "Binding",
+            ["metadata"] = new JsonObject { ["name"] = name, ["namespace"] = binding.Metadata.NamespaceProperty, ["uid"] = binding.Metadata.Uid },
+            ["target"] = new JsonObject { ["kind"] = binding.Target?.Kind ?? "Node", ["name"] = binding.Target?.Name },
+        };
+        await Call(() => _api.BindPodAsync(Target(t, binding.Metadata.NamespaceProperty, name), o, false, ct)).ConfigureAwait(false);
+    }
+
+    public async ValueTask<V1Namespace> FinalizeNamespaceAsync(V1Namespace ns, CancellationToken ct = default)
+    {
+        var k = Kinds.Of<V1Namespace>();
+        var t = TypeOf(k);
+        var o = ToNode(k, ns);
+        var done = await Call(() => _api.FinalizeNamespaceAsync(Target(t, null, ns.Metadata.Name, "finalize"), o, ct)).ConfigureAwait(false);
+        return FromNode<V1Namespace>(k, done);
+    }
+
+    /// <summary>The API's errors in the seam's terms (the same kinds the HTTP edge maps to status codes).</summary>
+    static async Task<R> Call<R>(Func<Task<R>> f)
+    {
+        try { return await f().ConfigureAwait(false); }
+        catch (ApiException e) { throw Translate(e); }
+        catch (StoreCompactedException e) { throw new ClusterException(ClusterErrorKind.Gone, $"too old resource version: {e.Requested} ({e.Compacted})"); }
+        catch (StoreFutureRevisionException e) { throw new ClusterException(ClusterErrorKind.Other, e.Message); }
+    }
+
+    static async Task Call(Func<Task> f) => await Call(async () => { await f().ConfigureAwait(false); return 0; }).ConfigureAwait(false);
+
+    internal static ClusterException Translate(ApiException e) => new(e.Code switch
+    {
+        404 => ClusterErrorKind.NotFound,
+        409 when e.Reason == "AlreadyExists" => ClusterErrorKind.AlreadyExists,
+        409 => ClusterErrorKind.Conflict,
+        410 => ClusterErrorKind.Gone,
+        422 => ClusterErrorKind.Invalid,
+        403 => ClusterErrorKind.Forbidden,
+        _ => ClusterErrorKind.Other,
+    }, e.Message);
+}
