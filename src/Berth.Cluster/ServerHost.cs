@@ -2,6 +2,7 @@ using System.Net;
 using Berth.Cluster.Api;
 using Berth.Cluster.Security;
 using Berth.Cluster.Storage;
+using Berth.Cluster.Storage.Etcd;
 using Berth.Cluster.Storage.Sqlite;
 
 namespace Berth.Cluster;
@@ -10,6 +11,8 @@ public sealed record ServerOptions
 {
     public required string DataDir { get; init; }
     public string Listen { get; init; } = "127.0.0.1:6443";
+    /// <summary>etcd://HOST:PORT[,HOST:PORT…] (or http://…) stores everything in that etcd; null: SQLite in the data directory.</summary>
+    public string? DatastoreEndpoint { get; init; }
     /// <summary>How much watch history is kept: compaction runs every interval to the revision of one interval ago.</summary>
     public TimeSpan CompactionInterval { get; init; } = TimeSpan.FromMinutes(5);
 }
@@ -30,8 +33,11 @@ public static class ServerHost
     public static async Task<int> RunAsync(ServerOptions options, TextWriter output, CancellationToken ct)
     {
         var endpoint = ParseListen(options.Listen);
+        if (options.DatastoreEndpoint is { } ep) EtcdStore.ParseEndpoints(ep); // bad input fails before anything is written
         var creds = Pki.Ensure(options.DataDir, endpoint.Address.ToString(), endpoint.Port);
-        await using var store = SqliteStore.Open(Path.Combine(options.DataDir, "state.db"));
+        await using IStore store = options.DatastoreEndpoint is { } etcd
+            ? await EtcdStore.OpenAsync(etcd, ct: ct)
+            : SqliteStore.Open(Path.Combine(options.DataDir, "state.db"));
         await using var server = ApiServer.Create(store, creds, endpoint);
         await server.BootstrapAsync(ct);
         await server.StartAsync(ct);

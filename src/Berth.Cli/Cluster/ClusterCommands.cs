@@ -11,7 +11,9 @@ public static class ClusterCommands
         var listen = new Option<string>("--listen") { Description = "address:port to serve the Kubernetes API on (HTTPS)", DefaultValueFactory = _ => "127.0.0.1:6443" };
         var dataDir = new Option<string?>("--data-dir") { Description = "server state directory (default: <root>/server)" };
 
+        var datastore = new Option<string?>("--datastore-endpoint") { Description = "etcd://HOST:PORT[,HOST:PORT…] to keep the cluster's state in etcd (default: SQLite in the data directory)" };
         var server = new Command("server", "run the cluster control plane (Kubernetes API server and store)");
+        server.Options.Add(datastore);
         server.Options.Add(listen);
         server.Options.Add(dataDir);
         server.SetAction(async (p, ct) =>
@@ -19,7 +21,7 @@ public static class ClusterCommands
             var dir = p.GetValue(dataDir) ?? Path.Combine(p.GetValue(BerthCli.DataRoot)!, "server");
             try
             {
-                return await ServerHost.RunAsync(new ServerOptions { DataDir = Path.GetFullPath(dir), Listen = p.GetValue(listen)! }, Console.Out, ct);
+                return await ServerHost.RunAsync(new ServerOptions { DataDir = Path.GetFullPath(dir), Listen = p.GetValue(listen)!, DatastoreEndpoint = p.GetValue(datastore) }, Console.Out, ct);
             }
             catch (Exception e) when (e is ArgumentException or IOException or UnauthorizedAccessException or Berth.Cluster.Storage.StoreException
                                       or System.Security.Cryptography.CryptographicException)

@@ -36,6 +36,7 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
         catch (ApiException e) { await WriteStatusAsync(ctx, e); }
         catch (StoreCompactedException e) { await WriteStatusAsync(ctx, ApiException.Expired($"too old resource version: {e.Requested} ({e.Compacted})")); }
         catch (StoreFutureRevisionException e) { await WriteStatusAsync(ctx, new ApiException(504, "Timeout", $"Too large resource version: {e.Message}")); }
+        catch (StoreUnavailableException e) { await WriteStatusAsync(ctx, new ApiException(503, "ServiceUnavailable", e.Message)); }
         catch (JsonException e) { await WriteStatusAsync(ctx, ApiException.BadRequest($"the object could not be decoded: {e.Message}")); }
         catch (BadHttpRequestException e)
         {
