@@ -4,6 +4,7 @@ using Berth.Cluster.Client;
 using Berth.Cluster.ControlPlane;
 using Berth.Cluster.Security;
 using Berth.Cluster.Storage;
+using Berth.Cluster.Storage.Etcd;
 using Berth.Cluster.Storage.Sqlite;
 
 namespace Berth.Cluster;
@@ -12,6 +13,8 @@ public sealed record ServerOptions
 {
     public required string DataDir { get; init; }
     public string Listen { get; init; } = "127.0.0.1:6443";
+    /// <summary>etcd://HOST:PORT[,HOST:PORT…] (or http://…) stores everything in that etcd; null: SQLite in the data directory.</summary>
+    public string? DatastoreEndpoint { get; init; }
     /// <summary>How much watch history is kept: compaction runs every interval to the revision of one interval ago.</summary>
     public TimeSpan CompactionInterval { get; init; } = TimeSpan.FromMinutes(5);
     /// <summary>Run no scheduler in this server (kube: run kube-scheduler elsewhere).</summary>
@@ -42,8 +45,11 @@ public static class ServerHost
     {
         var endpoint = ParseListen(options.Listen);
         var controllers = options.DisableControllers ? [] : ControllerManager.Select(options.Controllers);
+        if (options.DatastoreEndpoint is { } ep) EtcdStore.ParseEndpoints(ep); // bad input fails before anything is written
         var creds = Pki.Ensure(options.DataDir, endpoint.Address.ToString(), endpoint.Port);
-        await using var store = SqliteStore.Open(Path.Combine(options.DataDir, "state.db"));
+        await using IStore store = options.DatastoreEndpoint is { } etcd
+            ? await EtcdStore.OpenAsync(etcd, ct: ct)
+            : SqliteStore.Open(Path.Combine(options.DataDir, "state.db"));
         await using var server = ApiServer.Create(store, creds, endpoint);
         await server.BootstrapAsync(ct);
         await server.StartAsync(ct);

@@ -20,6 +20,8 @@ public static class ClusterCommands
         };
 
         var server = new Command("server", "run the cluster control plane (Kubernetes API server, store, scheduler and controllers)");
+        var datastore = new Option<string?>("--datastore-endpoint") { Description = "etcd://HOST:PORT[,HOST:PORT…] to keep the cluster's state in etcd (default: SQLite in the data directory)" };
+        server.Options.Add(datastore);
         server.Options.Add(listen);
         server.Options.Add(dataDir);
         server.Options.Add(noScheduler);
@@ -35,6 +37,7 @@ public static class ClusterCommands
                     DataDir = Path.GetFullPath(dir), Listen = p.GetValue(listen)!,
                     DisableScheduler = p.GetValue(noScheduler), DisableControllers = p.GetValue(noControllers),
                     Controllers = p.GetValue(controllers) ?? [],
+                    DatastoreEndpoint = p.GetValue(datastore),
                 }, Console.Out, ct);
             }
             catch (Exception e) when (e is ArgumentException or IOException or UnauthorizedAccessException or Berth.Cluster.Storage.StoreException

@@ -104,6 +104,9 @@ public sealed partial class ApiHandler
                     var done = await Task.WhenAny(waitTask, Task.Delay(limits.BookmarkInterval, ct));
                     if (done != waitTask)
                     {
+                        // the store's progress (etcd's progress notifications) counts once the queue is drained
+                        var progress = watch.Progress;
+                        if (!reader.TryPeek(out var queued)) lastRv = Math.Max(lastRv, progress);
                         await WriteEventAsync(ctx, "BOOKMARK", Bookmark(type, lastRv, false), ct);
                         continue;
                     }
@@ -121,6 +124,10 @@ public sealed partial class ApiHandler
             }
         }
         catch (StoreWatchLaggedException) { /* the client re-watches from its last resourceVersion */ }
+        catch (StoreCompactedException e) // the store learnt only after the start (another server compacted)
+        {
+            await WriteEventAsync(ctx, "ERROR", ApiException.Expired($"too old resource version: {e.Requested} ({e.Compacted})").ToStatus(), ct);
+        }
         catch (OperationCanceledException) { }
     }
 

@@ -37,18 +37,39 @@ public sealed partial class ApiHandler
         "deletionTimestamp", "deletionGracePeriodSeconds", "labels", "annotations", "ownerReferences", "finalizers", "managedFields",
     ];
 
-    /// <summary>fieldValidation=Strict (what kubectl sends by default): unknown top-level and metadata fields are a 400, as the API server's strict decoding does.</summary>
-    static void CheckUnknownFields(ResourceType type, JsonObject obj)
+    /// <summary>
+    /// fieldValidation: fields the kind's schema does not declare (at any depth) are a 400 with Strict (what
+    /// kubectl sends by default), a Warning header each with Warn (the default), nothing with Ignore.
+    /// Kinds without a schema are checked at the top level and in metadata only.
+    /// </summary>
+    void CheckUnknownFields(HttpContext ctx, ResourceType type, JsonObject obj, FieldValidation.Mode mode)
     {
-        var unknown = new List<string>();
-        foreach (var (k, _) in obj)
-            if (k is not ("apiVersion" or "kind" or "metadata") && !type.Fields.Contains(k)) unknown.Add(k);
-        if (obj["metadata"] is JsonObject meta)
-            foreach (var (k, _) in meta)
-                if (!MetaFields.Contains(k)) unknown.Add("metadata." + k);
-        if (unknown.Count > 0)
-            throw ApiException.BadRequest($"{type.Kind} in version \"{type.Version}\" cannot be handled as a {type.Kind}: strict decoding error: " +
-                string.Join(", ", unknown.Select(u => $"unknown field \"{u}\"")));
+        if (mode == FieldValidation.Mode.Ignore) return;
+        List<string> unknown;
+        if (discovery.OpenApi.DefinitionOf(type.Group, type.Version, type.Kind) is { } def)
+            unknown = FieldValidation.UnknownFields(discovery.OpenApi.Definitions, def, obj);
+        else
+        {
+            unknown = [];
+            foreach (var (k, _) in obj)
+                if (k is not ("apiVersion" or "kind" or "metadata") && !type.Fields.Contains(k)) unknown.Add(k);
+            if (obj["metadata"] is JsonObject meta)
+                foreach (var (k, _) in meta)
+                    if (!MetaFields.Contains(k)) unknown.Add("metadata." + k);
+        }
+        // with the JSON body's repeated keys (found by ReadObjectAsync), in document order as Kubernetes lists them
+        var problems = new List<(int At, string Text)>();
+        var (dups, order) = ctx.Items[DuplicatesKey] is (List<(string, int)> d, Dictionary<string, int> o) ? (d, o) : ([], new Dictionary<string, int>());
+        foreach (var (path, at) in dups) problems.Add((at, $"duplicate field \"{path}\""));
+        foreach (var u in unknown) problems.Add((order.GetValueOrDefault(u, int.MaxValue), $"unknown field \"{u}\""));
+        if (problems.Count == 0) return;
+        var texts = problems.OrderBy(p => p.At).Select(p => p.Text).ToList();
+        if (mode == FieldValidation.Mode.Warn)
+        {
+            foreach (var t in texts) ctx.Response.Headers.Append("Warning", "299 - \"" + t.Replace("\"", "\\\"") + "\"");
+            return;
+        }
+        throw ApiException.BadRequest($"{type.Kind} in version \"{type.Version}\" cannot be handled as a {type.Kind}: strict decoding error: " + string.Join(", ", texts));
     }
 
     void Validate(ResourceType type, JsonObject obj, JsonObject? old)

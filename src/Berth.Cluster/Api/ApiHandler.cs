@@ -40,6 +40,7 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
         catch (ApiException e) { await WriteStatusAsync(ctx, e); }
         catch (StoreCompactedException e) { await WriteStatusAsync(ctx, ApiException.Expired($"too old resource version: {e.Requested} ({e.Compacted})")); }
         catch (StoreFutureRevisionException e) { await WriteStatusAsync(ctx, new ApiException(504, "Timeout", $"Too large resource version: {e.Message}")); }
+        catch (StoreUnavailableException e) { await WriteStatusAsync(ctx, new ApiException(503, "ServiceUnavailable", e.Message)); }
         catch (JsonException e) { await WriteStatusAsync(ctx, ApiException.BadRequest($"the object could not be decoded: {e.Message}")); }
         catch (BadHttpRequestException e)
         {
@@ -98,14 +99,17 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
                     ctx.Response.ContentType = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
                     await ctx.Response.Body.WriteAsync(Discovery.OpenApiV2Protobuf(), ct);
                 }
-                else await WriteJsonAsync(ctx, 200, Discovery.OpenApiV2Json());
+                else await WriteBytesAsync(ctx, discovery.OpenApi.V2Json(), ct);
                 return;
-            case "/openapi/v3": await WriteJsonAsync(ctx, 200, discovery.OpenApiV3Root()); return;
+            case "/openapi/v3": await WriteBytesAsync(ctx, discovery.OpenApi.V3Index(), ct); return;
         }
         if (path.StartsWith("/openapi/v3/", StringComparison.Ordinal))
         {
-            var doc = discovery.OpenApiV3(path["/openapi/v3/".Length..].TrimEnd('/')) ?? throw ApiException.NotFoundPath(path);
-            await WriteJsonAsync(ctx, 200, doc);
+            var (doc, hash) = discovery.OpenApi.V3(path["/openapi/v3/".Length..].TrimEnd('/')) ?? throw ApiException.NotFoundPath(path);
+            // a URL with the current hash never changes content: clients may cache it (as Kubernetes lets them)
+            if (ctx.Request.Query["hash"].ToString() == hash) ctx.Response.Headers.CacheControl = "public, immutable";
+            ctx.Response.Headers.ETag = $"\"{hash}\"";
+            await WriteBytesAsync(ctx, doc, ct);
             return;
         }
 
@@ -131,7 +135,7 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
         var target = Resolve(group, version, r) ?? throw ApiException.NotFoundPath(path);
         var q = ctx.Request.Query;
         var dryRun = q["dryRun"].ToString() == "All";
-        var strict = q["fieldValidation"].ToString() == "Strict";
+        var fieldValidation = FieldValidation.Parse(q["fieldValidation"].ToString());
         switch (method)
         {
             case "GET" when target.Name is null:
@@ -143,7 +147,7 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
                 return;
             case "POST" when target.Name is null:
                 var created = await ReadObjectAsync(ctx, ct);
-                if (strict) CheckUnknownFields(target.Type, created);
+                CheckUnknownFields(ctx, target.Type, created, fieldValidation);
                 await RespondObjectAsync(ctx, 201, await CreateAsync(target, created, dryRun, ct), target.Type);
                 return;
             case "POST" when target.Subresource is "binding":
@@ -154,7 +158,7 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
                 return;
             case "PUT" when target.Name is not null:
                 var replacement = await ReadObjectAsync(ctx, ct);
-                if (strict && target.Subresource is null) CheckUnknownFields(target.Type, replacement);
+                if (target.Subresource is null) CheckUnknownFields(ctx, target.Type, replacement, fieldValidation);
                 await UpdateAsync(ctx, target, replacement, dryRun, ct);
                 return;
             case "PATCH" when target.Name is not null:
@@ -200,12 +204,23 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
 
     // ---- encoding ----
 
+    const string DuplicatesKey = "berth.duplicate-fields";
+
     async Task<JsonObject> ReadObjectAsync(HttpContext ctx, CancellationToken ct)
     {
         var (bytes, type) = await ReadBytesAsync(ctx, ct);
         if (type == Protobuf.MediaType) return Protobuf.Decode(bytes);
         var text = Encoding.UTF8.GetString(bytes);
-        var node = type.Contains("yaml", StringComparison.Ordinal) ? Yaml.ToJson(text) : ParseJson(text);
+        JsonNode? node;
+        if (type.Contains("yaml", StringComparison.Ordinal)) node = Yaml.ToJson(text);
+        else
+        {
+            // repeated keys are kept for fieldValidation (CheckUnknownFields), the last value wins
+            var order = new Dictionary<string, int>(StringComparer.Ordinal);
+            var dups = FieldValidation.DuplicateFields(bytes, order);
+            if (dups.Count > 0) ctx.Items[DuplicatesKey] = (dups, order);
+            node = dups.Count > 0 ? FieldValidation.ParseLastWins(bytes) : ParseJson(text);
+        }
         return node as JsonObject ?? throw ApiException.BadRequest("the request body must be a JSON or YAML object");
     }
 
@@ -348,6 +363,14 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
         {
             throw ApiException.BadRequest("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
         }
+    }
+
+    static async Task WriteBytesAsync(HttpContext ctx, byte[] json, CancellationToken ct)
+    {
+        ctx.Response.StatusCode = 200;
+        ctx.Response.ContentType = "application/json";
+        ctx.Response.ContentLength = json.Length;
+        await ctx.Response.Body.WriteAsync(json, ct);
     }
 
     async Task ListAsync(HttpContext ctx, Target t, CancellationToken ct)

@@ -6,12 +6,13 @@ namespace Berth.Cluster.Api;
 
 /// <summary>
 /// Discovery documents built from the registry: legacy (/api, /apis, /api/v1, /apis/g, /apis/g/v),
-/// aggregated (apidiscovery.k8s.io/v2, what kubectl 1.32 asks for first), /version, and OpenAPI
-/// v2/v3 documents that list the group-versions (no per-kind schemas: see docs/ARCHITECTURE.md).
+/// aggregated (apidiscovery.k8s.io/v2, what kubectl 1.32 asks for first), /version, and the OpenAPI
+/// documents (<see cref="OpenApi"/>).
 /// </summary>
 public sealed class Discovery(ResourceRegistry registry, string serverAddress)
 {
     public const string AggregatedV2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+    public OpenApiDocuments OpenApi { get; } = new(registry);
     static readonly string[] Verbs = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
 
     static JsonArray Arr(IEnumerable<string> items) => new(items.Select(i => (JsonNode?)JsonValue.Create(i)).ToArray());
@@ -152,32 +153,9 @@ public sealed class Discovery(ResourceRegistry registry, string serverAddress)
 
     static string GvPath(string group, string version) => group.Length == 0 ? $"api/{version}" : $"apis/{group}/{version}";
 
-    /// <summary>/openapi/v3: the group-version index kubectl walks.</summary>
-    public JsonObject OpenApiV3Root()
-    {
-        var paths = new JsonObject();
-        foreach (var (g, v) in registry.GroupVersions)
-            paths[GvPath(g, v)] = new JsonObject { ["serverRelativeURL"] = $"/openapi/v3/{GvPath(g, v)}?hash={Hash(GvPath(g, v)).Replace('+', '-').Replace('/', '_')}" };
-        paths["version"] = new JsonObject { ["serverRelativeURL"] = "/openapi/v3/version?hash=v" };
-        return new JsonObject { ["paths"] = paths };
-    }
-
-    /// <summary>One group-version's OpenAPI v3 document: its paths, without per-kind schemas.</summary>
-    public JsonObject? OpenApiV3(string gvPath)
-    {
-        if (gvPath != "version" && !registry.GroupVersions.Any(gv => GvPath(gv.Group, gv.Version) == gvPath)) return null;
-        return new JsonObject
-        {
-            ["openapi"] = "3.0.0",
-            ["info"] = new JsonObject { ["title"] = "Kubernetes", ["version"] = "v1.32.0+berth" },
-            ["paths"] = new JsonObject(),
-            ["components"] = new JsonObject { ["schemas"] = new JsonObject() },
-        };
-    }
-
     /// <summary>
-    /// /openapi/v2 as the protobuf kubectl asks for (gnostic openapi_v2.Document with swagger "2.0" and
-    /// info only): a valid document with no definitions.
+    /// /openapi/v2 as the protobuf kubectl asks for first (gnostic openapi_v2.Document with swagger "2.0"
+    /// and info only): a valid document with no definitions; the JSON one has them all.
     /// </summary>
     public static byte[] OpenApiV2Protobuf()
     {
@@ -185,12 +163,4 @@ public sealed class Discovery(ResourceRegistry registry, string serverAddress)
         var info = Field(1, Encoding.UTF8.GetBytes("Kubernetes")).Concat(Field(2, Encoding.UTF8.GetBytes("v1.32.0+berth"))).ToArray();
         return [.. Field(1, Encoding.UTF8.GetBytes("2.0")), .. Field(2, info)];
     }
-
-    public static JsonObject OpenApiV2Json() => new()
-    {
-        ["swagger"] = "2.0",
-        ["info"] = new JsonObject { ["title"] = "Kubernetes", ["version"] = "v1.32.0+berth" },
-        ["paths"] = new JsonObject(),
-        ["definitions"] = new JsonObject(),
-    };
 }

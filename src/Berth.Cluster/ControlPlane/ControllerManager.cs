@@ -5,8 +5,9 @@ using Berth.Cluster.Scheduling;
 
 namespace Berth.Cluster.ControlPlane;
 
-/// <summary>A controller the controller manager can run: kube's name for it and how to make it.</summary>
-public sealed record ControllerDescriptor(string Name, Func<InformerFactory, Controller> Create);
+/// <summary>A controller the controller manager can run: kube's name for it and how to make it.
+/// <paramref name="DefaultEnabled"/>: run without being named (kube's "*").</summary>
+public sealed record ControllerDescriptor(string Name, Func<InformerFactory, Controller> Create, bool DefaultEnabled = true);
 
 /// <summary>
 /// kube-controller-manager's part of `berth server`: the controllers, sharing one informer per kind.
@@ -21,6 +22,14 @@ public static class ControllerManager
         new("garbage-collector-controller", f => new GarbageCollector(f)),
         new("endpoints-controller", f => new EndpointsController(f)),
         new("namespace-controller", f => new NamespaceController(f)),
+        new("job-controller", f => new JobController(f)),
+        new("ttl-after-finished-controller", f => new TtlAfterFinishedController(f)),
+        new("cronjob-controller", f => new CronJobController(f)),
+        new("daemonset-controller", f => new DaemonSetController(f)),
+        new("statefulset-controller", f => new StatefulSetController(f)),
+        // Off unless named (--controllers=*,node-lifecycle): no node agent heartbeats yet, so every
+        // node registered through the API would turn Unknown and be tainted after 40 s.
+        new("node-lifecycle-controller", f => new NodeLifecycleController(f), DefaultEnabled: false),
     ];
 
     /// <summary>
@@ -30,7 +39,7 @@ public static class ControllerManager
     /// </summary>
     public static IReadOnlyList<ControllerDescriptor> Select(IReadOnlyList<string> spec)
     {
-        if (spec.Count == 0) return All;
+        if (spec.Count == 0) return All.Where(d => d.DefaultEnabled).ToList();
         var on = new HashSet<string>();
         var off = new HashSet<string>();
         var star = false;
@@ -42,7 +51,7 @@ public static class ControllerManager
                 $"--controllers: unknown controller \"{raw.TrimStart('-')}\" (known: {string.Join(", ", All.Select(c => c.Name))})");
             (neg ? off : on).Add(d.Name);
         }
-        return All.Where(d => !off.Contains(d.Name) && (star || on.Contains(d.Name))).ToList();
+        return All.Where(d => !off.Contains(d.Name) && ((star && d.DefaultEnabled) || on.Contains(d.Name))).ToList();
     }
 
     static ControllerDescriptor? Find(string name) =>

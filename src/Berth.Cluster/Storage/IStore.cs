@@ -28,6 +28,12 @@ public interface IStoreWatch : IDisposable
 {
     /// <summary>Completes with <see cref="StoreWatchLaggedException"/> when the reader fell too far behind.</summary>
     ChannelReader<StoreEvent> Events { get; }
+
+    /// <summary>
+    /// Every event with a revision up to this one has been queued on <see cref="Events"/> (it moves on
+    /// without events too, as etcd's progress notifications do): a bookmark may carry it once the queue is empty.
+    /// </summary>
+    long Progress { get; }
 }
 
 /// <summary>
@@ -68,7 +74,9 @@ public interface IStore : IAsyncDisposable
 
     /// <summary>
     /// Events for keys under <paramref name="prefix"/> with revision &gt; <paramref name="afterRevision"/>,
-    /// history first and then live. Throws <see cref="StoreCompactedException"/> when that history is gone.
+    /// history first and then live. Throws <see cref="StoreCompactedException"/> when that history is known
+    /// to be gone; when that turns out only later (another server sharing the store compacted it), the
+    /// watch's <see cref="IStoreWatch.Events"/> ends with that exception.
     /// </summary>
     Task<IStoreWatch> WatchAsync(string prefix, long afterRevision, CancellationToken ct = default);
 
@@ -107,3 +115,6 @@ public sealed class StoreFutureRevisionException(long requested, long current)
 
 public sealed class StoreWatchLaggedException(string prefix)
     : StoreException($"watch on \"{prefix}\" fell too far behind and was closed");
+
+/// <summary>The store's backend (etcd) cannot be reached or failed the call.</summary>
+public sealed class StoreUnavailableException(string message) : StoreException(message);

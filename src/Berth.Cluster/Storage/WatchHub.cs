@@ -6,11 +6,13 @@ namespace Berth.Cluster.Storage;
 /// Fans committed events out to the store's watches. Each watch has a bounded queue: a reader that
 /// falls <see cref="Capacity"/> events behind is ended with <see cref="StoreWatchLaggedException"/>
 /// (its client re-lists, as Kubernetes clients do), so one slow watcher cannot grow memory unbounded.
-/// Publish is called by the single writer, in revision order.
+/// Publish is called by the single writer, in revision order; every write is published to every
+/// matching watch, so a watch's progress is the store's current revision once that is set after publishing.
 /// </summary>
-internal sealed class WatchHub
+internal sealed class WatchHub(Func<long> progress)
 {
     public const int Capacity = 4096;
+    readonly Func<long> progress = progress;
     readonly Lock gate = new();
     readonly List<Watcher> watchers = [];
 
@@ -63,6 +65,7 @@ internal sealed class WatchHub
         public Channel<StoreEvent> Channel { get; } = System.Threading.Channels.Channel.CreateBounded<StoreEvent>(
             new BoundedChannelOptions(capacity) { SingleReader = true, SingleWriter = true, FullMode = BoundedChannelFullMode.Wait });
         public ChannelReader<StoreEvent> Events => Channel.Reader;
+        public long Progress => hub.progress();
         public void Dispose() => hub.Remove(this);
     }
 }

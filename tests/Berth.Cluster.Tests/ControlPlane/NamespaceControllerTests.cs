@@ -42,8 +42,11 @@ public class NamespaceControllerTests
     [Fact]
     public void Controllers_flag_selects_as_kube_controller_manager_does()
     {
-        Assert.Equal(ControllerManager.All.Count, ControllerManager.Select([]).Count);
-        Assert.Equal(ControllerManager.All.Count - 1, ControllerManager.Select(["*,-namespace"]).Count);
+        var byDefault = ControllerManager.All.Count(d => d.DefaultEnabled);
+        Assert.Equal(byDefault, ControllerManager.Select([]).Count);
+        Assert.Equal(byDefault - 1, ControllerManager.Select(["*,-namespace"]).Count);
+        Assert.DoesNotContain(ControllerManager.Select([]), d => d.Name == "node-lifecycle-controller");
+        Assert.Contains(ControllerManager.Select(["*,node-lifecycle"]), d => d.Name == "node-lifecycle-controller");
         Assert.Equal(["replicaset-controller", "deployment-controller"], ControllerManager.Select(["deployment", "replicaset-controller"]).Select(d => d.Name));
         var e = Assert.Throws<ArgumentException>(() => ControllerManager.Select(["nope"]));
         Assert.Contains("unknown controller \"nope\"", e.Message);

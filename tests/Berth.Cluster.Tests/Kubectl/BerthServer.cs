@@ -8,11 +8,13 @@ namespace Berth.Cluster.Tests.Kubectl;
 /// `out/berth server` started on a free port with a temporary data directory, and the real kubectl
 /// pointed at the kubeconfig it writes. Stopped (by PID) and cleaned up after.
 /// </summary>
-public sealed class BerthServer : IAsyncLifetime
+public class BerthServer : IAsyncLifetime
 {
     public string DataDir { get; } = Directory.CreateTempSubdirectory("berth-server-").FullName;
     public int Port { get; } = ApiFixture.FreePort();
     public string Kubeconfig => Path.Combine(DataDir, "admin.kubeconfig");
+    /// <summary>--datastore-endpoint, when set (etcd); SQLite in <see cref="DataDir"/> otherwise.</summary>
+    public string? DatastoreEndpoint { get; set; }
     Process? process;
 
     public static string Binary()
@@ -29,7 +31,7 @@ public sealed class BerthServer : IAsyncLifetime
     /// <summary>More `berth server` flags (e.g. --disable-scheduler).</summary>
     public string[] ExtraArgs { get; init; } = [];
 
-    public Task InitializeAsync() => StartAsync();
+    public virtual Task InitializeAsync() => StartAsync();
 
     public async Task StartAsync()
     {
@@ -38,6 +40,7 @@ public sealed class BerthServer : IAsyncLifetime
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
+        if (DatastoreEndpoint is not null) { psi.ArgumentList.Add("--datastore-endpoint"); psi.ArgumentList.Add(DatastoreEndpoint); }
         process = Process.Start(psi)!;
         var deadline = DateTime.UtcNow.AddSeconds(30);
         while (DateTime.UtcNow < deadline)
@@ -65,9 +68,12 @@ public sealed class BerthServer : IAsyncLifetime
         process = null;
     }
 
+    /// <summary>The server's process id while it runs (tests kill only that).</summary>
+    public int? Pid => process is { HasExited: false } ? process.Id : null;
+
     public bool Running => process is { HasExited: false };
 
-    public async Task DisposeAsync()
+    public virtual async Task DisposeAsync()
     {
         if (process is { HasExited: false })
         {
@@ -106,6 +112,43 @@ public sealed class BerthServer : IAsyncLifetime
         return new Result(p.ExitCode, await stdout, await stderr);
     }
 
+    /// <summary>
+    /// Runs `kubectl -n NS get RESOURCE -w --output-watch-events` (plus <paramref name="extra"/>), does
+    /// <paramref name="act"/> once the watch is up, and returns the first <paramref name="count"/> "TYPE NAME"
+    /// pairs of lines naming <paramref name="name"/> (fewer if they do not come within 20 s).
+    /// </summary>
+    public async Task<List<string>> WatchEvents(string ns, string resource, string name, int count, Func<Task> act, params string[] extra)
+    {
+        var psi = new ProcessStartInfo("kubectl", ["-n", ns, "get", resource, "-w", "--output-watch-events", .. extra])
+        { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.Environment["KUBECONFIG"] = Kubeconfig;
+        psi.Environment["HOME"] = DataDir;
+        using var watch = Process.Start(psi)!;
+        try
+        {
+            var lines = new List<string>();
+            var reader = Task.Run(async () =>
+            {
+                while (await watch.StandardOutput.ReadLineAsync() is { } l)
+                    if (l.Contains(name, StringComparison.Ordinal)) lock (lines) lines.Add(string.Join(' ', l.Split(' ', StringSplitOptions.RemoveEmptyEntries).Take(2)));
+            });
+            await Task.Delay(1500);
+            await act();
+            var deadline = DateTime.UtcNow.AddSeconds(20);
+            while (DateTime.UtcNow < deadline)
+            {
+                lock (lines) if (lines.Count >= count) break;
+                await Task.Delay(100);
+            }
+            lock (lines) return [.. lines.Take(count)];
+        }
+        finally
+        {
+            watch.Kill();
+            await watch.WaitForExitAsync();
+        }
+    }
+
     /// <summary>Splits on spaces, keeping '…' quoted parts together (test arguments only).</summary>
     static IEnumerable<string> SplitArgs(string s)
     {
@@ -124,5 +167,24 @@ public sealed class BerthServer : IAsyncLifetime
             cur.Append(ch);
         }
         if (cur.Length > 0 || any) yield return cur.ToString();
+    }
+}
+
+/// <summary>`berth server --datastore-endpoint etcd://…` on a real etcd started for it.</summary>
+public sealed class EtcdBerthServer : BerthServer
+{
+    public Storage.EtcdServer Etcd { get; } = new();
+
+    public override async Task InitializeAsync()
+    {
+        await Etcd.InitializeAsync();
+        DatastoreEndpoint = Etcd.Endpoint;
+        await StartAsync();
+    }
+
+    public override async Task DisposeAsync()
+    {
+        try { await base.DisposeAsync(); }
+        finally { await Etcd.DisposeAsync(); }
     }
 }

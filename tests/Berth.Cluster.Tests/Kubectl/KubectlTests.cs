@@ -1,11 +1,16 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Berth.Cluster.Api;
 
 namespace Berth.Cluster.Tests.Kubectl;
 
-/// <summary>The real kubectl (1.32) against `out/berth server`.</summary>
-public class KubectlTests(BerthServer s) : IClassFixture<BerthServer>
+/// <summary>The real kubectl (1.32) against `out/berth server` on SQLite (the default store).</summary>
+public sealed class KubectlTests(BerthServer s) : KubectlContract(s), IClassFixture<BerthServer>;
+
+/// <summary>The same kubectl transcripts against `berth server --datastore-endpoint etcd://…`.</summary>
+public sealed class EtcdKubectlTests(EtcdBerthServer s) : KubectlContract(s), IClassFixture<EtcdBerthServer>;
+
+/// <summary>What the real kubectl (1.32) does against `out/berth server`, whatever its store.</summary>
+public abstract class KubectlContract(BerthServer s)
 {
     const string Manifest = """
         apiVersion: apps/v1
@@ -143,37 +148,13 @@ public class KubectlTests(BerthServer s) : IClassFixture<BerthServer>
     public async Task Get_watch_receives_events()
     {
         Ok(await s.Kubectl("apply -f -", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: watched\n"));
-        var psi = new ProcessStartInfo("kubectl", ["-n", "watched", "get", "cm", "-w", "--output-watch-events"])
-        { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.Environment["KUBECONFIG"] = s.Kubeconfig;
-        psi.Environment["HOME"] = s.DataDir;
-        using var watch = Process.Start(psi)!;
-        try
+        var events = await s.WatchEvents("watched", "cm", "seen", 3, async () =>
         {
-            var lines = new List<string>();
-            var reader = Task.Run(async () =>
-            {
-                while (await watch.StandardOutput.ReadLineAsync() is { } l)
-                    if (l.Contains("seen", StringComparison.Ordinal)) lock (lines) lines.Add(l);
-            });
-            await Task.Delay(1500);
             Ok(await s.Kubectl("-n watched create -f -", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: seen\n"));
             Ok(await s.Kubectl("-n watched label cm seen x=y"));
             Ok(await s.Kubectl("-n watched delete cm seen"));
-            var deadline = DateTime.UtcNow.AddSeconds(20);
-            while (DateTime.UtcNow < deadline)
-            {
-                lock (lines) if (lines.Count >= 3) break;
-                await Task.Delay(100);
-            }
-            lock (lines)
-                Assert.Equal(["ADDED seen", "MODIFIED seen", "DELETED seen"], lines.Select(l => string.Join(' ', l.Split(' ', StringSplitOptions.RemoveEmptyEntries).Take(2))).Take(3));
-        }
-        finally
-        {
-            watch.Kill();
-            await watch.WaitForExitAsync();
-        }
+        });
+        Assert.Equal(["ADDED seen", "MODIFIED seen", "DELETED seen"], events);
     }
 
     [Fact]

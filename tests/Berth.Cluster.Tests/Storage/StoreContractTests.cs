@@ -1,5 +1,6 @@
 using System.Text;
 using Berth.Cluster.Storage;
+using Berth.Cluster.Storage.Etcd;
 using Berth.Cluster.Storage.Sqlite;
 
 namespace Berth.Cluster.Tests.Storage;
@@ -97,6 +98,18 @@ public abstract class StoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Watch_progress_covers_every_queued_event()
+    {
+        using var w = await Store.WatchAsync("/r/", Store.CurrentRevision);
+        var a = await Store.CreateAsync("/r/a", B("1"));
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var e = await w.Events.ReadAsync(cts.Token);
+        Assert.Equal(a.ModRevision, e.Revision);
+        Assert.True(w.Progress >= a.ModRevision, $"progress {w.Progress} < {a.ModRevision}");
+        Assert.False(w.Events.TryPeek(out _));
+    }
+
+    [Fact]
     public async Task Compaction_keeps_live_keys_and_refuses_older_watches_and_lists()
     {
         var a = await Store.CreateAsync("/r/a", B("1"));
@@ -145,6 +158,96 @@ public abstract class StoreContractTests : IAsyncLifetime
             await foreach (var _ in w.Events.ReadAllAsync()) read++;
         });
         Assert.InRange(read, 1, 4200);
+    }
+}
+
+/// <summary>The same contract against a real etcd (one per test class; each test under its own key prefix).</summary>
+public sealed class EtcdStoreTests(EtcdServer etcd) : StoreContractTests, IClassFixture<EtcdServer>
+{
+    readonly string root = "/t" + Guid.NewGuid().ToString("N")[..8];
+
+    protected override async Task<IStore> OpenAsync() => await EtcdStore.OpenAsync(etcd.Endpoint, root, TimeSpan.FromMilliseconds(200));
+
+    protected override async Task<IStore> ReopenAsync()
+    {
+        await Store.DisposeAsync();
+        return await OpenAsync();
+    }
+
+    [Fact]
+    public async Task Two_stores_on_one_etcd_see_each_others_writes_and_watches()
+    {
+        await using var other = await EtcdStore.OpenAsync(etcd.Endpoint, root);
+        using var w = await other.WatchAsync("/r/", other.CurrentRevision);
+        var a = await Store.CreateAsync("/r/a", Encoding.UTF8.GetBytes("1"));
+        Assert.Equal("1", Encoding.UTF8.GetString((await other.GetAsync("/r/a"))!.Value));
+        await Assert.ThrowsAsync<StoreConflictException>(() => other.UpdateAsync("/r/a", [], a.ModRevision - 1));
+        var u = await other.UpdateAsync("/r/a", Encoding.UTF8.GetBytes("2"), a.ModRevision);
+        Assert.Equal(u.ModRevision, (await Store.GetAsync("/r/a"))!.ModRevision);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        Assert.Equal(a.ModRevision, (await w.Events.ReadAsync(cts.Token)).Revision);
+        Assert.Equal(u.ModRevision, (await w.Events.ReadAsync(cts.Token)).Revision);
+    }
+
+    [Fact]
+    public async Task Progress_moves_without_events_so_bookmarks_advance()
+    {
+        using var w = await Store.WatchAsync("/quiet/", Store.CurrentRevision);
+        await using var other = await EtcdStore.OpenAsync(etcd.Endpoint, root);
+        var x = await other.CreateAsync("/busy/x", [1]);
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (w.Progress < x.ModRevision && DateTime.UtcNow < deadline) await Task.Delay(50);
+        Assert.True(w.Progress >= x.ModRevision, $"progress {w.Progress} never reached {x.ModRevision}");
+        Assert.False(w.Events.TryPeek(out _));
+    }
+
+    [Fact]
+    public async Task A_watch_from_history_another_server_compacted_ends_with_compacted()
+    {
+        var a = await Store.CreateAsync("/r/a", [1]);
+        await Store.UpdateAsync("/r/a", [2], 0);
+        await using var other = await EtcdStore.OpenAsync(etcd.Endpoint, root);
+        var stale = Store.CompactedRevision;
+        await other.CompactAsync(other.CurrentRevision);
+        // Store has not seen that compaction: etcd refuses the start revision itself.
+        Assert.Equal(stale, Store.CompactedRevision);
+        // etcd accepts the watch and then ends it with the compaction revision
+        var ex = await Assert.ThrowsAsync<StoreCompactedException>(async () =>
+        {
+            using var w = await Store.WatchAsync("/r/", a.ModRevision - 1);
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            await foreach (var _ in w.Events.ReadAllAsync(cts.Token)) { }
+        });
+        Assert.True(ex.Compacted >= a.ModRevision);
+        Assert.True(Store.CompactedRevision >= other.CompactedRevision);
+        await Assert.ThrowsAsync<StoreCompactedException>(() => Store.ListAsync("/r/", revision: a.ModRevision));
+    }
+
+    [Theory]
+    [InlineData("https://127.0.0.1:2379")]
+    [InlineData("etcd://")]
+    [InlineData("etcd://127.0.0.1")]
+    [InlineData("etcd://127.0.0.1:2379/path")]
+    [InlineData("postgres://x:1")]
+    public void Bad_endpoints_are_refused_naming_them(string endpoint)
+    {
+        var e = Assert.Throws<ArgumentException>(() => EtcdStore.ParseEndpoints(endpoint));
+        Assert.Contains(endpoint, e.Message);
+    }
+
+    [Fact]
+    public void Several_endpoints_and_http_are_accepted()
+    {
+        Assert.Equal(2, EtcdStore.ParseEndpoints("etcd://127.0.0.1:1,localhost:2").Count);
+        Assert.Single(EtcdStore.ParseEndpoints("http://127.0.0.1:2379"));
+    }
+
+    [Fact]
+    public async Task An_etcd_that_does_not_answer_is_unavailable_naming_it()
+    {
+        var port = Api.ApiFixture.FreePort();
+        var e = await Assert.ThrowsAsync<StoreUnavailableException>(() => EtcdStore.OpenAsync($"etcd://127.0.0.1:{port}"));
+        Assert.Contains($"127.0.0.1:{port}", e.Message);
     }
 }
 

@@ -17,11 +17,15 @@ public sealed class SqliteStore : IStore
 {
     readonly SqliteDb db;
     readonly SemaphoreSlim gate = new(1, 1);
-    readonly WatchHub hub = new();
+    readonly WatchHub hub;
     long current, compacted;
     bool disposed;
 
-    SqliteStore(SqliteDb db) { this.db = db; }
+    SqliteStore(SqliteDb db)
+    {
+        this.db = db;
+        hub = new WatchHub(() => CurrentRevision);
+    }
 
     public string Path => db.Path;
     public long CurrentRevision => Volatile.Read(ref current);
@@ -217,8 +221,8 @@ public sealed class SqliteStore : IStore
         {
             if (e is not null)
             {
-                Volatile.Write(ref current, e.Revision);
                 hub.Publish(e);
+                Volatile.Write(ref current, e.Revision); // after the publish: a watch's Progress never runs ahead of its queue
                 w.Done.TrySetResult(e.Entry);
             }
             else w.Done.TrySetException(x!);

@@ -1,0 +1,144 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Berth.Cluster.Api;
+
+/// <summary>
+/// fieldValidation against the kinds' OpenAPI schemas: the fields of an object that its schema does not
+/// declare, at any depth, named as Kubernetes' strict decoding names them
+/// ("spec.template.spec.containers[0].imagee"), in document order.
+/// </summary>
+internal static class FieldValidation
+{
+    public enum Mode { Ignore, Warn, Strict }
+
+    /// <summary>The query parameter's mode; unset is Warn, as the API server's default.</summary>
+    public static Mode Parse(string? value) => value switch
+    {
+        "Strict" => Mode.Strict,
+        "Ignore" => Mode.Ignore,
+        "Warn" or null or "" => Mode.Warn,
+        _ => throw ApiException.BadRequest($"fieldValidation must be one of Ignore, Warn or Strict, not \"{value}\""),
+    };
+
+    /// <summary>
+    /// Scans a JSON body for repeated keys: <paramref name="order"/> gets every field path's first
+    /// position, the result each repeat's path and position (JSON has no rule against them; Kubernetes'
+    /// strict decoding refuses them, Warn and Ignore keep the last value).
+    /// </summary>
+    public static List<(string Path, int At)> DuplicateFields(ReadOnlySpan<byte> json, Dictionary<string, int> order)
+    {
+        var dups = new List<(string, int)>();
+        var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = 100 });
+        var stack = new Stack<(string Path, HashSet<string>? Keys, int Index)>();
+        string? pending = null;
+        var at = 0;
+        string Child()
+        {
+            if (stack.Count == 0) return "";
+            var (path, keys, index) = stack.Pop();
+            string p;
+            if (keys is null) { p = $"{path}[{index}]"; stack.Push((path, null, index + 1)); }
+            else { p = path.Length == 0 ? pending! : path + "." + pending; stack.Push((path, keys, index)); }
+            return p;
+        }
+        try
+        {
+            while (reader.Read())
+            {
+                switch (reader.TokenType)
+                {
+                    case JsonTokenType.PropertyName:
+                        pending = reader.GetString()!;
+                        var (path, keys, _) = stack.Peek();
+                        var full = path.Length == 0 ? pending : path + "." + pending;
+                        at++;
+                        if (!keys!.Add(pending)) dups.Add((full, at));
+                        else order.TryAdd(full, at);
+                        break;
+                    case JsonTokenType.StartObject:
+                        stack.Push((Child(), new HashSet<string>(StringComparer.Ordinal), 0));
+                        break;
+                    case JsonTokenType.StartArray:
+                        stack.Push((Child(), null, 0));
+                        break;
+                    case JsonTokenType.EndObject or JsonTokenType.EndArray:
+                        stack.Pop();
+                        break;
+                    default:
+                        Child();
+                        break;
+                }
+            }
+        }
+        catch (JsonException) { /* the parse that follows reports it */ }
+        return dups;
+    }
+
+    /// <summary>Parses JSON that has repeated keys, the last value of each winning.</summary>
+    public static JsonNode? ParseLastWins(ReadOnlySpan<byte> json)
+    {
+        using var doc = JsonDocument.Parse(json.ToArray(), new JsonDocumentOptions { MaxDepth = 100 });
+        return Convert(doc.RootElement);
+    }
+
+    static JsonNode? Convert(JsonElement e)
+    {
+        switch (e.ValueKind)
+        {
+            case JsonValueKind.Object:
+                var o = new JsonObject();
+                foreach (var p in e.EnumerateObject()) o[p.Name] = Convert(p.Value);
+                return o;
+            case JsonValueKind.Array:
+                var a = new JsonArray();
+                foreach (var x in e.EnumerateArray()) a.Add(Convert(x));
+                return a;
+            case JsonValueKind.Null:
+                return null;
+            default:
+                return JsonNode.Parse(e.GetRawText());
+        }
+    }
+
+    public static List<string> UnknownFields(JsonObject definitions, string definition, JsonObject obj)
+    {
+        var found = new List<string>();
+        Walk(definitions, definitions[definition], obj, "", found);
+        return found;
+    }
+
+    static JsonNode? Resolve(JsonObject definitions, JsonNode? schema)
+    {
+        for (var i = 0; i < 8 && schema is JsonObject s; i++)
+        {
+            if (s["$ref"] is JsonValue r) schema = definitions[r.GetValue<string>()["#/definitions/".Length..]];
+            else if (s["allOf"] is JsonArray { Count: > 0 } all) schema = all[0];
+            else return s;
+        }
+        return schema;
+    }
+
+    static void Walk(JsonObject definitions, JsonNode? schema, JsonNode? value, string path, List<string> found)
+    {
+        schema = Resolve(definitions, schema);
+        if (schema is not JsonObject s || value is null) return;
+        if (s["properties"] is JsonObject props && value is JsonObject o)
+        {
+            foreach (var (k, v) in o)
+            {
+                var p = path.Length == 0 ? k : path + "." + k;
+                if (props[k] is { } field) Walk(definitions, field, v, p, found);
+                else found.Add(p);
+            }
+        }
+        else if (s["items"] is { } items && value is JsonArray a)
+        {
+            for (var i = 0; i < a.Count; i++) Walk(definitions, items, a[i], $"{path}[{i}]", found);
+        }
+        else if (s["additionalProperties"] is JsonObject values && value is JsonObject m)
+        {
+            foreach (var (k, v) in m) Walk(definitions, values, v, path + "." + k, found);
+        }
+    }
+}
