@@ -13,7 +13,7 @@ namespace Berth.Cli.Images;
 
 /// <summary>
 /// The image verbs (docker's command line): pull, push, images, tag, rmi, login, logout, and the
-/// `image` group (ls, rm, inspect, prune, pull, push, tag). Data lives under --root/images.
+/// `image` group (ls, rm, inspect, prune, pull, push, tag, save, load); save/load are in <see cref="ArchiveCommands"/>. Data lives under --root/images.
 /// </summary>
 public static class ImageCommands
 {
@@ -24,6 +24,8 @@ public static class ImageCommands
         root.Subcommands.Add(List("images"));
         root.Subcommands.Add(Tag("tag"));
         root.Subcommands.Add(Remove("rmi"));
+        root.Subcommands.Add(ArchiveCommands.Save());
+        root.Subcommands.Add(ArchiveCommands.Load());
         root.Subcommands.Add(Login());
         root.Subcommands.Add(Logout());
         var image = new Command("image", "manage images");
@@ -38,11 +40,13 @@ public static class ImageCommands
         image.Subcommands.Add(Pull("pull"));
         image.Subcommands.Add(Push("push"));
         image.Subcommands.Add(Tag("tag"));
+        image.Subcommands.Add(ArchiveCommands.Save());
+        image.Subcommands.Add(ArchiveCommands.Load());
         root.Subcommands.Add(image);
     }
 
-    static ImageStore Store(ParseResult p) => new(p.GetValue(BerthCli.DataRoot)!);
-    static ISnapshotter Snapshots(ParseResult p) => OverlaySnapshotter.Create(p.GetValue(BerthCli.DataRoot)!);
+    internal static ImageStore Store(ParseResult p) => new(p.GetValue(BerthCli.DataRoot)!);
+    internal static ISnapshotter Snapshots(ParseResult p) => OverlaySnapshotter.Create(p.GetValue(BerthCli.DataRoot)!);
 
     static Option<bool> TlsVerify() => new("--tls-verify")
     {
@@ -54,7 +58,7 @@ public static class ImageCommands
         new() { TlsVerify = p.GetValue(tls), Credentials = creds };
 
     /// <summary>Runs a verb; expected failures become one `berth: ...` line on stderr and exit 1.</summary>
-    static void Action(Command c, Func<ParseResult, CancellationToken, Task<int>> run) =>
+    internal static void Action(Command c, Func<ParseResult, CancellationToken, Task<int>> run) =>
         c.SetAction(async (p, ct) =>
         {
             try { return await run(p, ct).ConfigureAwait(false); }

@@ -73,21 +73,7 @@ public sealed class ImagePuller(ImageStore store, RegistryOptions options)
         await store.Content.WriteBlobAsync(manifest.Bytes, ct).ConfigureAwait(false);
         if (!ReferenceEquals(manifest, top)) await store.Content.WriteBlobAsync(top.Bytes, ct).ConfigureAwait(false);
 
-        blobs.Add(m.Config.Digest);
-        blobs.AddRange(m.Layers.Select(l => l.Digest));
-        var record = new ImageRecord
-        {
-            Target = top.Descriptor,
-            Manifest = manifest.Descriptor,
-            Config = new Descriptor { MediaType = m.Config.MediaType, Digest = m.Config.Digest, Size = m.Config.Size },
-            Blobs = blobs.Distinct().ToList(),
-            Created = config.Created,
-            Architecture = config.Architecture,
-            Os = config.Os,
-            Variant = config.Variant,
-            Size = m.Config.Size + m.Layers.Sum(l => l.Size),
-            Stored = DateTimeOffset.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffffffZ"),
-        };
+        var record = ImageRecord.For(top.Descriptor, manifest.Descriptor, m, config, blobs);
         store.PutRecord(record);
         foreach (var step in PostPullSteps) await step.RunAsync(store, record, ct).ConfigureAwait(false);
         store.SetName(named, record.Target.Digest);
@@ -96,7 +82,7 @@ public sealed class ImagePuller(ImageStore store, RegistryOptions options)
     }
 
     /// <summary>Refuses manifests Berth could not run: unknown config or layer media types, bad digests.</summary>
-    static void Validate(Manifest m, Digest manifestDigest)
+    internal static void Validate(Manifest m, Digest manifestDigest)
     {
         var what = $"manifest {manifestDigest}";
         if (m.SchemaVersion != 2) throw ImageException.Invalid($"{what}: unsupported schemaVersion {m.SchemaVersion}");
