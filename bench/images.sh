@@ -3,6 +3,8 @@
 # by side in one run: berth pull, podman pull, skopeo copy + umoci unpack (and docker pull when a
 # dockerd is running). Every run starts from empty storage. Prints medians and berth's ratio.
 #   bench/images.sh            (N=5 runs each; BERTH=path/to/berth)
+#   BERTH_BASE=path/to/older/berth adds it as "berth-base" (an A/B of two builds in one run);
+#   NO_PEERS=1 leaves podman, skopeo+umoci and docker out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-5}
@@ -36,11 +38,12 @@ skopeo copy -q --dest-tls-verify=false "oci:$image" "docker://$ref"
 
 cmds=()
 [ -z "${NO_BERTH:-}" ] && cmds+=("berth|rm -rf $work/berth|$BERTH --root $work/berth pull --tls-verify=false $ref")
-cmds+=(
+[ -n "${BERTH_BASE:-}" ] && cmds+=("berth-base|rm -rf $work/berth-base|$BERTH_BASE --root $work/berth-base pull --tls-verify=false $ref")
+[ -z "${NO_PEERS:-}" ] && cmds+=(
   "podman|podman --root $work/podman/storage --runroot $work/podman/run system reset -f >/dev/null 2>&1; rm -rf $work/podman|podman --root $work/podman/storage --runroot $work/podman/run --storage-driver overlay pull -q --tls-verify=false $ref"
   "skopeo+umoci|rm -rf $work/oci $work/bundle|skopeo copy -q --src-tls-verify=false docker://$ref oci:$work/oci:bench && umoci unpack --image $work/oci:bench $work/bundle >/dev/null"
 )
-if docker info >/dev/null 2>&1; then
+if [ -z "${NO_PEERS:-}" ] && docker info >/dev/null 2>&1; then
   cmds+=("docker|docker rmi -f $ref >/dev/null 2>&1 || true|docker pull -q $ref >/dev/null")
 fi
 
@@ -57,5 +60,6 @@ b = r.pop("berth", None)
 if b is None: sys.exit(0)
 print(f"\nmedian pull+unpack: berth {b*1000:.0f} ms")
 for k, v in r.items(): print(f"  {k:14s} {v*1000:7.0f} ms   berth/peer = {b/v:.2f}x")
-print(f"  fastest peer: {min(r, key=r.get)}; goal: berth <= 0.4x of it")
+peers = {k: v for k, v in r.items() if k != "berth-base"}
+if peers: print(f"  fastest peer: {min(peers, key=peers.get)}; goal: berth <= 0.4x of it")
 PY

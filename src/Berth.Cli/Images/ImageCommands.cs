@@ -13,7 +13,7 @@ namespace Berth.Cli.Images;
 
 /// <summary>
 /// The image verbs (docker's command line): pull, push, images, tag, rmi, login, logout, and the
-/// `image` group (ls, rm, inspect, prune, pull, push, tag). Data lives under --root/images.
+/// `image` group (ls, rm, inspect, prune, pull, push, tag, save, load); save/load are in <see cref="ArchiveCommands"/>. Data lives under --root/images.
 /// </summary>
 public static class ImageCommands
 {
@@ -24,6 +24,8 @@ public static class ImageCommands
         root.Subcommands.Add(List("images"));
         root.Subcommands.Add(Tag("tag"));
         root.Subcommands.Add(Remove("rmi"));
+        root.Subcommands.Add(ArchiveCommands.Save());
+        root.Subcommands.Add(ArchiveCommands.Load());
         root.Subcommands.Add(Login());
         root.Subcommands.Add(Logout());
         var image = new Command("image", "manage images");
@@ -38,11 +40,13 @@ public static class ImageCommands
         image.Subcommands.Add(Pull("pull"));
         image.Subcommands.Add(Push("push"));
         image.Subcommands.Add(Tag("tag"));
+        image.Subcommands.Add(ArchiveCommands.Save());
+        image.Subcommands.Add(ArchiveCommands.Load());
         root.Subcommands.Add(image);
     }
 
-    static ImageStore Store(ParseResult p) => new(p.GetValue(BerthCli.DataRoot)!);
-    static ISnapshotter Snapshots(ParseResult p) => OverlaySnapshotter.Create(p.GetValue(BerthCli.DataRoot)!);
+    internal static ImageStore Store(ParseResult p) => new(p.GetValue(BerthCli.DataRoot)!);
+    internal static ISnapshotter Snapshots(ParseResult p) => OverlaySnapshotter.Create(p.GetValue(BerthCli.DataRoot)!);
 
     static Option<bool> TlsVerify() => new("--tls-verify")
     {
@@ -54,7 +58,7 @@ public static class ImageCommands
         new() { TlsVerify = p.GetValue(tls), Credentials = creds };
 
     /// <summary>Runs a verb; expected failures become one `berth: ...` line on stderr and exit 1.</summary>
-    static void Action(Command c, Func<ParseResult, CancellationToken, Task<int>> run) =>
+    internal static void Action(Command c, Func<ParseResult, CancellationToken, Task<int>> run) =>
         c.SetAction(async (p, ct) =>
         {
             try { return await run(p, ct).ConfigureAwait(false); }
@@ -252,6 +256,12 @@ public static class ImageCommands
         return c;
     }
 
+    /// <summary>
+    /// `rmi` as docker's daemon does it (daemon/images/image_delete.go): a name untags (and the image
+    /// goes only with its last name, digest names of a repository going with its last tag); an ID
+    /// untags every name and deletes the image, but an image with several names that are not one
+    /// tag of one repository needs -f ("must be forced").
+    /// </summary>
     static Command Remove(string name)
     {
         var c = new Command(name, "remove one or more images");
@@ -269,27 +279,36 @@ public static class ImageCommands
                 try
                 {
                     var img = store.Resolve(input);
-                    var byName = ImageReference.TryParse(input, out var r, out _) && img.Names.Contains(r.WithDefaultTag());
-                    IEnumerable<ImageReference> names;
-                    if (byName) names = [r.WithDefaultTag()];
-                    else if (img.Names.Count > 1 && !p.GetValue(force) && img.Names.Select(n => n.Name).Distinct().Count() > 1)
-                        throw ImageException.Precondition($"conflict: unable to delete {input} (must be forced) - image is referenced in multiple repositories");
-                    else names = img.Names;
-                    var deleted = false;
-                    foreach (var n in names)
+                    var named = ImageReference.TryParse(input, out var r, out _) ? r.WithDefaultTag() : null;
+                    var untag = new List<ImageReference>();
+                    if (named is not null && img.Names.Contains(named))
                     {
-                        Console.Out.WriteLine($"Untagged: {n.FamiliarString}{(n.Digest is null && n.Tag is not null ? "" : "")}");
-                        deleted |= store.Untag(n) is not null;
+                        untag.Add(named);
+                        // a repository's digest names go with its last tag
+                        var rest = img.Names.Where(n => n != named && n.Name == named.Name).ToList();
+                        if (named.Tag is not null && rest.All(n => n.Tag is null)) untag.AddRange(rest);
                     }
-                    if (img.Names.Count == 0) { store.DeleteRecord(img.Record.Target.Digest); deleted = true; }
-                    if (deleted)
+                    else
                     {
-                        var before = store.Content.ListBlobs().ToHashSet();
-                        store.CollectGarbage(dangling: false);
-                        await ImageLayers.CollectAsync(store, Snapshots(p), ct).ConfigureAwait(false);
-                        foreach (var b in before.Where(b => !store.Content.Exists(b)).Select(b => b.ToString()).Where(img.Record.Blobs.Contains))
-                            Console.Out.WriteLine($"Deleted: {b}");
+                        var tags = img.Names.Count(n => n.Tag is not null);
+                        var single = tags <= 1 && img.Names.Select(n => n.Name).Distinct().Count() <= 1;
+                        if (!single && !p.GetValue(force))
+                            throw ImageException.Precondition($"conflict: unable to delete {Digest.Parse(img.Id).Encoded[..12]} (must be forced) - image is referenced in multiple repositories");
+                        untag.AddRange(img.Names);
                     }
+                    foreach (var n in untag)
+                    {
+                        store.RemoveName(n);
+                        Console.Out.WriteLine($"Untagged: {n.FamiliarString}");
+                    }
+                    if (store.ListNames().Any(n => n.Target == img.Record.Target.Digest)) continue;
+                    store.DeleteRecord(img.Record.Target.Digest);
+                    var before = store.Content.ListBlobs().ToHashSet();
+                    store.CollectGarbage(dangling: false);
+                    await ImageLayers.CollectAsync(store, Snapshots(p), ct).ConfigureAwait(false);
+                    Console.Out.WriteLine($"Deleted: {img.Id}");
+                    foreach (var b in before.Where(b => !store.Content.Exists(b)).Select(b => b.ToString()).Where(b => b != img.Id && img.Record.Blobs.Contains(b)))
+                        Console.Out.WriteLine($"Deleted: {b}");
                 }
                 catch (ImageException e)
                 {

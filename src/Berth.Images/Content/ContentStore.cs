@@ -92,6 +92,27 @@ public sealed class ContentStore
         await w.CommitAsync(ct).ConfigureAwait(false);
     }
 
+    /// <summary>Where an ingest that stages many files (an archive load) keeps them: a fresh
+    /// directory under ingest, on the store's filesystem so verified files can be renamed into place.</summary>
+    public string CreateStagingDirectory(string purpose)
+    {
+        var dir = Path.Combine(_ingest, $"{purpose}-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        return dir;
+    }
+
+    /// <summary>
+    /// Publishes a fully written file from a staging directory as blob <paramref name="digest"/>: the
+    /// caller has verified its content (hashed while writing it); it is fsynced and renamed into
+    /// place. When the blob already exists the file is left where it is.
+    /// </summary>
+    public void Adopt(string stagedFile, Digest digest)
+    {
+        if (Exists(digest)) return;
+        using (var fs = new FileStream(stagedFile, FileMode.Open, FileAccess.ReadWrite)) fs.Flush(flushToDisk: true);
+        Publish(stagedFile, digest);
+    }
+
     /// <summary>Every blob in the store (sha256 and sha512 directories); temp files are not blobs.</summary>
     public IEnumerable<Digest> ListBlobs()
     {
@@ -115,7 +136,7 @@ public sealed class ContentStore
         return size;
     }
 
-    /// <summary>Removes temp files of ingests; call only when no ingest can be running (GC lock held).</summary>
+    /// <summary>Removes temp files and staging directories of ingests; call only when no ingest can be running (GC lock held).</summary>
     public int DeleteIngestLeftovers()
     {
         if (!Directory.Exists(_ingest)) return 0;
@@ -123,6 +144,10 @@ public sealed class ContentStore
         foreach (var f in Directory.EnumerateFiles(_ingest))
         {
             try { File.Delete(f); n++; } catch (IOException) { }
+        }
+        foreach (var d in Directory.EnumerateDirectories(_ingest))
+        {
+            try { Directory.Delete(d, recursive: true); n++; } catch (IOException) { }
         }
         return n;
     }

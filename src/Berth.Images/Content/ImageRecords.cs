@@ -26,6 +26,22 @@ public sealed class ImageRecord
 
     /// <summary>The image ID as docker shows it: the config digest.</summary>
     [JsonIgnore] public string Id => Config.Digest;
+
+    /// <summary>The record of an image whose target (index or manifest) and chosen manifest are stored:
+    /// its blobs are <paramref name="documents"/> (target, manifest), the config and the layers.</summary>
+    public static ImageRecord For(Descriptor target, Descriptor manifestDesc, Manifest manifest, ImageConfigFile config, IEnumerable<string> documents) => new()
+    {
+        Target = target,
+        Manifest = manifestDesc,
+        Config = new Descriptor { MediaType = manifest.Config.MediaType, Digest = manifest.Config.Digest, Size = manifest.Config.Size },
+        Blobs = documents.Append(manifest.Config.Digest).Concat(manifest.Layers.Select(l => l.Digest)).Distinct().ToList(),
+        Created = config.Created,
+        Architecture = config.Architecture,
+        Os = config.Os,
+        Variant = config.Variant,
+        Size = manifest.Config.Size + manifest.Layers.Sum(l => l.Size),
+        Stored = DateTimeOffset.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffffffZ"),
+    };
 }
 
 /// <summary>A name (repo:tag, or repo@digest for a pull by digest) pointing at an image record.</summary>

@@ -209,6 +209,18 @@ public sealed class ImageStore
         return new PruneResult(deletedImages, blobs, bytes);
     }
 
+    /// <summary>
+    /// Undoes a failed pull or load: deletes the records it created (<paramref name="createdTargets"/>)
+    /// unless a name points at them, then every blob no record needs. Call with the exclusive lock held.
+    /// </summary>
+    public void DiscardCreated(IReadOnlyCollection<string> createdTargets)
+    {
+        var named = ListNames().Select(n => n.Target).ToHashSet(StringComparer.Ordinal);
+        foreach (var t in createdTargets)
+            if (!named.Contains(t)) DeleteRecord(t);
+        CollectGarbage(dangling: false);
+    }
+
     static void WriteAtomic(string dir, string path, byte[] data)
     {
         Directory.CreateDirectory(dir);

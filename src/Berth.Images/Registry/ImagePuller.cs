@@ -7,7 +7,8 @@ namespace Berth.Images.Registry;
 /// <summary>
 /// A step run after a pull has stored every blob and the image record, before the name is set: the
 /// seam where layer unpacking (Berth.Images.Unpack / Snapshots) is plugged in by the composition
-/// root. If a step fails the pull fails and the image stays unnamed (dangling; `image prune` removes it).
+/// root. If a step fails the pull fails and leaves nothing behind: the record it created, the blobs
+/// and (through <see cref="DiscardAsync"/>) the layer snapshots no image needs are removed at once.
 /// </summary>
 public interface IPostPullStep
 {
@@ -17,13 +18,19 @@ public interface IPostPullStep
     /// or already there), while other layers may still be downloading: lets a step start its work
     /// on a layer early (unpacking overlaps the download of the rest).</summary>
     Task LayerStoredAsync(ImageStore store, ImageConfigFile config, IReadOnlyList<Descriptor> layers, int index, CancellationToken ct) => Task.CompletedTask;
+
+    /// <summary>Called after a failed pull with the store's exclusive lock held, once the pull's
+    /// record and unreferenced blobs are gone: removes what the step made that no image needs.</summary>
+    Task DiscardAsync(ImageStore store) => Task.CompletedTask;
 }
 
 /// <summary>
 /// `pull`: resolves a reference at its registry, picks the platform's manifest from an index, fetches
 /// config and layers in parallel into the content store (verified while streaming), then records the
 /// image and points the name at it. Holds the store's shared lock throughout, so GC cannot remove a
-/// blob between its download and the record that references it.
+/// blob between its download and the record that references it. A pull is atomic to its user: when it
+/// fails once anything may have been stored, the store's exclusive lock is taken and the record it
+/// created (not a name's) and every blob and layer snapshot no image needs are removed.
 /// </summary>
 public sealed class ImagePuller(ImageStore store, RegistryOptions options)
 {
@@ -31,7 +38,29 @@ public sealed class ImagePuller(ImageStore store, RegistryOptions options)
 
     public async Task<StoredImage> PullAsync(ImageReference reference, PlatformSpec platform, ITransferProgress progress, CancellationToken ct)
     {
-        using var _ = store.LockShared();
+        var created = new List<string>();
+        var stored = false;
+        var shared = store.LockShared();
+        try
+        {
+            return await PullLockedAsync(reference, platform, progress, created, () => stored = true, ct).ConfigureAwait(false);
+        }
+        catch when (stored)
+        {
+            shared.Dispose();
+            using (store.LockExclusive())
+            {
+                store.DiscardCreated(created);
+                foreach (var step in PostPullSteps) await step.DiscardAsync(store).ConfigureAwait(false);
+            }
+            throw;
+        }
+        finally { shared.Dispose(); }
+    }
+
+    async Task<StoredImage> PullLockedAsync(ImageReference reference, PlatformSpec platform, ITransferProgress progress,
+        List<string> created, Action storing, CancellationToken ct)
+    {
         using var client = new RegistryClient(reference.Domain, options);
         var repo = reference.Path;
         var named = reference.WithDefaultTag();
@@ -55,6 +84,7 @@ public sealed class ImagePuller(ImageStore store, RegistryOptions options)
         Validate(m, manifest.Digest);
 
         // Blobs first (config, layers), manifests after: a record only ever names stored blobs.
+        storing();
         var config = await FetchConfigAsync(client, repo, m.Config, progress, ct).ConfigureAwait(false);
         await Parallel.ForEachAsync(Enumerable.Range(0, m.Layers.Count), new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, options.Parallelism), CancellationToken = ct },
             async (i, token) =>
@@ -73,21 +103,8 @@ public sealed class ImagePuller(ImageStore store, RegistryOptions options)
         await store.Content.WriteBlobAsync(manifest.Bytes, ct).ConfigureAwait(false);
         if (!ReferenceEquals(manifest, top)) await store.Content.WriteBlobAsync(top.Bytes, ct).ConfigureAwait(false);
 
-        blobs.Add(m.Config.Digest);
-        blobs.AddRange(m.Layers.Select(l => l.Digest));
-        var record = new ImageRecord
-        {
-            Target = top.Descriptor,
-            Manifest = manifest.Descriptor,
-            Config = new Descriptor { MediaType = m.Config.MediaType, Digest = m.Config.Digest, Size = m.Config.Size },
-            Blobs = blobs.Distinct().ToList(),
-            Created = config.Created,
-            Architecture = config.Architecture,
-            Os = config.Os,
-            Variant = config.Variant,
-            Size = m.Config.Size + m.Layers.Sum(l => l.Size),
-            Stored = DateTimeOffset.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffffffZ"),
-        };
+        var record = ImageRecord.For(top.Descriptor, manifest.Descriptor, m, config, blobs);
+        if (store.GetRecord(record.Target.Digest) is null) created.Add(record.Target.Digest);
         store.PutRecord(record);
         foreach (var step in PostPullSteps) await step.RunAsync(store, record, ct).ConfigureAwait(false);
         store.SetName(named, record.Target.Digest);
@@ -96,7 +113,7 @@ public sealed class ImagePuller(ImageStore store, RegistryOptions options)
     }
 
     /// <summary>Refuses manifests Berth could not run: unknown config or layer media types, bad digests.</summary>
-    static void Validate(Manifest m, Digest manifestDigest)
+    internal static void Validate(Manifest m, Digest manifestDigest)
     {
         var what = $"manifest {manifestDigest}";
         if (m.SchemaVersion != 2) throw ImageException.Invalid($"{what}: unsupported schemaVersion {m.SchemaVersion}");

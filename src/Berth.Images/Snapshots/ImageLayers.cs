@@ -60,6 +60,18 @@ public static class ImageLayers
     }
 
     /// <summary>
+    /// Undoes what a failed pull or load stored: the image records it created (unless a name points at
+    /// them now), then every blob and layer snapshot no record needs. Takes the store's exclusive
+    /// lock, so the caller must have released its shared one.
+    /// </summary>
+    public static async Task DiscardAsync(ImageStore store, ISnapshotter? snapshotter, IReadOnlyCollection<string> createdTargets)
+    {
+        using var _ = store.LockExclusive();
+        store.DiscardCreated(createdTargets);
+        if (snapshotter is not null) await CollectAsync(store, snapshotter, CancellationToken.None).ConfigureAwait(false);
+    }
+
+    /// <summary>
     /// Removes layer snapshots that no image in the store builds on, top layers first; a layer a
     /// container snapshot still uses stays. Call with the store's exclusive lock held. Returns how many went.
     /// </summary>
@@ -97,6 +109,9 @@ public sealed class UnpackOnPull(ISnapshotter snapshotter, int parallelism) : IP
     /// which needs each parent first), skipping layers already present.</summary>
     public Task RunAsync(ImageStore store, ImageRecord image, CancellationToken ct) =>
         ImageLayers.UnpackAsync(store, snapshotter, image, parallelism, ct);
+
+    /// <summary>After a failed pull (exclusive lock held): layer snapshots no image needs go.</summary>
+    public Task DiscardAsync(ImageStore store) => ImageLayers.CollectAsync(store, snapshotter, CancellationToken.None);
 
     /// <summary>On overlay each layer stands alone, so it is unpacked as soon as its blob is stored,
     /// while the other layers are still downloading.</summary>

@@ -19,6 +19,7 @@ public sealed class DigestingStream(Stream inner, long limit, string what) : For
         try { n = inner.Read(buffer); }
         catch (InvalidDataException e) { throw new LayerException($"{what}: corrupt compressed data: {e.Message}", e); }
         catch (EndOfStreamException e) { throw new LayerException($"{what}: truncated compressed data", e); }
+        catch (ZstdSharp.ZstdException e) { throw new LayerException($"{what}: corrupt compressed data: {e.Message}", e); }
         catch (IOException e) when (e.GetType().FullName?.StartsWith("ZstdSharp", StringComparison.Ordinal) == true || e.InnerException is InvalidDataException)
         { throw new LayerException($"{what}: corrupt compressed data: {e.Message}", e); }
         if (n > 0)

@@ -86,9 +86,26 @@ public static class LayerUnpacker
         return new UnpackResult(diffId, digesting.BytesRead, applier.Entries);
     }
 
+    /// <summary>The process's umask, read from /proc (no umask(2) round trip that would change it for other threads).</summary>
+    static readonly uint Umask = ReadUmask();
+
+    static uint ReadUmask()
+    {
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/self/status"))
+                if (line.StartsWith("Umask:", StringComparison.Ordinal)) return Convert.ToUInt32(line[6..].Trim(), 8);
+        }
+        catch (IOException) { }
+        return 0x1ff; // unknown: predict nothing, so every mode is set explicitly
+    }
+
     sealed class Applier(Fd root, UnpackOptions options, string what, CancellationToken ct) : IDisposable
     {
         readonly Dictionary<string, Fd> _dirs = new(StringComparer.Ordinal);
+        // Mode and group of cached directories: what a new entry in them gets without chown/chmod.
+        readonly Dictionary<Fd, (uint Mode, uint Gid)> _dirMeta = new(ReferenceEqualityComparer.Instance);
+        readonly uint _euid = geteuid(), _egid = getegid();
         readonly List<(string Path, long ASec, uint ANsec, long MSec, uint MNsec)> _dirTimes = [];
         readonly HashSet<string> _created = new(StringComparer.Ordinal);
         public long Entries;
@@ -111,7 +128,7 @@ public static class LayerUnpacker
             foreach (var (path, aSec, aNsec, mSec, mNsec) in _dirTimes)
             {
                 var (parent, name) = Split(path);
-                using var dir = name.Length == 0 ? null : RootfsPath.OpenDirectory(root, parent, create: false);
+                var dir = name.Length == 0 ? null : Existing(parent);
                 if (name.Length == 0) FileAt.SetTimes(root, ".", aSec, aNsec, mSec, mNsec);
                 else if (dir != null && FileAt.TryStat(dir, name) is { IsDirectory: true })
                     FileAt.SetTimes(dir, name, aSec, aNsec, mSec, mNsec);
@@ -154,10 +171,59 @@ public static class LayerUnpacker
             return fd;
         }
 
+        /// <summary>An existing directory (never created), cached like <see cref="Parent"/>; null when it is gone.</summary>
+        Fd? Existing(string path)
+        {
+            if (_dirs.TryGetValue(path, out var fd)) return fd;
+            if (_dirs.Count > 256) Invalidate();
+            fd = RootfsPath.OpenDirectory(root, path, create: false);
+            if (fd != null) _dirs[path] = fd;
+            return fd;
+        }
+
         void Invalidate()
         {
             foreach (var fd in _dirs.Values) fd.Dispose();
             _dirs.Clear();
+            _dirMeta.Clear();
+        }
+
+        /// <summary>
+        /// Whether an entry just created in <paramref name="dir"/> with <paramref name="createMode"/>
+        /// already has the member's owner and mode, so fchown/fchmod can be skipped (the common case
+        /// of a root-owned rootfs unpacked as root): the kernel gives it our euid, the directory's
+        /// group when the directory is set-gid (and to a new directory the set-gid bit) else our
+        /// egid, and createMode less the umask.
+        /// </summary>
+        bool CreatedAsWanted(Fd dir, TarHeader h, uint createMode, bool isDirectory)
+        {
+            var (dirMode, _) = DirMeta(dir);
+            var mode = (createMode & ~Umask & 0x1ff) | (isDirectory && (dirMode & 0x400) != 0 ? 0x400u : 0);
+            return (h.Mode & 0xfff) == mode && OwnedAsWanted(dir, h);
+        }
+
+        /// <summary>Whether an entry just created in <paramref name="dir"/> already has the member's owner (or owners are not set).</summary>
+        bool OwnedAsWanted(Fd dir, TarHeader h)
+        {
+            if (!options.Chown) return true;
+            var (dirMode, dirGid) = DirMeta(dir);
+            return h.Uid == _euid && h.Gid == ((dirMode & 0x400) != 0 ? dirGid : _egid);
+        }
+
+        /// <summary>A cached directory's owner or mode changed: its entry must be read again.</summary>
+        void ForgetMeta(string path)
+        {
+            if (_dirs.TryGetValue(path, out var fd)) _dirMeta.Remove(fd);
+        }
+
+        (uint Mode, uint Gid) DirMeta(Fd dir)
+        {
+            if (!_dirMeta.TryGetValue(dir, out var meta))
+            {
+                var st = FileAt.TryStat(dir, "") ?? throw new LayerException($"{what}: a directory vanished while unpacking");
+                _dirMeta[dir] = meta = (st.Mode, st.Gid);
+            }
+            return meta;
         }
 
         public void Dispose() => Invalidate();
@@ -179,6 +245,7 @@ public static class LayerUnpacker
                 {
                     using var self = FileAt.OpenDirectory(root, ".");
                     SetOwnerMode(self, h, "/");
+                    ForgetMeta("");
                     SetXattrs(self, h);
                     _dirTimes.Add(("", Atime(h).Sec, Atime(h).Nsec, h.MtimeSec, h.MtimeNsec));
                 }
@@ -190,17 +257,24 @@ public static class LayerUnpacker
             {
                 case TarKind.Directory:
                 {
-                    var r = FileAt.TryMkdir(dir, name, 0x1c0);
+                    // As root (permission checks do not apply) a directory is made with its final mode at
+                    // once; otherwise owner-writable first, so its members can be created.
+                    var createMode = _euid == 0 ? h.Mode & 0x1ff : 0x1c0;
+                    var r = FileAt.TryMkdir(dir, name, createMode);
                     if (r == Errno.EEXIST && FileAt.TryStat(dir, name) is not { IsDirectory: true })
                     {
                         dir = Replace(dir, name, parentPath);
-                        r = FileAt.TryMkdir(dir, name, 0x1c0);
+                        r = FileAt.TryMkdir(dir, name, createMode);
                     }
                     if (r != 0 && r != Errno.EEXIST) throw new SyscallException("mkdirat", path, r);
-                    using (var d = FileAt.OpenDirectory(dir, name))
+                    if (r == Errno.EEXIST || h.Xattrs is not null || !CreatedAsWanted(dir, h, createMode, isDirectory: true))
                     {
-                        SetOwnerMode(d, h, path);
-                        SetXattrs(d, h);
+                        using (var d = FileAt.OpenDirectory(dir, name))
+                        {
+                            SetOwnerMode(d, h, path);
+                            SetXattrs(d, h);
+                        }
+                        ForgetMeta(path);
                     }
                     var (aSec, aNsec) = Atime(h);
                     _dirTimes.Add((path, aSec, aNsec, h.MtimeSec, h.MtimeNsec));
@@ -208,18 +282,21 @@ public static class LayerUnpacker
                 }
                 case TarKind.File:
                 {
-                    var f = FileAt.TryCreate(dir, name, 0x180, out var err);
+                    // Created with its permission bits (set-id bits only by fchmod, after fchown);
+                    // the fd is open for writing whatever the mode says.
+                    var createMode = h.Mode & 0x1ff;
+                    var f = FileAt.TryCreate(dir, name, createMode, out var err);
                     if (f is null && err == Errno.EEXIST)
                     {
                         dir = Replace(dir, name, parentPath);
-                        f = FileAt.TryCreate(dir, name, 0x180, out err);
+                        f = FileAt.TryCreate(dir, name, createMode, out err);
                     }
                     if (f is null) throw new SyscallException("openat", path, err);
                     using (f)
                     {
                         ReadOnlySpan<byte> chunk;
                         while ((chunk = tar.ReadData()).Length > 0) FileAt.WriteAll(f, chunk, path);
-                        SetOwnerMode(f, h, path);
+                        if (!CreatedAsWanted(dir, h, createMode, isDirectory: false)) SetOwnerMode(f, h, path);
                         SetXattrs(f, h);
                         var (aSec, aNsec) = Atime(h);
                         FileAt.SetTimes(f, aSec, aNsec, h.MtimeSec, h.MtimeNsec, path);
@@ -235,10 +312,9 @@ public static class LayerUnpacker
                         r = FileAt.TrySymlink(h.LinkName, dir, name);
                     }
                     if (r != 0) throw new SyscallException("symlinkat", path, r);
-                    // A new symlink may shadow a cached directory path.
-                    Invalidate();
-                    dir = Parent(parentPath);
-                    NameMetadata(dir, name, h, path, chmod: false);
+                    // No cached directory path can lead through the new symlink: its name was free
+                    // (symlinkat fails on an existing name), and every removal empties the cache.
+                    NameMetadata(dir, name, h, path, chmod: false, created: true);
                     break;
                 }
                 case TarKind.HardLink:
@@ -352,9 +428,10 @@ public static class LayerUnpacker
             foreach (var (k, v) in h.Xattrs) FileAt.SetXattr(f, k, v, h.Name);
         }
 
-        void NameMetadata(Fd dir, string name, TarHeader h, string path, bool chmod)
+        void NameMetadata(Fd dir, string name, TarHeader h, string path, bool chmod, bool created = false)
         {
-            if (options.Chown) FileAt.Chown(dir, name, h.Uid, h.Gid);
+            // a new symlink is owned by our euid and the directory's group rule: chown only when that is not the member's owner
+            if (options.Chown && !(created && OwnedAsWanted(dir, h))) FileAt.Chown(dir, name, h.Uid, h.Gid);
             if (chmod) FileAt.Chmod(dir, name, h.Mode);
             if (h.Xattrs != null)
                 foreach (var (k, v) in h.Xattrs) FileAt.SetXattr(dir, name, k, v);

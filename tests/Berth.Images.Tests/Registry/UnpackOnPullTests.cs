@@ -6,7 +6,8 @@ using Berth.Oci.Image;
 namespace Berth.Images.Tests.Registry;
 
 /// <summary>`berth pull` unpacks the layers into snapshots; `rmi` removes the layers no image needs;
-/// a layer whose content does not match the config's diffID fails the pull and leaves nothing.</summary>
+/// a layer whose content does not match the config's diffID fails the pull and leaves nothing (no
+/// record, blob or layer: the pull is atomic).</summary>
 public sealed class UnpackOnPullTests(RegistryFixture fx) : IClassFixture<RegistryFixture>, IDisposable
 {
     readonly BerthCli _berth = new();
@@ -74,6 +75,13 @@ public sealed class UnpackOnPullTests(RegistryFixture fx) : IClassFixture<Regist
             Assert.Contains("diff", err, StringComparison.OrdinalIgnoreCase);
             Assert.Single(err.Trim().Split('\n'));
             Assert.Equal("", _berth.Ok("images", "-q", name).Trim());
+            // atomic: no unnamed image record waiting for prune, no blob that nothing references
+            Assert.Equal("", _berth.Ok("images", "-q").Trim());
+            foreach (var sub in new[] { "records", "blobs/sha256", "ingest" })
+            {
+                var d = Path.Combine(_berth.Root, "images", sub);
+                Assert.True(!Directory.Exists(d) || Directory.GetFileSystemEntries(d).Length == 0, sub);
+            }
             Assert.Empty(LayerDirs());
             Assert.Empty(Directory.GetFileSystemEntries(Path.Combine(SnapshotDir, "tmp")));
         }

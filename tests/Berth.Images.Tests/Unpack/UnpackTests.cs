@@ -54,6 +54,41 @@ public class UnpackTests
         Assert.Equal(new byte[] { 0x00, 0xff, 0x80, 0x01 }, Assert.Single(xattrs, x => x.Key == "user.bin").Value);
     }
 
+    /// <summary>fchown/fchmod are skipped only when the new entry already has the member's owner and
+    /// mode: every case where the kernel's choice differs (umask, set-gid parent, set-id bits, other
+    /// owners, an existing directory) still ends with exactly the member's metadata.</summary>
+    [Fact]
+    public void Owner_and_mode_are_exact_when_the_create_already_matches_and_when_it_does_not()
+    {
+        using var t = new TempDir();
+        var tar = new TarBuilder()
+            .Dir("plain", mode: 0x1ed)                                   // 0755 root: created as is
+            .File("plain/f644", "x", mode: 0x1a4)                         // 0644 root: created as is
+            .File("plain/f666", "x", mode: 0x1b6)                         // 0666: the umask would strip it
+            .File("plain/f000", "x", mode: 0)
+            .Dir("sgid", mode: 0x5fd, gid: 7)                             // 02775, group 7
+            .File("sgid/root", "x", mode: 0x1a4)                          // kernel gives group 7; member wants 0
+            .File("sgid/seven", "x", mode: 0x1a4, gid: 7)
+            .Dir("sgid/sub", mode: 0x1ed)                                 // kernel adds set-gid; member has none
+            .Symlink("sgid/link", "root")
+            .Dir("plain", mode: 0x1c0, uid: 3)                            // again: existing directory changes
+            .File("plain/f644b", "x", mode: 0x1a4)
+            .Build();
+        Unpack(tar, t.Root);
+        (uint, uint, uint) Meta(string p) { var st = Stat(Path.Combine(t.Root, p)); return (st.Uid, st.Gid, st.Mode & 0xfff); }
+        Assert.Equal((3u, 0u, 0x1c0u), Meta("plain"));
+        Assert.Equal((0u, 0u, 0x1a4u), Meta("plain/f644"));
+        Assert.Equal((0u, 0u, 0x1b6u), Meta("plain/f666"));
+        Assert.Equal((0u, 0u, 0u), Meta("plain/f000"));
+        Assert.Equal((0u, 7u, 0x5fdu), Meta("sgid"));
+        Assert.Equal((0u, 0u, 0x1a4u), Meta("sgid/root"));
+        Assert.Equal((0u, 7u, 0x1a4u), Meta("sgid/seven"));
+        Assert.Equal((0u, 0u, 0x1edu), Meta("sgid/sub"));
+        var link = Stat(Path.Combine(t.Root, "sgid/link"));
+        Assert.Equal((0u, 0u), (link.Uid, link.Gid));
+        Assert.Equal((0u, 0u, 0x1a4u), Meta("plain/f644b"));
+    }
+
     [Fact]
     public void Bsdtar_xattrs_are_decoded()
     {
