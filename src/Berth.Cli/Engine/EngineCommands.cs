@@ -104,6 +104,7 @@ public static unsafe partial class EngineCommands
         root.Subcommands.Add(RenameCommand());
         root.Subcommands.Add(TopCommand());
         root.Subcommands.Add(VolumeCommand());
+        root.Subcommands.Add(StatsCommand());
         // The monitor: dispatched in Program.cs before parsing; listed for --help only.
         root.Subcommands.Add(new Command("shim", "(internal) a container's monitor") { Hidden = true });
     }
