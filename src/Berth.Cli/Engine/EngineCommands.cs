@@ -105,6 +105,7 @@ public static unsafe partial class EngineCommands
         root.Subcommands.Add(TopCommand());
         root.Subcommands.Add(VolumeCommand());
         root.Subcommands.Add(StatsCommand());
+        root.Subcommands.Add(CpCommand());
         // The monitor: dispatched in Program.cs before parsing; listed for --help only.
         root.Subcommands.Add(new Command("shim", "(internal) a container's monitor") { Hidden = true });
     }

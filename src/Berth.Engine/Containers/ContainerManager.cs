@@ -98,7 +98,7 @@ public sealed unsafe class ContainerManager
 
     /// <summary>Mounts the container's snapshot at its rootfs unless it is mounted already (after a
     /// reboot the mount is gone while the snapshot stays).</summary>
-    void MountRootfs(ContainerRecord c)
+    public void MountRootfs(ContainerRecord c)
     {
         if (c.ImageLayer is null) return;
         Directory.CreateDirectory(c.Rootfs);
@@ -152,7 +152,10 @@ public sealed unsafe class ContainerManager
             Reconcile(id);
             throw new EngineException(ErrorKind.Internal, $"container {id[..12]}: monitor exited before the container started{(detail is null ? "" : ": " + detail)}");
         }
-        if (line.StartsWith("ok ", StringComparison.Ordinal)) return int.Parse(line[3..]);
+        if (line.StartsWith("ok ", StringComparison.Ordinal))
+        {
+            return int.Parse(line[3..]);
+        }
         // "error CODE MESSAGE"
         var parts = line.Split(' ', 3);
         var code = int.TryParse(parts.ElementAtOrDefault(1), out var cc) ? cc : 125;
