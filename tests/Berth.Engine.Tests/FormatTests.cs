@@ -17,7 +17,7 @@ public class FormatTests
     [InlineData(7200, "2 hours")]
     [InlineData(3 * 86400, "3 days")]
     public void Human_durations_as_docker_prints_them(double seconds, string expected) =>
-        Assert.Equal(expected, ContainerFormat.HumanDuration(TimeSpan.FromSeconds(seconds)));
+        Assert.Equal(expected, Berth.Images.Units.HumanDuration(TimeSpan.FromSeconds(seconds)));
 
     [Fact]
     public void Json_file_lines_escape_and_carry_stream_and_time()

@@ -104,6 +104,11 @@ public static unsafe partial class EngineCommands
         root.Subcommands.Add(RenameCommand());
         root.Subcommands.Add(TopCommand());
         root.Subcommands.Add(VolumeCommand());
+        root.Subcommands.Add(StatsCommand());
+        root.Subcommands.Add(CpCommand());
+        foreach (var v in ImageVerbs()) root.Subcommands.Add(v);
+        root.Subcommands.Add(EventsCommand());
+        foreach (var v in SystemVerbs()) root.Subcommands.Add(v);
         // The monitor: dispatched in Program.cs before parsing; listed for --help only.
         root.Subcommands.Add(new Command("shim", "(internal) a container's monitor") { Hidden = true });
     }

@@ -296,6 +296,10 @@ public static class ImageCommands
                             throw ImageException.Precondition($"conflict: unable to delete {Digest.Parse(img.Id).Encoded[..12]} (must be forced) - image is referenced in multiple repositories");
                         untag.AddRange(img.Names);
                     }
+                    // The last reference of an image a container uses: docker's conflict, unless -f.
+                    if (!p.GetValue(force) && img.Names.All(untag.Contains)
+                        && Berth.Engine.EngineMaintenance.RemoveConflict(ContainerManagerOf(p), img.Id, input) is { } conflict)
+                        throw ImageException.Precondition(conflict);
                     foreach (var n in untag)
                     {
                         store.RemoveName(n);
@@ -399,10 +403,13 @@ public static class ImageCommands
         JsonSerializer.Serialize(w, img.Record.Target, ImageJsonContext.Default.Descriptor);
     });
 
+    static Berth.Engine.Containers.ContainerManager ContainerManagerOf(ParseResult p) =>
+        new(p.GetValue(BerthCli.DataRoot)!, p.GetValue(BerthCli.RunRoot)!);
+
     static Command Prune()
     {
         var c = new Command("prune", "remove images without a name and blobs no image uses");
-        var all = new Option<bool>("--all", "-a") { Description = "remove all unused images (no container uses images yet: same as dangling)" };
+        var all = new Option<bool>("--all", "-a") { Description = "remove all images no container uses, not just dangling ones" };
         var force = new Option<bool>("--force", "-f") { Description = "do not ask for confirmation" };
         c.Options.Add(all);
         c.Options.Add(force);
@@ -410,22 +417,20 @@ public static class ImageCommands
         {
             if (!p.GetValue(force))
             {
-                Console.Out.Write("WARNING! This will remove all dangling images.\nAre you sure you want to continue? [y/N] ");
+                Console.Out.Write(p.GetValue(all) ? "WARNING! This will remove all images without at least one container associated to them.\nAre you sure you want to continue? [y/N] " : "WARNING! This will remove all dangling images.\nAre you sure you want to continue? [y/N] ");
                 Console.Out.Flush();
                 var answer = Console.In.ReadLine()?.Trim().ToLowerInvariant();
                 if (answer is not ("y" or "yes")) { Console.Out.WriteLine(); return 0; }
             }
-            var store = Store(p);
-            using var l = store.LockExclusive();
-            var result = store.CollectGarbage(dangling: true);
-            await ImageLayers.CollectAsync(store, Snapshots(p), ct).ConfigureAwait(false);
-            if (result.DeletedImages.Count > 0)
+            // Images a container uses stay (the engine knows which).
+            var result = await Berth.Engine.EngineMaintenance.PruneImagesAsync(ContainerManagerOf(p), p.GetValue(all), ct).ConfigureAwait(false);
+            if (result.Deleted.Count > 0)
             {
                 Console.Out.WriteLine("Deleted Images:");
-                foreach (var id in result.DeletedImages) Console.Out.WriteLine($"deleted: {id}");
+                foreach (var line in result.Deleted) Console.Out.WriteLine(line);
                 Console.Out.WriteLine();
             }
-            Console.Out.WriteLine($"Total reclaimed space: {Units.HumanSize(result.BytesFreed)}");
+            Console.Out.WriteLine($"Total reclaimed space: {Units.HumanSize(result.SpaceReclaimed)}");
             return 0;
         });
         return c;

@@ -1,3 +1,4 @@
+using Berth.Images;
 using Berth.Images.Registry;
 using Berth.Oci.Image;
 
@@ -111,37 +112,5 @@ sealed class ProgressView : ITransferProgress, IDisposable
     public void Dispose()
     {
         lock (_lock) Freeze();
-    }
-}
-
-/// <summary>docker's human-readable sizes and durations (go-units HumanSize, HumanDuration).</summary>
-static class Units
-{
-    static readonly string[] Decimal = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
-
-    public static string HumanSize(long size)
-    {
-        double v = size;
-        var i = 0;
-        while (v >= 1000 && i < Decimal.Length - 1) { v /= 1000; i++; }
-        return v.ToString("G3", System.Globalization.CultureInfo.InvariantCulture) + Decimal[i];
-    }
-
-    public static string HumanDuration(TimeSpan d)
-    {
-        var seconds = (long)d.TotalSeconds;
-        if (seconds < 1) return "Less than a second";
-        if (seconds == 1) return "1 second";
-        if (seconds < 60) return $"{seconds} seconds";
-        var minutes = (long)d.TotalMinutes;
-        if (minutes == 1) return "About a minute";
-        if (minutes < 60) return $"{minutes} minutes";
-        var hours = (long)Math.Round(d.TotalHours);
-        if (hours == 1) return "About an hour";
-        if (hours < 48) return $"{hours} hours";
-        if (hours < 24 * 7 * 2) return $"{hours / 24} days";
-        if (hours < 24 * 30 * 2) return $"{hours / 24 / 7} weeks";
-        if (hours < 24 * 365 * 2) return $"{hours / 24 / 30} months";
-        return $"{hours / 24 / 365} years";
     }
 }

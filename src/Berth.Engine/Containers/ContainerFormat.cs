@@ -14,36 +14,17 @@ public static class ContainerFormat
     public static DateTime ParseTime(string t) =>
         DateTime.TryParse(t, CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal, out var d) ? d : DateTime.MinValue;
 
-    /// <summary>docker's units.HumanDuration.</summary>
-    public static string HumanDuration(TimeSpan d)
-    {
-        var s = (long)d.TotalSeconds;
-        if (s < 1) return "Less than a second";
-        if (s == 1) return "1 second";
-        if (s < 60) return $"{s} seconds";
-        var m = (long)d.TotalMinutes;
-        if (m == 1) return "About a minute";
-        if (m < 60) return $"{m} minutes";
-        var h = (long)Math.Round(d.TotalHours);
-        if (h == 1) return "About an hour";
-        if (h < 48) return $"{h} hours";
-        if (h < 24 * 7 * 2) return $"{h / 24} days";
-        if (h < 24 * 30 * 2) return $"{h / 24 / 7} weeks";
-        if (h < 24 * 365 * 2) return $"{h / 24 / 30} months";
-        return $"{h / 24 / 365} years";
-    }
-
     public static string Status(ContainerRecord c, DateTime now)
     {
         var st = c.State;
-        if (st.Restarting) return $"Restarting ({st.ExitCode}) {HumanDuration(now - ParseTime(st.FinishedAt))} ago";
+        if (st.Restarting) return $"Restarting ({st.ExitCode}) {Berth.Images.Units.HumanDuration(now - ParseTime(st.FinishedAt))} ago";
         if (st.Running)
         {
-            var up = "Up " + HumanDuration(now - ParseTime(st.StartedAt));
+            var up = "Up " + Berth.Images.Units.HumanDuration(now - ParseTime(st.StartedAt));
             return st.Paused ? up + " (Paused)" : up;
         }
         if (st.Status == "exited" || (st.FinishedAt != ContainerState.ZeroTime && st.Status != "created"))
-            return $"Exited ({st.ExitCode}) {HumanDuration(now - ParseTime(st.FinishedAt))} ago";
+            return $"Exited ({st.ExitCode}) {Berth.Images.Units.HumanDuration(now - ParseTime(st.FinishedAt))} ago";
         return "Created";
     }
 
@@ -65,7 +46,7 @@ public static class ContainerFormat
         ["Image"] = c.Config.Image,
         ["Command"] = Command(c, truncate),
         ["CreatedAt"] = ParseTime(c.Created).ToString("yyyy-MM-dd HH:mm:ss +0000 'UTC'", CultureInfo.InvariantCulture),
-        ["RunningFor"] = HumanDuration(now - ParseTime(c.Created)) + " ago",
+        ["RunningFor"] = Berth.Images.Units.HumanDuration(now - ParseTime(c.Created)) + " ago",
         ["Ports"] = "",
         ["State"] = State(c),
         ["Status"] = Status(c, now),
@@ -91,15 +72,20 @@ public static class ContainerFormat
 
     /// <summary>Renders rows of fields with a template; "table …" adds a header row and aligns columns
     /// as docker's tabwriter does (padding 3).</summary>
-    public static string RenderPs(IReadOnlyList<Dictionary<string, string>> rows, string? format)
+    public static string RenderPs(IReadOnlyList<Dictionary<string, string>> rows, string? format) =>
+        Render(rows, format, "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}", Header);
+
+    /// <summary>Rows of named fields through a template; <paramref name="header"/> names the column of
+    /// a field in "table" output.</summary>
+    public static string Render(IReadOnlyList<Dictionary<string, string>> rows, string? format, string defaultTable, Func<string, string> header)
     {
-        format = string.IsNullOrEmpty(format) || format == "table" ? "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}" : format;
+        format = string.IsNullOrEmpty(format) || format == "table" ? defaultTable : format;
         format = format.Replace("\\t", "\t").Replace("\\n", "\n");
         if (format == "json") format = "{{json .}}";
         var table = format.StartsWith("table", StringComparison.Ordinal);
         if (table) format = format[5..].TrimStart();
         var lines = new List<string>();
-        if (table) lines.Add(Template(format, f => Header(f), null));
+        if (table) lines.Add(Template(format, header, null));
         foreach (var r in rows)
             lines.Add(Template(format, f => r.TryGetValue(f, out var v) ? v : throw EngineException.Invalid($"template: can't evaluate field {f}"), r));
         if (!table) return string.Concat(lines.Select(l => l + "\n"));

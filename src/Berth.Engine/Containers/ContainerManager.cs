@@ -83,6 +83,7 @@ public sealed unsafe class ContainerManager
             Timing.Mark("engine: spec serialized");
             ContainerStore.WriteAtomic(Path.Combine(Store.BundleDir(c.Id), "config.json"), bytes, durable: !c.HostConfig.AutoRemove);
             Store.Add(c);
+            Events.ContainerEvents.Emit(Store.Root, c, "create");
             Timing.Mark("engine: created");
         }
         catch
@@ -98,7 +99,7 @@ public sealed unsafe class ContainerManager
 
     /// <summary>Mounts the container's snapshot at its rootfs unless it is mounted already (after a
     /// reboot the mount is gone while the snapshot stays).</summary>
-    void MountRootfs(ContainerRecord c)
+    public void MountRootfs(ContainerRecord c)
     {
         if (c.ImageLayer is null) return;
         Directory.CreateDirectory(c.Rootfs);
@@ -152,7 +153,11 @@ public sealed unsafe class ContainerManager
             Reconcile(id);
             throw new EngineException(ErrorKind.Internal, $"container {id[..12]}: monitor exited before the container started{(detail is null ? "" : ": " + detail)}");
         }
-        if (line.StartsWith("ok ", StringComparison.Ordinal)) return int.Parse(line[3..]);
+        if (line.StartsWith("ok ", StringComparison.Ordinal))
+        {
+            if (Store.Exists(id)) Events.ContainerEvents.Emit(Store.Root, Store.Load(id), "start");
+            return int.Parse(line[3..]);
+        }
         // "error CODE MESSAGE"
         var parts = line.Split(' ', 3);
         var code = int.TryParse(parts.ElementAtOrDefault(1), out var cc) ? cc : 125;
@@ -284,6 +289,7 @@ public sealed unsafe class ContainerManager
         catch (ArgumentException e) { throw EngineException.Invalid(e.Message); }
         if (!c.State.Running) throw new EngineException(ErrorKind.FailedPrecondition, $"cannot kill container {c.BareName}: container is not running");
         if (Request(c, "kill " + signal) is null) throw new EngineException(ErrorKind.FailedPrecondition, $"cannot kill container {c.BareName}: container is not running");
+        Events.ContainerEvents.Emit(Store.Root, c, "kill", ("signal", Signals.Parse(signal).ToString(System.Globalization.CultureInfo.InvariantCulture)));
     }
 
     /// <summary>Stop signal, then SIGKILL after the timeout (the monitor keeps the clock, so the stop
@@ -302,6 +308,7 @@ public sealed unsafe class ContainerManager
             if (!MonitorAlive(cur)) { Reconcile(c.Id); break; }
             Thread.Sleep(10);
         }
+        Events.ContainerEvents.Emit(Store.Root, c, "stop");
     }
 
     void Unpause(ContainerRecord c)
@@ -334,6 +341,7 @@ public sealed unsafe class ContainerManager
                 Runtime.Run(["delete", "--force", c.Id], devnull.Value, devnull.Value, devnull.Value);
         }
         Store.Remove(c.Id, c.BareName);
+        Events.ContainerEvents.Emit(Store.Root, c, "destroy");
     }
 
     public void Pause(string nameOrId, bool pause)
@@ -349,6 +357,7 @@ public sealed unsafe class ContainerManager
             if (rc != 0) throw new EngineException(ErrorKind.FailedPrecondition, $"container {c.BareName}: {RuntimeClient.LastError(log) ?? "runtime failed"}");
         }
         Store.Update(c.Id, r => { r.State.Paused = pause; r.State.Status = pause ? "paused" : "running"; });
+        Events.ContainerEvents.Emit(Store.Root, c, pause ? "pause" : "unpause");
     }
 
     public void Rename(string nameOrId, string newName)
@@ -359,6 +368,9 @@ public sealed unsafe class ContainerManager
         try { Store.Update(c.Id, r => r.Name = "/" + newName, durable: true); }
         catch { Store.ReleaseName(newName, c.Id); throw; }
         Store.ReleaseName(c.BareName, c.Id);
+        var oldName = c.Name;
+        c.Name = "/" + newName;
+        Events.ContainerEvents.Emit(Store.Root, c, "rename", ("oldName", oldName));
     }
 
     /// <summary>Runs the runtime with the caller's stdio (exec, top): returns its exit status and the

@@ -585,6 +585,10 @@ public sealed unsafe class ContainerMonitor
         _stdoutR?.Dispose(); _stderrR?.Dispose(); _pty?.Dispose(); _stdinW?.Dispose();
         var code = _exitStatus ?? 255;
         var now = JsonFileLog.FormatTime(DateTime.UtcNow);
+        // die before the record says exited, so a `stop` waiting on the record reports after it.
+        ContainerRecord current = _rec;
+        try { if (_store.Exists(_id)) current = _store.Load(_id); } catch (Exception e) when (e is EngineException or IOException or System.Text.Json.JsonException) { } // the current name (renamed meanwhile)
+        Events.ContainerEvents.Emit(_store.Root, current, "die", ("exitCode", code.ToString(System.Globalization.CultureInfo.InvariantCulture)));
         // A --rm container is removed below: its exit status goes to the clients only.
         if (!_rec.HostConfig.AutoRemove) UpdateIfOurs(r =>
         {

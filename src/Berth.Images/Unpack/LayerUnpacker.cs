@@ -13,6 +13,8 @@ public enum WhiteoutMode
     /// <summary>The layer is unpacked alone: whiteouts become overlayfs whiteouts (char 0/0 device,
     /// trusted.overlay.opaque=y).</summary>
     Overlay,
+    /// <summary>Not a layer (docker cp's archives): ".wh." names are ordinary files.</summary>
+    None,
 }
 
 /// <summary>What to do with character/block device members. containerd and docker create them
@@ -233,7 +235,7 @@ public static class LayerUnpacker
             var path = Clean(h.Name, "member");
             var (parentPath, name) = Split(path);
 
-            if (name.StartsWith(WhiteoutPrefix, StringComparison.Ordinal))
+            if (options.Whiteouts != WhiteoutMode.None && name.StartsWith(WhiteoutPrefix, StringComparison.Ordinal))
             {
                 ApplyWhiteout(parentPath, name);
                 return;

@@ -203,7 +203,8 @@ internal sealed partial class CgroupManager
                 if (dev.Length != 2) continue;
                 list.Add(new BlkioEntry { Major = ParseU64(dev[0]), Minor = ParseU64(dev[1]), Op = f[1], Value = ParseU64(f[2]) });
             }
-            return list.Count > 0 ? list : null;
+            // An empty file (no CFQ/BFQ accounting) falls through to the next, as runc does.
+            if (list.Count > 0) return list;
         }
         return null;
     }

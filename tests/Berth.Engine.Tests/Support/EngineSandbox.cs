@@ -107,12 +107,25 @@ public sealed class EngineSandbox
             foreach (var l in r.Lines) if (l.Trim().Length == 64) lock (_ids) _ids.Add(l.Trim());
     }
 
-    public (Process Process, string Stdout, string Stderr) Start(string? stdin, params string[] args)
+    /// <summary>`berth ARGS` with a file (binary, e.g. a tar) as stdin; the stdout bytes as they are.</summary>
+    public (int ExitCode, byte[] Stdout, string Stderr) BerthBinary(string? stdinFile, params string[] args)
+    {
+        var (p, o, e) = Start(null, args, stdinFile);
+        using (p)
+        {
+            if (!p.WaitForExit(60_000)) { try { p.Kill(); } catch (InvalidOperationException) { } p.WaitForExit(); throw new TimeoutException("berth " + string.Join(' ', args)); }
+            return (p.ExitCode, File.ReadAllBytes(o), File.ReadAllText(e));
+        }
+    }
+
+    public (Process Process, string Stdout, string Stderr) Start(string? stdin, params string[] args) => Start(stdin, args, null);
+
+    (Process Process, string Stdout, string Stderr) Start(string? stdin, string[] args, string? stdinFile)
     {
         var n = Interlocked.Increment(ref _calls);
         var io = Path.Combine(Dir, "io");
         Directory.CreateDirectory(io);
-        var inPath = "/dev/null";
+        var inPath = stdinFile ?? "/dev/null";
         if (stdin is not null) { inPath = Path.Combine(io, $"{n}.in"); File.WriteAllText(inPath, stdin); }
         var outPath = Path.Combine(io, $"{n}.out");
         var errPath = Path.Combine(io, $"{n}.err");

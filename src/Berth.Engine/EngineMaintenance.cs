@@ -1,0 +1,136 @@
+using Berth.Engine.Containers;
+using Berth.Engine.Events;
+using Berth.Engine.Volumes;
+using Berth.Images.Content;
+using Berth.Images.Snapshots;
+
+namespace Berth.Engine;
+
+/// <summary>What a prune removed, as the Docker API reports it (…Deleted, SpaceReclaimed).</summary>
+public sealed record PruneReport(List<string> Deleted, long SpaceReclaimed);
+
+/// <summary>One row of `system df` (the Docker API's /system/df, summarised as the CLI prints it).</summary>
+public sealed record UsageRow(string Type, int Total, int Active, long Size, long Reclaimable);
+
+/// <summary>Disk usage and pruning across the engine's stores (library API for `system df|prune`,
+/// `container prune`, `image prune` and the Docker API's /system/df and /…/prune): images used by a
+/// container are never pruned, and `rmi` refuses them without -f.</summary>
+public static class EngineMaintenance
+{
+    /// <summary>Image IDs (config digests) that containers use, with one container of each.</summary>
+    public static Dictionary<string, string> ImagesInUse(ContainerManager mgr)
+    {
+        var map = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var c in mgr.List()) if (c.Image.Length > 0) map.TryAdd(c.Image, c.Id);
+        return map;
+    }
+
+    /// <summary>docker's conflict for removing the last reference of an image a container uses.</summary>
+    public static string? RemoveConflict(ContainerManager mgr, string imageId, string reference) =>
+        ImagesInUse(mgr).TryGetValue(imageId, out var cid)
+            ? $"conflict: unable to remove repository reference \"{reference}\" (must force) - container {cid[..12]} is using its referenced image {ShortImageId(imageId)}"
+            : null;
+
+    static string ShortImageId(string id) => (id.StartsWith("sha256:", StringComparison.Ordinal) ? id[7..] : id)[..12];
+
+    public static PruneReport PruneContainers(ContainerManager mgr)
+    {
+        var deleted = new List<string>();
+        long space = 0;
+        foreach (var c in mgr.List().Where(c => !c.State.Running && !c.State.Restarting && c.Monitor is null))
+        {
+            var size = ContainerSize(mgr, c);
+            try { mgr.Remove(c.Id, force: false); deleted.Add(c.Id); space += size; }
+            catch (EngineException) { /* started or removed meanwhile */ }
+        }
+        return new PruneReport(deleted, space);
+    }
+
+    /// <summary>Unused volumes (no container, running or not, names them).</summary>
+    public static PruneReport PruneVolumes(ContainerManager mgr)
+    {
+        var vs = new VolumeStore(mgr.Store.Root);
+        var containers = mgr.List();
+        var used = containers.SelectMany(c => c.Mounts).Where(m => m.Type == "volume" && m.Name is not null).Select(m => m.Name!).ToHashSet();
+        var deleted = new List<string>();
+        long space = 0;
+        foreach (var v in vs.List().Where(v => !used.Contains(v.Name)))
+        {
+            var size = DirSize(v.Mountpoint);
+            try { vs.Remove(v.Name, containers); deleted.Add(v.Name); space += size; EventJournal.Emit(mgr.Store.Root, "volume", "destroy", v.Name); }
+            catch (EngineException) { }
+        }
+        return new PruneReport(deleted, space);
+    }
+
+    /// <summary>Dangling images (no name), or with <paramref name="all"/> every image no container
+    /// uses; images a container uses stay. Blobs and layers nothing needs are collected after.</summary>
+    public static async Task<PruneReport> PruneImagesAsync(ContainerManager mgr, bool all, CancellationToken ct)
+    {
+        var store = new ImageStore(mgr.Store.Root);
+        var inUse = ImagesInUse(mgr);
+        var deleted = new List<string>();
+        long before;
+        using (store.LockExclusive())
+        {
+            before = BlobBytes(store);
+            var named = store.ListNames().ToList();
+            foreach (var r in store.ListRecords().ToList())
+            {
+                if (inUse.ContainsKey(r.Id)) continue;
+                var names = named.Where(n => n.Target == r.Target.Digest).Select(n => n.Name).ToList();
+                if (names.Count > 0 && !all) continue;
+                foreach (var n in names) { store.Untag(n); deleted.Add("untagged: " + n.FamiliarString); }
+                store.DeleteRecord(r.Target.Digest);
+                deleted.Add("deleted: " + r.Id);
+                EventJournal.Emit(mgr.Store.Root, "image", "delete", r.Id);
+            }
+            store.CollectGarbage(dangling: false);
+            await ImageLayers.CollectAsync(store, OverlaySnapshotter.Create(mgr.Store.Root), ct).ConfigureAwait(false);
+        }
+        return new PruneReport(deleted, Math.Max(0, before - BlobBytes(store)));
+    }
+
+    static long BlobBytes(ImageStore store) => store.Content.ListBlobs().Sum(d => store.Content.SizeOf(d) ?? 0);
+
+    /// <summary>The bytes a container wrote (its writable layer); 0 with --rootfs.</summary>
+    public static long ContainerSize(ContainerManager mgr, ContainerRecord c)
+    {
+        if (c.ImageLayer is null) return 0;
+        try { return DirSize(OverlaySnapshotter.Create(mgr.Store.Root).UpperDirectory(c.Id)); }
+        catch (Exception e) when (e is IOException or Berth.Images.Snapshots.SnapshotException or UnauthorizedAccessException) { return 0; }
+    }
+
+    public static long DirSize(string dir)
+    {
+        if (!Directory.Exists(dir)) return 0;
+        long total = 0;
+        var opts = new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0, IgnoreInaccessible = true };
+        foreach (var f in new DirectoryInfo(dir).EnumerateFiles("*", opts))
+            if (f.LinkTarget is null) total += f.Length;
+        return total;
+    }
+
+    /// <summary>`system df`: images, containers, local volumes, build cache (none here).</summary>
+    public static List<UsageRow> DiskUsage(ContainerManager mgr)
+    {
+        var containers = mgr.List();
+        var store = new ImageStore(mgr.Store.Root);
+        var images = store.ListRecords().ToList();
+        var inUse = containers.Where(c => c.Image.Length > 0).Select(c => c.Image).ToHashSet();
+        var imgSize = images.Sum(i => i.Size);
+        var imgReclaim = images.Where(i => !inUse.Contains(i.Id)).Sum(i => i.Size);
+        var sizes = containers.ToDictionary(c => c.Id, c => ContainerSize(mgr, c));
+        var vs = new VolumeStore(mgr.Store.Root);
+        var vols = vs.List();
+        var usedVols = containers.SelectMany(c => c.Mounts).Where(m => m.Type == "volume" && m.Name is not null).Select(m => m.Name!).ToHashSet();
+        var volSizes = vols.ToDictionary(v => v.Name, v => DirSize(v.Mountpoint));
+        return
+        [
+            new("Images", images.Count, images.Count(i => inUse.Contains(i.Id)), imgSize, imgReclaim),
+            new("Containers", containers.Count, containers.Count(c => c.State.Running), sizes.Values.Sum(), containers.Where(c => !c.State.Running).Sum(c => sizes[c.Id])),
+            new("Local Volumes", vols.Count, vols.Count(v => usedVols.Contains(v.Name)), volSizes.Values.Sum(), vols.Where(v => !usedVols.Contains(v.Name)).Sum(v => volSizes[v.Name])),
+            new("Build Cache", 0, 0, 0, 0),
+        ];
+    }
+}
