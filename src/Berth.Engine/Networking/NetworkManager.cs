@@ -19,6 +19,35 @@ public sealed class NetworkOptions
     /// <summary>Docker's default bridge subnet; if the host already uses it (a docker0), the next free pool is taken.</summary>
     public string DefaultSubnet { get; init; } = "172.17.0.0/16";
 
+    /// <summary>The options of a data root: defaults, overridden by DIR/network-options.json if present
+    /// (<c>{"defaultBridge": "bt0", "defaultSubnet": "10.1.2.0/24", "chainPrefix": "BT", "pools": ["10.1.3.0/24"]}</c>),
+    /// so a test (or a second Berth on the host) can use its own bridge, subnets and iptables chains.</summary>
+    public static NetworkOptions ForRoot(string dataDir)
+    {
+        var path = Path.Combine(dataDir, "network-options.json");
+        if (!File.Exists(path)) return new NetworkOptions { DataDir = dataDir };
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(path));
+            var r = doc.RootElement;
+            string? Str(string k) => r.TryGetProperty(k, out var v) && v.ValueKind == System.Text.Json.JsonValueKind.String ? v.GetString() : null;
+            var d = new NetworkOptions { DataDir = dataDir };
+            return new NetworkOptions
+            {
+                DataDir = dataDir,
+                DefaultBridge = Str("defaultBridge") ?? d.DefaultBridge,
+                DefaultSubnet = Str("defaultSubnet") ?? d.DefaultSubnet,
+                ChainPrefix = Str("chainPrefix") ?? d.ChainPrefix,
+                Pools = r.TryGetProperty("pools", out var pools) && pools.ValueKind == System.Text.Json.JsonValueKind.Array
+                    ? pools.EnumerateArray().Select(e => Subnet.Parse(e.GetString() ?? "")).ToList() : d.Pools,
+            };
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or FormatException or ArgumentException or InvalidOperationException)
+        {
+            throw NetworkException.Invalid($"{path}: {e.Message}");
+        }
+    }
+
     public static List<Subnet> DefaultPools()
     {
         var list = new List<Subnet>();
@@ -202,6 +231,7 @@ public sealed class NetworkManager
         var errors = Try(() => Firewall.RemoveNetwork(n.Bridge, n.Subnet, n.Internal));
         errors += Try(() => { using var nl = RtNetlink.Open(); nl.TryDeleteLink(n.Bridge); });
         if (errors.Length > 0) throw new NetworkException(NetworkErrorKind.Internal, $"remove network \"{name}\":{errors}");
+        NetworkDns.Stop(Store, name);
         Store.Delete(name);
     }
 
