@@ -26,7 +26,7 @@ run_bench() {
     local ROUNDS=${ROUNDS:-3} RUNS=${RUNS:-20}
     tmp=$(mktemp -d /tmp/berth-netrun-XXXXXX)
     B=("$BERTH" --root "$tmp/broot" --runroot "$tmp/brun")
-    trap '"${B[@]}" rm -f $("${B[@]}" ps -aq 2>/dev/null) >/dev/null 2>&1; "${B[@]}" network rm bridge >/dev/null 2>&1;
+    trap 'set +e; "${B[@]}" rm -f $("${B[@]}" ps -aq 2>/dev/null) >/dev/null 2>&1; "${B[@]}" network rm bridge >/dev/null 2>&1;
           podman --root "$tmp/proot" --runroot "$tmp/prun" rm -af >/dev/null 2>&1; umount -R "$tmp/proot" 2>/dev/null; rm -rf "$tmp"' EXIT
     mkdir -p "$tmp/rootfs/bin" "$tmp/rootfs/etc" "$tmp/rootfs/tmp" "$tmp/broot"
     cp /bin/busybox "$tmp/rootfs/bin/busybox"

@@ -136,11 +136,26 @@ public class ContainerNetworkTests
         var victim = w.RunDetached(["-p", "127.0.0.1::80"], "sleep", "60");
         Assert.Equal(1, w.Endpoints("bridge"));
         var rec = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(w.Root, "containers", victim, "container.json")))!;
-        Process_Kill((int)rec["Monitor"]!["Pid"]!);
-        var ps = w.Ok("ps", "-a");
-        Assert.Contains("Exited", ps.Out);
+        var monitor = (int)rec["Monitor"]!["Pid"]!;
+        Process_Kill(monitor);
+        ContainerWorld.WaitUntil(() => Dead(monitor), "the monitor to die");
+        var ps = w.Ok("ps", "-a", "--no-trunc");
+        Assert.Contains(ps.Out.Split('\n'), l => l.StartsWith(victim) && l.Contains("Exited"));
         Assert.Equal(0, w.Endpoints("bridge"));
         ContainerWorld.WaitUntil(() => w.Veths().Count == 0, "the killed container's veth to go");
+
+        // Monitor and container both die (as in a reboot) and nothing reconciles them: the next attach drops the
+        // dead endpoint, so its fixed host port is free again.
+        var port = FreePort();
+        var dead = w.RunDetached(["-p", $"127.0.0.1:{port}:80"], "sleep", "60");
+        rec = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(w.Root, "containers", dead, "container.json")))!;
+        Process_Kill((int)rec["Monitor"]!["Pid"]!);
+        Process_Kill((int)rec["State"]!["Pid"]!);
+        ContainerWorld.WaitUntil(() => !Directory.Exists($"/proc/{(int)rec["State"]!["Pid"]!}/ns"), "the container to die");
+        var heir = w.RunDetached(["-p", $"127.0.0.1:{port}:80"], "sleep", "60");
+        Assert.Equal(1, w.Endpoints("bridge"));
+        w.Ok("rm", "-f", heir, dead);
+        Assert.Equal(0, w.Endpoints("bridge"));
 
         // A restart policy reconnects the container, with the address it had.
         var rs = w.RunDetached(["--restart", "on-failure:2"], "sh", "-c", "ip -4 addr show eth0 | grep inet; sleep 0.3; exit 3");
@@ -165,6 +180,39 @@ public class ContainerNetworkTests
         OneLine(w.RunC(["--rm", "--network", "container:" + srv, "-p", "80"], "true"), 125, "conflicting options");
     }
 
+    [Fact]
+    public void Network_connect_and_disconnect_act_on_a_running_container()
+    {
+        using var w = new ContainerWorld();
+        var net = "cn" + Sh.RandomSuffix(6);
+        var subnet = Berth.Engine.Networking.Subnet.Parse(w.CreateNetwork(net));
+        var peer = "p" + Sh.RandomSuffix(5);
+        w.RunDetached(["--name", peer, "--network", net], "sleep", "60");
+        var c = "c" + Sh.RandomSuffix(5);
+        w.RunDetached(["--name", c], "sleep", "60");
+        var ip = subnet.At(99).ToString();
+        w.Ok("network", "connect", "--alias", "extra", "--ip", ip, net, c);
+        Assert.Contains($"inet {ip}/24", w.Ok("exec", c, "ip", "-4", "addr", "show", "eth1").Out);
+        var nets = w.Inspect(c)["NetworkSettings"]!["Networks"]!.AsObject();
+        Assert.Equal(ip, (string)nets[net]!["IPAddress"]!);
+        Assert.True(nets.ContainsKey("bridge"));
+        // The peer reaches it by name and alias through the network's DNS.
+        var r = w.Ok("exec", peer, "sh", "-c", $"ping -c1 -W2 {c} && ping -c1 -W2 extra");
+        Assert.Contains(ip, r.Out);
+        var twice = w.Run("network", "connect", net, c);
+        Assert.Equal(1, twice.Code);
+        Assert.Contains("already exists", twice.Err);
+
+        w.Ok("network", "disconnect", net, c);
+        Assert.NotEqual(0, w.Run("exec", c, "ip", "link", "show", "eth1").Code);
+        Assert.False(w.Inspect(c)["NetworkSettings"]!["Networks"]!.AsObject().ContainsKey(net));
+        Assert.Equal(1, w.Endpoints(net));
+        var again = w.Run("network", "disconnect", net, c);
+        Assert.Equal(1, again.Code);
+        Assert.Single(again.Err.Trim().Split('\n'));
+        Assert.Equal(0, w.Run("network", "disconnect", "-f", net, c).Code);
+    }
+
     static void OneLine(Sh.Result r, int code, string contains)
     {
         Assert.True(r.Code == code, $"expected exit {code}, got {r.Code}: {r.Err} {r.Out}");
@@ -175,6 +223,16 @@ public class ContainerNetworkTests
     }
 
     static void Process_Kill(int pid) => System.Diagnostics.Process.GetProcessById(pid).Kill();
+
+    static bool Dead(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)] is 'Z' or 'X';
+        }
+        catch (IOException) { return true; }
+    }
 
     static int FreePort()
     {

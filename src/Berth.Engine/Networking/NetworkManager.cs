@@ -254,8 +254,16 @@ public sealed class NetworkManager
     {
         if (!File.Exists(req.NetnsPath)) throw NetworkException.NotFound($"network namespace {req.NetnsPath} of container \"{Who(req)}\" not found");
         var hostVeth = VethName(req.Network, req.ContainerId, req.InterfaceName);
+        var stale = new List<Endpoint>();
         var (net, ep) = Store.Update(req.Network, n =>
         {
+            // Endpoints of engine containers whose init is gone (a reboot, a monitor killed with its container)
+            // hold no address or port any more, even before a reconcile gets to them.
+            foreach (var old in n.Endpoints.Values.Where(e => e.NetnsPath.StartsWith("/proc/", StringComparison.Ordinal) && !File.Exists(e.NetnsPath)).ToList())
+            {
+                n.Endpoints.Remove(old.ContainerId);
+                stale.Add(old);
+            }
             if (n.Endpoints.ContainsKey(req.ContainerId))
                 throw NetworkException.Exists($"container \"{Who(req)}\" is already connected to network \"{n.Name}\"");
             var ip = Ipam.Allocate(n, Who(req), req.StaticAddress);
@@ -267,8 +275,13 @@ public sealed class NetworkManager
             };
             n.Endpoints[req.ContainerId] = e;
             return (n, e);
-        });
+        }, durable: false);
 
+        foreach (var old in stale)
+        {
+            Try(() => Firewall.RemovePorts(net.Bridge, old.Address, old.Ports));
+            Try(() => { using var nl = RtNetlink.Open(); nl.TryDeleteLink(old.HostVeth); });
+        }
         var subnet = net.ParsedSubnet;
         var address = IPAddress.Parse(ep.Address);
         try
@@ -289,13 +302,13 @@ public sealed class NetworkManager
                 ep.Mac = inner.GetLink(req.InterfaceName)?.Mac is { } mac ? string.Join(':', mac.Select(b => b.ToString("x2"))) : "";
             }
             if (ep.Ports.Count > 0) Firewall.AddPorts(net.Bridge, ep.Address, ep.Ports);
-            Store.Update(req.Network, n => { if (n.Endpoints.TryGetValue(req.ContainerId, out var e)) e.Mac = ep.Mac; return 0; });
+            Store.Update(req.Network, n => { if (n.Endpoints.TryGetValue(req.ContainerId, out var e)) e.Mac = ep.Mac; return 0; }, durable: false);
         }
         catch (Exception e)
         {
             var cleanup = Try(() => Firewall.RemovePorts(net.Bridge, ep.Address, ep.Ports))
                 + Try(() => { using var nl = RtNetlink.Open(); nl.TryDeleteLink(hostVeth); })
-                + Try(() => Store.Update(req.Network, n => n.Endpoints.Remove(req.ContainerId)));
+                + Try(() => Store.Update(req.Network, n => n.Endpoints.Remove(req.ContainerId), durable: false));
             throw Wrap(e, $"connect container \"{Who(req)}\" to network \"{req.Network}\"", cleanup);
         }
         return new Attachment(net.Name, req.ContainerId, address, subnet.PrefixLength, net.GatewayAddress, ep.Mac,
@@ -312,7 +325,7 @@ public sealed class NetworkManager
         var errors = Try(() => Firewall.RemovePorts(n.Bridge, ep.Address, ep.Ports))
             + Try(() => { using var nl = RtNetlink.Open(); nl.TryDeleteLink(ep.HostVeth); });
         if (errors.Length > 0) throw new NetworkException(NetworkErrorKind.Internal, $"disconnect container \"{containerId}\" from network \"{network}\":{errors}");
-        Store.Update(network, r => r.Endpoints.Remove(containerId));
+        Store.Update(network, r => r.Endpoints.Remove(containerId), durable: false);
     }
 
     /// <summary>Starts the embedded DNS server of a network on its gateway address (the caller owns and disposes
