@@ -8,6 +8,9 @@ if (name.StartsWith("berth-runc", StringComparison.Ordinal))
 // The container monitor (one per container), started detached by `berth run/start`.
 if (name.StartsWith("berth-shim", StringComparison.Ordinal))
     return Berth.Engine.Monitor.ContainerMonitor.Main(args);
+// A user network's DNS server (one per network with containers), started by whoever connects one.
+if (name.StartsWith("berth-dns", StringComparison.Ordinal))
+    return Berth.Engine.Networking.NetworkDns.Main(args);
 if (args.Length > 0 && args[0] == "shim")
     return Berth.Engine.Monitor.ContainerMonitor.Main(args[1..]);
 

@@ -86,14 +86,16 @@ public class SecurityAndConfigTests
     [Fact]
     public void Network_none_has_only_loopback_and_host_shares_the_hosts() => EngineSandbox.Run(s =>
     {
-        var none = s.RunC(["--rm"], "ls", "/sys/class/net");
+        var none = s.RunC(["--rm", "--network", "none"], "ls", "/sys/class/net");
         Assert.Equal(["lo"], none.Lines);
+        // The default is docker's: the bridge network, eth0 (tests/Berth.Network.Tests cover it).
+        Assert.Equal(["eth0", "lo"], s.RunC(["--rm"], "ls", "/sys/class/net").Lines);
         // --network host: the host's network namespace (other helpers add and remove veths, so the
         // namespace's identity is compared, not its list of interfaces)
         var hostNs = new FileInfo("/proc/self/ns/net").LinkTarget;
         Assert.Equal(hostNs, s.RunC(["--rm", "--network", "host"], "readlink", "/proc/self/ns/net").Stdout.Trim());
         Assert.NotEqual(hostNs, s.RunC(["--rm"], "readlink", "/proc/self/ns/net").Stdout.Trim());
-        EngineSandbox.AssertOneLineError(s.RunC(["--rm", "--network", "bridge"], "true"), 125, "network");
+        EngineSandbox.AssertOneLineError(s.RunC(["--rm", "--network", "nosuch"], "true"), 125, "network nosuch not found");
     });
 
     [Fact]

@@ -10,18 +10,7 @@ namespace Berth.Network.Tests;
 /// <summary>`berth network …` through the built binary (out/berth, or BERTH_RUNC's directory).</summary>
 public class CliTests
 {
-    static readonly string Berth = Locate();
-
-    static string Locate()
-    {
-        if (Environment.GetEnvironmentVariable("BERTH_RUNC") is { Length: > 0 } env) return Path.Combine(Path.GetDirectoryName(env)!, "berth");
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            var candidate = Path.Combine(dir.FullName, "out", "berth");
-            if (File.Exists(candidate)) return candidate;
-        }
-        throw new InvalidOperationException("berth not found: set BERTH_RUNC or run `make build`");
-    }
+    static readonly string Berth = ContainerWorld.Berth;
 
     static Sh.Result Run(string root, params string[] args) => Sh.Run(Berth, ["--root", root, .. args]);
 

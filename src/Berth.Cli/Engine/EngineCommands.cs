@@ -39,12 +39,12 @@ public static unsafe partial class EngineCommands
         "--name", "-e", "--env", "--env-file", "-w", "--workdir", "-u", "--user", "--entrypoint", "-h", "--hostname", "-l", "--label",
         "-v", "--volume", "--tmpfs", "-m", "--memory", "--cpus", "--pids-limit", "--cap-add", "--cap-drop", "--security-opt",
         "--stop-signal", "--stop-timeout", "--network", "--net", "--rootfs", "--log-opt", "--log-driver", "--restart", "--runtime",
-        "--root", "--runroot", "--detach-keys",
+        "--root", "--runroot", "--detach-keys", .. NetworkValueOptions,
     ];
     static readonly HashSet<string> GlobalValueOptions = ["--root", "--runroot", "--runtime"];
     static readonly HashSet<string> FlagOptions =
     [
-        "-d", "--detach", "-i", "--interactive", "-t", "--tty", "--rm", "--read-only", "--privileged", "--privileged=true", "--help", "-?",
+        "-d", "--detach", "-i", "--interactive", "-t", "--tty", "--rm", "--read-only", "--privileged", "--privileged=true", "--help", "-?", .. NetworkFlagOptions,
     ];
     const string BundledShorts = "dit";
 
@@ -109,6 +109,7 @@ public static unsafe partial class EngineCommands
         foreach (var v in ImageVerbs()) root.Subcommands.Add(v);
         root.Subcommands.Add(EventsCommand());
         foreach (var v in SystemVerbs()) root.Subcommands.Add(v);
+        root.Subcommands.Add(PortCommand());
         // The monitor: dispatched in Program.cs before parsing; listed for --help only.
         root.Subcommands.Add(new Command("shim", "(internal) a container's monitor") { Hidden = true });
     }
@@ -182,7 +183,7 @@ public static unsafe partial class EngineCommands
         var securityOpt = new Option<string[]>("--security-opt") { Description = "no-new-privileges | seccomp=unconfined | seccomp=FILE" };
         var stopSignal = new Option<string?>("--stop-signal") { Description = "signal that stops the container (default SIGTERM)" };
         var stopTimeout = new Option<int?>("--stop-timeout") { Description = "seconds before the container is killed on stop (default 10)" };
-        var network = new Option<string>("--network", "--net") { Description = "none | host", DefaultValueFactory = _ => "none" };
+        var network = new Option<string>("--network", "--net") { Description = "bridge (default) | NETWORK | none | host | container:NAME", DefaultValueFactory = _ => "bridge" };
         var rootfs = new Option<string?>("--rootfs") { Description = "use DIR as the container's root filesystem (podman's --rootfs)" };
         var logOpt = new Option<string[]>("--log-opt") { Description = "json-file options: max-size=SIZE, max-file=N" };
         var logDriver = new Option<string?>("--log-driver") { Description = "json-file (the only driver)" };
@@ -192,6 +193,7 @@ public static unsafe partial class EngineCommands
             readOnly, memory, cpus, pids, capAdd, capDrop, privileged, securityOpt, stopSignal, stopTimeout, network, rootfs, logOpt, logDriver, restart })
             c.Options.Add(o);
         if (verb == "create") { c.Options.Remove(detach); }
+        var networkOptions = new NetworkRunOptions(c);
         c.Arguments.Add(image);
         c.SetAction(p => Guard(() =>
         {
@@ -238,6 +240,7 @@ public static unsafe partial class EngineCommands
             hc.CapDrop = [.. p.GetValue(capDrop) ?? []];
             hc.SecurityOpt = [.. p.GetValue(securityOpt) ?? []];
             hc.NetworkMode = p.GetValue(network)!;
+            networkOptions.Apply(p, rec);
             if (p.GetValue(memory) is { } mem) hc.Memory = ContainerMonitor.ParseSize(mem);
             if (p.GetValue(cpus) is { } cp)
             {

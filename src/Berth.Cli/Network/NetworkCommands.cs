@@ -10,7 +10,7 @@ namespace Berth.Cli.Network;
 /// <summary>`berth network create|ls|inspect|rm|prune` (docker's verbs and output shapes) over
 /// <see cref="NetworkManager"/>; `berth network dns NAME` runs a network's embedded DNS server in the
 /// foreground (what a daemonless host keeps running, like podman's aardvark-dns).</summary>
-public static class NetworkCommands
+public static partial class NetworkCommands
 {
     public static void Register(RootCommand root)
     {
@@ -20,13 +20,15 @@ public static class NetworkCommands
         net.Subcommands.Add(Inspect());
         net.Subcommands.Add(Rm());
         net.Subcommands.Add(Prune());
+        net.Subcommands.Add(Connect());
+        net.Subcommands.Add(Disconnect());
         net.Subcommands.Add(Dns());
         net.Subcommands.Add(AttachNetns());
         net.Subcommands.Add(DetachNetns());
         root.Subcommands.Add(net);
     }
 
-    static NetworkManager Manager(ParseResult p) => new(new NetworkOptions { DataDir = p.GetValue(BerthCli.DataRoot)! });
+    static NetworkManager Manager(ParseResult p) => new(NetworkOptions.ForRoot(p.GetValue(BerthCli.DataRoot)!));
 
     static int Guard(Func<int> body)
     {

@@ -47,14 +47,14 @@ public static class ContainerFormat
         ["Command"] = Command(c, truncate),
         ["CreatedAt"] = ParseTime(c.Created).ToString("yyyy-MM-dd HH:mm:ss +0000 'UTC'", CultureInfo.InvariantCulture),
         ["RunningFor"] = Berth.Images.Units.HumanDuration(now - ParseTime(c.Created)) + " ago",
-        ["Ports"] = "",
+        ["Ports"] = Networking.ContainerNetworking.PortsColumn(c.NetworkSettings),
         ["State"] = State(c),
         ["Status"] = Status(c, now),
         ["Size"] = "0B",
         ["Names"] = c.BareName,
         ["Labels"] = Labels(c),
         ["Mounts"] = string.Join(',', c.Mounts.Select(m => m.Destination)),
-        ["Networks"] = c.HostConfig.NetworkMode,
+        ["Networks"] = c.NetworkSettings.Networks.Count > 0 ? string.Join(',', c.NetworkSettings.Networks.Keys) : c.HostConfig.NetworkMode,
         ["LocalVolumes"] = "0",
     };
 

@@ -47,6 +47,7 @@ public sealed unsafe class ContainerManager
             c.ImageLayer = image.TopLayer;
         }
         ContainerSetup.Complete(c, image is null ? null : image.Config ?? new(), Store.Root);
+        Networking.ContainerNetworking.Prepare(c, image?.Config, Store);
         foreach (var m in c.Mounts.Where(m => m.Type == "bind"))
             if (!Path.Exists(m.Source)) throw EngineException.Invalid($"bind source path does not exist: {m.Source}");
         c.Id = ContainerStore.NewId();
@@ -75,6 +76,7 @@ public sealed unsafe class ContainerManager
             }
             SpecBuilder.EnsureWorkdir(c.Rootfs, c.Config.WorkingDir);
             SpecBuilder.WriteEtcFiles(c, dir);
+            Networking.ContainerNetworking.WriteEtcFiles(c, Store.Root);
             Timing.Mark("engine: etc files");
             var spec = SpecBuilder.Build(baseSpec ?? DefaultSpec.Create(), c, dir);
             Timing.Mark("engine: spec built");
@@ -219,6 +221,7 @@ public sealed unsafe class ContainerManager
         try { Directory.Delete(Store.RunDir(c.Id), true); } catch (DirectoryNotFoundException) { }
         var wasRunning = c.State.Running || c.State.Status is "running" or "paused";
         c.Monitor = null;
+        ReleaseNetworks(c);
         if (wasRunning)
         {
             c.State.Status = "exited";
@@ -228,6 +231,14 @@ public sealed unsafe class ContainerManager
         }
         c.State.Running = false; c.State.Paused = false; c.State.Pid = 0;
         return true;
+    }
+
+    /// <summary>Endpoints left by a container whose monitor is gone (killed, or a reboot) are released.</summary>
+    void ReleaseNetworks(ContainerRecord c)
+    {
+        if (!Networking.ContainerNetworking.IsNetworked(c.HostConfig)) return;
+        Networking.ContainerNetworking.Release(c.Id, Store.Root);
+        Networking.ContainerNetworking.ClearRuntime(c.NetworkSettings);
     }
 
     public List<ContainerRecord> List()
@@ -339,6 +350,7 @@ public sealed unsafe class ContainerManager
             ReconcileLocked(cur);
             using (var devnull = RuntimeClient.DevNull())
                 Runtime.Run(["delete", "--force", c.Id], devnull.Value, devnull.Value, devnull.Value);
+            ReleaseNetworks(cur);
         }
         Store.Remove(c.Id, c.BareName);
         Events.ContainerEvents.Emit(Store.Root, c, "destroy");

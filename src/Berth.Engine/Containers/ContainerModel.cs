@@ -26,6 +26,10 @@ public sealed class ContainerRecord
     public HostConfig HostConfig { get; set; } = new();
     public List<MountPoint> Mounts { get; set; } = [];
     public ContainerConfig Config { get; set; } = new();
+    public NetworkSettings NetworkSettings { get; set; } = new();
+    /// <summary>The create request's per-network settings (docker's NetworkingConfig); merged into
+    /// NetworkSettings.Networks at create, never stored.</summary>
+    public NetworkingConfig? NetworkingConfig { get; set; }
     /// <summary>Engine bookkeeping, not part of docker's shape; dropped from inspect output.</summary>
     public MonitorInfo? Monitor { get; set; }
     /// <summary>For a container of an image: the chain ID of the image's top layer, the parent of the
@@ -83,13 +87,22 @@ public sealed class ContainerConfig
     /// <summary>Empty in a request: the image's, else SIGTERM (filled in at create).</summary>
     public string StopSignal { get; set; } = "";
     public int? StopTimeout { get; set; }
+    /// <summary>"80/tcp" → {} (docker's shape): the image's, -p's and --expose's ports.</summary>
+    public Dictionary<string, Berth.Oci.Image.EmptyObject>? ExposedPorts { get; set; }
 }
 
 public sealed class HostConfig
 {
     public List<string> Binds { get; set; } = [];
     public LogConfig LogConfig { get; set; } = new();
-    public string NetworkMode { get; set; } = "none";
+    /// <summary>bridge (docker's default; "" and "default" mean it) | none | host | container:NAME | a network's name.</summary>
+    public string NetworkMode { get; set; } = "";
+    public Dictionary<string, List<PortBinding>> PortBindings { get; set; } = [];
+    public bool PublishAllPorts { get; set; }
+    public List<string> Dns { get; set; } = [];
+    public List<string> DnsSearch { get; set; } = [];
+    public List<string> DnsOptions { get; set; } = [];
+    public List<string> ExtraHosts { get; set; } = [];
     public RestartPolicy RestartPolicy { get; set; } = new();
     public bool AutoRemove { get; set; }
     public List<string> CapAdd { get; set; } = [];

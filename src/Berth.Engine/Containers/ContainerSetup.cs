@@ -77,9 +77,6 @@ public static class ContainerSetup
             opts.Add(norm == "no-new-privileges=true" ? "no-new-privileges" : norm);
         }
         hc.SecurityOpt = opts;
-        if (hc.NetworkMode.Length == 0) hc.NetworkMode = "none";
-        if (hc.NetworkMode is not ("none" or "host"))
-            throw EngineException.Invalid($"network \"{hc.NetworkMode}\": only none and host are available (networking is not done yet)");
         if (hc.Memory != 0 && hc.Memory < 6 * 1024 * 1024) throw EngineException.Invalid("minimum memory limit allowed is 6MB");
         if (hc.NanoCpus < 0) throw EngineException.Invalid("invalid CPU count: it must be positive");
         if (hc.LogConfig.Type.Length == 0) hc.LogConfig.Type = "json-file";

@@ -159,6 +159,8 @@ public sealed unsafe class ContainerMonitor
             using (var devnull = RuntimeClient.DevNull())
                 _runtime.Run(["delete", "--force", _id], devnull.Value, devnull.Value, devnull.Value);
             ReapAll();
+            ReleaseNetworks(); // connected again (same address if free) by the next CreateAndStart
+            try { var cur = _store.Load(_id); _rec.NetworkSettings.Networks = cur.NetworkSettings.Networks; } catch (EngineException) { }
             if (WaitForStop(backoff)) break;
             backoff = Math.Min(backoff * 2, 10_000);
             _exitStatus = null;
@@ -220,6 +222,8 @@ public sealed unsafe class ContainerMonitor
         var tty = _rec.Config.Tty;
         Fd? consoleListener = null;
         Fd? stdinR = null, stdoutW = null, stderrW = null;
+        try { Networking.ContainerNetworking.JoinTargetNamespace(_rec, _store); }
+        catch (EngineException e) { return e.Message; }
         var args = new List<string> { "create", "--bundle", _store.BundleDir(_id), "--pid-file", "init.pid" };
         if (tty)
         {
@@ -266,6 +270,15 @@ public sealed unsafe class ContainerMonitor
         var initStart = ProcStat.Read(_initPid)?.StartTime ?? 0;
 
         Timing.Mark("shim: created");
+        // Networks are connected between create and start: the namespace exists, nothing runs in it yet.
+        try { Networking.ContainerNetworking.Connect(_rec, _initPid, _store.Root, _rec.NetworkSettings, Environment.ProcessPath!); }
+        catch (EngineException e)
+        {
+            _runtime.Run(["delete", "--force", _id], devnull.Value, devnull.Value, devnull.Value);
+            ReapAll();
+            return e.Message;
+        }
+        Timing.Mark("shim: network connected");
         rc = _runtime.Run(["start", _id], devnull.Value, devnull.Value, devnull.Value, "runc.log");
         Timing.Mark("shim: started");
         if (rc != 0)
@@ -273,11 +286,14 @@ public sealed unsafe class ContainerMonitor
             var e = RuntimeClient.LastError("runc.log") ?? $"runtime start exited with status {rc}";
             _runtime.Run(["delete", "--force", _id], devnull.Value, devnull.Value, devnull.Value);
             ReapAll();
+            ReleaseNetworks();
             return e;
         }
         var now = JsonFileLog.FormatTime(DateTime.UtcNow);
+        var net = _rec.NetworkSettings;
         _rec = _store.Update(_id, r =>
         {
+            r.NetworkSettings = net;
             r.State.Status = "running"; r.State.Running = true; r.State.Paused = false; r.State.Restarting = false; r.State.Pid = _initPid;
             r.State.ExitCode = 0; r.State.Error = ""; r.State.StartedAt = now; r.State.FinishedAt = ContainerState.ZeroTime;
             r.Monitor!.InitStartTime = initStart;
@@ -584,6 +600,7 @@ public sealed unsafe class ContainerMonitor
         _log?.Dispose();
         _stdoutR?.Dispose(); _stderrR?.Dispose(); _pty?.Dispose(); _stdinW?.Dispose();
         var code = _exitStatus ?? 255;
+        ReleaseNetworks();
         var now = JsonFileLog.FormatTime(DateTime.UtcNow);
         // die before the record says exited, so a `stop` waiting on the record reports after it.
         ContainerRecord current = _rec;
@@ -594,6 +611,7 @@ public sealed unsafe class ContainerMonitor
         {
             r.State.Status = "exited"; r.State.Running = false; r.State.Paused = false; r.State.Restarting = false; r.State.Pid = 0;
             r.State.ExitCode = code; r.State.FinishedAt = now; r.Monitor = null;
+            Networking.ContainerNetworking.ClearRuntime(r.NetworkSettings);
         });
         Timing.Mark("shim: exit recorded");
         using (var devnull = RuntimeClient.DevNull())
@@ -608,6 +626,15 @@ public sealed unsafe class ContainerMonitor
             if (c.Attached || c.Waiter) Send(c, exit);
         foreach (var c in _clients) Close(c);
         Timing.Mark("shim: done");
+    }
+
+    /// <summary>The container's endpoints go when it exits: nobody else may be running then.</summary>
+    void ReleaseNetworks()
+    {
+        if (!Networking.ContainerNetworking.IsNetworked(_rec.HostConfig)) return;
+        try { Networking.ContainerNetworking.Release(_id, _store.Root); } // all of them: `network connect` may have added some
+        catch (EngineException e) { try { File.AppendAllText(System.IO.Path.Combine(_runDir, "shim.log"), e.Message + "\n"); } catch (IOException) { } }
+        Timing.Mark("shim: network released");
     }
 
     /// <summary>Changes the record only while this monitor owns it (a concurrent start's monitor,

@@ -19,6 +19,35 @@ public sealed class NetworkOptions
     /// <summary>Docker's default bridge subnet; if the host already uses it (a docker0), the next free pool is taken.</summary>
     public string DefaultSubnet { get; init; } = "172.17.0.0/16";
 
+    /// <summary>The options of a data root: defaults, overridden by DIR/network-options.json if present
+    /// (<c>{"defaultBridge": "bt0", "defaultSubnet": "10.1.2.0/24", "chainPrefix": "BT", "pools": ["10.1.3.0/24"]}</c>),
+    /// so a test (or a second Berth on the host) can use its own bridge, subnets and iptables chains.</summary>
+    public static NetworkOptions ForRoot(string dataDir)
+    {
+        var path = Path.Combine(dataDir, "network-options.json");
+        if (!File.Exists(path)) return new NetworkOptions { DataDir = dataDir };
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(path));
+            var r = doc.RootElement;
+            string? Str(string k) => r.TryGetProperty(k, out var v) && v.ValueKind == System.Text.Json.JsonValueKind.String ? v.GetString() : null;
+            var d = new NetworkOptions { DataDir = dataDir };
+            return new NetworkOptions
+            {
+                DataDir = dataDir,
+                DefaultBridge = Str("defaultBridge") ?? d.DefaultBridge,
+                DefaultSubnet = Str("defaultSubnet") ?? d.DefaultSubnet,
+                ChainPrefix = Str("chainPrefix") ?? d.ChainPrefix,
+                Pools = r.TryGetProperty("pools", out var pools) && pools.ValueKind == System.Text.Json.JsonValueKind.Array
+                    ? pools.EnumerateArray().Select(e => Subnet.Parse(e.GetString() ?? "")).ToList() : d.Pools,
+            };
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or FormatException or ArgumentException or InvalidOperationException)
+        {
+            throw NetworkException.Invalid($"{path}: {e.Message}");
+        }
+    }
+
     public static List<Subnet> DefaultPools()
     {
         var list = new List<Subnet>();
@@ -202,6 +231,7 @@ public sealed class NetworkManager
         var errors = Try(() => Firewall.RemoveNetwork(n.Bridge, n.Subnet, n.Internal));
         errors += Try(() => { using var nl = RtNetlink.Open(); nl.TryDeleteLink(n.Bridge); });
         if (errors.Length > 0) throw new NetworkException(NetworkErrorKind.Internal, $"remove network \"{name}\":{errors}");
+        NetworkDns.Stop(Store, name);
         Store.Delete(name);
     }
 
@@ -224,8 +254,16 @@ public sealed class NetworkManager
     {
         if (!File.Exists(req.NetnsPath)) throw NetworkException.NotFound($"network namespace {req.NetnsPath} of container \"{Who(req)}\" not found");
         var hostVeth = VethName(req.Network, req.ContainerId, req.InterfaceName);
+        var stale = new List<Endpoint>();
         var (net, ep) = Store.Update(req.Network, n =>
         {
+            // Endpoints of engine containers whose init is gone (a reboot, a monitor killed with its container)
+            // hold no address or port any more, even before a reconcile gets to them.
+            foreach (var old in n.Endpoints.Values.Where(e => e.NetnsPath.StartsWith("/proc/", StringComparison.Ordinal) && !File.Exists(e.NetnsPath)).ToList())
+            {
+                n.Endpoints.Remove(old.ContainerId);
+                stale.Add(old);
+            }
             if (n.Endpoints.ContainsKey(req.ContainerId))
                 throw NetworkException.Exists($"container \"{Who(req)}\" is already connected to network \"{n.Name}\"");
             var ip = Ipam.Allocate(n, Who(req), req.StaticAddress);
@@ -237,8 +275,13 @@ public sealed class NetworkManager
             };
             n.Endpoints[req.ContainerId] = e;
             return (n, e);
-        });
+        }, durable: false);
 
+        foreach (var old in stale)
+        {
+            Try(() => Firewall.RemovePorts(net.Bridge, old.Address, old.Ports));
+            Try(() => { using var nl = RtNetlink.Open(); nl.TryDeleteLink(old.HostVeth); });
+        }
         var subnet = net.ParsedSubnet;
         var address = IPAddress.Parse(ep.Address);
         try
@@ -259,13 +302,13 @@ public sealed class NetworkManager
                 ep.Mac = inner.GetLink(req.InterfaceName)?.Mac is { } mac ? string.Join(':', mac.Select(b => b.ToString("x2"))) : "";
             }
             if (ep.Ports.Count > 0) Firewall.AddPorts(net.Bridge, ep.Address, ep.Ports);
-            Store.Update(req.Network, n => { if (n.Endpoints.TryGetValue(req.ContainerId, out var e)) e.Mac = ep.Mac; return 0; });
+            Store.Update(req.Network, n => { if (n.Endpoints.TryGetValue(req.ContainerId, out var e)) e.Mac = ep.Mac; return 0; }, durable: false);
         }
         catch (Exception e)
         {
             var cleanup = Try(() => Firewall.RemovePorts(net.Bridge, ep.Address, ep.Ports))
                 + Try(() => { using var nl = RtNetlink.Open(); nl.TryDeleteLink(hostVeth); })
-                + Try(() => Store.Update(req.Network, n => n.Endpoints.Remove(req.ContainerId)));
+                + Try(() => Store.Update(req.Network, n => n.Endpoints.Remove(req.ContainerId), durable: false));
             throw Wrap(e, $"connect container \"{Who(req)}\" to network \"{req.Network}\"", cleanup);
         }
         return new Attachment(net.Name, req.ContainerId, address, subnet.PrefixLength, net.GatewayAddress, ep.Mac,
@@ -282,7 +325,7 @@ public sealed class NetworkManager
         var errors = Try(() => Firewall.RemovePorts(n.Bridge, ep.Address, ep.Ports))
             + Try(() => { using var nl = RtNetlink.Open(); nl.TryDeleteLink(ep.HostVeth); });
         if (errors.Length > 0) throw new NetworkException(NetworkErrorKind.Internal, $"disconnect container \"{containerId}\" from network \"{network}\":{errors}");
-        Store.Update(network, r => r.Endpoints.Remove(containerId));
+        Store.Update(network, r => r.Endpoints.Remove(containerId), durable: false);
     }
 
     /// <summary>Starts the embedded DNS server of a network on its gateway address (the caller owns and disposes

@@ -118,8 +118,9 @@ public sealed class NetworkStore
         return list.OrderBy(r => r.Created).ThenBy(r => r.Name, StringComparer.Ordinal).ToList();
     }
 
-    /// <summary>Writes the record atomically (caller holds its lock).</summary>
-    public void Save(NetworkRecord record)
+    /// <summary>Writes the record atomically (caller holds its lock). Not <paramref name="durable"/> (no fsync) is
+    /// for endpoint changes: after a crash every endpoint is stale anyway, and rename keeps the file whole.</summary>
+    public void Save(NetworkRecord record, bool durable = true)
     {
         var path = FileOf(record.Name);
         var tmp = path + ".tmp-" + Environment.ProcessId + "-" + Environment.CurrentManagedThreadId;
@@ -127,7 +128,7 @@ public sealed class NetworkStore
         using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None))
         {
             fs.Write(bytes);
-            fs.Flush(true);
+            fs.Flush(durable);
         }
         File.Move(tmp, path, true);
     }
@@ -139,12 +140,12 @@ public sealed class NetworkStore
     }
 
     /// <summary>Reads, changes and saves one network under its lock; returns what <paramref name="change"/> returns.</summary>
-    public T Update<T>(string name, Func<NetworkRecord, T> change)
+    public T Update<T>(string name, Func<NetworkRecord, T> change, bool durable = true)
     {
         using var l = Lock(name);
         var r = Get(name);
         var result = change(r);
-        Save(r);
+        Save(r, durable);
         return result;
     }
 

@@ -9,6 +9,14 @@ public static class PortSpec
 {
     public static PortMapping Parse(string spec)
     {
+        var all = ParseAll(spec);
+        if (all.Count != 1) throw Bad(spec, "port ranges are not supported here");
+        return all[0];
+    }
+
+    /// <summary>One -p value, ranges included: <c>8000-8002:80-82</c> (equal lengths) or <c>80-82</c> (host ports chosen).</summary>
+    public static List<PortMapping> ParseAll(string spec)
+    {
         var s = spec.Trim();
         var proto = "tcp";
         var slash = s.LastIndexOf('/');
@@ -30,10 +38,25 @@ public static class PortSpec
         }
         if (ip != "" && (ip.Split('.').Length != 4 || !IPAddress.TryParse(ip, out var addr) || addr.AddressFamily != AddressFamily.InterNetwork))
             throw Bad(spec, $"invalid host address \"{ip}\"");
-        if (container.Contains('-') || host.Contains('-')) throw Bad(spec, "port ranges are not supported");
-        var cport = Port(spec, container, "container port", allowZero: false);
-        var hport = host == "" ? 0 : Port(spec, host, "host port", allowZero: true);
-        return new PortMapping(ip == "" ? "0.0.0.0" : ip, hport, cport, proto);
+        var (cFirst, cLast) = Range(spec, container, "container port", allowZero: false);
+        var (hFirst, hLast) = host == "" ? (0, 0) : Range(spec, host, "host port", allowZero: true);
+        var n = cLast - cFirst + 1;
+        if (host != "" && hLast - hFirst + 1 != n)
+            throw Bad(spec, "the host port range and the container port range must have the same length");
+        var list = new List<PortMapping>(n);
+        for (var i = 0; i < n; i++)
+            list.Add(new PortMapping(ip == "" ? "0.0.0.0" : ip, hFirst == 0 ? 0 : hFirst + i, cFirst + i, proto));
+        return list;
+    }
+
+    static (int First, int Last) Range(string spec, string s, string what, bool allowZero)
+    {
+        var dash = s.IndexOf('-');
+        if (dash < 0) { var p = Port(spec, s, what, allowZero); return (p, p); }
+        var a = Port(spec, s[..dash], what, false);
+        var b = Port(spec, s[(dash + 1)..], what, false);
+        if (b < a) throw Bad(spec, $"invalid {what} range \"{s}\"");
+        return (a, b);
     }
 
     static int Port(string spec, string s, string what, bool allowZero)

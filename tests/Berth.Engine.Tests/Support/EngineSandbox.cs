@@ -42,6 +42,11 @@ public sealed class EngineSandbox
         Dir = Path.Combine(Path.GetTempPath(), "berth-eng-" + Guid.NewGuid().ToString("N")[..10]);
         Directory.CreateDirectory(Dir);
         MakeRootfs(Rootfs);
+        // Containers default to the bridge network: this sandbox's own bridge, subnet and iptables chains.
+        Directory.CreateDirectory(Root);
+        var sfx = Guid.NewGuid().ToString("N")[..8];
+        File.WriteAllText(Path.Combine(Root, "network-options.json"),
+            $$"""{"defaultBridge": "be{{sfx}}", "defaultSubnet": "10.214.{{Random.Shared.Next(0, 250)}}.0/24", "chainPrefix": "BE{{sfx.ToUpperInvariant()}}", "pools": ["10.214.250.0/24"]}""");
     }
 
     public static void Run(Action<EngineSandbox> body)
@@ -195,6 +200,11 @@ public sealed class EngineSandbox
             if (!Directory.Exists(Path.Combine(Root, "containers", id))) continue;
             var r = Berth("rm", "-f", id);
             if (r.ExitCode != 0) leaks.Add($"rm -f {id}: {r}");
+        }
+        if (File.Exists(Path.Combine(Root, "networks", "bridge.json")))
+        {
+            var nr = Berth("network", "rm", "bridge");
+            if (nr.ExitCode != 0) leaks.Add("network rm bridge: " + nr);
         }
         // Give monitors that are finishing a moment to exit.
         var deadline = Environment.TickCount64 + 10_000;
