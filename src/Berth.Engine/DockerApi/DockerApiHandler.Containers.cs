@@ -98,6 +98,8 @@ public sealed partial class DockerApiHandler
     /// <summary>Containers with an attach waiting for their start: started with the monitor holding
     /// their output until the attach connects, so none of it is lost.</summary>
     readonly ConcurrentDictionary<string, int> _pendingAttach = new();
+    /// <summary>Exit codes attaches received, for a wait whose container was removed (--rm) meanwhile.</summary>
+    readonly ConcurrentDictionary<string, int> _exitCodes = new();
 
     async Task StartContainer(HttpContext ctx, string[] a)
     {
@@ -236,7 +238,12 @@ public sealed partial class DockerApiHandler
         {
             ContainerRecord c;
             try { c = Containers.Get(id); }
-            catch (EngineException e) when (e.Kind == ErrorKind.NotFound) { return code; }
+            catch (EngineException e) when (e.Kind == ErrorKind.NotFound)
+            {
+                // removed on exit (--rm) before this loop saw it run: the attach saw its exit
+                for (var i = 0; i < 100 && !_exitCodes.ContainsKey(id); i++) await Task.Delay(10, ct);
+                return _exitCodes.TryRemove(id, out var seen) ? seen : code;
+            }
             if (!exited)
             {
                 if (c.Monitor is not null && c.State.Running)
@@ -505,7 +512,11 @@ public sealed partial class DockerApiHandler
             }
             if (monitor is null) return;
             _pendingAttach.AddOrUpdate(id, 0, (_, n) => n - 1);
-            await RelayAsync(monitor, conn, stdin, tty, ct);
+            if (await RelayAsync(monitor, conn, stdin, tty, ct) is { } exit)
+            {
+                if (_exitCodes.Count > 1000) _exitCodes.Clear();
+                _exitCodes[id] = exit;
+            }
         }
         finally
         {
@@ -596,8 +607,9 @@ public sealed partial class DockerApiHandler
 
     /// <summary>Monitor frames → the client (framed unless TTY); the client's bytes → the
     /// container's stdin (its half-close closes stdin). Ends when the container exits or the client leaves.</summary>
-    static async Task RelayAsync(Fd monitor, Stream conn, bool stdin, bool tty, CancellationToken ct)
+    static async Task<int?> RelayAsync(Fd monitor, Stream conn, bool stdin, bool tty, CancellationToken ct)
     {
+        int? exit = null;
         using var sock = new Socket(new SafeSocketHandle((nint)monitor.Release(), ownsHandle: true));
         using var ms = new NetworkStream(sock, ownsSocket: false);
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -630,7 +642,11 @@ public sealed partial class DockerApiHandler
                     await WriteStreamAsync(conn, tty, head[0], payload, cts.Token);
                     await conn.FlushAsync(cts.Token);
                 }
-                else if (head[0] == MonitorProtocol.Exit) break;
+                else if (head[0] == MonitorProtocol.Exit)
+                {
+                    if (int.TryParse(Encoding.ASCII.GetString(payload), out var code)) exit = code;
+                    break;
+                }
             }
         }
         catch (EndOfStreamException) { }
@@ -641,5 +657,6 @@ public sealed partial class DockerApiHandler
             try { await conn.FlushAsync(CancellationToken.None); } catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException) { }
             await conn.DisposeAsync();
         }
+        return exit;
     }
 }

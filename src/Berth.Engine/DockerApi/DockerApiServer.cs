@@ -64,11 +64,50 @@ public sealed class DockerApiServer : IAsyncDisposable
             k.Limits.MaxRequestHeaderCount = 100;
             k.Limits.MaxRequestLineSize = 16 * 1024;
             k.Limits.KeepAliveTimeout = TimeSpan.FromMinutes(5);
-            k.ListenUnixSocket(path, lo => lo.Protocols = HttpProtocols.Http1);
+            k.ListenUnixSocket(path, lo =>
+            {
+                lo.Protocols = HttpProtocols.Http1;
+                lo.Use(next => conn => HalfClose(conn, next));
+            });
         });
         var app = builder.Build();
         app.Run(handler.HandleAsync);
         return new DockerApiServer(app, path, handler);
+    }
+
+    /// <summary>docker's clients half-close a hijacked connection when they have no stdin; Kestrel
+    /// takes the FIN for the end of the connection. Here the FIN only ends the input (a hijacked
+    /// stream reads EOF): the connection stays open for the output until the request ends.</summary>
+    static async Task HalfClose(Microsoft.AspNetCore.Connections.ConnectionContext conn, Microsoft.AspNetCore.Connections.ConnectionDelegate next)
+    {
+        var inner = conn.Transport;
+        var pipe = new System.IO.Pipelines.Pipe();
+        conn.Transport = new Duplex(pipe.Reader, inner.Output);
+        using var closed = new CancellationTokenSource();
+        conn.ConnectionClosed = closed.Token;
+        var pump = Task.Run(async () =>
+        {
+            try
+            {
+                while (true)
+                {
+                    var r = await inner.Input.ReadAsync();
+                    foreach (var seg in r.Buffer) await pipe.Writer.WriteAsync(seg);
+                    inner.Input.AdvanceTo(r.Buffer.End);
+                    if (r.IsCompleted || r.IsCanceled) break;
+                }
+            }
+            catch (Exception e) when (e is IOException or InvalidOperationException or OperationCanceledException or Microsoft.AspNetCore.Connections.ConnectionResetException) { }
+            await pipe.Writer.CompleteAsync();
+        });
+        try { await next(conn); }
+        finally { closed.Cancel(); }
+    }
+
+    sealed class Duplex(System.IO.Pipelines.PipeReader input, System.IO.Pipelines.PipeWriter output) : System.IO.Pipelines.IDuplexPipe
+    {
+        public System.IO.Pipelines.PipeReader Input { get; } = input;
+        public System.IO.Pipelines.PipeWriter Output { get; } = output;
     }
 
     /// <summary>Refuses to start if a live service answers on the socket; removes a stale one.</summary>
