@@ -23,13 +23,16 @@ public sealed partial class RuntimeClient(string runtimePath, string runtimeRoot
     }
 
     /// <summary>Runs `runtime --root R [--log LOG] ARGS…` with the given stdio and waits for it.</summary>
-    public int Run(IReadOnlyList<string> args, int stdin, int stdout, int stderr, string? log = null, bool newSession = false)
+    public int Run(IReadOnlyList<string> args, int stdin, int stdout, int stderr, string? log = null, bool newSession = false) =>
+        Sys.Wait(Start(args, stdin, stdout, stderr, log, newSession));
+
+    /// <summary>Starts `runtime --root R [--log LOG] ARGS…` with the given stdio; returns its pid.</summary>
+    public int Start(IReadOnlyList<string> args, int stdin, int stdout, int stderr, string? log = null, bool newSession = false)
     {
         var argv = new List<string> { "berth-runc", "--root", StateRoot };
         if (log is not null) { argv.Add("--log"); argv.Add(log); }
         argv.AddRange(args);
-        var pid = Spawn.Start(Path, argv, ChildEnv(), [(stdin, 0), (stdout, 1), (stderr, 2)], newSession);
-        return Sys.Wait(pid);
+        return Spawn.Start(Path, argv, ChildEnv(), [(stdin, 0), (stdout, 1), (stderr, 2)], newSession);
     }
 
     public static List<string> ChildEnv()

@@ -110,6 +110,7 @@ public static unsafe partial class EngineCommands
         root.Subcommands.Add(EventsCommand());
         foreach (var v in SystemVerbs()) root.Subcommands.Add(v);
         root.Subcommands.Add(PortCommand());
+        RegisterService(root);
         // The monitor: dispatched in Program.cs before parsing; listed for --help only.
         root.Subcommands.Add(new Command("shim", "(internal) a container's monitor") { Hidden = true });
     }
@@ -621,18 +622,7 @@ public static unsafe partial class EngineCommands
         try { Sys.WriteAll(e.Stream == "stderr" ? 2 : 1, bytes, "output"); } catch (SyscallException) { }
     }
 
-    static (string Stream, string Text, string Time)? ParseLogLine(string line)
-    {
-        if (line.Length == 0) return null;
-        try
-        {
-            using var doc = JsonDocument.Parse(line);
-            var r = doc.RootElement;
-            return (r.GetProperty("stream").GetString() ?? "stdout", r.GetProperty("log").GetString() ?? "", r.GetProperty("time").GetString() ?? "");
-        }
-        catch (JsonException) { return null; }
-        catch (KeyNotFoundException) { return null; }
-    }
+    static (string Stream, string Text, string Time)? ParseLogLine(string line) => JsonFileLog.Parse(line);
 
     static DateTime ParseSince(string s)
     {
@@ -742,21 +732,10 @@ public static unsafe partial class EngineCommands
         {
             var mgr = Manager(p);
             var rec = mgr.Get(p.GetValue(name)!);
-            if (!rec.State.Running) throw new EngineException(ErrorKind.FailedPrecondition, $"container {rec.BareName} is not running");
-            if (rec.State.Paused) throw new EngineException(ErrorKind.FailedPrecondition, $"container {rec.BareName} is paused, unpause the container before exec");
-            var args = new List<string> { "exec" };
-            if (p.GetValue(tty)) args.Add("--tty");
-            if (p.GetValue(detach)) args.Add("--detach");
             var envs = new List<string>();
             foreach (var f in p.GetValue(envFile) ?? []) envs.AddRange(ReadEnvFile(f));
             foreach (var e in p.GetValue(env) ?? []) envs.Add(ExpandEnv(e));
-            foreach (var e in envs.Where(e => e.Length > 0)) { args.Add("--env"); args.Add(e); }
-            var u = SpecBuilder.ResolveUser(rec.Rootfs, p.GetValue(user) ?? rec.Config.User);
-            args.Add("--user"); args.Add($"{u.Uid}:{u.Gid}");
-            foreach (var g in u.AdditionalGids ?? []) { args.Add("--additional-gids"); args.Add(g.ToString()); }
-            if (p.GetValue(workdir) is { } w) { args.Add("--cwd"); args.Add(w); }
-            args.Add(rec.Id);
-            args.AddRange(p.GetValue(command)!);
+            var args = ContainerManager.ExecArgs(rec, p.GetValue(command)!, envs, p.GetValue(user), p.GetValue(workdir), p.GetValue(tty), p.GetValue(detach));
             var (status, error) = mgr.RunAttached(rec, args, stdin: p.GetValue(interactive) || p.GetValue(tty));
             if (error is not null) return RuntimeClient.ExitCodeFor(error) is var code && code != 125 ? code : 126;
             return status;

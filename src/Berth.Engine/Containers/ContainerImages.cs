@@ -52,14 +52,14 @@ public static class ContainerImages
 
     /// <summary>Pulls <paramref name="reference"/> (default tag "latest") and unpacks its layers as
     /// they arrive, reporting to <paramref name="progress"/>.</summary>
-    public static async Task PullAsync(string dataRoot, string reference, ITransferProgress progress, CancellationToken ct)
+    public static async Task PullAsync(string dataRoot, string reference, ITransferProgress progress, CancellationToken ct, RegistryOptions? options = null)
     {
         var store = new ImageStore(dataRoot);
         var snapshots = OverlaySnapshotter.Create(dataRoot);
         try
         {
             var r = ImageReference.Parse(reference);
-            var options = new RegistryOptions();
+            options ??= new RegistryOptions();
             var puller = new ImagePuller(store, options);
             puller.PostPullSteps.Add(new UnpackOnPull(snapshots, options.Parallelism));
             await puller.PullAsync(r, PlatformSpec.Default, progress, ct);

@@ -123,6 +123,9 @@ public sealed unsafe class ContainerManager
             if (c.State.Running) return c.State.Pid;
             MountRootfs(c);
             if (c.Monitor is not null) throw new EngineException(ErrorKind.FailedPrecondition, $"container {c.BareName} is being started");
+            // The run dir exists before the record names the monitor, so a concurrent Get never
+            // takes the monitor that is starting for a dead one (MonitorAlive checks the dir).
+            Directory.CreateDirectory(Store.RunDir(id));
             int* fds = stackalloc int[2];
             if (pipe2(fds, O_CLOEXEC) != 0) throw SyscallException.Last("pipe2");
             rfd = fds[0];
@@ -166,7 +169,7 @@ public sealed unsafe class ContainerManager
         throw new EngineException(ErrorKind.FailedPrecondition, parts.ElementAtOrDefault(2) ?? line, code);
     }
 
-    readonly Dictionary<string, Fd> _heldStarts = [];
+    readonly System.Collections.Concurrent.ConcurrentDictionary<string, Fd> _heldStarts = new();
 
     static string? ReadLine(int fd)
     {
@@ -286,10 +289,10 @@ public sealed unsafe class ContainerManager
     public int Wait(string nameOrId)
     {
         var c = Get(nameOrId);
-        if (c.State.Running || c.Monitor is not null)
-        {
-            Request(c, "wait");
-        }
+        int? code = null;
+        if (c.State.Running || c.Monitor is not null) code = Request(c, "wait");
+        // removed on exit (--rm): the monitor's answer is all that is left
+        if (code is { } gone && !Store.Exists(c.Id)) return gone;
         return Reconcile(c.Id).State.ExitCode;
     }
 
@@ -403,12 +406,8 @@ public sealed unsafe class ContainerManager
     /// code) or the monitor goes away (null).</summary>
     public int? Attach(ContainerRecord c, bool stdin, bool tty, Action<int>? onConnected = null)
     {
-        using var fd = Connect(c);
+        using var fd = OpenAttach(c, stdin, stdout: true, stderr: true);
         if (fd is null) return null;
-        SendLine(fd, $"attach {(stdin ? 1 : 0)} 1 1");
-        var first = MonitorProtocol.ReadFrame(fd.Value);
-        if (_heldStarts.Remove(c.Id, out var held)) held.Dispose();
-        if (first is not { Type: MonitorProtocol.Ok }) return null;
         onConnected?.Invoke(fd.Value);
         if (stdin)
         {
@@ -439,6 +438,56 @@ public sealed unsafe class ContainerManager
             }
         }
         return null;
+    }
+
+    /// <summary>Connects an attach to the container's monitor: the returned socket carries its
+    /// output frames (then the exit frame) and takes its stdin; null when the monitor is gone.</summary>
+    public Fd? OpenAttach(ContainerRecord c, bool stdin, bool stdout, bool stderr)
+    {
+        var fd = Connect(c);
+        if (fd is null) return null;
+        SendLine(fd, $"attach {(stdin ? 1 : 0)} {(stdout ? 1 : 0)} {(stderr ? 1 : 0)}");
+        var first = MonitorProtocol.ReadFrame(fd.Value);
+        if (_heldStarts.TryRemove(c.Id, out var held)) held.Dispose();
+        if (first is not { Type: MonitorProtocol.Ok }) { fd.Dispose(); return null; }
+        return fd;
+    }
+
+    /// <summary>The runtime's `exec` arguments for a process in a running container (docker exec's
+    /// options: user defaults to the container's, env added to the container's).</summary>
+    public static List<string> ExecArgs(ContainerRecord rec, IReadOnlyList<string> command, IEnumerable<string> env, string? user, string? workdir, bool tty, bool detach)
+    {
+        if (!rec.State.Running) throw new EngineException(ErrorKind.FailedPrecondition, $"container {rec.BareName} is not running");
+        if (rec.State.Paused) throw new EngineException(ErrorKind.FailedPrecondition, $"container {rec.BareName} is paused, unpause the container before exec");
+        if (command.Count == 0) throw EngineException.Invalid("no exec command specified");
+        var args = new List<string> { "exec" };
+        if (tty) args.Add("--tty");
+        if (detach) args.Add("--detach");
+        foreach (var e in env.Where(e => e.Length > 0)) { args.Add("--env"); args.Add(e); }
+        var u = SpecBuilder.ResolveUser(rec.Rootfs, string.IsNullOrEmpty(user) ? rec.Config.User : user);
+        args.Add("--user"); args.Add($"{u.Uid}:{u.Gid}");
+        foreach (var g in u.AdditionalGids ?? []) { args.Add("--additional-gids"); args.Add(g.ToString()); }
+        if (!string.IsNullOrEmpty(workdir)) { args.Add("--cwd"); args.Add(workdir); }
+        args.Add(rec.Id);
+        args.AddRange(command);
+        return args;
+    }
+
+    /// <summary>Runs the runtime with its output captured (top through the API): exit status,
+    /// stdout, and the error it logged, if any.</summary>
+    public (int Status, string Output, string? Error) RunCaptured(ContainerRecord c, List<string> args)
+    {
+        var log = Path.Combine(Store.RunDir(c.Id), $"cmd-{Environment.ProcessId}-{Environment.CurrentManagedThreadId}.log");
+        var outPath = log + ".out";
+        try
+        {
+            using var devnull = RuntimeClient.DevNull();
+            int rc;
+            using (var o = Sys.Open(outPath, O_WRONLY | O_CREAT | O_TRUNC, 0x180))
+                rc = Runtime.Run(args, devnull.Value, o.Value, devnull.Value, log);
+            return (rc, File.ReadAllText(outPath), rc != 0 ? RuntimeClient.LastError(log) : null);
+        }
+        finally { File.Delete(log); File.Delete(outPath); }
     }
 
     static void WriteOut(int fd, byte[] data)

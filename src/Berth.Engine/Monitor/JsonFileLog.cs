@@ -103,6 +103,21 @@ public sealed class JsonFileLog : IDisposable
     }
 
     /// <summary>RFC 3339 with nanoseconds, UTC (Go's RFC3339Nano as docker writes it).</summary>
+    /// <summary>One line of the log: (stream, text, time), or null if it is not a log entry.</summary>
+    public static (string Stream, string Text, string Time)? Parse(string line)
+    {
+        if (line.Length == 0) return null;
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(line);
+            var r = doc.RootElement;
+            return (r.GetProperty("stream").GetString() ?? "stdout", r.GetProperty("log").GetString() ?? "", r.GetProperty("time").GetString() ?? "");
+        }
+        catch (System.Text.Json.JsonException) { return null; }
+        catch (KeyNotFoundException) { return null; }
+        catch (InvalidOperationException) { return null; }
+    }
+
     public static string FormatTime(DateTime t) => t.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff") + "00Z";
 
     public void Dispose() => _fd.Dispose();

@@ -1,0 +1,662 @@
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using Berth.Engine.Containers;
+using Berth.Engine.Monitor;
+using Berth.Linux;
+using Berth.Images.Reference;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Connections.Features;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace Berth.Engine.DockerApi;
+
+public sealed partial class DockerApiHandler
+{
+    // ------------------------------------------------------------------ create
+
+    async Task CreateContainer(HttpContext ctx, string[] _)
+    {
+        var body = await ReadJsonAsync(ctx, DockerJson.Default.CreateContainerBody) ?? throw ApiError.BadRequest("config cannot be empty in order to create a container");
+        var name = Query(ctx, "name") ?? "";
+        if (name.Length > 0 && !ContainerStore.ValidName(name.TrimStart('/')))
+            throw ApiError.BadRequest($"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
+        var rec = ToRecord(body);
+        rec.Name = name;
+        try { rec = await Blocking(() => Containers.Create(rec)); }
+        catch (EngineException e) when (e.Kind == ErrorKind.NotFound && e.Message.StartsWith("No such image", StringComparison.Ordinal))
+        {
+            // docker's words (the docker CLI pulls on a 404 and retries)
+            var familiar = body.Image!;
+            try { familiar = ImageReference.Parse(body.Image!).WithDefaultTag().FamiliarString; } catch (Berth.Images.ImageException) { }
+            throw ApiError.NotFound("No such image: " + familiar);
+        }
+        await WriteJsonAsync(ctx, 201, new CreateResponse { Id = rec.Id }, DockerJson.Default.CreateResponse);
+    }
+
+    /// <summary>The body of POST /containers/create as the engine's create request.</summary>
+    static ContainerRecord ToRecord(CreateContainerBody b)
+    {
+        var rec = new ContainerRecord();
+        var cfg = rec.Config;
+        cfg.Hostname = b.Hostname ?? "";
+        cfg.Domainname = b.Domainname ?? "";
+        cfg.User = b.User ?? "";
+        cfg.AttachStdin = b.AttachStdin; cfg.AttachStdout = b.AttachStdout; cfg.AttachStderr = b.AttachStderr;
+        cfg.Tty = b.Tty; cfg.OpenStdin = b.OpenStdin; cfg.StdinOnce = b.StdinOnce;
+        cfg.Env = b.Env ?? [];
+        cfg.Cmd = b.Cmd;
+        cfg.Image = b.Image ?? "";
+        cfg.WorkingDir = b.WorkingDir ?? "";
+        cfg.Entrypoint = b.Entrypoint;
+        cfg.Labels = b.Labels ?? [];
+        cfg.StopSignal = b.StopSignal ?? "";
+        cfg.StopTimeout = b.StopTimeout;
+        if (cfg.Image.Length == 0) throw ApiError.BadRequest("no image specified");
+        var h = b.HostConfig ?? new CreateHostConfig();
+        var hc = rec.HostConfig;
+        hc.Binds = h.Binds ?? [];
+        hc.LogConfig = new LogConfig { Type = h.LogConfig?.Type is { Length: > 0 } t ? t : "json-file", Config = h.LogConfig?.Config ?? [] };
+        // The engine has no default bridge yet: docker's "default"/"bridge" run without a network
+        // (as --network none) until the networking merge provides one.
+        hc.NetworkMode = h.NetworkMode is null or "" or "default" or "bridge" ? "none" : h.NetworkMode;
+        hc.RestartPolicy = h.RestartPolicy is { } rp ? new RestartPolicy { Name = rp.Name ?? "no", MaximumRetryCount = rp.MaximumRetryCount } : new RestartPolicy();
+        if (hc.RestartPolicy.Name.Length == 0) hc.RestartPolicy.Name = "no";
+        hc.AutoRemove = h.AutoRemove;
+        hc.CapAdd = h.CapAdd ?? [];
+        hc.CapDrop = h.CapDrop ?? [];
+        hc.Privileged = h.Privileged;
+        hc.ReadonlyRootfs = h.ReadonlyRootfs;
+        hc.SecurityOpt = h.SecurityOpt ?? [];
+        hc.Tmpfs = h.Tmpfs ?? [];
+        hc.Memory = h.Memory;
+        hc.NanoCpus = h.NanoCpus;
+        hc.PidsLimit = h.PidsLimit is > 0 ? h.PidsLimit : null;
+        foreach (var m in h.Mounts ?? [])
+        {
+            var target = m.Target ?? throw ApiError.BadRequest("invalid mount config: Target must not be empty");
+            switch (m.Type)
+            {
+                case "bind" or "volume":
+                    if (string.IsNullOrEmpty(m.Source)) throw ApiError.BadRequest($"invalid mount config for type \"{m.Type}\": field Source must not be empty");
+                    hc.Binds.Add($"{m.Source}:{target}{(m.ReadOnly ? ":ro" : "")}");
+                    break;
+                case "tmpfs":
+                    hc.Tmpfs[target] = "";
+                    break;
+                default:
+                    throw ApiError.BadRequest($"invalid mount config: mount type \"{m.Type}\" is not supported");
+            }
+        }
+        return rec;
+    }
+
+    // ------------------------------------------------------------------ lifecycle
+
+    /// <summary>Containers with an attach waiting for their start: started with the monitor holding
+    /// their output until the attach connects, so none of it is lost.</summary>
+    readonly ConcurrentDictionary<string, int> _pendingAttach = new();
+    /// <summary>Exit codes attaches received, for a wait whose container was removed (--rm) meanwhile.</summary>
+    readonly ConcurrentDictionary<string, int> _exitCodes = new();
+
+    async Task StartContainer(HttpContext ctx, string[] a)
+    {
+        var c = await Blocking(() => Containers.Get(a[0]));
+        if (c.State.Running) { await NoContent(ctx, 304); return; }
+        try { await Blocking(() => { Containers.Start(c.Id, hold: _pendingAttach.ContainsKey(c.Id)); TrackMonitor(c.Id); }); }
+        catch (EngineException e) when (e.Kind == ErrorKind.FailedPrecondition)
+        {
+            if (c.HostConfig.AutoRemove) { try { await Blocking(() => Containers.Remove(c.Id, force: true)); } catch (EngineException) { } }
+            // 126/127 (the command cannot be run) are the client's mistake, as docker answers them
+            throw new ApiError(e.ExitCode is 126 or 127 ? 400 : 500, e.Message);
+        }
+        await NoContent(ctx);
+    }
+
+    async Task StopContainer(HttpContext ctx, string[] a)
+    {
+        var t = QueryInt(ctx, "t");
+        var c = await Blocking(() => Containers.Get(a[0]));
+        if (!c.State.Running) { await NoContent(ctx, 304); return; }
+        await Blocking(() => Containers.Stop(c.Id, t));
+        await NoContent(ctx);
+    }
+
+    async Task RestartContainer(HttpContext ctx, string[] a)
+    {
+        var t = QueryInt(ctx, "t");
+        var c = await Blocking(() => Containers.Get(a[0]));
+        await Blocking(() =>
+        {
+            Containers.Stop(c.Id, t);
+            Containers.Start(c.Id, hold: false);
+            TrackMonitor(c.Id);
+        });
+        await NoContent(ctx);
+    }
+
+    async Task KillContainer(HttpContext ctx, string[] a)
+    {
+        var signal = Query(ctx, "signal") is { Length: > 0 } s ? s : "SIGKILL";
+        var c = await Blocking(() => Containers.Get(a[0]));
+        if (!c.State.Running) throw new ApiError(409, $"Container {c.Id} is not running");
+        await Blocking(() => Containers.Kill(c.Id, signal));
+        await NoContent(ctx);
+    }
+
+    async Task PauseContainer(HttpContext ctx, string[] a)
+    {
+        await Blocking(() => Containers.Pause(a[0], true));
+        await NoContent(ctx);
+    }
+
+    async Task UnpauseContainer(HttpContext ctx, string[] a)
+    {
+        await Blocking(() => Containers.Pause(a[0], false));
+        await NoContent(ctx);
+    }
+
+    async Task RenameContainer(HttpContext ctx, string[] a)
+    {
+        var name = Query(ctx, "name");
+        if (string.IsNullOrEmpty(name)) throw ApiError.BadRequest("the new name is required (query parameter name)");
+        await Blocking(() => Containers.Rename(a[0], name.TrimStart('/')));
+        await NoContent(ctx);
+    }
+
+    async Task ResizeContainer(HttpContext ctx, string[] a)
+    {
+        var h = QueryInt(ctx, "h") ?? 0;
+        var w = QueryInt(ctx, "w") ?? 0;
+        if (h is < 0 or > ushort.MaxValue || w is < 0 or > ushort.MaxValue) throw ApiError.BadRequest("invalid terminal size");
+        var c = await Blocking(() => Containers.Get(a[0]));
+        if (!c.State.Running) throw new ApiError(409, $"Container {c.Id} is not running");
+        await Blocking(() => Containers.Resize(c, (ushort)h, (ushort)w));
+        await NoContent(ctx, 200);
+    }
+
+    Task UpdateContainer(HttpContext ctx, string[] a) =>
+        throw new ApiError(501, "container update is not implemented by Berth yet");
+
+    async Task RemoveContainer(HttpContext ctx, string[] a)
+    {
+        var force = QueryBool(ctx, "force");
+        QueryBool(ctx, "v"); // anonymous volumes: the engine makes none
+        if (QueryBool(ctx, "link")) throw ApiError.BadRequest("links are not supported");
+        var c = await Blocking(() => Containers.Get(a[0]));
+        if (c.State.Running && !force)
+            throw new ApiError(409, $"cannot remove container \"{c.Name}\": container is running: stop the container before removing or force remove");
+        await Blocking(() => Containers.Remove(c.Id, force));
+        await NoContent(ctx);
+    }
+
+    async Task PruneContainers(HttpContext ctx, string[] _)
+    {
+        var f = Filters(ctx);
+        OnlyFilters(f, "until", "label");
+        var list = await Blocking(Containers.List);
+        var until = f.TryGetValue("until", out var u) && u.Count > 0 ? ParseTimeArg(u[0], "until") : (DateTime?)null;
+        var result = new PruneContainersResponse();
+        foreach (var c in list.Where(c => !c.State.Running))
+        {
+            if (until is { } ut && ContainerFormat.ParseTime(c.Created) >= ut) continue;
+            if (f.TryGetValue("label", out var labels) && !labels.All(l => LabelMatch(c.Config.Labels, l))) continue;
+            try { await Blocking(() => Containers.Remove(c.Id, false)); result.ContainersDeleted.Add(c.Id); }
+            catch (EngineException) { }
+        }
+        await WriteJsonAsync(ctx, 200, result, DockerJson.Default.PruneContainersResponse);
+    }
+
+    // ------------------------------------------------------------------ wait
+
+    async Task WaitContainer(HttpContext ctx, string[] a)
+    {
+        var condition = Query(ctx, "condition") is { Length: > 0 } cond ? cond : "not-running";
+        if (condition is not ("not-running" or "next-exit" or "removed"))
+            throw ApiError.BadRequest($"invalid condition: \"{condition}\"");
+        var c = await Blocking(() => Containers.Get(a[0]));
+        // docker answers the headers at once (the CLI sends start only after that), the body at the exit
+        ctx.Response.StatusCode = 200;
+        ctx.Response.ContentType = "application/json";
+        await ctx.Response.Body.FlushAsync(ctx.RequestAborted);
+        var code = await WaitFor(c, condition, ctx.RequestAborted);
+        var bytes = JsonSerializer.SerializeToUtf8Bytes(new WaitResponse { StatusCode = code }, DockerJson.Default.WaitResponse);
+        await ctx.Response.Body.WriteAsync(bytes, ctx.RequestAborted);
+        await ctx.Response.Body.WriteAsync("\n"u8.ToArray(), ctx.RequestAborted);
+    }
+
+    async Task<int> WaitFor(ContainerRecord first, string condition, CancellationToken ct)
+    {
+        var id = first.Id;
+        var code = first.State.ExitCode;
+        if (condition == "not-running" && !first.State.Running) return code;
+        var finished = first.State.FinishedAt;
+        var exited = false;
+        while (!ct.IsCancellationRequested)
+        {
+            ContainerRecord c;
+            try { c = Containers.Get(id); }
+            catch (EngineException e) when (e.Kind == ErrorKind.NotFound)
+            {
+                // removed on exit (--rm) before this loop saw it run: the attach saw its exit
+                for (var i = 0; i < 100 && !_exitCodes.ContainsKey(id); i++) await Task.Delay(10, ct);
+                return _exitCodes.TryRemove(id, out var seen) ? seen : code;
+            }
+            if (!exited)
+            {
+                if (c.Monitor is not null && c.State.Running)
+                {
+                    try { code = await Blocking(() => Containers.Wait(id)); }
+                    catch (EngineException e) when (e.Kind == ErrorKind.NotFound) { return code; }
+                    exited = true;
+                }
+                else if (c.State.FinishedAt != finished && c.Monitor is null) { code = c.State.ExitCode; exited = true; }
+                if (exited && condition != "removed") return code;
+            }
+            await Task.Delay(exited ? 50 : 10, ct);
+        }
+        ct.ThrowIfCancellationRequested();
+        return code;
+    }
+
+    // ------------------------------------------------------------------ list / inspect
+
+    async Task ListContainers(HttpContext ctx, string[] _)
+    {
+        var all = QueryBool(ctx, "all");
+        var limit = QueryInt(ctx, "limit") ?? -1;
+        QueryBool(ctx, "size");
+        var f = Filters(ctx);
+        OnlyFilters(f, "id", "name", "label", "status", "exited", "ancestor", "before", "since");
+        var list = await Blocking(Containers.List);
+        if (!all && limit <= 0 && !f.ContainsKey("status") && !f.ContainsKey("exited") && !f.ContainsKey("before") && !f.ContainsKey("since"))
+            list = list.Where(c => c.State.Running).ToList();
+        foreach (var (key, values) in f)
+        {
+            list = key switch
+            {
+                "id" => list.Where(c => values.Any(v => c.Id.StartsWith(v, StringComparison.Ordinal))).ToList(),
+                "name" => list.Where(c => values.Any(v => c.Name.Contains(v, StringComparison.Ordinal) || c.BareName.Contains(v, StringComparison.Ordinal))).ToList(),
+                "label" => list.Where(c => values.All(v => LabelMatch(c.Config.Labels, v))).ToList(),
+                "status" => values.FirstOrDefault(v => v is not ("created" or "restarting" or "running" or "removing" or "paused" or "exited" or "dead")) is { } bad
+                    ? throw ApiError.BadRequest($"invalid filter 'status={bad}'")
+                    : list.Where(c => values.Contains(ContainerFormat.State(c))).ToList(),
+                "exited" => list.Where(c => !c.State.Running && c.State.Status == "exited" && values.Any(v => int.TryParse(v, out var n) ? n == c.State.ExitCode : throw ApiError.BadRequest($"invalid filter 'exited={v}'"))).ToList(),
+                "ancestor" => list.Where(c => values.Any(v => Ancestor(c, v))).ToList(),
+                "before" => Relative(list, values, before: true),
+                "since" => Relative(list, values, before: false),
+                _ => list,
+            };
+        }
+        if (limit > 0) list = list.Take(limit).ToList();
+        var now = DateTime.UtcNow;
+        var summaries = list.Select(c => new ContainerSummary
+        {
+            Id = c.Id,
+            Names = [c.Name],
+            Image = c.Config.Image.Length > 0 ? c.Config.Image : c.Rootfs,
+            ImageID = c.Image,
+            Command = string.Join(' ', c.Args.Prepend(c.Path)),
+            Created = new DateTimeOffset(ContainerFormat.ParseTime(c.Created), TimeSpan.Zero).ToUnixTimeSeconds(),
+            Labels = c.Config.Labels,
+            State = ContainerFormat.State(c),
+            Status = ContainerFormat.Status(c, now),
+            HostConfig = { NetworkMode = c.HostConfig.NetworkMode },
+            Mounts = c.Mounts,
+        }).ToList();
+        await WriteJsonAsync(ctx, 200, summaries, DockerJson.Default.ListContainerSummary);
+    }
+
+    bool Ancestor(ContainerRecord c, string image)
+    {
+        if (c.Config.Image == image || (c.Image.Length > 0 && (c.Image == image || c.Image.StartsWith("sha256:" + image, StringComparison.Ordinal)))) return true;
+        try { return new Berth.Images.Content.ImageStore(DataRoot).Resolve(image).Id == c.Image; }
+        catch (Berth.Images.ImageException) { return false; }
+    }
+
+    List<ContainerRecord> Relative(List<ContainerRecord> list, List<string> values, bool before)
+    {
+        foreach (var v in values)
+        {
+            var pivot = Containers.Get(v);
+            list = list.Where(c => before
+                ? string.CompareOrdinal(c.Created, pivot.Created) < 0
+                : string.CompareOrdinal(c.Created, pivot.Created) > 0).ToList();
+        }
+        return list;
+    }
+
+    async Task InspectContainer(HttpContext ctx, string[] a)
+    {
+        var c = await Blocking(() => Containers.Get(a[0]));
+        c.Monitor = null;
+        await WriteJsonAsync(ctx, 200, c, DockerJson.Default.ContainerRecord);
+    }
+
+    async Task TopContainer(HttpContext ctx, string[] a)
+    {
+        var c = await Blocking(() => Containers.Get(a[0]));
+        if (!c.State.Running) throw new ApiError(409, $"Container {c.Id} is not running");
+        var psArgs = Query(ctx, "ps_args") is { Length: > 0 } pa ? pa.Split(' ', StringSplitOptions.RemoveEmptyEntries) : ["-ef"];
+        var (status, output, error) = await Blocking(() => Containers.RunCaptured(c, ["ps", c.Id, .. psArgs]));
+        if (status != 0) throw new ApiError(500, error ?? $"ps exited with status {status}");
+        var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var top = new ContainerTop();
+        if (lines.Length > 0)
+        {
+            top.Titles = lines[0].Split(' ', StringSplitOptions.RemoveEmptyEntries).ToList();
+            var n = top.Titles.Count;
+            foreach (var l in lines.Skip(1))
+            {
+                var fields = l.Split(' ', n, StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
+                top.Processes.Add(fields);
+            }
+        }
+        await WriteJsonAsync(ctx, 200, top, DockerJson.Default.ContainerTop);
+    }
+
+    // ------------------------------------------------------------------ logs
+
+    async Task ContainerLogs(HttpContext ctx, string[] a)
+    {
+        var follow = QueryBool(ctx, "follow");
+        var stdout = QueryBool(ctx, "stdout");
+        var stderr = QueryBool(ctx, "stderr");
+        var timestamps = QueryBool(ctx, "timestamps");
+        var since = Query(ctx, "since") is { Length: > 0 } s && s != "0" ? ParseTimeArg(s, "since") : (DateTime?)null;
+        var until = Query(ctx, "until") is { Length: > 0 } u && u != "0" ? ParseTimeArg(u, "until") : (DateTime?)null;
+        var tailArg = Query(ctx, "tail");
+        int? tail = tailArg is null or "" or "all" ? null
+            : int.TryParse(tailArg, out var tn) ? (tn < 0 ? null : tn) : throw ApiError.BadRequest($"invalid value for \"tail\": \"{tailArg}\"");
+        if (!stdout && !stderr) throw ApiError.BadRequest("you must choose at least one stream");
+        var c = await Blocking(() => Containers.Get(a[0]));
+        var tty = c.Config.Tty;
+        ctx.Response.StatusCode = 200;
+        ctx.Response.ContentType = tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream";
+        var body = ctx.Response.Body;
+        var ct = ctx.RequestAborted;
+
+        bool Wanted((string Stream, string Text, string Time) e)
+        {
+            if (e.Stream == "stderr" ? !stderr : !stdout) return false;
+            var t = ContainerFormat.ParseTime(e.Time);
+            return (since is null || t >= since) && (until is null || t <= until);
+        }
+        async Task Emit((string Stream, string Text, string Time) e)
+        {
+            var text = Encoding.UTF8.GetBytes(timestamps ? e.Time + " " + e.Text : e.Text);
+            await WriteStreamAsync(body, tty, e.Stream == "stderr" ? (byte)2 : (byte)1, text, ct);
+        }
+
+        var files = new List<string>();
+        for (var i = 9; i >= 1; i--) if (File.Exists($"{c.LogPath}.{i}")) files.Add($"{c.LogPath}.{i}");
+        files.Add(c.LogPath);
+        var entries = new List<(string, string, string)>();
+        long offset = 0;
+        foreach (var f in files)
+        {
+            if (!File.Exists(f)) continue;
+            using var fs = new FileStream(f, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            using var reader = new StreamReader(fs);
+            while (await reader.ReadLineAsync(ct) is { } line)
+                if (ParseLogLine(line) is { } e && Wanted(e)) entries.Add(e);
+            if (f == c.LogPath) offset = fs.Position;
+        }
+        if (tail is { } n && entries.Count > n) entries = entries.Skip(entries.Count - n).ToList();
+        foreach (var e in entries) await Emit(e);
+        await body.FlushAsync(ct);
+        if (!follow) return;
+        // follow: new lines until the container stops (or `until` passes, or the client leaves)
+        var pending = new StringBuilder();
+        while (!ct.IsCancellationRequested)
+        {
+            var running = false;
+            try { running = Containers.Get(c.Id).State.Running; } catch (EngineException) { }
+            if (File.Exists(c.LogPath))
+            {
+                using var fs = new FileStream(c.LogPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+                if (fs.Length < offset) offset = 0; // rotated
+                fs.Seek(offset, SeekOrigin.Begin);
+                var buf = new byte[fs.Length - offset];
+                var read = await fs.ReadAsync(buf, ct);
+                offset += read;
+                pending.Append(Encoding.UTF8.GetString(buf, 0, read));
+                var text = pending.ToString();
+                var last = text.LastIndexOf('\n');
+                if (last >= 0)
+                {
+                    foreach (var line in text[..last].Split('\n'))
+                        if (ParseLogLine(line) is { } e && Wanted(e)) await Emit(e);
+                    pending.Clear().Append(text[(last + 1)..]);
+                    await body.FlushAsync(ct);
+                }
+            }
+            if (!running || (until is { } ut && DateTime.UtcNow > ut)) return;
+            await Task.Delay(100, ct);
+        }
+    }
+
+    /// <summary>One chunk of a container's output: raw with a TTY, else with docker's 8-byte header
+    /// [stream, 0, 0, 0, size (big-endian uint32)].</summary>
+    static async Task WriteStreamAsync(Stream s, bool raw, byte stream, ReadOnlyMemory<byte> data, CancellationToken ct)
+    {
+        if (!raw)
+        {
+            var head = new byte[8];
+            head[0] = stream;
+            BinaryPrimitives.WriteUInt32BigEndian(head.AsSpan(4), (uint)data.Length);
+            await s.WriteAsync(head, ct);
+        }
+        await s.WriteAsync(data, ct);
+    }
+
+    static (string Stream, string Text, string Time)? ParseLogLine(string line) => JsonFileLog.Parse(line);
+
+    /// <summary>docker's time arguments: unix seconds (with optional fraction) or RFC 3339.</summary>
+    static DateTime ParseTimeArg(string s, string what)
+    {
+        if (decimal.TryParse(s, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var secs))
+            return DateTime.UnixEpoch.AddTicks((long)(secs * TimeSpan.TicksPerSecond));
+        var t = ContainerFormat.ParseTime(s);
+        if (t == DateTime.MinValue) throw ApiError.BadRequest($"invalid value for \"{what}\": \"{s}\"");
+        return t;
+    }
+
+    // ------------------------------------------------------------------ attach
+
+    async Task AttachContainer(HttpContext ctx, string[] a)
+    {
+        var stream = QueryBool(ctx, "stream");
+        var logs = QueryBool(ctx, "logs");
+        var stdin = QueryBool(ctx, "stdin");
+        var stdout = QueryBool(ctx, "stdout");
+        var stderr = QueryBool(ctx, "stderr");
+        if (!stream && !logs) throw ApiError.BadRequest("either logs or stream must be set");
+        var c = await Blocking(() => Containers.Get(a[0]));
+        var id = c.Id;
+        stdin &= c.Config.OpenStdin;
+        var tty = c.Config.Tty;
+        _pendingAttach.AddOrUpdate(id, 1, (_, n) => n + 1);
+        try
+        {
+            var conn = await HijackAsync(ctx, tty);
+            // A hijacked client half-closes when it has no stdin, which Kestrel reports as an
+            // aborted request: the session ends on a failed write or the container's exit instead.
+            var ct = CancellationToken.None;
+            if (logs)
+            {
+                // what the container wrote so far (from its log), then the live stream
+                foreach (var f in new[] { c.LogPath }.Where(File.Exists))
+                    foreach (var line in await File.ReadAllLinesAsync(f))
+                        if (ParseLogLine(line) is { } e && (e.Stream == "stderr" ? stderr : stdout))
+                            await WriteStreamAsync(conn, tty, e.Stream == "stderr" ? (byte)2 : (byte)1, Encoding.UTF8.GetBytes(e.Text), ct);
+            }
+            if (!stream) return;
+            // The container may not run yet: docker's clients attach before they start it.
+            Fd? monitor = null;
+            var deadline = DateTime.UtcNow.AddMinutes(10);
+            while (monitor is null && !ct.IsCancellationRequested && DateTime.UtcNow < deadline)
+            {
+                ContainerRecord cur;
+                try { cur = Containers.Get(id); } catch (EngineException) { return; }
+                // A live monitor (even after a quick exit: it holds the output for this attach)
+                if (cur.Monitor is not null)
+                {
+                    monitor = await Blocking(() => Containers.OpenAttach(cur, stdin, stdout, stderr));
+                    if (monitor is not null) break;
+                }
+                else if (cur.State.FinishedAt != c.State.FinishedAt) return; // ran and exited, monitor gone
+                await Task.Delay(10, ct);
+            }
+            if (monitor is null) return;
+            _pendingAttach.AddOrUpdate(id, 0, (_, n) => n - 1);
+            if (await RelayAsync(monitor, conn, stdin, tty, ct) is { } exit)
+            {
+                if (_exitCodes.Count > 1000) _exitCodes.Clear();
+                _exitCodes[id] = exit;
+            }
+        }
+        finally
+        {
+            if (_pendingAttach.TryGetValue(id, out var n) && n <= 1) _pendingAttach.TryRemove(id, out _);
+            else _pendingAttach.AddOrUpdate(id, 0, (_, k) => Math.Max(0, k - 1));
+        }
+    }
+
+    /// <summary>Takes the connection over: 101 Switching Protocols (Upgrade: tcp) when the client
+    /// asks for it, as docker's clients do, else a 200 whose body is the stream.</summary>
+    static async Task<Stream> HijackAsync(HttpContext ctx, bool tty)
+    {
+        var contentType = tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream";
+        var upgrade = ctx.Features.Get<IHttpUpgradeFeature>();
+        if (upgrade is { IsUpgradableRequest: true })
+        {
+            ctx.Response.Headers.ContentType = contentType;
+            ctx.Response.Headers.Connection = "Upgrade";
+            ctx.Response.Headers.Upgrade = "tcp";
+            return await upgrade.UpgradeAsync();
+        }
+        var transport = ctx.Features.Get<IConnectionTransportFeature>()?.Transport;
+        if (transport is not null && ctx.Request.Headers.Upgrade.ToString().Equals("tcp", StringComparison.OrdinalIgnoreCase))
+        {
+            // Kestrel does not upgrade a request that had a body (exec start has one): the 101 is
+            // written on the connection itself, which is closed (not reused) when the stream ends.
+            await ctx.Request.Body.CopyToAsync(Stream.Null, CancellationToken.None);
+            var head = $"HTTP/1.1 101 UPGRADED\r\nContent-Type: {contentType}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n";
+            // Output goes to the socket itself, so it is in the kernel before the connection is aborted.
+            Stream output = ctx.Features.Get<IConnectionSocketFeature>()?.Socket is { } socket
+                ? new NetworkStream(socket, ownsSocket: false)
+                : transport.Output.AsStream(leaveOpen: true);
+            await output.WriteAsync(Encoding.ASCII.GetBytes(head), CancellationToken.None);
+            await output.FlushAsync(CancellationToken.None);
+            return new RawConnection(ctx, transport.Input.AsStream(leaveOpen: true), output);
+        }
+        ctx.Response.StatusCode = 200;
+        ctx.Response.ContentType = contentType;
+        await ctx.Response.StartAsync(CancellationToken.None);
+        return new DuplexBody(ctx.Request.Body, ctx.Response.Body);
+    }
+
+    /// <summary>A connection taken from Kestrel: aborted when disposed, so nothing more is written on it.</summary>
+    sealed class RawConnection(HttpContext ctx, Stream input, Stream output) : Stream
+    {
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override Task FlushAsync(CancellationToken ct) => output.FlushAsync(ct);
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default) => input.ReadAsync(buffer, ct);
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) => input.ReadAsync(buffer, offset, count, ct);
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken ct = default) => output.WriteAsync(buffer, ct);
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken ct) => output.WriteAsync(buffer, offset, count, ct);
+        public override async ValueTask DisposeAsync()
+        {
+            try { await output.FlushAsync(); } catch (Exception e) when (e is IOException or InvalidOperationException or ObjectDisposedException) { }
+            ctx.Abort();
+        }
+        protected override void Dispose(bool disposing) { if (disposing) ctx.Abort(); }
+    }
+
+    /// <summary>A non-upgraded hijack: the request body in, the response body out.</summary>
+    sealed class DuplexBody(Stream input, Stream output) : Stream
+    {
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() => output.Flush();
+        public override Task FlushAsync(CancellationToken ct) => output.FlushAsync(ct);
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default) => input.ReadAsync(buffer, ct);
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) => input.ReadAsync(buffer, offset, count, ct);
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken ct = default) => output.WriteAsync(buffer, ct);
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken ct) => output.WriteAsync(buffer, offset, count, ct);
+    }
+
+    /// <summary>Monitor frames → the client (framed unless TTY); the client's bytes → the
+    /// container's stdin (its half-close closes stdin). Ends when the container exits or the client leaves.</summary>
+    static async Task<int?> RelayAsync(Fd monitor, Stream conn, bool stdin, bool tty, CancellationToken ct)
+    {
+        int? exit = null;
+        using var sock = new Socket(new SafeSocketHandle((nint)monitor.Release(), ownsHandle: true));
+        using var ms = new NetworkStream(sock, ownsSocket: false);
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        Task input = Task.CompletedTask;
+        if (stdin)
+        {
+            input = Task.Run(async () =>
+            {
+                var buf = new byte[32 * 1024];
+                try
+                {
+                    int n;
+                    while ((n = await conn.ReadAsync(buf, cts.Token)) > 0) await ms.WriteAsync(buf.AsMemory(0, n), cts.Token);
+                }
+                catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException or SocketException) { }
+                try { sock.Shutdown(SocketShutdown.Send); } catch (Exception e) when (e is SocketException or ObjectDisposedException) { }
+            });
+        }
+        try
+        {
+            var head = new byte[5];
+            while (true)
+            {
+                await ms.ReadExactlyAsync(head, cts.Token);
+                var len = (int)BinaryPrimitives.ReadUInt32BigEndian(head.AsSpan(1));
+                var payload = new byte[len];
+                if (len > 0) await ms.ReadExactlyAsync(payload, cts.Token);
+                if (head[0] is MonitorProtocol.Stdout or MonitorProtocol.Stderr)
+                {
+                    await WriteStreamAsync(conn, tty, head[0], payload, cts.Token);
+                    await conn.FlushAsync(cts.Token);
+                }
+                else if (head[0] == MonitorProtocol.Exit)
+                {
+                    if (int.TryParse(Encoding.ASCII.GetString(payload), out var code)) exit = code;
+                    break;
+                }
+            }
+        }
+        catch (EndOfStreamException) { }
+        finally
+        {
+            cts.Cancel();
+            try { await input; } catch (OperationCanceledException) { }
+            try { await conn.FlushAsync(CancellationToken.None); } catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException) { }
+            await conn.DisposeAsync();
+        }
+        return exit;
+    }
+}

@@ -1,0 +1,199 @@
+using System.Collections.Concurrent;
+using Berth.Engine.Containers;
+using Berth.Linux;
+using Microsoft.AspNetCore.Http;
+using static Berth.Linux.Interop.Libc;
+
+namespace Berth.Engine.DockerApi;
+
+public sealed partial class DockerApiHandler
+{
+    /// <summary>An exec instance (POST /containers/ID/exec), run by /exec/ID/start.</summary>
+    sealed class ExecSession
+    {
+        public required string Id;
+        public required string ContainerId;
+        public required ExecCreateBody Body;
+        public volatile bool Running;
+        public int? ExitCode;
+        public int Pid;
+        public Fd? PtyMaster;
+        public int Started;
+    }
+
+    readonly ConcurrentDictionary<string, ExecSession> _execs = new();
+
+    async Task CreateExec(HttpContext ctx, string[] a)
+    {
+        var body = await ReadJsonAsync(ctx, DockerJson.Default.ExecCreateBody) ?? throw ApiError.BadRequest("exec config cannot be empty");
+        if (body.Cmd is not { Count: > 0 }) throw ApiError.BadRequest("No exec command specified");
+        var c = await Blocking(() => Containers.Get(a[0]));
+        if (!c.State.Running) throw new ApiError(409, $"container {c.Id} is not running");
+        if (c.State.Paused) throw new ApiError(409, $"container {c.Id} is paused, unpause the container before exec");
+        var id = ContainerStore.NewId();
+        _execs[id] = new ExecSession { Id = id, ContainerId = c.Id, Body = body };
+        await WriteJsonAsync(ctx, 201, new IdResponse { Id = id }, DockerJson.Default.IdResponse);
+    }
+
+    ExecSession GetExec(string id) =>
+        _execs.TryGetValue(id, out var e) ? e : throw ApiError.NotFound($"No such exec instance: {id}");
+
+    async Task InspectExec(HttpContext ctx, string[] a)
+    {
+        var e = GetExec(a[0]);
+        var b = e.Body;
+        var r = new ExecInspect
+        {
+            ID = e.Id, ContainerID = e.ContainerId, Running = e.Running, ExitCode = e.ExitCode, Pid = e.Pid,
+            OpenStdin = b.AttachStdin, OpenStdout = b.AttachStdout, OpenStderr = b.AttachStderr, CanRemove = false,
+            DetachKeys = b.DetachKeys ?? "",
+            ProcessConfig = { entrypoint = b.Cmd![0], arguments = b.Cmd.Skip(1).ToList(), tty = b.Tty, privileged = b.Privileged, user = b.User ?? "" },
+        };
+        await WriteJsonAsync(ctx, 200, r, DockerJson.Default.ExecInspect);
+    }
+
+    async Task ResizeExec(HttpContext ctx, string[] a)
+    {
+        var e = GetExec(a[0]);
+        var h = QueryInt(ctx, "h") ?? 0;
+        var w = QueryInt(ctx, "w") ?? 0;
+        if (h is < 0 or > ushort.MaxValue || w is < 0 or > ushort.MaxValue) throw ApiError.BadRequest("invalid terminal size");
+        if (e.PtyMaster is { } m && !m.IsClosed) Pty.SetSize(m.Value, (ushort)h, (ushort)w);
+        await NoContent(ctx, 200);
+    }
+
+    /// <summary>Runs the exec through the runtime (as `berth exec` does) with its stdio on pipes, or
+    /// on a pty when Tty is set; the hijacked connection carries them.</summary>
+    async Task StartExec(HttpContext ctx, string[] a)
+    {
+        var e = GetExec(a[0]);
+        var start = await ReadJsonAsync(ctx, DockerJson.Default.ExecStartBody) ?? new ExecStartBody();
+        if (Interlocked.Exchange(ref e.Started, 1) == 1) throw new ApiError(409, $"exec instance {e.Id} has already been started");
+        var c = await Blocking(() => Containers.Get(e.ContainerId));
+        var b = e.Body;
+        var tty = b.Tty;
+        var args = ContainerManager.ExecArgs(c, b.Cmd!, b.Env ?? [], b.User, b.WorkingDir, tty: false, detach: false);
+        var log = Path.Combine(Containers.Store.RunDir(c.Id), $"exec-{e.Id[..12]}.log");
+
+        using var devnull = RuntimeClient.DevNull();
+        Fd? stdinW = null, stdoutR = null, stderrR = null;
+        int childIn, childOut, childErr;
+        var toClose = new List<Fd>();
+        if (tty)
+        {
+            // A pty of the host's devpts: the process gets it as stdin/stdout/stderr.
+            var pty = Pty.Open("/dev/ptmx", null, null);
+            e.PtyMaster = pty.Master;
+            toClose.Add(pty.Slave);
+            childIn = childOut = childErr = pty.Slave.Value;
+        }
+        else
+        {
+            (childIn, stdinW) = b.AttachStdin && !start.Detach ? Pipe(out var r, toClose, readEndForChild: true) : (devnull.Value, null);
+            (childOut, stdoutR) = b.AttachStdout && !start.Detach ? Pipe(out _, toClose, readEndForChild: false) : (devnull.Value, null);
+            (childErr, stderrR) = b.AttachStderr && !start.Detach ? Pipe(out _, toClose, readEndForChild: false) : (devnull.Value, null);
+        }
+        int pid;
+        try { pid = Containers.Runtime.Start(args, childIn, childOut, childErr, log); }
+        finally { foreach (var f in toClose) f.Dispose(); }
+        e.Pid = pid;
+        e.Running = true;
+        var waiter = Blocking(() =>
+        {
+            var status = Sys.Wait(pid);
+            if (status != 0 && RuntimeClient.LastError(log) is { } err) status = RuntimeClient.ExitCodeFor(err) is var code && code != 125 ? code : 126;
+            try { File.Delete(log); } catch (IOException) { }
+            e.ExitCode = status;
+            e.Running = false;
+            return status;
+        });
+        if (start.Detach)
+        {
+            await NoContent(ctx, 200);
+            _ = waiter.ContinueWith(_ => { e.PtyMaster?.Dispose(); }, TaskScheduler.Default);
+            return;
+        }
+        var conn = await HijackAsync(ctx, tty);
+        // not RequestAborted: a client without stdin half-closes, which Kestrel reports as an abort
+        var ct = CancellationToken.None;
+        var gate = new SemaphoreSlim(1, 1);
+        async Task Pump(Fd fd, byte stream)
+        {
+            var buf = new byte[32 * 1024];
+            while (true)
+            {
+                int n;
+                try { n = await Blocking(() => Sys.Read(fd.Value, buf)); }
+                catch (SyscallException) { break; } // EIO: the pty's last holder closed it
+                if (n <= 0) break;
+                await gate.WaitAsync(ct);
+                try { await WriteStreamAsync(conn, tty, stream, buf.AsMemory(0, n), ct); await conn.FlushAsync(ct); }
+                finally { gate.Release(); }
+            }
+        }
+        var input = (tty || stdinW is not null) && b.AttachStdin ? Task.Run(async () =>
+        {
+            var buf = new byte[32 * 1024];
+            var target = tty ? e.PtyMaster!.Value : stdinW!.Value;
+            try
+            {
+                int n;
+                while ((n = await conn.ReadAsync(buf, ct)) > 0) Sys.WriteAll(target, buf.AsSpan(0, n), "exec stdin");
+            }
+            catch (Exception ex) when (ex is IOException or OperationCanceledException or SyscallException or ObjectDisposedException) { }
+            stdinW?.Dispose();
+        }, CancellationToken.None) : Task.CompletedTask;
+        try
+        {
+            var pumps = new List<Task>();
+            if (tty) pumps.Add(Pump(e.PtyMaster!, 1));
+            if (stdoutR is not null) pumps.Add(Pump(stdoutR, 1));
+            if (stderrR is not null) pumps.Add(Pump(stderrR, 2));
+            // (a pty's master reads EIO once the process and its children closed the slave)
+            await Task.WhenAll(pumps);
+            await waiter;
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException) { }
+        finally
+        {
+            stdoutR?.Dispose(); stderrR?.Dispose(); e.PtyMaster?.Dispose();
+            await conn.DisposeAsync();
+        }
+        _ = input;
+    }
+
+    /// <summary>A pipe whose one end goes to the child (returned as the int) and other end stays here.</summary>
+    static unsafe (int Child, Fd Ours) Pipe(out Fd childEnd, List<Fd> toClose, bool readEndForChild)
+    {
+        int* fds = stackalloc int[2];
+        if (pipe2(fds, O_CLOEXEC) != 0) throw SyscallException.Last("pipe2");
+        var r = new Fd(fds[0]);
+        var w = new Fd(fds[1]);
+        childEnd = readEndForChild ? r : w;
+        toClose.Add(childEnd);
+        return (childEnd.Value, readEndForChild ? w : r);
+    }
+}
+
+public sealed partial class DockerApiHandler
+{
+    /// <summary>Monitors this service started are its children: reaped here when they exit (the
+    /// CLI exits instead, so init reaps theirs).</summary>
+    readonly ConcurrentDictionary<int, byte> _monitors = new();
+
+    void TrackMonitor(string id)
+    {
+        try { if (Containers.Get(id).Monitor is { Pid: > 0 } m) _monitors[m.Pid] = 0; }
+        catch (EngineException) { }
+    }
+
+    public unsafe void ReapMonitors()
+    {
+        foreach (var pid in _monitors.Keys)
+        {
+            int st;
+            var r = waitpid(pid, &st, WNOHANG);
+            if (r == pid || r < 0) _monitors.TryRemove(pid, out _);
+        }
+    }
+}

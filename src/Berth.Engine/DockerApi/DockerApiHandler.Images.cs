@@ -1,0 +1,273 @@
+using System.Net;
+using System.Text.Json;
+using Berth.Engine.Containers;
+using Berth.Images;
+using Berth.Images.Content;
+using Berth.Images.Reference;
+using Berth.Images.Registry;
+using Berth.Oci.Image;
+using Microsoft.AspNetCore.Http;
+
+namespace Berth.Engine.DockerApi;
+
+public sealed partial class DockerApiHandler
+{
+    ImageStore Images => new(DataRoot);
+
+    /// <summary>Registry options for a request: docker treats 127.0.0.0/8 as insecure (plain HTTP
+    /// allowed) by default, and so does this service; BERTH_INSECURE_REGISTRIES adds more.</summary>
+    static RegistryOptions RegistryFor(string domain)
+    {
+        var insecure = RegistryOptions.FromEnvironment().ToHashSet(StringComparer.OrdinalIgnoreCase);
+        var host = domain.Split(':')[0];
+        if (host == "localhost" || (IPAddress.TryParse(host, out var ip) && IPAddress.IsLoopback(ip))) insecure.Add(domain);
+        return new RegistryOptions { InsecureRegistries = insecure };
+    }
+
+    static ImageReference ParseRef(string s)
+    {
+        try { return ImageReference.Parse(s); }
+        catch (ImageException e) { throw ApiError.BadRequest(e.Message); }
+    }
+
+    // ------------------------------------------------------------------ pull
+
+    async Task PullImage(HttpContext ctx, string[] _)
+    {
+        var from = Query(ctx, "fromImage");
+        if (string.IsNullOrEmpty(from))
+        {
+            if (Query(ctx, "fromSrc") is { Length: > 0 }) throw new ApiError(501, "image import is not implemented by Berth yet");
+            throw ApiError.BadRequest("fromImage or fromSrc is required");
+        }
+        var tag = Query(ctx, "tag");
+        if (Query(ctx, "platform") is { Length: > 0 } plat && plat != $"linux/{Arch}")
+            throw ApiError.BadRequest($"platform \"{plat}\": only linux/{Arch} is pulled");
+        var input = from;
+        if (!string.IsNullOrEmpty(tag)) input += tag.StartsWith("sha256:", StringComparison.Ordinal) ? "@" + tag : ":" + tag;
+        var r = ParseRef(input).WithDefaultTag();
+        var progress = new JsonProgress(ctx);
+        var options = RegistryFor(r.Domain);
+        try
+        {
+            await ContainerImages.PullAsync(DataRoot, r.ToString(), progress, ctx.RequestAborted, options);
+            progress.Status(progress.Transferred > 0 ? $"Status: Downloaded newer image for {r.FamiliarString}" : $"Status: Image is up to date for {r.FamiliarString}");
+            await progress.FlushAsync();
+        }
+        catch (Exception e) when (e is EngineException or ImageException or HttpRequestException && progress.Started)
+        {
+            // the stream has begun: the error is its last message, as docker sends it
+            progress.Error(e.Message);
+            await progress.FlushAsync();
+        }
+        catch (EngineException e) when (e.Kind == ErrorKind.NotFound)
+        {
+            throw ApiError.NotFound($"pull access denied for {r.FamiliarName}, repository does not exist or may require 'docker login': {e.Message}");
+        }
+    }
+
+    // ------------------------------------------------------------------ list / inspect / tag
+
+    async Task ListImages(HttpContext ctx, string[] _)
+    {
+        QueryBool(ctx, "all"); // every image is listed (there are no intermediate images)
+        QueryBool(ctx, "digests");
+        var f = Filters(ctx);
+        OnlyFilters(f, "dangling", "reference", "label", "before", "since");
+        var store = Images;
+        var result = new List<ImageSummary>();
+        var containers = await Blocking(Containers.List);
+        foreach (var img in store.List())
+        {
+            var config = await ReadConfigAsync(store, img, ctx.RequestAborted);
+            var tags = img.Names.Where(n => n.Tag is not null && n.Digest is null).Select(n => n.FamiliarString).ToList();
+            var labels = config.Config?.Labels ?? [];
+            if (f.TryGetValue("dangling", out var d) && d.Count > 0 && (d[0] is "true" or "1") != (tags.Count == 0)) continue;
+            if (f.TryGetValue("reference", out var refs) && !refs.Any(p => img.Names.Any(n => ReferenceMatches(n, p)))) continue;
+            if (f.TryGetValue("label", out var ls) && !ls.All(l => LabelMatch(labels, l))) continue;
+            result.Add(new ImageSummary
+            {
+                Id = img.Id,
+                RepoTags = tags,
+                RepoDigests = img.Names.Select(n => n.FamiliarName).Distinct().Select(n => $"{n}@{img.Record.Target.Digest}").ToList(),
+                Created = config.Created is { } cr && DateTimeOffset.TryParse(cr, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var t) ? t.ToUnixTimeSeconds() : 0,
+                Size = img.Record.Size,
+                VirtualSize = img.Record.Size,
+                Labels = labels,
+                Containers = containers.Count(c => c.Image == img.Id),
+            });
+        }
+        result = result.OrderByDescending(i => i.Created).ToList();
+        await WriteJsonAsync(ctx, 200, result, DockerJson.Default.ListImageSummary);
+    }
+
+    /// <summary>docker's reference filter: a familiar name or name:tag, '*' matching within a path component.</summary>
+    static bool ReferenceMatches(ImageReference n, string pattern)
+    {
+        var target = pattern.Contains(':') && !pattern.Contains('/') || pattern.LastIndexOf(':') > pattern.LastIndexOf('/') ? n.FamiliarString : n.FamiliarName;
+        var rx = "^" + System.Text.RegularExpressions.Regex.Escape(pattern).Replace("\\*", "[^/]*") + "$";
+        return System.Text.RegularExpressions.Regex.IsMatch(target, rx);
+    }
+
+    static async Task<ImageConfigFile> ReadConfigAsync(ImageStore store, StoredImage img, CancellationToken ct) =>
+        ImageJson.ParseConfig(await store.Content.ReadBlobAsync(Digest.Parse(img.Id), ct), $"image config {img.Id}");
+
+    StoredImage ResolveImage(string name)
+    {
+        try { return Images.Resolve(name); }
+        catch (ImageException e) when (e.Kind == ImageErrorKind.NotFound) { throw ApiError.NotFound($"No such image: {name}"); }
+    }
+
+    async Task InspectImage(HttpContext ctx, string[] a)
+    {
+        var store = Images;
+        var img = ResolveImage(a[0]);
+        var config = await ReadConfigAsync(store, img, ctx.RequestAborted);
+        var cc = config.Config;
+        var r = new ImageInspect
+        {
+            Id = img.Id,
+            RepoTags = img.Names.Where(n => n.Tag is not null && n.Digest is null).Select(n => n.FamiliarString).ToList(),
+            RepoDigests = img.Names.Select(n => n.FamiliarName).Distinct().Select(n => $"{n}@{img.Record.Target.Digest}").ToList(),
+            Comment = config.History?.LastOrDefault()?.Comment ?? "",
+            Created = config.Created ?? "",
+            Author = config.Author ?? "",
+            Config = new ImageInspectConfig
+            {
+                User = cc?.User ?? "",
+                Env = cc?.Env,
+                Cmd = cc?.Cmd,
+                WorkingDir = cc?.WorkingDir ?? "",
+                Entrypoint = cc?.Entrypoint,
+                Labels = cc?.Labels,
+                StopSignal = cc?.StopSignal,
+            },
+            Architecture = config.Architecture,
+            Variant = config.Variant,
+            Os = config.Os,
+            Size = img.Record.Size,
+            VirtualSize = img.Record.Size,
+            GraphDriver = { Name = "overlay2" },
+            RootFS = { Type = config.RootFs.Type, Layers = [.. config.RootFs.DiffIds] },
+            Metadata = { LastTagTime = img.Record.Stored },
+        };
+        await WriteJsonAsync(ctx, 200, r, DockerJson.Default.ImageInspect);
+    }
+
+    async Task TagImage(HttpContext ctx, string[] a)
+    {
+        var repo = Query(ctx, "repo");
+        if (string.IsNullOrEmpty(repo)) throw ApiError.BadRequest("repository name (repo) is required");
+        var tag = Query(ctx, "tag");
+        var t = ParseRef(string.IsNullOrEmpty(tag) ? repo : repo + ":" + tag);
+        if (t.Digest is not null) throw ApiError.BadRequest("refusing to create a tag with a digest reference");
+        var store = Images;
+        using (store.LockShared())
+        {
+            var img = ResolveImage(a[0]);
+            store.SetName(t.WithDefaultTag(), img.Record.Target.Digest);
+        }
+        await NoContent(ctx, 201);
+    }
+
+    /// <summary>docker's JSON progress stream: one JSON message per line, begun lazily so an error
+    /// before any progress can still be an HTTP status.</summary>
+    sealed class JsonProgress(HttpContext ctx) : ITransferProgress
+    {
+        readonly object _gate = new();
+        readonly List<ProgressMessage> _queue = [];
+        readonly Dictionary<string, long> _sizes = [];
+        public bool Started { get; private set; }
+        public int Transferred { get; private set; }
+        Task _writing = Task.CompletedTask;
+
+        static string Short(Descriptor d) => d.Digest.ToString() is var s && s.StartsWith("sha256:", StringComparison.Ordinal) ? s[7..19] : s;
+
+        void Send(ProgressMessage m)
+        {
+            lock (_gate)
+            {
+                _queue.Add(m);
+                if (!Started)
+                {
+                    Started = true;
+                    ctx.Response.StatusCode = 200;
+                    ctx.Response.ContentType = "application/json";
+                }
+                _writing = _writing.ContinueWith(_ => DrainAsync(), TaskScheduler.Default).Unwrap();
+            }
+        }
+
+        async Task DrainAsync()
+        {
+            List<ProgressMessage> batch;
+            lock (_gate) { batch = [.. _queue]; _queue.Clear(); }
+            if (batch.Count == 0) return;
+            try
+            {
+                using var ms = new MemoryStream();
+                foreach (var m in batch)
+                {
+                    JsonSerializer.Serialize(ms, m, DockerJson.Default.ProgressMessage);
+                    ms.WriteByte((byte)'\n');
+                }
+                await ctx.Response.Body.WriteAsync(ms.ToArray(), ctx.RequestAborted);
+                await ctx.Response.Body.FlushAsync(ctx.RequestAborted);
+            }
+            catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException) { }
+        }
+
+        public async Task FlushAsync()
+        {
+            Task t;
+            lock (_gate) t = _writing;
+            await t;
+        }
+
+        public void Status(string line)
+        {
+            // "REF: Pulling from NAME" → {"status":"Pulling from NAME","id":"TAG"}
+            var i = line.IndexOf(": Pulling from ", StringComparison.Ordinal);
+            if (i > 0)
+            {
+                var refText = line[..i];
+                var id = refText.Contains('@') ? refText[(refText.IndexOf('@') + 1)..] : refText[(refText.LastIndexOf(':') + 1)..];
+                Send(new ProgressMessage { status = line[(i + 2)..], id = id });
+            }
+            else Send(new ProgressMessage { status = line });
+        }
+
+        public void BlobStarted(Descriptor blob, string kind)
+        {
+            if (kind != "layer") return;
+            lock (_gate) _sizes[Short(blob)] = blob.Size;
+            Send(new ProgressMessage { status = "Pulling fs layer", progressDetail = new(), id = Short(blob) });
+        }
+
+        public void BlobProgress(Descriptor blob, long done)
+        {
+            lock (_gate) if (!_sizes.ContainsKey(Short(blob))) return;
+            var total = blob.Size;
+            var width = 50;
+            var filled = total > 0 ? (int)(width * Math.Min(done, total) / total) : 0;
+            var bar = "[" + new string('=', Math.Max(0, filled - 1)) + (filled > 0 ? ">" : "") + new string(' ', width - filled) + "]";
+            Send(new ProgressMessage { status = "Downloading", progressDetail = new ProgressDetail { current = done, total = total }, progress = $"{bar} {done}/{total}", id = Short(blob) });
+        }
+
+        public void BlobDone(Descriptor blob, string outcome)
+        {
+            bool layer;
+            lock (_gate) layer = _sizes.ContainsKey(Short(blob)) || outcome == "Already exists";
+            if (!layer) return;
+            if (outcome == "Download complete")
+            {
+                Transferred++;
+                Send(new ProgressMessage { status = "Download complete", progressDetail = new(), id = Short(blob) });
+                Send(new ProgressMessage { status = "Pull complete", progressDetail = new(), id = Short(blob) });
+            }
+            else Send(new ProgressMessage { status = outcome, progressDetail = new(), id = Short(blob) });
+        }
+
+        public void Error(string message) => Send(new ProgressMessage { error = message, errorDetail = new ErrorDetail { message = message } });
+    }
+}

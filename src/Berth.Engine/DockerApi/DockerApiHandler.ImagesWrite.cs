@@ -1,0 +1,146 @@
+using System.Text;
+using System.Text.Json;
+using Berth.Images;
+using Berth.Images.Content;
+using Berth.Images.Reference;
+using Berth.Images.Registry;
+using Berth.Images.Snapshots;
+using Microsoft.AspNetCore.Http;
+
+namespace Berth.Engine.DockerApi;
+
+public sealed partial class DockerApiHandler
+{
+    /// <summary>X-Registry-Auth: base64url JSON {username, password, serveraddress} (docker's AuthConfig).</summary>
+    static RegistryCredentials? CredentialsOf(HttpContext ctx)
+    {
+        var header = ctx.Request.Headers["X-Registry-Auth"].ToString();
+        if (header.Length == 0) return null;
+        AuthConfig? a;
+        try
+        {
+            var b64 = header.Replace('-', '+').Replace('_', '/');
+            b64 = b64.PadRight(b64.Length + (4 - b64.Length % 4) % 4, '=');
+            a = JsonSerializer.Deserialize(Convert.FromBase64String(b64), DockerJson.Default.AuthConfig);
+        }
+        catch (Exception e) when (e is FormatException or JsonException) { throw ApiError.BadRequest("invalid X-Registry-Auth header: " + e.Message); }
+        return CredentialsOf(a);
+    }
+
+    static RegistryCredentials? CredentialsOf(AuthConfig? a)
+    {
+        if (a is null) return null;
+        if (!string.IsNullOrEmpty(a.username)) return new RegistryCredentials(a.username, a.password ?? "");
+        if (!string.IsNullOrEmpty(a.auth))
+        {
+            var text = Encoding.UTF8.GetString(Convert.FromBase64String(a.auth));
+            var colon = text.IndexOf(':');
+            if (colon > 0) return new RegistryCredentials(text[..colon], text[(colon + 1)..]);
+        }
+        return null;
+    }
+
+    static RegistryOptions RegistryFor(string domain, RegistryCredentials? creds)
+    {
+        var o = RegistryFor(domain);
+        return creds is null ? o : new RegistryOptions { InsecureRegistries = o.InsecureRegistries, Credentials = creds };
+    }
+
+    async Task PushImage(HttpContext ctx, string[] a)
+    {
+        var tag = Query(ctx, "tag");
+        var name = a[0];
+        var input = string.IsNullOrEmpty(tag) ? name : name + ":" + tag;
+        var target = ParseRef(input).WithDefaultTag();
+        var store = Images;
+        var img = ResolveImage(target.ToString());
+        var progress = new JsonProgress(ctx);
+        try
+        {
+            var digest = await new ImagePusher(store, RegistryFor(target.Domain, CredentialsOf(ctx))).PushAsync(img, target, progress, ctx.RequestAborted);
+            await progress.FlushAsync();
+        }
+        catch (Exception e) when (e is ImageException or HttpRequestException && progress.Started)
+        {
+            progress.Error(e.Message);
+            await progress.FlushAsync();
+        }
+    }
+
+    async Task RemoveImage(HttpContext ctx, string[] a)
+    {
+        var force = QueryBool(ctx, "force");
+        QueryBool(ctx, "noprune");
+        var input = a[0];
+        var store = Images;
+        var result = new List<ImageDeleteItem>();
+        var containers = await Blocking(Containers.List);
+        using (store.LockExclusive())
+        {
+            var img = ResolveImage(input);
+            var byName = ImageReference.TryParse(input, out var r, out _) && img.Names.Contains(r.WithDefaultTag());
+            var names = byName ? [r.WithDefaultTag()] : img.Names.ToList();
+            var lastName = names.Count >= img.Names.Count;
+            var users = containers.Where(c => c.Image == img.Id).ToList();
+            if (lastName && users.Count > 0 && !force)
+                throw new ApiError(409, $"conflict: unable to remove repository reference \"{input}\" (must force) - container {users[0].ShortId} is using its referenced image {Short(img.Id)}");
+            if (!byName && img.Names.Select(n => n.Name).Distinct().Count() > 1 && !force)
+                throw new ApiError(409, $"conflict: unable to delete {Short(img.Id)} (must be forced) - image is referenced in multiple repositories");
+            foreach (var n in names)
+            {
+                store.Untag(n);
+                result.Add(new ImageDeleteItem { Untagged = n.FamiliarString });
+            }
+            if (img.Names.Count == 0) store.DeleteRecord(img.Record.Target.Digest);
+            if (lastName && users.Count == 0)
+            {
+                if (img.Names.Count > 0 && store.GetRecord(img.Record.Target.Digest) is not null && store.ListNames().All(x => x.Target != img.Record.Target.Digest))
+                    store.DeleteRecord(img.Record.Target.Digest);
+                store.CollectGarbage(dangling: false);
+                await ImageLayers.CollectAsync(store, OverlaySnapshotter.Create(DataRoot), ctx.RequestAborted);
+                result.Add(new ImageDeleteItem { Deleted = img.Id });
+            }
+        }
+        await WriteJsonAsync(ctx, 200, result, DockerJson.Default.ListImageDeleteItem);
+    }
+
+    static string Short(string id) => id.StartsWith("sha256:", StringComparison.Ordinal) ? id[7..19] : id[..Math.Min(12, id.Length)];
+
+    async Task PruneImages(HttpContext ctx, string[] _)
+    {
+        var f = Filters(ctx);
+        OnlyFilters(f, "dangling", "until", "label");
+        var store = Images;
+        var result = new PruneImagesResponse();
+        using (store.LockExclusive())
+        {
+            var r = store.CollectGarbage(dangling: true);
+            await ImageLayers.CollectAsync(store, OverlaySnapshotter.Create(DataRoot), ctx.RequestAborted);
+            result.ImagesDeleted = r.DeletedImages.Select(id => new ImageDeleteItem { Deleted = id }).ToList();
+            result.SpaceReclaimed = r.BytesFreed;
+        }
+        await WriteJsonAsync(ctx, 200, result, DockerJson.Default.PruneImagesResponse);
+    }
+
+    /// <summary>POST /auth: checks the credentials against the registry (nothing is stored: docker's
+    /// CLI keeps them in its own config.json).</summary>
+    async Task Auth(HttpContext ctx, string[] _)
+    {
+        var a = await ReadJsonAsync(ctx, DockerJson.Default.AuthConfig) ?? throw ApiError.BadRequest("auth config cannot be empty");
+        var server = a.serveraddress ?? "";
+        if (server.Contains("://", StringComparison.Ordinal) && Uri.TryCreate(server, UriKind.Absolute, out var u)) server = u.IsDefaultPort ? u.Host : $"{u.Host}:{u.Port}";
+        server = server.TrimEnd('/');
+        if (server.Length == 0 || server is "index.docker.io" or "registry-1.docker.io") server = ImageReference.DockerHub;
+        var creds = CredentialsOf(a) ?? throw ApiError.BadRequest("username and password are required");
+        try
+        {
+            using var client = new RegistryClient(server, RegistryFor(server, creds));
+            await client.VerifyCredentialsAsync(ctx.RequestAborted);
+        }
+        catch (ImageException e) when (e.Kind == ImageErrorKind.Unauthorized)
+        {
+            throw new ApiError(401, $"login attempt to {server} failed with status: 401 Unauthorized");
+        }
+        await WriteJsonAsync(ctx, 200, new AuthResponse { Status = "Login Succeeded" }, DockerJson.Default.AuthResponse);
+    }
+}

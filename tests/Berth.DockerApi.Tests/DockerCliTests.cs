@@ -1,0 +1,151 @@
+using System.Net.Http;
+using System.Net.Sockets;
+using System.Text;
+using Berth.Images.Tests.Support;
+
+namespace Berth.DockerApi.Tests;
+
+/// <summary>The real docker CLI (/usr/bin/docker) against `berth system service`.</summary>
+public sealed class DockerCliTests(ServiceFixture fx) : IClassFixture<ServiceFixture>
+{
+    void Pull() => fx.DockerOk("pull", fx.Image);
+
+    [Fact]
+    public void Version_and_info_answer_in_dockers_shape()
+    {
+        Assert.Equal("1.47", fx.DockerOk("version", "--format", "{{.Server.APIVersion}}").Trim());
+        Assert.Equal("1.41", fx.DockerOk("version", "--format", "{{.Server.MinAPIVersion}}").Trim());
+        var info = fx.DockerOk("info", "--format", "{{.OSType}} {{.NCPU}} {{.DockerRootDir}}").Trim();
+        Assert.Equal($"linux {Environment.ProcessorCount} {fx.Root}", info);
+    }
+
+    [Fact]
+    public void Pull_run_rm_and_missing_image_pulled_by_the_cli()
+    {
+        var pull = fx.DockerOk("pull", fx.Image);
+        Assert.Contains("Digest: sha256:", pull);
+        Assert.Contains("Status:", pull);
+        Assert.Contains(fx.Image, fx.DockerOk("images", "--format", "{{.Repository}}:{{.Tag}}"));
+        Assert.Equal("hi\n", fx.DockerOk("run", "--rm", fx.Image, "sh", "-c", "echo hi"));
+        // exit status and stderr come back through the hijacked attach
+        var r = fx.Docker("run", "--rm", fx.Image, "sh", "-c", "echo out; echo err >&2; exit 7");
+        Assert.Equal(7, r.ExitCode);
+        Assert.Equal("out\n", r.Stdout);
+        Assert.Contains("err", r.Stderr);
+        // stdin with -i
+        var cat = fx.DockerWithInput("piped\n", "run", "--rm", "-i", fx.Image, "sh", "-c", "cat");
+        Assert.True(cat.ExitCode == 0, cat.ToString());
+        Assert.Equal("piped\n", cat.Stdout);
+        // nothing left behind by --rm
+        Assert.Empty(fx.Berth("ps", "-aq").Stdout.Trim());
+        // an unknown image: 404 from create, then the CLI's pull fails in docker's words
+        var missing = fx.Docker("run", "--rm", $"{fx.Registry.Host}/no/such:v1", "true");
+        Assert.NotEqual(0, missing.ExitCode);
+        Assert.Contains("Unable to find image", missing.Stderr);
+    }
+
+    [Fact]
+    public void Detached_container_ps_logs_exec_stop_rm_seen_by_berth_too()
+    {
+        Pull();
+        var id = fx.DockerOk("run", "-d", "--name", "web", "-l", "app=web", fx.Image, "sh", "-c", "echo started; echo oops >&2; trap 'exit 0' TERM; while true; do sleep 0.1; done").Trim();
+        Assert.Equal(64, id.Length);
+        try
+        {
+            Assert.Contains("web", fx.DockerOk("ps", "--format", "{{.Names}} {{.Status}}"));
+            Assert.Contains("web", fx.DockerOk("ps", "--filter", "label=app=web", "--format", "{{.Names}}"));
+            Assert.Empty(fx.DockerOk("ps", "--filter", "label=app=other", "-q").Trim());
+            // the CLI's own view agrees: one engine
+            Assert.Contains(id[..12], fx.Berth("ps").Stdout);
+            ServiceFixtureWait(() => fx.DockerOk("logs", "web").Contains("started"));
+            var logs = fx.Docker("logs", "web");
+            Assert.Equal("started\n", logs.Stdout);
+            Assert.Equal("oops\n", logs.Stderr);
+            Assert.Contains("started", fx.DockerOk("logs", "-t", "--tail", "1", "web") + fx.Docker("logs", "--tail", "5", "web").Stdout);
+            Assert.Equal("inexec\n", fx.DockerOk("exec", "web", "sh", "-c", "echo inexec"));
+            Assert.Equal(3, fx.Docker("exec", "web", "sh", "-c", "exit 3").ExitCode);
+            Assert.Equal("running", fx.DockerOk("inspect", "--format", "{{.State.Status}}", "web").Trim());
+            Assert.Contains("PID", fx.DockerOk("top", "web"));
+            // logs -f ends when the container stops
+            var follow = Task.Run(() => fx.Docker("logs", "-f", "web"));
+            Thread.Sleep(300);
+            fx.DockerOk("stop", "-t", "5", "web");
+            Assert.True(follow.Wait(20_000), "logs -f did not end with the container");
+            Assert.Contains("started", follow.Result.Stdout);
+            Assert.Equal("exited", fx.DockerOk("inspect", "--format", "{{.State.Status}}", "web").Trim());
+            Assert.Contains("web", fx.DockerOk("ps", "-a", "--filter", "status=exited", "--format", "{{.Names}}"));
+        }
+        finally { fx.Docker("rm", "-f", "web"); }
+        Assert.DoesNotContain(id[..12], fx.Berth("ps", "-a").Stdout);
+    }
+
+    [Fact]
+    public void A_container_made_by_berth_is_seen_and_removed_by_docker()
+    {
+        Pull();
+        var r = fx.Berth("run", "-d", "--name", "fromberth", fx.Image, "sh", "-c", "sleep 60");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains("fromberth", fx.DockerOk("ps", "--format", "{{.Names}}"));
+        var rm = fx.Docker("rm", "fromberth");
+        Assert.NotEqual(0, rm.ExitCode);
+        Assert.Contains("container is running", rm.Stderr);
+        fx.DockerOk("rm", "-f", "fromberth");
+        Assert.DoesNotContain("fromberth", fx.Berth("ps", "-a").Stdout);
+    }
+
+    [Fact]
+    public void Run_it_under_a_pty_gives_a_terminal()
+    {
+        Pull();
+        // script(1) gives docker a pty, as a user's terminal
+        var r = Tools.Run("script", ["-qefc", $"docker run -it --rm {fx.Image} sh -c 'test -t 0 && echo tty-ok; exit 4'", "/dev/null"], new Dictionary<string, string>
+        {
+            ["DOCKER_HOST"] = "unix://" + fx.Socket, ["HOME"] = fx.Home,
+        }, stdin: "");
+        Assert.Contains("tty-ok", r.Stdout);
+        Assert.Equal(4, r.ExitCode);
+    }
+
+    [Fact]
+    public void Images_tag_push_rmi_against_the_local_registry()
+    {
+        Pull();
+        var pushed = $"{fx.Registry.Host}/test/pushed:v2";
+        fx.DockerOk("tag", fx.Image, pushed);
+        Assert.Contains(pushed, fx.DockerOk("images", "--format", "{{.Repository}}:{{.Tag}}"));
+        var push = fx.DockerOk("push", pushed);
+        Assert.Contains("digest: sha256:", push);
+        var inspect = fx.DockerOk("image", "inspect", "--format", "{{.Os}} {{len .RootFS.Layers}}", pushed).Trim();
+        Assert.Equal("linux 1", inspect);
+        var rmi = fx.DockerOk("rmi", pushed);
+        Assert.Contains("Untagged: " + pushed, rmi);
+        Assert.DoesNotContain(pushed, fx.DockerOk("images", "--format", "{{.Repository}}:{{.Tag}}"));
+        // pulled back from the registry
+        Assert.Contains("Digest:", fx.DockerOk("pull", pushed));
+        fx.DockerOk("rmi", pushed);
+        var gone = fx.Docker("image", "inspect", pushed);
+        Assert.NotEqual(0, gone.ExitCode);
+        Assert.Contains("No such image", gone.Stderr);
+    }
+
+    [Fact]
+    public void Volumes_create_ls_inspect_rm()
+    {
+        Assert.Equal("vol1\n", fx.DockerOk("volume", "create", "vol1"));
+        Assert.Contains("vol1", fx.DockerOk("volume", "ls", "--format", "{{.Name}}"));
+        Assert.Equal("local\n", fx.DockerOk("volume", "inspect", "--format", "{{.Driver}}", "vol1"));
+        Pull();
+        Assert.Equal("", fx.DockerOk("run", "--rm", "-v", "vol1:/data", fx.Image, "sh", "-c", "echo kept > /data/f"));
+        Assert.Equal("kept\n", fx.DockerOk("run", "--rm", "-v", "vol1:/data", fx.Image, "sh", "-c", "cat /data/f"));
+        fx.DockerOk("volume", "rm", "vol1");
+        Assert.DoesNotContain("vol1", fx.DockerOk("volume", "ls", "--format", "{{.Name}}"));
+        var r = fx.Docker("volume", "inspect", "vol1");
+        Assert.NotEqual(0, r.ExitCode);
+    }
+
+    static void ServiceFixtureWait(Func<bool> cond)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (!cond()) { if (DateTime.UtcNow > deadline) Assert.Fail("timed out"); Thread.Sleep(50); }
+    }
+}

@@ -1,0 +1,132 @@
+using System.Net.Http;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json.Nodes;
+
+namespace Berth.DockerApi.Tests;
+
+/// <summary>The HTTP surface directly: versions, errors in docker's shape, bounded bodies, and a
+/// service that survives bad requests and clients that leave mid-stream.</summary>
+public sealed class ProtocolTests(ServiceFixture fx) : IClassFixture<ServiceFixture>
+{
+    HttpClient Client() => new(new SocketsHttpHandler
+    {
+        ConnectCallback = async (_, ct) =>
+        {
+            var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            await s.ConnectAsync(new UnixDomainSocketEndPoint(fx.Socket), ct);
+            return new NetworkStream(s, ownsSocket: true);
+        },
+    }) { BaseAddress = new Uri("http://docker"), Timeout = TimeSpan.FromSeconds(30) };
+
+    static async Task<(int Status, string Body)> Send(HttpClient c, HttpMethod m, string path, string? body = null)
+    {
+        using var req = new HttpRequestMessage(m, path);
+        if (body is not null) req.Content = new StringContent(body, Encoding.UTF8, "application/json");
+        using var resp = await c.SendAsync(req);
+        return ((int)resp.StatusCode, await resp.Content.ReadAsStringAsync());
+    }
+
+    static string Message(string body) => JsonNode.Parse(body)!["message"]!.GetValue<string>();
+
+    [Fact]
+    public async Task Ping_and_versions()
+    {
+        using var c = Client();
+        using var resp = await c.SendAsync(new HttpRequestMessage(HttpMethod.Head, "/_ping"));
+        Assert.Equal(200, (int)resp.StatusCode);
+        Assert.Equal("1.47", resp.Headers.GetValues("API-Version").Single());
+        Assert.Equal("linux", resp.Headers.GetValues("Ostype").Single());
+        Assert.Equal((200, "OK"), await Send(c, HttpMethod.Get, "/v1.41/_ping"));
+        var tooNew = await Send(c, HttpMethod.Get, "/v1.99/version");
+        Assert.Equal(400, tooNew.Status);
+        Assert.Equal("client version 1.99 is too new. Maximum supported API version is 1.47", Message(tooNew.Body));
+        var tooOld = await Send(c, HttpMethod.Get, "/v1.12/version");
+        Assert.Equal(400, tooOld.Status);
+        Assert.StartsWith("client version 1.12 is too old. Minimum supported API version is 1.41", Message(tooOld.Body));
+        var v = JsonNode.Parse((await Send(c, HttpMethod.Get, "/version")).Body)!;
+        Assert.Equal("1.47", v["ApiVersion"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Errors_in_dockers_shape()
+    {
+        using var c = Client();
+        var nf = await Send(c, HttpMethod.Get, "/v1.47/containers/nosuch/json");
+        Assert.Equal(404, nf.Status);
+        Assert.Equal("No such container: nosuch", Message(nf.Body));
+        var img = await Send(c, HttpMethod.Post, "/v1.47/containers/create", """{"Image":"127.0.0.1:1/none/such"}""");
+        Assert.Equal(404, img.Status);
+        Assert.Equal("No such image: 127.0.0.1:1/none/such:latest", Message(img.Body));
+        var bad = await Send(c, HttpMethod.Post, "/v1.47/containers/create", "{not json");
+        Assert.Equal(400, bad.Status);
+        Assert.StartsWith("malformed JSON", Message(bad.Body));
+        Assert.Equal(404, (await Send(c, HttpMethod.Get, "/v1.47/nothing/here")).Status);
+        var filters = await Send(c, HttpMethod.Get, "/v1.47/containers/json?filters=%7Bbad");
+        Assert.Equal(400, filters.Status);
+        var big = await Send(c, HttpMethod.Post, "/v1.47/containers/create", "{\"Image\":\"" + new string('a', 11 << 20) + "\"}");
+        Assert.Equal(413, big.Status);
+        // 304 for a stop of a stopped container, 409 for a name in use
+        fx.DockerOk("pull", fx.Image);
+        var created = await Send(c, HttpMethod.Post, "/v1.47/containers/create?name=proto1", $$"""{"Image":"{{fx.Image}}","Cmd":["true"]}""");
+        Assert.Equal(201, created.Status);
+        try
+        {
+            Assert.Equal(304, (await Send(c, HttpMethod.Post, "/v1.47/containers/proto1/stop")).Status);
+            var dup = await Send(c, HttpMethod.Post, "/v1.47/containers/create?name=proto1", $$"""{"Image":"{{fx.Image}}","Cmd":["true"]}""");
+            Assert.Equal(409, dup.Status);
+            Assert.Contains("already in use", Message(dup.Body));
+        }
+        finally { await Send(c, HttpMethod.Delete, "/v1.47/containers/proto1?force=1"); }
+    }
+
+    [Fact]
+    public async Task Survives_a_burst_of_bad_requests_and_clients_that_leave()
+    {
+        var garbage = new[]
+        {
+            "GARBAGE\r\n\r\n", "GET / HTTP/1.1\r\nHost: x\r\n" + new string('X', 100_000) + "\r\n\r\n",
+            "POST /containers/create HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"Ima", "\0\0\0\0\0\0",
+        };
+        var tasks = Enumerable.Range(0, 200).Select(async i =>
+        {
+            using var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            await s.ConnectAsync(new UnixDomainSocketEndPoint(fx.Socket));
+            await s.SendAsync(Encoding.ASCII.GetBytes(garbage[i % garbage.Length]));
+            s.Shutdown(SocketShutdown.Send);
+            var buf = new byte[4096];
+            try { await s.ReceiveAsync(buf).WaitAsync(TimeSpan.FromSeconds(10)); } catch (Exception e) when (e is SocketException or TimeoutException) { }
+        });
+        await Task.WhenAll(tasks);
+        // a client that leaves in the middle of a followed log stream
+        fx.DockerOk("pull", fx.Image);
+        fx.DockerOk("run", "-d", "--name", "chatty", fx.Image, "sh", "-c", "while true; do echo line; sleep 0.05; done");
+        try
+        {
+            for (var i = 0; i < 5; i++)
+            {
+                using var c = Client();
+                using var resp = await c.GetAsync("/v1.47/containers/chatty/logs?follow=1&stdout=1", HttpCompletionOption.ResponseHeadersRead);
+                var st = await resp.Content.ReadAsStreamAsync();
+                await st.ReadAsync(new byte[64]);
+            }
+        }
+        finally { fx.Docker("rm", "-f", "chatty"); }
+        Assert.True(fx.ServiceAlive);
+        using var ok = Client();
+        Assert.Equal((200, "OK"), await Send(ok, HttpMethod.Get, "/_ping"));
+    }
+
+    [Fact]
+    public void A_second_service_on_a_live_socket_is_refused()
+    {
+        var r = Berth.Images.Tests.Support.Tools.Run(Berth.Images.Tests.Support.Tools.Berth,
+            ["--root", fx.Root, "--runroot", fx.RunRoot, "system", "service", "--host", "unix://" + fx.Socket]);
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Contains("another service is listening", r.Stderr);
+        var tcp = Berth.Images.Tests.Support.Tools.Run(Berth.Images.Tests.Support.Tools.Berth,
+            ["--root", fx.Root, "--runroot", fx.RunRoot, "system", "service", "--host", "tcp://127.0.0.1:2375"]);
+        Assert.NotEqual(0, tcp.ExitCode);
+        Assert.Contains("TCP is not served", tcp.Stderr);
+    }
+}

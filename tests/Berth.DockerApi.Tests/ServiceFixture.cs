@@ -1,0 +1,100 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using Berth.Images.Tests.Support;
+
+namespace Berth.DockerApi.Tests;
+
+/// <summary>
+/// A `berth system service` on a temp socket with temp --root/--runroot, a local registry
+/// (Debian's docker-registry on 127.0.0.1) holding a busybox-static test image, and the real
+/// docker CLI pointed at the service (DOCKER_HOST, its own HOME). The service is killed by PID.
+/// </summary>
+public sealed class ServiceFixture : IDisposable
+{
+    public string Dir { get; } = Directory.CreateTempSubdirectory("berth-dapi-").FullName;
+    public string Root => Path.Combine(Dir, "root");
+    public string RunRoot => Path.Combine(Dir, "run");
+    public string Socket => Path.Combine(Dir, "docker.sock");
+    public string Home => Path.Combine(Dir, "home");
+    public RegistryProcess Registry { get; }
+    /// <summary>The test image in the registry: 127.0.0.1:PORT/test/busybox:v1.</summary>
+    public string Image { get; }
+    Process _service = null!;
+
+    public ServiceFixture()
+    {
+        Directory.CreateDirectory(Home);
+        Registry = RegistryProcess.Start();
+        var img = TestImage.Build("docker-api");
+        Image = $"{Registry.Host}/test/busybox:v1";
+        Skopeo.PushLayout(img, Image);
+        StartService();
+    }
+
+    public void StartService()
+    {
+        var psi = new ProcessStartInfo(Tools.Berth) { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (var a in new[] { "--root", Root, "--runroot", RunRoot, "system", "service", "--host", "unix://" + Socket }) psi.ArgumentList.Add(a);
+        psi.Environment["BERTH_INSECURE_REGISTRIES"] = "";
+        _service = Process.Start(psi)!;
+        _service.BeginErrorReadLine();
+        _service.BeginOutputReadLine();
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (_service.HasExited) throw new InvalidOperationException($"berth system service exited with {_service.ExitCode}");
+            if (File.Exists(Socket))
+            {
+                using var s = new System.Net.Sockets.Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+                try { s.Connect(new UnixDomainSocketEndPoint(Socket)); return; } catch (SocketException) { }
+            }
+            Thread.Sleep(50);
+        }
+        throw new TimeoutException("berth system service did not listen in 30 s");
+    }
+
+    public int ServicePid => _service.Id;
+    public bool ServiceAlive => !_service.HasExited;
+
+    public void StopService()
+    {
+        if (!_service.HasExited) { _service.Kill(); _service.WaitForExit(10_000); }
+    }
+
+    /// <summary>The docker CLI (/usr/bin/docker from docker.io or /usr/local/bin/docker).</summary>
+    public static string DockerCli { get; } = new[] { "/usr/bin/docker", "/usr/local/bin/docker" }.FirstOrDefault(File.Exists) ?? "docker";
+
+    public ToolResult Docker(params string[] args) => DockerWithInput(null, args);
+
+    public ToolResult DockerWithInput(string? stdin, params string[] args) =>
+        Tools.Run(DockerCli, args, new Dictionary<string, string>
+        {
+            ["DOCKER_HOST"] = "unix://" + Socket,
+            ["HOME"] = Home,
+            ["DOCKER_CONFIG"] = Path.Combine(Home, ".docker"),
+        }, stdin);
+
+    public string DockerOk(params string[] args)
+    {
+        var r = Docker(args);
+        Assert.True(r.ExitCode == 0, $"docker {string.Join(' ', args)}: {r}");
+        return r.Stdout;
+    }
+
+    public ToolResult Berth(params string[] args) =>
+        Tools.Run(Tools.Berth, ["--root", Root, "--runroot", RunRoot, .. args], new Dictionary<string, string> { ["BERTH_INSECURE_REGISTRIES"] = "" });
+
+    public void Dispose()
+    {
+        foreach (var id in Berth("ps", "-aq", "--no-trunc").Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            Berth("rm", "-f", id);
+        StopService();
+        Registry.Dispose();
+        foreach (var line in File.ReadAllLines("/proc/self/mountinfo"))
+        {
+            var mp = line.Split(' ')[4];
+            if (mp.StartsWith(Dir, StringComparison.Ordinal)) Tools.Run("umount", ["-l", mp]);
+        }
+        try { Directory.Delete(Dir, true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+}
