@@ -8,6 +8,8 @@ if (name.StartsWith("berth-runc", StringComparison.Ordinal))
 // The container monitor (one per container), started detached by `berth run/start`.
 if (name.StartsWith("berth-shim", StringComparison.Ordinal))
     return Berth.Engine.Monitor.ContainerMonitor.Main(args);
+if (name.StartsWith("berth-pod-infra", StringComparison.Ordinal))
+    return Berth.Engine.Pods.PodInfra.Main(args);
 if (args.Length > 0 && args[0] == "shim")
     return Berth.Engine.Monitor.ContainerMonitor.Main(args[1..]);
 

@@ -73,6 +73,7 @@ public sealed unsafe class ContainerManager
                 snapshots.Prepare(c.Id, c.ImageLayer);
                 MountRootfs(c);
             }
+            Volumes.ContainerVolumes.Prepare(c, Store.Root);
             SpecBuilder.EnsureWorkdir(c.Rootfs, c.Config.WorkingDir);
             SpecBuilder.WriteEtcFiles(c, dir);
             Timing.Mark("engine: etc files");
@@ -87,6 +88,7 @@ public sealed unsafe class ContainerManager
         }
         catch
         {
+            Volumes.ContainerVolumes.RemoveAnonymous(c, Store.Root);
             Store.ReleaseRootfs(c.Id);
             try { Directory.Delete(dir, true); } catch (IOException) { }
             throw;
@@ -119,6 +121,7 @@ public sealed unsafe class ContainerManager
             if (ReconcileLocked(c)) Store.Save(c);
             if (c.State.Running) return c.State.Pid;
             MountRootfs(c);
+            if (c.Pod is not null) new Pods.PodManager(this).PrepareStart(c);
             if (c.Monitor is not null) throw new EngineException(ErrorKind.FailedPrecondition, $"container {c.BareName} is being started");
             int* fds = stackalloc int[2];
             if (pipe2(fds, O_CLOEXEC) != 0) throw SyscallException.Last("pipe2");
@@ -310,7 +313,8 @@ public sealed unsafe class ContainerManager
         Runtime.Run(["resume", c.Id], devnull.Value, devnull.Value, devnull.Value);
     }
 
-    public void Remove(string nameOrId, bool force)
+    /// <param name="volumes">`rm -v`: the container's anonymous volumes go too.</param>
+    public void Remove(string nameOrId, bool force, bool volumes = false)
     {
         var c = Get(nameOrId);
         if (c.State.Running)
@@ -334,6 +338,7 @@ public sealed unsafe class ContainerManager
                 Runtime.Run(["delete", "--force", c.Id], devnull.Value, devnull.Value, devnull.Value);
         }
         Store.Remove(c.Id, c.BareName);
+        if (volumes) Volumes.ContainerVolumes.RemoveAnonymous(c, Store.Root);
     }
 
     public void Pause(string nameOrId, bool pause)
