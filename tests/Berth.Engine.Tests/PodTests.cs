@@ -20,10 +20,10 @@ public class PodTests
 
     static string Fetch(EngineSandbox s, params string[] opts)
     {
-        // the server may need a moment to listen
+        // the server may need a moment to listen (busybox-static's wget -T crashes: no timeout option)
         for (var i = 0; ; i++)
         {
-            var r = s.RunC(["--rm", .. opts], "wget", "-q", "-T", "2", "-O", "-", "http://127.0.0.1:8080/index.html");
+            var r = s.RunC(["--rm", .. opts], "wget", "-q", "-O", "-", "http://127.0.0.1:8080/index.html");
             if (r.ExitCode == 0 || i == 20) return r.ExitCode == 0 ? r.Stdout.Trim() : "failed: " + r;
             Thread.Sleep(100);
         }
