@@ -11,6 +11,8 @@ if (name.StartsWith("berth-shim", StringComparison.Ordinal))
 // A user network's DNS server (one per network with containers), started by whoever connects one.
 if (name.StartsWith("berth-dns", StringComparison.Ordinal))
     return Berth.Engine.Networking.NetworkDns.Main(args);
+if (name.StartsWith("berth-pod-infra", StringComparison.Ordinal))
+    return Berth.Engine.Pods.PodInfra.Main(args);
 if (args.Length > 0 && args[0] == "shim")
     return Berth.Engine.Monitor.ContainerMonitor.Main(args[1..]);
 

@@ -69,10 +69,10 @@ public static unsafe partial class EngineCommands
             {
                 var bare = t.Split('=')[0];
                 var bundled = t.Length > 2 && t[1] != '-' && t[1..].All(ch => BundledShorts.Contains(ch));
-                if (!ValueOptions.Contains(bare) && !FlagOptions.Contains(t) && !bundled)
+                if (!ValueOptions.Contains(bare) && !MoreValueOptions.Contains(bare) && !FlagOptions.Contains(t) && !MoreFlagOptions.Contains(t) && !bundled)
                     throw EngineException.Invalid($"unknown flag: {t} (see 'berth {verb} --help')");
                 if (t == "--rootfs" || t.StartsWith("--rootfs=", StringComparison.Ordinal)) rootfs = true;
-                if (!t.Contains('=') && ValueOptions.Contains(t)) j++;
+                if (!t.Contains('=') && (ValueOptions.Contains(t) || MoreValueOptions.Contains(t))) j++;
                 continue;
             }
             // j: the image (run/create without --rootfs) or container (exec), else the command itself
@@ -111,6 +111,7 @@ public static unsafe partial class EngineCommands
         foreach (var v in SystemVerbs()) root.Subcommands.Add(v);
         root.Subcommands.Add(PortCommand());
         RegisterService(root);
+        root.Subcommands.Add(PodCommand());
         // The monitor: dispatched in Program.cs before parsing; listed for --help only.
         root.Subcommands.Add(new Command("shim", "(internal) a container's monitor") { Hidden = true });
     }
@@ -195,6 +196,8 @@ public static unsafe partial class EngineCommands
             c.Options.Add(o);
         if (verb == "create") { c.Options.Remove(detach); }
         var networkOptions = new NetworkRunOptions(c);
+        var more = new MoreRunFlags();
+        more.AddTo(c);
         c.Arguments.Add(image);
         c.SetAction(p => Guard(() =>
         {
@@ -276,6 +279,8 @@ public static unsafe partial class EngineCommands
                 hc.Tmpfs[parts[0]] = parts.Length > 1 ? parts[1] : "";
             }
             rec.Name = p.GetValue(name) ?? "";
+            more.Apply(p, rec);
+            if (more.Pod(p) is { } podName) new Berth.Engine.Pods.PodManager(mgr).Join(rec, podName);
 
             rec = mgr.Create(rec);
             if (verb == "create")
@@ -424,12 +429,13 @@ public static unsafe partial class EngineCommands
     {
         var c = new Command("rm", "remove containers");
         var force = new Option<bool>("--force", "-f") { Description = "kill and remove running containers" };
+        var volumes = new Option<bool>("--volumes", "-v") { Description = "remove the container's anonymous volumes too" };
         var names = Containers();
-        c.Options.Add(force); c.Arguments.Add(names);
+        c.Options.Add(force); c.Options.Add(volumes); c.Arguments.Add(names);
         c.SetAction(p => Guard(() =>
         {
             var mgr = Manager(p);
-            return ForEach(p.GetValue(names)!, n => mgr.Remove(n, p.GetValue(force)));
+            return ForEach(p.GetValue(names)!, n => mgr.Remove(n, p.GetValue(force), p.GetValue(volumes)));
         }));
         return c;
     }
@@ -501,12 +507,15 @@ public static unsafe partial class EngineCommands
                     "status" => list.Where(x => values.Contains(ContainerFormat.State(x))).ToList(),
                     "name" => list.Where(x => values.Any(v => x.BareName.Contains(v, StringComparison.Ordinal))).ToList(),
                     "id" => list.Where(x => values.Any(v => x.Id.StartsWith(v, StringComparison.Ordinal))).ToList(),
+                    "health" => values.FirstOrDefault(v => v is not ("starting" or "healthy" or "unhealthy" or "none")) is { } hv
+                        ? throw EngineException.Invalid($"invalid filter 'health={hv}': expected starting, healthy, unhealthy or none")
+                        : list.Where(x => values.Contains(x.State.Health?.Status ?? "none")).ToList(),
                     "label" => list.Where(x => values.All(v =>
                     {
                         var kv = v.Split('=', 2);
                         return x.Config.Labels.TryGetValue(kv[0], out var lv) && (kv.Length == 1 || lv == kv[1]);
                     })).ToList(),
-                    _ => throw EngineException.Invalid($"invalid filter \"{group.Key}\": expected status, name, id or label"),
+                    _ => throw EngineException.Invalid($"invalid filter \"{group.Key}\": expected status, name, id, label or health"),
                 };
             }
             var trunc = !p.GetValue(noTrunc);

@@ -21,7 +21,13 @@ public static class ContainerFormat
         if (st.Running)
         {
             var up = "Up " + Berth.Images.Units.HumanDuration(now - ParseTime(st.StartedAt));
-            return st.Paused ? up + " (Paused)" : up;
+            if (st.Paused) return up + " (Paused)";
+            return st.Health?.Status switch
+            {
+                "starting" => up + " (health: starting)",
+                "healthy" or "unhealthy" => $"{up} ({st.Health.Status})",
+                _ => up,
+            };
         }
         if (st.Status == "exited" || (st.FinishedAt != ContainerState.ZeroTime && st.Status != "created"))
             return $"Exited ({st.ExitCode}) {Berth.Images.Units.HumanDuration(now - ParseTime(st.FinishedAt))} ago";

@@ -74,6 +74,7 @@ public sealed unsafe class ContainerManager
                 snapshots.Prepare(c.Id, c.ImageLayer);
                 MountRootfs(c);
             }
+            Volumes.ContainerVolumes.Prepare(c, Store.Root);
             SpecBuilder.EnsureWorkdir(c.Rootfs, c.Config.WorkingDir);
             SpecBuilder.WriteEtcFiles(c, dir);
             Networking.ContainerNetworking.WriteEtcFiles(c, Store.Root);
@@ -90,6 +91,7 @@ public sealed unsafe class ContainerManager
         }
         catch
         {
+            Volumes.ContainerVolumes.RemoveAnonymous(c, Store.Root);
             Store.ReleaseRootfs(c.Id);
             try { Directory.Delete(dir, true); } catch (IOException) { }
             throw;
@@ -122,6 +124,7 @@ public sealed unsafe class ContainerManager
             if (ReconcileLocked(c)) Store.Save(c);
             if (c.State.Running) return c.State.Pid;
             MountRootfs(c);
+            if (c.Pod is not null) new Pods.PodManager(this).PrepareStart(c);
             if (c.Monitor is not null) throw new EngineException(ErrorKind.FailedPrecondition, $"container {c.BareName} is being started");
             // The run dir exists before the record names the monitor, so a concurrent Get never
             // takes the monitor that is starting for a dead one (MonitorAlive checks the dir).
@@ -331,7 +334,8 @@ public sealed unsafe class ContainerManager
         Runtime.Run(["resume", c.Id], devnull.Value, devnull.Value, devnull.Value);
     }
 
-    public void Remove(string nameOrId, bool force)
+    /// <param name="volumes">`rm -v`: the container's anonymous volumes go too.</param>
+    public void Remove(string nameOrId, bool force, bool volumes = false)
     {
         var c = Get(nameOrId);
         if (c.State.Running)
@@ -356,6 +360,7 @@ public sealed unsafe class ContainerManager
             ReleaseNetworks(cur);
         }
         Store.Remove(c.Id, c.BareName);
+        if (volumes) Volumes.ContainerVolumes.RemoveAnonymous(c, Store.Root);
         Events.ContainerEvents.Emit(Store.Root, c, "destroy");
     }
 

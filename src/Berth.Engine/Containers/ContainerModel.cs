@@ -35,6 +35,8 @@ public sealed class ContainerRecord
     /// <summary>For a container of an image: the chain ID of the image's top layer, the parent of the
     /// container's writable snapshot (whose mount is <see cref="Rootfs"/>). Null with --rootfs.</summary>
     public string? ImageLayer { get; set; }
+    /// <summary>The id of the pod the container belongs to (podman's "Pod"), null outside pods.</summary>
+    public string? Pod { get; set; }
 
     public string ShortId => Id[..12];
     public string BareName => Name.TrimStart('/');
@@ -54,8 +56,26 @@ public sealed class ContainerState
     public string Error { get; set; } = "";
     public string StartedAt { get; set; } = ZeroTime;
     public string FinishedAt { get; set; } = ZeroTime;
+    /// <summary>docker's State.Health: present while the container has a health check.</summary>
+    public HealthState? Health { get; set; }
 
     public const string ZeroTime = "0001-01-01T00:00:00Z";
+}
+
+public sealed class HealthState
+{
+    /// <summary>starting | healthy | unhealthy</summary>
+    public string Status { get; set; } = "starting";
+    public int FailingStreak { get; set; }
+    public List<HealthLogEntry> Log { get; set; } = [];
+}
+
+public sealed class HealthLogEntry
+{
+    public string Start { get; set; } = "";
+    public string End { get; set; } = "";
+    public int ExitCode { get; set; }
+    public string Output { get; set; } = "";
 }
 
 /// <summary>The live monitor of a running container: its pid and start time (so a recycled pid is
@@ -89,6 +109,11 @@ public sealed class ContainerConfig
     public int? StopTimeout { get; set; }
     /// <summary>"80/tcp" → {} (docker's shape): the image's, -p's and --expose's ports.</summary>
     public Dictionary<string, Berth.Oci.Image.EmptyObject>? ExposedPorts { get; set; }
+    /// <summary>docker's Config.Healthcheck (Test: [] inherit, ["NONE"], ["CMD", …], ["CMD-SHELL", "…"];
+    /// durations in nanoseconds, 0 = the default).</summary>
+    public Berth.Oci.Image.HealthConfig? Healthcheck { get; set; }
+    /// <summary>The image's volumes (docker's Config.Volumes: paths that get anonymous volumes).</summary>
+    public Dictionary<string, Berth.Oci.Image.EmptyObject>? Volumes { get; set; }
 }
 
 public sealed class HostConfig
@@ -116,6 +141,53 @@ public sealed class HostConfig
     public long? PidsLimit { get; set; }
     public List<string> MaskedPaths { get; set; } = [];
     public List<string> ReadonlyPaths { get; set; } = [];
+
+    // Resources, devices and mounts (docker's names; validated and applied in HostResources).
+    public List<HostMount> Mounts { get; set; } = [];
+    public List<Ulimit> Ulimits { get; set; } = [];
+    public List<DeviceMapping> Devices { get; set; } = [];
+    public long MemorySwap { get; set; }
+    public long MemoryReservation { get; set; }
+    public long CpuShares { get; set; }
+    public string CpusetCpus { get; set; } = "";
+    public string CpusetMems { get; set; } = "";
+    public long ShmSize { get; set; }
+    public List<string> GroupAdd { get; set; } = [];
+    public Dictionary<string, string> Sysctls { get; set; } = [];
+    public int OomScoreAdj { get; set; }
+    public bool? OomKillDisable { get; set; }
+    /// <summary>Run an init as PID 1 that reaps zombies and forwards signals (docker's --init).</summary>
+    public bool? Init { get; set; }
+}
+
+/// <summary>docker's HostConfig.Mounts[] (the --mount flag).</summary>
+public sealed class HostMount
+{
+    public string Type { get; set; } = "";
+    public string Source { get; set; } = "";
+    public string Target { get; set; } = "";
+    public bool ReadOnly { get; set; }
+    public BindOptions? BindOptions { get; set; }
+    public VolumeOptions? VolumeOptions { get; set; }
+    public TmpfsOptions? TmpfsOptions { get; set; }
+}
+
+public sealed class BindOptions { public string Propagation { get; set; } = ""; }
+public sealed class VolumeOptions { public bool NoCopy { get; set; } public Dictionary<string, string>? Labels { get; set; } }
+public sealed class TmpfsOptions { public long SizeBytes { get; set; } public uint Mode { get; set; } }
+
+public sealed class Ulimit
+{
+    public string Name { get; set; } = "";
+    public long Soft { get; set; }
+    public long Hard { get; set; }
+}
+
+public sealed class DeviceMapping
+{
+    public string PathOnHost { get; set; } = "";
+    public string PathInContainer { get; set; } = "";
+    public string CgroupPermissions { get; set; } = "rwm";
 }
 
 public sealed class LogConfig

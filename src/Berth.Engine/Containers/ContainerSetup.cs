@@ -62,6 +62,12 @@ public static class ContainerSetup
             if (!path.StartsWith('/')) throw EngineException.Invalid($"invalid tmpfs \"{path}\": the path must be absolute");
             c.Mounts.Add(new MountPoint { Type = "tmpfs", Source = "", Destination = path, Mode = options, RW = true, Propagation = "" });
         }
+        // --mount, --ulimit, --device and the resource fields; the image's volumes (anonymous).
+        HostResources.Validate(hc);
+        Healthcheck.Complete(cfg, image?.Healthcheck);
+        c.Mounts.AddRange(HostResources.MountPoints(hc));
+        Volumes.ContainerVolumes.AddImageVolumes(c, image?.Volumes);
+        HostResources.CheckDuplicates(c.Mounts);
     }
 
     static void ValidateHostConfig(HostConfig hc)

@@ -159,7 +159,7 @@ public sealed class ContainerStore
         return LockFile(Path.Combine(Dir(id), "lock"));
     }
 
-    static Fd LockFile(string path)
+    internal static Fd LockFile(string path)
     {
         var fd = Sys.Open(path, O_RDWR | O_CREAT, 0x180);
         while (flock(fd.Value, LOCK_EX) != 0)

@@ -71,7 +71,7 @@ public static class SpecBuilder
             if (mp.Type == "tmpfs")
             {
                 var opts = new List<string> { "nosuid", "nodev", "noexec" };
-                foreach (var o in (hc.Tmpfs.GetValueOrDefault(mp.Destination) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries))
+                foreach (var o in mp.Mode.Split(',', StringSplitOptions.RemoveEmptyEntries))
                 {
                     if (o == "exec") { opts.Remove("noexec"); continue; }
                     if (o == "suid") { opts.Remove("nosuid"); continue; }
@@ -109,6 +109,7 @@ public static class SpecBuilder
         hc.MaskedPaths = linux.MaskedPaths ?? [];
         hc.ReadonlyPaths = linux.ReadonlyPaths ?? [];
         linux.Seccomp = SeccompFor(hc, caps);
+        HostResources.Apply(spec, c);
         return spec;
     }
 

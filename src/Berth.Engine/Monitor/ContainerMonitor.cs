@@ -120,6 +120,7 @@ public sealed unsafe class ContainerMonitor
             _rec = r;
         }
 
+        _health = HealthChecker.Create(_rec, _runtime, UpdateIfOurs);
         var logOpts = _rec.HostConfig.LogConfig.Config;
         _log = new JsonFileLog(_rec.LogPath, ParseSize(logOpts.GetValueOrDefault("max-size")), int.TryParse(logOpts.GetValueOrDefault("max-file"), out var mf) ? mf : 1);
 
@@ -133,7 +134,7 @@ public sealed unsafe class ContainerMonitor
                 r.State.Status = "created"; r.State.Running = false; r.State.Pid = 0;
                 r.State.ExitCode = code; r.State.Error = err; r.Monitor = null;
             });
-            if (_rec.HostConfig.AutoRemove) _store.Remove(_id, _rec.BareName);
+            if (_rec.HostConfig.AutoRemove) { _store.Remove(_id, _rec.BareName); Volumes.ContainerVolumes.RemoveAnonymous(_rec, _store.Root); }
             else CleanRunDir();
             Report($"error {code} {err}");
             return 0;
@@ -179,6 +180,7 @@ public sealed unsafe class ContainerMonitor
 
     int _restarts;
     bool _stopRequested;
+    HealthChecker? _health;
 
     bool ShouldRestart()
     {
@@ -297,6 +299,7 @@ public sealed unsafe class ContainerMonitor
             r.State.Status = "running"; r.State.Running = true; r.State.Paused = false; r.State.Restarting = false; r.State.Pid = _initPid;
             r.State.ExitCode = 0; r.State.Error = ""; r.State.StartedAt = now; r.State.FinishedAt = ContainerState.ZeroTime;
             r.Monitor!.InitStartTime = initStart;
+            if (_health is not null) r.State.Health = _health.Started();
         });
         foreach (var f in new[] { _stdoutR, _stderrR, _pty, _stdinW }) if (f is not null) SetNonBlocking(f.Value);
         Timing.Mark("shim: running recorded");
@@ -354,6 +357,7 @@ public sealed unsafe class ContainerMonitor
             if (_pidfd is not null) fds.Add((_pidfd.Value, POLLIN, _ => ReapAll()));
             foreach (var c in _clients.ToArray())
                 if (!c.Closed && !c.InputDone) fds.Add((c.Fd.Value, POLLIN, _ => ReadClient(c, buf)));
+            _health?.AddPollFds(fds);
 
             var timeout = -1;
             if (_exitStatus is not null && (outputOpen || !_holding)) timeout = Math.Max(0, (int)(_drainDeadline - DateTime.UtcNow).TotalMilliseconds);
@@ -361,6 +365,13 @@ public sealed unsafe class ContainerMonitor
             {
                 var left = (int)Math.Max(0, _stopDeadline - Environment.TickCount64);
                 timeout = timeout < 0 ? left : Math.Min(timeout, left);
+            }
+            if (_health is not null)
+            {
+                // Checks leave orphans (a timed-out exec's process) that only this subreaper reaps:
+                // wake at least twice a second to collect them.
+                if (_exitStatus is null) timeout = _health.Timeout(timeout);
+                timeout = timeout < 0 ? 500 : Math.Min(timeout, 500);
             }
             if (fds.Count > pfds.Length) pfds = new PollFd[fds.Count * 2];
             for (var i = 0; i < fds.Count; i++) pfds[i] = new PollFd { Fd = fds[i].Fd, Events = fds[i].Events };
@@ -379,6 +390,9 @@ public sealed unsafe class ContainerMonitor
             for (var i = 0; i < fds.Count; i++)
                 if (pfds[i].REvents != 0) fds[i].Handle(pfds[i].REvents);
             _clients.RemoveAll(c => c.Closed);
+            if (_health is not null) ReapAll();
+            if (_exitStatus is not null) _health?.Stopped();
+            else _health?.Tick(containerRunning: true);
         }
     }
 
@@ -397,6 +411,7 @@ public sealed unsafe class ContainerMonitor
                 _pidfd = null;
                 _stopDeadline = long.MaxValue;
             }
+            else _health?.Reaped(r, status);
         }
     }
 
@@ -619,7 +634,7 @@ public sealed unsafe class ContainerMonitor
         Timing.Mark("shim: deleted");
         ReapAll();
         _listener?.Dispose();
-        if (_rec.HostConfig.AutoRemove) _store.Remove(_id, _rec.BareName);
+        if (_rec.HostConfig.AutoRemove) { _store.Remove(_id, _rec.BareName); Volumes.ContainerVolumes.RemoveAnonymous(_rec, _store.Root); }
         else CleanRunDir();
         var exit = MonitorProtocol.Frame(MonitorProtocol.Exit, code.ToString());
         foreach (var c in _clients)

@@ -61,13 +61,13 @@ public sealed class TestImage
         return ms.ToArray();
     }
 
-    (Descriptor Manifest, byte[] Bytes) BuildManifest(string arch, IReadOnlyList<byte[]> layers, string? marker, string manifestMediaType)
+    (Descriptor Manifest, byte[] Bytes) BuildManifest(string arch, IReadOnlyList<byte[]> layers, string? marker, string manifestMediaType, Action<ContainerConfig>? configure = null)
     {
         var layerDescs = layers.Select(l => Add(l, manifestMediaType == MediaTypes.DockerManifest ? MediaTypes.DockerLayerGzip : MediaTypes.OciLayerGzip)).ToList();
         var config = new ImageConfigFile
         {
             Created = "2024-01-01T00:00:00Z", Architecture = arch, Os = "linux",
-            Config = new ContainerConfig { Cmd = ["/bin/sh"], Env = ["PATH=/bin", $"MARKER={marker}"], WorkingDir = "/" },
+            Config = Configured(new ContainerConfig { Cmd = ["/bin/sh"], Env = ["PATH=/bin", $"MARKER={marker}"], WorkingDir = "/" }, configure),
             RootFs = new RootFs { DiffIds = layers.Select(l => Digest.Sha256(Gunzip(l)).ToString()).ToList() },
             History = [new History { Created = "2024-01-01T00:00:00Z", CreatedBy = "berth test" }],
         };
@@ -80,18 +80,26 @@ public sealed class TestImage
         return (md, bytes);
     }
 
-    /// <summary>A single-platform image; <paramref name="marker"/> makes its config (and so its ID) unique.</summary>
-    public static TestImage Build(string marker, int extraLayerBytes = 0, string manifestMediaType = MediaTypes.OciManifest, int extraLayers = 1)
+    static ContainerConfig Configured(ContainerConfig c, Action<ContainerConfig>? configure)
+    {
+        configure?.Invoke(c);
+        return c;
+    }
+
+    /// <summary>A single-platform image; <paramref name="marker"/> makes its config (and so its ID) unique.
+    /// <paramref name="configure"/> changes its container config, <paramref name="files"/> adds files to its first layer.</summary>
+    public static TestImage Build(string marker, int extraLayerBytes = 0, string manifestMediaType = MediaTypes.OciManifest, int extraLayers = 1,
+        Action<ContainerConfig>? configure = null, IEnumerable<(string Path, byte[] Data)>? files = null)
     {
         var img = new TestImage();
-        var layers = new List<byte[]> { Layer([("etc/marker", Encoding.UTF8.GetBytes(marker))], withBusybox: true) };
+        var layers = new List<byte[]> { Layer([("etc/marker", Encoding.UTF8.GetBytes(marker)), .. files ?? []], withBusybox: true) };
         for (var i = 0; i < (extraLayerBytes > 0 ? extraLayers : 0); i++)
         {
             var big = new byte[extraLayerBytes];
             Random.Shared.NextBytes(big);
             layers.Add(Layer([($"big{i}.bin", big)], withBusybox: false));
         }
-        var (md, bytes) = img.BuildManifest("amd64", layers, marker, manifestMediaType);
+        var (md, bytes) = img.BuildManifest("amd64", layers, marker, manifestMediaType, configure);
         img.Manifest = md;
         img.ManifestBytes = bytes;
         return img;
