@@ -24,6 +24,11 @@ public sealed class ServiceFixture : IDisposable
     public ServiceFixture()
     {
         Directory.CreateDirectory(Home);
+        // Containers default to the bridge network: this fixture's own bridge, subnet and iptables chains.
+        Directory.CreateDirectory(Root);
+        var sfx = Guid.NewGuid().ToString("N")[..8];
+        File.WriteAllText(Path.Combine(Root, "network-options.json"),
+            $$"""{"defaultBridge": "bd{{sfx}}", "defaultSubnet": "10.215.{{Random.Shared.Next(0, 250)}}.0/24", "chainPrefix": "BD{{sfx.ToUpperInvariant()}}", "pools": ["10.215.250.0/24"]}""");
         Registry = RegistryProcess.Start();
         var img = TestImage.Build("docker-api");
         Image = $"{Registry.Host}/test/busybox:v1";
@@ -89,6 +94,7 @@ public sealed class ServiceFixture : IDisposable
         foreach (var id in Berth("ps", "-aq", "--no-trunc").Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries))
             Berth("rm", "-f", id);
         StopService();
+        if (File.Exists(Path.Combine(Root, "networks", "bridge.json"))) Berth("network", "rm", "bridge");
         Registry.Dispose();
         foreach (var line in File.ReadAllLines("/proc/self/mountinfo"))
         {

@@ -56,7 +56,7 @@ public static partial class EngineCommands
                     ["ID"] = trunc ? x.ShortId : x.Id,
                     ["Name"] = x.Name,
                     ["Status"] = x.State,
-                    ["Created"] = ContainerFormat.HumanDuration(now - ContainerFormat.ParseTime(x.Created)) + " ago",
+                    ["Created"] = Berth.Images.Units.HumanDuration(now - ContainerFormat.ParseTime(x.Created)) + " ago",
                     ["NumberOfContainers"] = x.NumContainers.ToString(),
                     ["Hostname"] = x.Hostname,
                     ["Labels"] = string.Join(',', x.Labels.OrderBy(k => k.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}")),

@@ -59,9 +59,17 @@ public sealed partial class DockerApiHandler
         var hc = rec.HostConfig;
         hc.Binds = h.Binds ?? [];
         hc.LogConfig = new LogConfig { Type = h.LogConfig?.Type is { Length: > 0 } t ? t : "json-file", Config = h.LogConfig?.Config ?? [] };
-        // The engine has no default bridge yet: docker's "default"/"bridge" run without a network
-        // (as --network none) until the networking merge provides one.
-        hc.NetworkMode = h.NetworkMode is null or "" or "default" or "bridge" ? "none" : h.NetworkMode;
+        // docker's "default" is the default bridge ("" to the engine); ports, DNS and endpoints as sent.
+        hc.NetworkMode = h.NetworkMode is null or "default" ? "" : h.NetworkMode;
+        foreach (var (port, bindings) in h.PortBindings ?? []) hc.PortBindings[port] = bindings ?? [];
+        hc.PublishAllPorts = h.PublishAllPorts;
+        hc.Dns = h.Dns ?? [];
+        hc.DnsSearch = h.DnsSearch ?? [];
+        hc.DnsOptions = h.DnsOptions ?? [];
+        hc.ExtraHosts = h.ExtraHosts ?? [];
+        if (b.ExposedPorts is { Count: > 0 } exposed)
+            cfg.ExposedPorts = exposed.Keys.ToDictionary(k => k, _ => new Berth.Oci.Image.EmptyObject());
+        rec.NetworkingConfig = b.NetworkingConfig;
         hc.RestartPolicy = h.RestartPolicy is { } rp ? new RestartPolicy { Name = rp.Name ?? "no", MaximumRetryCount = rp.MaximumRetryCount } : new RestartPolicy();
         if (hc.RestartPolicy.Name.Length == 0) hc.RestartPolicy.Name = "no";
         hc.AutoRemove = h.AutoRemove;

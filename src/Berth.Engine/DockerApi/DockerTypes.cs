@@ -29,7 +29,9 @@ public sealed class CreateContainerBody
     public Dictionary<string, string>? Labels { get; set; }
     public string? StopSignal { get; set; }
     public int? StopTimeout { get; set; }
+    public Dictionary<string, JsonElement>? ExposedPorts { get; set; }
     public CreateHostConfig? HostConfig { get; set; }
+    public NetworkingConfig? NetworkingConfig { get; set; }
 }
 
 public sealed class CreateHostConfig
@@ -49,6 +51,12 @@ public sealed class CreateHostConfig
     public long NanoCpus { get; set; }
     public long? PidsLimit { get; set; }
     public List<CreateMount>? Mounts { get; set; }
+    public Dictionary<string, List<PortBinding>?>? PortBindings { get; set; }
+    public bool PublishAllPorts { get; set; }
+    public List<string>? Dns { get; set; }
+    public List<string>? DnsSearch { get; set; }
+    public List<string>? DnsOptions { get; set; }
+    public List<string>? ExtraHosts { get; set; }
 }
 
 public sealed class CreateLogConfig
