@@ -43,7 +43,7 @@ public class PodTests
         Assert.Equal("podhost", s.RunC(["--rm", "--pod", "web"], "hostname").Stdout.Trim());
         // the same network, IPC and UTS namespaces as the server, but its own PID and mount ones
         var srvPid = (int)s.Inspect("srv")["State"]!["Pid"]!;
-        var mine = s.RunC(["--rm", "--pod", "web"], "sh", "-c", "readlink /proc/self/ns/net /proc/self/ns/ipc /proc/self/ns/uts /proc/self/ns/pid").Lines;
+        var mine = s.RunC(["--rm", "--pod", "web"], "sh", "-c", "for n in net ipc uts pid; do readlink /proc/self/ns/$n; done").Lines;
         Assert.Equal(new FileInfo($"/proc/{srvPid}/ns/net").LinkTarget, mine[0]);
         Assert.Equal(new FileInfo($"/proc/{srvPid}/ns/ipc").LinkTarget, mine[1]);
         Assert.Equal(new FileInfo($"/proc/{srvPid}/ns/uts").LinkTarget, mine[2]);

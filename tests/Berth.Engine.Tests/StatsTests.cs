@@ -13,7 +13,7 @@ public class StatsTests
     public void No_stream_reports_cpu_memory_pids_and_the_memory_limit() => EngineSandbox.Run(s =>
     {
         // A busy loop (cpu), 3 processes (sh + the loop's subshell + sleep), a 64 MiB limit.
-        s.RunDetached(["--name", "busy", "--memory", "64m"], "sh", "-c", "(while true; do :; done) & sleep 1000; wait");
+        s.RunDetached(["--name", "busy", "--memory", "64m", "--network", "none"], "sh", "-c", "(while true; do :; done) & sleep 1000; wait");
         var idle = s.RunDetached(["--name", "idle"], "sleep", "1000");
         EngineSandbox.WaitUntil(() => s.Ok("top", "busy").Lines.Length >= 4, "busy's processes");
         var r = s.Ok("stats", "--no-stream", "--format", "{{json .}}", "busy", "idle");
@@ -40,7 +40,7 @@ public class StatsTests
     [Fact]
     public void Table_lists_running_containers_and_all_with_a() => EngineSandbox.Run(s =>
     {
-        s.RunDetached(["--name", "up"], "sleep", "1000");
+        s.RunDetached(["--name", "up", "--network", "none"], "sleep", "1000");
         s.Ok("create", "--name", "down", "--rootfs", s.Rootfs, "true");
         var r = s.Ok("stats", "--no-stream");
         Assert.Equal(2, r.Lines.Length);

@@ -185,7 +185,7 @@ public static unsafe partial class EngineCommands
         var securityOpt = new Option<string[]>("--security-opt") { Description = "no-new-privileges | seccomp=unconfined | seccomp=FILE" };
         var stopSignal = new Option<string?>("--stop-signal") { Description = "signal that stops the container (default SIGTERM)" };
         var stopTimeout = new Option<int?>("--stop-timeout") { Description = "seconds before the container is killed on stop (default 10)" };
-        var network = new Option<string>("--network", "--net") { Description = "bridge (default) | NETWORK | none | host | container:NAME", DefaultValueFactory = _ => "bridge" };
+        var network = new Option<string?>("--network", "--net") { Description = "bridge (default) | NETWORK | none | host | container:NAME" };
         var rootfs = new Option<string?>("--rootfs") { Description = "use DIR as the container's root filesystem (podman's --rootfs)" };
         var logOpt = new Option<string[]>("--log-opt") { Description = "json-file options: max-size=SIZE, max-file=N" };
         var logDriver = new Option<string?>("--log-driver") { Description = "json-file (the only driver)" };
@@ -243,7 +243,7 @@ public static unsafe partial class EngineCommands
             hc.CapAdd = [.. p.GetValue(capAdd) ?? []];
             hc.CapDrop = [.. p.GetValue(capDrop) ?? []];
             hc.SecurityOpt = [.. p.GetValue(securityOpt) ?? []];
-            hc.NetworkMode = p.GetValue(network)!;
+            hc.NetworkMode = p.GetValue(network) ?? ""; // "": the default bridge, unless the container joins a pod
             networkOptions.Apply(p, rec);
             if (p.GetValue(memory) is { } mem) hc.Memory = ContainerMonitor.ParseSize(mem);
             if (p.GetValue(cpus) is { } cp)

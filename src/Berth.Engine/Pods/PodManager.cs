@@ -137,6 +137,8 @@ public sealed class PodManager(ContainerManager containers)
             throw EngineException.Invalid("invalid config provided: --network cannot be set when joining a pod (containers share the pod's network namespace)");
         c.Pod = p.Id;
         c.Config.Hostname = p.Hostname;
+        // The pod's infra holds the network namespace: no network of the container's own to connect.
+        c.HostConfig.NetworkMode = "none";
     }
 
     /// <summary>The bundle of a pod's container joins the infra's namespaces (called before each start:

@@ -28,7 +28,7 @@ public sealed class ArchiveInteropTests : IDisposable
     }
 
     ToolResult Berth(params string[] args) =>
-        Tools.Run(Tools.Berth, ["--root", _berth.Root, "--runroot", RunRoot, .. args], new Dictionary<string, string> { ["BERTH_INSECURE_REGISTRIES"] = "" });
+        Tools.Run(Tools.Berth, ["--root", _berth.Root, "--runroot", RunRoot, .. Tools.WithoutNetwork(args)], new Dictionary<string, string> { ["BERTH_INSECURE_REGISTRIES"] = "" });
 
     string Ok(params string[] args)
     {

@@ -21,7 +21,7 @@ public sealed class ImageVolumeAndHealthTests(RegistryFixture fx) : IClassFixtur
     }
 
     ToolResult Berth(params string[] args) =>
-        Tools.Run(Tools.Berth, ["--root", _berth.Root, "--runroot", RunRoot, .. args], new Dictionary<string, string>
+        Tools.Run(Tools.Berth, ["--root", _berth.Root, "--runroot", RunRoot, .. Tools.WithoutNetwork(args)], new Dictionary<string, string>
         {
             ["REGISTRY_AUTH_FILE"] = _berth.AuthFile, ["BERTH_INSECURE_REGISTRIES"] = "",
         });
@@ -53,13 +53,13 @@ public sealed class ImageVolumeAndHealthTests(RegistryFixture fx) : IClassFixtur
         Assert.Contains(vol, Ok("volume", "ls", "-q"));
         Assert.Equal("seeded", Ok("logs", "v1").Trim());
         // -v NAME over the image volume: a named volume, also filled from the image
-        Assert.Equal("seeded", Ok("run", "--rm", "-v", "named:/data", name, "cat", "/data/seed.txt"));
+        Assert.Equal("seeded", Ok("run", "--rm", "-v", "named:/data", name, "sh", "-c", "cat /data/seed.txt"));
         // nocopy leaves a new volume empty
-        Assert.Equal("", Ok("run", "--rm", "--mount", "type=volume,src=empty,dst=/data,volume-nocopy", name, "ls", "/data").Trim());
+        Assert.Equal("", Ok("run", "--rm", "--mount", "type=volume,src=empty,dst=/data,volume-nocopy", name, "sh", "-c", "ls /data").Trim());
         // rm without -v keeps the anonymous volume, rm -v removes it; --rm removes its own
         Ok("rm", "-v", "v1");
         Assert.DoesNotContain(vol, Ok("volume", "ls", "-q"));
-        Ok("run", "--rm", name, "true");
+        Ok("run", "--rm", name, "sh", "-c", "true");
         Assert.Equal(["empty", "named"], Ok("volume", "ls", "-q").Split('\n', StringSplitOptions.RemoveEmptyEntries).Order().ToArray());
     }
 
@@ -67,7 +67,7 @@ public sealed class ImageVolumeAndHealthTests(RegistryFixture fx) : IClassFixtur
     public void Image_healthcheck_is_used_unless_disabled()
     {
         var name = Push("health-image", c => c.Healthcheck = new HealthConfig { Test = ["CMD-SHELL", "echo image-check"], Interval = 200_000_000, Retries = 2 });
-        Ok("run", "-d", "--name", "h", name, "sleep", "1000");
+        Ok("run", "-d", "--name", "h", name, "sh", "-c", "sleep 1000");
         var deadline = DateTime.UtcNow.AddSeconds(20);
         JsonNode? health = null;
         while (DateTime.UtcNow < deadline)
@@ -78,7 +78,7 @@ public sealed class ImageVolumeAndHealthTests(RegistryFixture fx) : IClassFixtur
         }
         Assert.Equal("healthy", (string?)health?["Status"]);
         Assert.Equal("image-check\n", (string?)health!["Log"]!.AsArray()[0]!["Output"]);
-        Ok("run", "-d", "--name", "off", "--no-healthcheck", name, "sleep", "1000");
+        Ok("run", "-d", "--name", "off", "--no-healthcheck", name, "sh", "-c", "sleep 1000");
         var off = JsonNode.Parse(Ok("inspect", "off"))!.AsArray()[0]!;
         Assert.Null(off["State"]!["Health"]);
         Assert.Equal("""["NONE"]""", off["Config"]!["Healthcheck"]!["Test"]!.ToJsonString());

@@ -23,7 +23,7 @@ public sealed class RunImageTests(RegistryFixture fx) : IClassFixture<RegistryFi
     ToolResult Berth(params string[] args) => BerthWithInsecure(null, args);
 
     ToolResult BerthWithInsecure(string? insecure, params string[] args) =>
-        Tools.Run(Tools.Berth, ["--root", _berth.Root, "--runroot", RunRoot, .. args], new Dictionary<string, string>
+        Tools.Run(Tools.Berth, ["--root", _berth.Root, "--runroot", RunRoot, .. Tools.WithoutNetwork(args)], new Dictionary<string, string>
         {
             ["REGISTRY_AUTH_FILE"] = _berth.AuthFile,
             ["BERTH_INSECURE_REGISTRIES"] = insecure ?? "",
@@ -39,7 +39,7 @@ public sealed class RunImageTests(RegistryFixture fx) : IClassFixture<RegistryFi
     /// <summary>`run -i IMAGE` with no command: the image's Cmd (/bin/sh) reads the script from stdin.</summary>
     string RunWithStdin(string image, string script)
     {
-        var r = Tools.Run(Tools.Berth, ["--root", _berth.Root, "--runroot", RunRoot, "run", "--rm", "-i", image],
+        var r = Tools.Run(Tools.Berth, ["--root", _berth.Root, "--runroot", RunRoot, "run", "--network", "none", "--rm", "-i", image],
             new Dictionary<string, string> { ["BERTH_INSECURE_REGISTRIES"] = "" }, script);
         Assert.True(r.ExitCode == 0, r.ToString());
         return r.Stdout;

@@ -46,6 +46,11 @@ public static class Tools
 
     public static string Berth { get; } = LocateBerth();
 
+    /// <summary>`run`/`create` with `--network none`: image tests need no network, and the default
+    /// bridge would be created on the host (and outlive the test's temp root).</summary>
+    public static string[] WithoutNetwork(string[] args) =>
+        args.Length > 0 && args[0] is "run" or "create" ? [args[0], "--network", "none", .. args[1..]] : args;
+
     static string LocateBerth()
     {
         if (Environment.GetEnvironmentVariable("BERTH_REPO") is { Length: > 0 } repo && File.Exists(Path.Combine(repo, "out", "berth")))
