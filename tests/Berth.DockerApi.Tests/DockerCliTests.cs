@@ -143,6 +143,41 @@ public sealed class DockerCliTests(ServiceFixture fx) : IClassFixture<ServiceFix
         Assert.NotEqual(0, r.ExitCode);
     }
 
+    [Fact]
+    public void Networks_create_ls_inspect_names_connect_disconnect_rm()
+    {
+        Pull();
+        var net = "dnet" + Guid.NewGuid().ToString("N")[..6];
+        var id = fx.DockerOk("network", "create", "--subnet", $"10.216.{Random.Shared.Next(0, 250)}.0/24", net).Trim();
+        try
+        {
+            Assert.Equal(64, id.Length);
+            Assert.Contains(net, fx.DockerOk("network", "ls", "--format", "{{.Name}}"));
+            Assert.Equal("bridge", fx.DockerOk("network", "inspect", "--format", "{{.Driver}}", net).Trim());
+            Assert.NotEqual(0, fx.Docker("network", "create", net).ExitCode); // a name is taken once
+            fx.DockerOk("run", "-d", "--name", "srv", "--network", net, "--network-alias", "api", fx.Image,
+                "sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done");
+            // names and aliases through the network's DNS, from another container on it
+            ServiceFixtureWait(() => fx.Docker("run", "--rm", "--network", net, fx.Image, "sh", "-c", "ping -c1 -W2 api && ping -c1 -W2 srv").ExitCode == 0);
+            Assert.Contains("srv", fx.DockerOk("network", "inspect", "--format", "{{range .Containers}}{{.Name}} {{end}}", net));
+            var busy = fx.Docker("network", "rm", net);
+            Assert.NotEqual(0, busy.ExitCode);
+            Assert.Contains("active endpoints", busy.Stderr);
+            fx.DockerOk("network", "disconnect", net, "srv");
+            Assert.DoesNotContain("srv", fx.DockerOk("network", "inspect", "--format", "{{range .Containers}}{{.Name}} {{end}}", net));
+            fx.DockerOk("network", "connect", net, "srv");
+            Assert.Contains("srv", fx.DockerOk("network", "inspect", "--format", "{{range .Containers}}{{.Name}} {{end}}", net));
+            fx.DockerOk("rm", "-f", "srv");
+        }
+        finally
+        {
+            fx.Docker("rm", "-f", "srv");
+            fx.Docker("network", "rm", net);
+        }
+        Assert.NotEqual(0, fx.Docker("network", "inspect", net).ExitCode);
+        Assert.Contains("not found", fx.Docker("network", "rm", "nosuch-net").Stderr);
+    }
+
     static void ServiceFixtureWait(Func<bool> cond)
     {
         var deadline = DateTime.UtcNow.AddSeconds(20);

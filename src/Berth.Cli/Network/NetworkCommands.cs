@@ -129,65 +129,9 @@ public static partial class NetworkCommands
         return c;
     }
 
-    /// <summary>By name, full id or unique id prefix (as docker resolves networks).</summary>
-    static NetworkRecord Find(NetworkManager mgr, string nameOrId)
-    {
-        var all = mgr.List();
-        var hit = all.FirstOrDefault(n => n.Name == nameOrId) ?? all.FirstOrDefault(n => n.Id == nameOrId);
-        if (hit is not null) return hit;
-        var byPrefix = nameOrId.Length >= 1 ? all.Where(n => n.Id.StartsWith(nameOrId, StringComparison.Ordinal)).ToList() : [];
-        return byPrefix.Count == 1 ? byPrefix[0] : throw NetworkException.NotFound($"network \"{nameOrId}\" not found");
-    }
+    static NetworkRecord Find(NetworkManager mgr, string nameOrId) => NetworkFormat.Find(mgr, nameOrId);
 
-    public static string InspectJson(IEnumerable<NetworkRecord> networks)
-    {
-        using var ms = new MemoryStream();
-        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
-        {
-            w.WriteStartArray();
-            foreach (var n in networks)
-            {
-                w.WriteStartObject();
-                w.WriteString("Name", n.Name);
-                w.WriteString("Id", n.Id);
-                w.WriteString("Created", n.Created.ToString("O"));
-                w.WriteString("Scope", "local");
-                w.WriteString("Driver", n.Driver);
-                w.WriteBoolean("EnableIPv6", false);
-                w.WriteStartObject("IPAM");
-                w.WriteString("Driver", "default");
-                w.WriteStartObject("Options"); w.WriteEndObject();
-                w.WriteStartArray("Config");
-                w.WriteStartObject(); w.WriteString("Subnet", n.Subnet); w.WriteString("Gateway", n.Gateway); w.WriteEndObject();
-                w.WriteEndArray();
-                w.WriteEndObject();
-                w.WriteBoolean("Internal", n.Internal);
-                w.WriteBoolean("Attachable", false);
-                w.WriteBoolean("Ingress", false);
-                w.WriteStartObject("Containers");
-                foreach (var e in n.Endpoints.Values)
-                {
-                    w.WriteStartObject(e.ContainerId);
-                    w.WriteString("Name", e.ContainerName);
-                    w.WriteString("MacAddress", e.Mac);
-                    w.WriteString("IPv4Address", $"{e.Address}/{n.ParsedSubnet.PrefixLength}");
-                    w.WriteString("IPv6Address", "");
-                    w.WriteEndObject();
-                }
-                w.WriteEndObject();
-                w.WriteStartObject("Options");
-                w.WriteString("com.docker.network.bridge.name", n.Bridge);
-                if (n.Mtu > 0) w.WriteString("com.docker.network.driver.mtu", n.Mtu.ToString());
-                w.WriteEndObject();
-                w.WriteStartObject("Labels");
-                foreach (var (k, v) in n.Labels) w.WriteString(k, v);
-                w.WriteEndObject();
-                w.WriteEndObject();
-            }
-            w.WriteEndArray();
-        }
-        return Encoding.UTF8.GetString(ms.ToArray());
-    }
+    public static string InspectJson(IEnumerable<NetworkRecord> networks) => NetworkFormat.InspectJson(networks);
 
     static Command Rm()
     {

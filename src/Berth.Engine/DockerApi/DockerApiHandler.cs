@@ -53,7 +53,7 @@ public sealed partial class DockerApiHandler
             if (endpoint is null) throw new ApiError(404, "page not found");
             await endpoint(ctx, args);
         }
-        catch (Exception e) when (!ctx.Response.HasStarted && e is ApiError or EngineException or SyscallException or IOException or UnauthorizedAccessException or JsonException or Berth.Oci.Runtime.SpecException or Berth.Images.ImageException or HttpRequestException or BadHttpRequestException)
+        catch (Exception e) when (!ctx.Response.HasStarted && e is ApiError or EngineException or Berth.Engine.Networking.NetworkException or SyscallException or IOException or UnauthorizedAccessException or JsonException or Berth.Oci.Runtime.SpecException or Berth.Images.ImageException or HttpRequestException or BadHttpRequestException)
         {
             var (status, message) = ToStatus(e);
             await WriteErrorAsync(ctx, status, message);
@@ -146,6 +146,15 @@ public sealed partial class DockerApiHandler
                     return (e, [name]);
                 }
                 break;
+            case "networks":
+                if (get && s.Length == 1) return (ListNetworks, []);
+                if (Is("POST", 2) && s[1] == "create") return (CreateNetwork, []);
+                if (Is("POST", 2) && s[1] == "prune") return (PruneNetworks, []);
+                if (get && s.Length == 2) return (InspectNetwork, [s[1]]);
+                if (Is("DELETE", 2)) return (RemoveNetwork, [s[1]]);
+                if (Is("POST", 3) && s[2] == "connect") return (ConnectNetwork, [s[1]]);
+                if (Is("POST", 3) && s[2] == "disconnect") return (DisconnectNetwork, [s[1]]);
+                break;
             case "volumes":
                 if (get && s.Length == 1) return (ListVolumes, []);
                 if (Is("POST", 2) && s[1] == "create") return (CreateVolume, []);
@@ -200,6 +209,15 @@ public sealed partial class DockerApiHandler
             Berth.Images.ImageErrorKind.DataLoss => 500,
             _ => 400,
         }, ie.Message),
+        Berth.Engine.Networking.NetworkException ne => (ne.Kind switch
+        {
+            Berth.Engine.Networking.NetworkErrorKind.NotFound => 404,
+            Berth.Engine.Networking.NetworkErrorKind.AlreadyExists => 409,
+            Berth.Engine.Networking.NetworkErrorKind.InvalidArgument => 400,
+            Berth.Engine.Networking.NetworkErrorKind.FailedPrecondition => 403,
+            Berth.Engine.Networking.NetworkErrorKind.Unavailable => 503,
+            _ => 500,
+        }, ne.Message),
         JsonException je => (400, "invalid JSON: " + je.Message),
         BadHttpRequestException be => (be.StatusCode, be.Message),
         _ => (500, e.Message),
