@@ -46,10 +46,10 @@ internal static class Build
         };
     }
 
-    public static Task<List<T>> Eventually<T>(Func<Task<List<T>>> probe, Func<List<T>, bool> ok, int timeoutMs = 10_000, string what = "condition") =>
+    public static Task<List<T>> Eventually<T>(Func<Task<List<T>>> probe, Func<List<T>, bool> ok, int timeoutMs = 30_000, string what = "condition") =>
         Eventually<List<T>>(async () => await probe(), ok, timeoutMs, what);
 
-    public static async Task<T> Eventually<T>(Func<Task<T?>> probe, Func<T, bool> ok, int timeoutMs = 10_000, string what = "condition") where T : class
+    public static async Task<T> Eventually<T>(Func<Task<T?>> probe, Func<T, bool> ok, int timeoutMs = 30_000, string what = "condition") where T : class
     {
         var deadline = Environment.TickCount64 + timeoutMs;
         T? last = null;
