@@ -123,4 +123,39 @@ public class IpamTests
         m.Remove(def.Name);
         Assert.Empty(t.Leftovers([def, user]));
     }
+
+    [Fact]
+    public void A_default_bridge_left_by_a_killed_create_is_taken_over_and_a_host_bridge_never_is()
+    {
+        using var t = new TestNet();
+        var m = new NetworkManager(new NetworkOptions
+        {
+            DataDir = t.DataDir, ChainPrefix = t.Prefix, DefaultBridge = TestNet.BridgeName(),
+            DefaultSubnet = TestNet.NextSubnet().ToString(), Pools = [TestNet.NextSubnet()],
+        });
+        // A create killed after the kernel work, before the record: bridge, address and rules, no state file.
+        var half = m.EnsureDefault();
+        File.Delete(Path.Combine(m.Store.Dir, half.Name + ".json"));
+        Assert.Contains(half.Bridge + ":", Sh.Run("ip", "-o", "link").Out);
+        var def = m.EnsureDefault();
+        Assert.Equal(half.Bridge, def.Bridge);
+        Assert.NotEqual(half.Id, def.Id);
+        m.Remove(def.Name);
+        Assert.Empty(t.Leftovers([def]));
+
+        // An interface Berth did not make is never touched, whatever the network.
+        var host = TestNet.BridgeName();
+        Sh.Run("ip", "link", "add", host, "type", "bridge");
+        try
+        {
+            var m2 = new NetworkManager(new NetworkOptions
+            {
+                DataDir = t.DataDir + "-2", ChainPrefix = t.Prefix, DefaultBridge = host, Pools = [TestNet.NextSubnet()],
+            });
+            var e = Assert.Throws<NetworkException>(() => m2.Create(new NetworkCreateRequest("user") { Bridge = host }));
+            Assert.Contains("already exists on the host", e.Message);
+            Assert.Contains(host + ":", Sh.Run("ip", "-o", "link").Out);
+        }
+        finally { Sh.Run("ip", "link", "del", host); if (Directory.Exists(t.DataDir + "-2")) Directory.Delete(t.DataDir + "-2", true); }
+    }
 }

@@ -144,27 +144,36 @@ public sealed class DnsServer(IPEndPoint listen, Func<string, IReadOnlyList<IPAd
         var bound = (IPEndPoint)_udp.LocalEndPoint!;
         _tcp = new TcpListener(bound);
         _tcp.Start();
-        _udpLoop = Task.Run(() => UdpLoopAsync(_stop.Token));
+        // UDP is served by its own thread, answering local names inline: a query must not wait for a thread-pool
+        // thread (a starved pool in the host process delayed answers past the client's timeout).
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        new Thread(() => { try { UdpLoop(_stop.Token); } finally { done.TrySetResult(); } })
+            { IsBackground = true, Name = "dns-udp" }.Start();
+        _udpLoop = done.Task;
         _tcpLoop = Task.Run(() => TcpLoopAsync(_stop.Token));
     }
 
-    async Task UdpLoopAsync(CancellationToken ct)
+    void UdpLoop(CancellationToken ct)
     {
         var buf = new byte[4096];
+        EndPoint from = new IPEndPoint(IPAddress.Any, 0);
         while (!ct.IsCancellationRequested)
         {
-            SocketReceiveFromResult r;
-            try { r = await _udp!.ReceiveFromAsync(buf, SocketFlags.None, new IPEndPoint(IPAddress.Any, 0), ct); }
-            catch (OperationCanceledException) { return; }
-            catch (SocketException) { continue; }
+            int n;
+            try { n = _udp!.ReceiveFrom(buf, ref from); }
+            catch (SocketException) { if (ct.IsCancellationRequested) return; continue; }
             catch (ObjectDisposedException) { return; }
-            var query = buf.AsSpan(0, r.ReceivedBytes).ToArray();
-            var peer = r.RemoteEndPoint;
+            var query = buf.AsSpan(0, n).ToArray();
+            var peer = from;
+            if (AnswerLocally(query, out var answer))
+            {
+                if (answer is not null) try { _udp.SendTo(answer, peer); } catch (Exception) { }
+                continue;
+            }
             _ = Task.Run(async () =>
             {
-                var answer = await AnswerAsync(query, ct);
-                if (answer is null) return;
-                try { await _udp!.SendToAsync(answer, SocketFlags.None, peer, ct); } catch (Exception) { }
+                var reply = await ForwardAllAsync(query, ct);
+                try { await _udp.SendToAsync(reply, SocketFlags.None, peer, ct); } catch (Exception) { }
             }, ct);
         }
     }
@@ -206,13 +215,27 @@ public sealed class DnsServer(IPEndPoint listen, Func<string, IReadOnlyList<IPAd
     }
 
     /// <summary>The reply to one query, or null to drop it (not a parsable query).</summary>
-    public async Task<byte[]?> AnswerAsync(byte[] query, CancellationToken ct)
+    public async Task<byte[]?> AnswerAsync(byte[] query, CancellationToken ct) =>
+        AnswerLocally(query, out var answer) ? answer : await ForwardAllAsync(query, ct);
+
+    /// <summary>True when the query is answered without the network: a container's name, or a packet to drop
+    /// (<paramref name="answer"/> null) or to refuse (FORMERR).</summary>
+    bool AnswerLocally(byte[] query, out byte[]? answer)
     {
         DnsQuestion q;
         try { q = DnsMessage.ParseQuery(query).Question; }
-        catch (FormatException) { return query.Length >= 12 ? FormErr(query) : null; }
+        catch (FormatException) { answer = query.Length >= 12 ? FormErr(query) : null; return true; }
         if (q.Class == DnsMessage.ClassIN && lookup(q.Name.TrimEnd('.').ToLowerInvariant()) is { } addrs)
-            return DnsMessage.Response(query, DnsMessage.NoError, q.Type == DnsMessage.TypeA ? addrs : []);
+        {
+            answer = DnsMessage.Response(query, DnsMessage.NoError, q.Type == DnsMessage.TypeA ? addrs : []);
+            return true;
+        }
+        answer = null;
+        return false;
+    }
+
+    async Task<byte[]> ForwardAllAsync(byte[] query, CancellationToken ct)
+    {
         foreach (var up in upstreams)
         {
             var reply = await ForwardAsync(query, up, ct);

@@ -127,7 +127,14 @@ public sealed class NetworkManager
             throw NetworkException.Exists($"bridge \"{bridge}\" is already used by network \"{sameBridge.Name}\"");
 
         using var nl = RtNetlink.Open();
-        if (nl.GetLink(bridge) is not null) throw NetworkException.Exists($"network \"{req.Name}\": interface \"{bridge}\" already exists on the host");
+        if (nl.GetLink(bridge) is { } existing)
+        {
+            // The default network's own bridge with no record: a create killed half-way (bridge made, record not
+            // yet written). It is Berth's, so take it down and start over; any other interface is the host's.
+            if (req.Name != _opt.DefaultNetwork || bridge != _opt.DefaultBridge || existing.Kind != "bridge")
+                throw NetworkException.Exists($"network \"{req.Name}\": interface \"{bridge}\" already exists on the host");
+            RemoveStaleBridge(nl, bridge);
+        }
 
         Subnet subnet;
         var taken = others.Select(o => o.ParsedSubnet).ToList();
@@ -207,6 +214,17 @@ public sealed class NetworkManager
             SetUpKernel(nl, n);
         }
         return dropped;
+    }
+
+    void RemoveStaleBridge(RtNetlink nl, string bridge)
+    {
+        foreach (var a in nl.GetAddresses(bridge))
+            if (a.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork && a.PrefixLength < 32)
+            {
+                var subnet = new Subnet(Subnet.ToUInt(a.Address) & (uint.MaxValue << (32 - a.PrefixLength)), a.PrefixLength);
+                Firewall.RemoveNetwork(bridge, subnet.ToString(), isInternal: false);
+            }
+        nl.TryDeleteLink(bridge);
     }
 
     static List<Subnet> HostSubnets(RtNetlink nl)

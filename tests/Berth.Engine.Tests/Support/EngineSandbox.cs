@@ -37,6 +37,8 @@ public sealed class EngineSandbox
         throw new InvalidOperationException("berth not found: set BERTH_RUNC or run `make build`");
     }
 
+    readonly string _bridge, _chainPrefix;
+
     EngineSandbox()
     {
         Dir = Path.Combine(Path.GetTempPath(), "berth-eng-" + Guid.NewGuid().ToString("N")[..10]);
@@ -45,6 +47,8 @@ public sealed class EngineSandbox
         // Containers default to the bridge network: this sandbox's own bridge, subnet and iptables chains.
         Directory.CreateDirectory(Root);
         var sfx = Guid.NewGuid().ToString("N")[..8];
+        _bridge = "be" + sfx;
+        _chainPrefix = "BE" + sfx.ToUpperInvariant();
         File.WriteAllText(Path.Combine(Root, "network-options.json"),
             $$"""{"defaultBridge": "be{{sfx}}", "defaultSubnet": "10.214.{{Random.Shared.Next(0, 250)}}.0/24", "chainPrefix": "BE{{sfx.ToUpperInvariant()}}", "pools": ["10.214.250.0/24"]}""");
     }
@@ -206,6 +210,23 @@ public sealed class EngineSandbox
             var nr = Berth("network", "rm", "bridge");
             if (nr.ExitCode != 0) leaks.Add("network rm bridge: " + nr);
         }
+        // The sandbox's bridge and rules must be gone even when no record names them (a killed create).
+        if (Directory.Exists("/sys/class/net/" + _bridge))
+        {
+            leaks.Add("bridge " + _bridge);
+            Shell($"ip link del {_bridge}");
+        }
+        foreach (var table in new[] { "nat", "filter" })
+        {
+            var rules = Shell($"iptables-save -t {table}").Split('\n');
+            foreach (var rule in rules.Where(l => l.StartsWith("-A ") && l.Contains(_chainPrefix)))
+            {
+                leaks.Add($"{table}: {rule}");
+                Shell($"iptables -w 5 -t {table} -D {rule[3..]}");
+            }
+            foreach (var chain in rules.Where(l => l.StartsWith(':' + _chainPrefix)))
+                Shell($"iptables -w 5 -t {table} -X {chain[1..chain.IndexOf(' ')]}");
+        }
         // Give monitors that are finishing a moment to exit.
         var deadline = Environment.TickCount64 + 10_000;
         List<int> procs;
@@ -226,6 +247,16 @@ public sealed class EngineSandbox
         if (state.Count > 0) leaks.Add("runtime state: " + string.Join(' ', state));
         try { Directory.Delete(Dir, true); } catch (IOException e) { leaks.Add("temp dir: " + e.Message); }
         return leaks;
+    }
+
+    static string Shell(string command)
+    {
+        using var p = Process.Start(new ProcessStartInfo("bash", ["-c", command]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        var err = p.StandardError.ReadToEndAsync();
+        var o = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        _ = err.Result;
+        return o;
     }
 
     /// <summary>Processes of this sandbox: monitors (their argv names the sandbox) and container
