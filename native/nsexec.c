@@ -10,14 +10,19 @@
  * empty), and this code only carries it out:
  *   0. setns() into each listed namespace, in the order given (exec: the container's user
  *      namespace first, then the others);
- *   0b. with _BERTH_NSEXEC_TIME: unshare(CLONE_NEWTIME) and write the offsets, which the kernel
- *      accepts only before any process lives in the new namespace: the child cloned next is the
- *      first (a time namespace applies to children, time_for_children);
+ *   0b. with _BERTH_NSEXEC_TIME and no CLONE_NEWUSER: unshare(CLONE_NEWTIME) and write the
+ *      offsets, which the kernel accepts only before any process lives in the new namespace: the
+ *      child cloned next is the first (a time namespace applies to children, time_for_children);
  *   1. clone(flags | SIGCHLD): the child is born in every requested new namespace at once;
  *   2. the intermediate (parent) sends "pid:<child pid>" on the sync fd and exits 0;
  *   3. the child waits for "maps-done" (the runtime writes uid_map/gid_map meanwhile), becomes
  *      root of its user namespace (setresgid, setgroups, setresuid) and returns, so the .NET
  *      runtime starts and `berth-runc init` runs as usual on the same sync fd.
+ * With CLONE_NEWUSER and _BERTH_NSEXEC_TIME the time namespace must belong to the new user
+ * namespace (runc's order; a rootless caller can create it nowhere else), so there are two clones:
+ * step 1 clones only the user namespace; after step 3 that child unshares CLONE_NEWTIME, writes
+ * the offsets, clones init with the other flags (CLONE_PARENT: the runtime's child, born in the
+ * new pid namespace), sends "pid:<init pid>" and exits 0.
  * Any failure sends "error:<what>: <strerror>" on the sync fd and exits 1.
  * Without _BERTH_NSEXEC (every ordinary command) it returns at once.
  */
@@ -52,6 +57,18 @@ static void fail(int fd, const char *what)
     if (fd >= 0) send_packet(fd, buf);
     else { fputs(buf, stderr); fputc('\n', stderr); }
     _exit(1);
+}
+
+/* unshare(CLONE_NEWTIME) and set its offsets (only possible while no process lives in it). */
+static void new_time_namespace(int fd, const char *offsets)
+{
+    if (unshare(CLONE_NEWTIME) != 0) fail(fd, "unshare(CLONE_NEWTIME)");
+    size_t len = strlen(offsets);
+    if (len == 0) return;
+    int tfd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+    if (tfd < 0) fail(fd, "open /proc/self/timens_offsets");
+    if (write(tfd, offsets, len) != (ssize_t)len) fail(fd, "write /proc/self/timens_offsets");
+    close(tfd);
 }
 
 __attribute__((constructor)) static void berth_nsexec(void)
@@ -94,21 +111,14 @@ __attribute__((constructor)) static void berth_nsexec(void)
         }
     }
     const char *offsets = getenv(NSEXEC_TIME_ENV);
-    if (offsets != NULL) {
-        if (unshare(CLONE_NEWTIME) != 0) fail((int)fd, "unshare(CLONE_NEWTIME)");
-        size_t len = strlen(offsets);
-        if (len > 0) {
-            int tfd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
-            if (tfd < 0) fail((int)fd, "open /proc/self/timens_offsets");
-            if (write(tfd, offsets, len) != (ssize_t)len) fail((int)fd, "write /proc/self/timens_offsets");
-            close(tfd);
-        }
-    }
+    int two_stage = offsets != NULL && (flags & CLONE_NEWUSER) != 0;
+    if (offsets != NULL && !two_stage) new_time_namespace((int)fd, offsets);
     /* Not for init's own children (hooks, the container's process). */
     unsetenv(NSEXEC_ENV);
     unsetenv(NSEXEC_TIME_ENV);
 
-    long pid = syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
+    unsigned long first = two_stage ? flags & (CLONE_NEWUSER | CLONE_PARENT) : flags;
+    long pid = syscall(SYS_clone, first | SIGCHLD, 0, 0, 0, 0);
     if (pid < 0) fail((int)fd, "clone");
     if (pid > 0) {
         char msg[32];
@@ -131,4 +141,16 @@ __attribute__((constructor)) static void berth_nsexec(void)
     /* EPERM when setgroups is denied in this namespace: then there are no groups to drop anyway. */
     if (setgroups(0, NULL) != 0 && errno != EPERM) fail((int)fd, "setgroups");
     if (setresuid(0, 0, 0) != 0) fail((int)fd, "setresuid(0)");
+
+    if (two_stage) {
+        new_time_namespace((int)fd, offsets);
+        pid = syscall(SYS_clone, (flags & ~(unsigned long)CLONE_NEWUSER) | CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
+        if (pid < 0) fail((int)fd, "clone");
+        if (pid > 0) {
+            char msg[32];
+            snprintf(msg, sizeof msg, "pid:%ld", pid);
+            send_packet((int)fd, msg);
+            _exit(0);
+        }
+    }
 }

@@ -166,6 +166,14 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
                 Store.Save(record);
                 var joinedUserNs = nsList.Any(n => n.Type == "user" && !string.IsNullOrEmpty(n.Path));
                 SetUpUserNamespace(pid, joinedUserNs || !userNs ? null : spec.Linux, cg.LateProcsFiles(spec.Linux.Resources), ch, options.RootlessEuid ? Store.Dir(o.Id) : null);
+                // A new time namespace beside a new user namespace belongs to it: nsexec's child made it
+                // after the maps and cloned init into it, and reports init's pid.
+                if (userNs && !joinedUserNs && nsList.Any(n => n.Type == "time" && string.IsNullOrEmpty(n.Path)))
+                {
+                    pid = ReceiveNsexecPid(ch, pid);
+                    record.InitPid = pid;
+                    Store.Save(record);
+                }
                 Timing.Mark("create: user namespace mapped");
             }
             record.InitPid = pid;
@@ -422,6 +430,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         }
         int pid = 0;
         Exception? error = null;
+        Fd? sealedExe = null;
         var t = new Thread(() =>
         {
             try
@@ -442,7 +451,12 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
                     Sys.Unshare(CLONE_NEWNS);
                     ProtectRuntimeBinary();
                 }
-                else if (nsexecFlags != 0 || nsexecJoin is not null) { } // rootless: no mount namespace of our own to make
+                else if (nsexecFlags != 0 || nsexecJoin is not null)
+                {
+                    // Rootless: no mount namespace of our own for a read-only bind. A binary the caller
+                    // may write (so may its containers) is exec'd from a sealed in-memory copy instead.
+                    if (SealedExecutable.WritableByCaller(SelfExe)) sealedExe = SealedExecutable.Copy(SelfExe, "berth-runc");
+                }
                 else if (initPid > 0)
                 {
                     JoinContainerNamespaces(initPid);
@@ -476,9 +490,10 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
                 if (nsexecFlags != 0)
                     env.Add($"{NsexecEnv}={childEnd.Value}:{nsexecFlags:x}" + (nsexecJoin is null ? "" : ":" + string.Join(',', nsexecJoin)));
                 if (Timing.Enabled) env.Add("BERTH_TIMING=1");
-                pid = Spawn.Start(SelfExe, ["berth-runc", "init"], env);
+                pid = Spawn.Start(sealedExe is null ? SelfExe : $"/proc/self/fd/{sealedExe.Value}", ["berth-runc", "init"], env);
             }
             catch (Exception e) { error = e; }
+            finally { sealedExe?.Dispose(); }
         }, 256 * 1024);
         t.Start();
         t.Join();

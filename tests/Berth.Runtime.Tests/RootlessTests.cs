@@ -197,4 +197,108 @@ public sealed class RootlessTests(UnprivilegedUser user) : IClassFixture<Unprivi
         Sandbox.AssertOneLineError(s.Runc("run", "-b", b.Dir, id), "additionalGids cannot be set");
         s.AssertNothingLeft(id);
     });
+
+    /// <summary>A time namespace for an unprivileged caller: it can only be made inside the new user
+    /// namespace (nsexec's two-stage clone), and is owned by it, as runc does.</summary>
+    [Fact]
+    public void A_time_namespace_with_offsets_works_rootless() => Sandbox.Run(user, s =>
+    {
+        var id = s.NewId("rltime");
+        var b = RootlessBundle(s, id, "id -u; cut -d' ' -f1 /proc/uptime; echo $$", c =>
+        {
+            c.SetNamespace("time", null);
+            c.Linux()["timeOffsets"] = new JsonObject
+            {
+                ["monotonic"] = new JsonObject { ["secs"] = 0, ["nanosecs"] = 0 },
+                ["boottime"] = new JsonObject { ["secs"] = 7_000_000, ["nanosecs"] = 0 },
+            };
+        });
+        var before = double.Parse(File.ReadAllText("/proc/uptime").Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+        var r = s.Runc("run", "-b", b.Dir, id);
+        var after = double.Parse(File.ReadAllText("/proc/uptime").Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        var lines = Lines(r.Stdout);
+        Assert.Equal("0", lines[0]);
+        Assert.InRange(double.Parse(lines[1], System.Globalization.CultureInfo.InvariantCulture) - 7_000_000, before - 1, after + 1);
+        Assert.Equal("1", lines[2]); // init is PID 1 of its pid namespace: cloned after the time namespace
+        s.AssertNothingLeft(id);
+
+        // exec joins it (after the user namespace that owns it).
+        var id2 = s.NewId("rltimex");
+        var b2 = RootlessBundle(s, id2, "exec sleep 1000", c =>
+        {
+            c.SetNamespace("time", null);
+            c.Linux()["timeOffsets"] = new JsonObject { ["boottime"] = new JsonObject { ["secs"] = 7_000_000, ["nanosecs"] = 0 } };
+        });
+        s.Ok("run", "-d", "-b", b2.Dir, id2);
+        var pid = (int)s.State(id2)["pid"]!;
+        var ex = s.Runc("exec", id2, "sh", "-c", "cut -d' ' -f1 /proc/uptime; readlink /proc/self/ns/time");
+        Assert.True(ex.ExitCode == 0, ex.ToString());
+        var xl = Lines(ex.Stdout);
+        Assert.True(double.Parse(xl[0], System.Globalization.CultureInfo.InvariantCulture) > 7_000_000, ex.Stdout);
+        Assert.Equal(new FileInfo($"/proc/{pid}/ns/time").LinkTarget, xl[1]);
+        s.Ok("delete", "-f", id2);
+        s.AssertNothingLeft(id2);
+    });
+
+    /// <summary>CVE-2019-5736 for a rootless caller that owns its runtime binary (a copy in its home,
+    /// say): no read-only bind can be made without a mount namespace, so init runs from a sealed
+    /// in-memory copy and /proc/PID/exe leads to nothing writable. A binary the caller cannot write is
+    /// exec'd directly (the container, running as the caller, cannot write it either).</summary>
+    [Fact]
+    public void A_runtime_binary_the_caller_owns_is_run_from_a_sealed_copy() => Sandbox.Run(user, s =>
+    {
+        var id = s.NewId("rlexe");
+        var b = RootlessBundle(s, id, "exec sleep 1000");
+        s.Ok("create", "-b", b.Dir, id);
+        var pid = (int)s.State(id)["pid"]!;
+        Assert.Equal(Path.GetFullPath(Support.Runc.Binary), new FileInfo($"/proc/{pid}/exe").LinkTarget);
+        s.Ok("delete", "--force", id);
+
+        var own = Path.Combine(s.HostDir("userbin"), "berth-runc");
+        File.Copy(Support.Runc.Binary, own);
+        user.Own(Path.GetDirectoryName(own)!);
+        user.Own(own);
+        var before = File.ReadAllBytes(own);
+        var id2 = s.NewId("rlexe2");
+        var b2 = RootlessBundle(s, id2, "exec sleep 1000");
+        RunAs(own, "--root", s.Root, "create", "-b", b2.Dir, id2);
+        var pid2 = (int)s.State(id2)["pid"]!;
+        var exe = new FileInfo($"/proc/{pid2}/exe").LinkTarget!;
+        Assert.StartsWith("/memfd:berth-runc", exe);
+        // Even the host's root cannot change what init runs from: the copy is sealed against writes.
+        var wrote = true;
+        try { using var f = new FileStream($"/proc/{pid2}/exe", FileMode.Open, FileAccess.Write); f.Write("#!/bin/sh\n"u8); f.Flush(); }
+        catch (IOException) { wrote = false; }
+        catch (UnauthorizedAccessException) { wrote = false; }
+        Assert.False(wrote, "the sealed copy was writable");
+        RunAs(own, "--root", s.Root, "start", id2);
+        var ex = RunAs(own, "--root", s.Root, "exec", id2, "true");
+        Assert.Equal(0, ex);
+        RunAs(own, "--root", s.Root, "delete", "--force", id2);
+        Assert.Equal(before, File.ReadAllBytes(own));
+        s.AssertNothingLeft(id2);
+    });
+
+    /// <summary>Runs <paramref name="binary"/> as the user; stdio to files (a created container's init
+    /// inherits them and would hold a pipe open).</summary>
+    int RunAs(string binary, params string[] args)
+    {
+        var outFile = Path.GetTempFileName();
+        try
+        {
+            var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
+            psi.ArgumentList.Add("-c");
+            psi.ArgumentList.Add("exec \"$0\" \"$@\" </dev/null >\"$BT_OUT\" 2>&1");
+            foreach (var a in user.Prefix) psi.ArgumentList.Add(a);
+            psi.ArgumentList.Add(binary);
+            foreach (var a in args) psi.ArgumentList.Add(a);
+            psi.Environment["BT_OUT"] = outFile;
+            using var p = Process.Start(psi)!;
+            var code = Support.Runc.Wait(p, string.Join(' ', args));
+            Assert.True(code == 0, $"{binary} {string.Join(' ', args)}: exit {code}: {File.ReadAllText(outFile)}");
+            return code;
+        }
+        finally { File.Delete(outFile); }
+    }
 }
