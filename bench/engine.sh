@@ -35,7 +35,7 @@ cleanup() {
     [[ -n ${BERTH_BASE:-} ]] && "$BERTH_BASE" --root "$tmp/oroot" --runroot "$tmp/orun" rm -f $("$BERTH_BASE" --root "$tmp/oroot" --runroot "$tmp/orun" ps -aq 2>/dev/null) >/dev/null 2>&1
     "${P[@]}" rm -af -t 0 >/dev/null 2>&1
     [[ -n $docker_image ]] && docker rmi -f "$docker_image" >/dev/null 2>&1
-    umount -R "$tmp/proot" 2>/dev/null
+    bench_umount_under "$tmp"
     rm -rf "$tmp"
 }
 trap cleanup EXIT

@@ -2,6 +2,8 @@
 #
 #   bench_rootfs DIR [APPLET…]     busybox-static root filesystem (all applets unless some are named)
 #   bench_podman_conf FILE         the containers.conf podman needs here; exports CONTAINERS_CONF
+#   bench_umount_under DIR         unmounts everything mounted below DIR (podman bind-mounts its
+#                                  overlay dir onto itself), deepest first
 #   bench_rounds LABEL NAME CMD NAME CMD [NAME CMD…]
 #                                  ROUNDS rounds (default 3) of hyperfine with RUNS runs (default 20) of
 #                                  each command, interleaved round by round so a change in the machine's
@@ -31,6 +33,10 @@ cgroup_manager = "cgroupfs"
 events_logger = "file"
 CONF
     export CONTAINERS_CONF=$1
+}
+
+bench_umount_under() {
+    awk -v d="$1/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m"; done
 }
 
 bench_rounds() {

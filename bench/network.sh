@@ -28,7 +28,7 @@ run_bench() {
     tmp=$(mktemp -d /tmp/berth-netrun-XXXXXX)
     B=("$BERTH" --root "$tmp/broot" --runroot "$tmp/brun")
     trap 'set +e; "${B[@]}" rm -f $("${B[@]}" ps -aq 2>/dev/null) >/dev/null 2>&1; "${B[@]}" network rm bridge >/dev/null 2>&1;
-          podman --root "$tmp/proot" --runroot "$tmp/prun" rm -af >/dev/null 2>&1; umount -R "$tmp/proot" 2>/dev/null; rm -rf "$tmp"' EXIT
+          podman --root "$tmp/proot" --runroot "$tmp/prun" rm -af >/dev/null 2>&1; bench_umount_under "$tmp"; rm -rf "$tmp"' EXIT
     bench_rootfs "$tmp/rootfs" sh true ip
     mkdir -p "$tmp/broot"
     echo "{\"defaultBridge\": \"bbn$$\", \"defaultSubnet\": \"10.213.245.0/24\", \"chainPrefix\": \"BBN$$\"}" > "$tmp/broot/network-options.json"
