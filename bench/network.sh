@@ -16,6 +16,8 @@ export LC_ALL=C
 RUNS=${RUNS:-30}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BERTH=${BERTH:-$here/out/berth}
+# shellcheck source=bench/lib.sh
+. "$here/bench/lib.sh"
 
 # `berth run --rm --rootfs DIR true` on Berth's default bridge vs `podman run --rm --rootfs DIR true` on
 # podman's default bridge (netavark), interleaved by hyperfine in ROUNDS rounds; medians, ratio and the
@@ -23,42 +25,21 @@ BERTH=${BERTH:-$here/out/berth}
 # root's network-options.json) so berth0 on a shared machine is not touched; podman uses its own default
 # network ("podman", podman0), as a user's podman would. Temp storage roots for both; podman uses runc.
 run_bench() {
-    local ROUNDS=${ROUNDS:-3} RUNS=${RUNS:-20}
     tmp=$(mktemp -d /tmp/berth-netrun-XXXXXX)
     B=("$BERTH" --root "$tmp/broot" --runroot "$tmp/brun")
     trap 'set +e; "${B[@]}" rm -f $("${B[@]}" ps -aq 2>/dev/null) >/dev/null 2>&1; "${B[@]}" network rm bridge >/dev/null 2>&1;
-          podman --root "$tmp/proot" --runroot "$tmp/prun" rm -af >/dev/null 2>&1; umount -R "$tmp/proot" 2>/dev/null; rm -rf "$tmp"' EXIT
-    mkdir -p "$tmp/rootfs/bin" "$tmp/rootfs/etc" "$tmp/rootfs/tmp" "$tmp/broot"
-    cp /bin/busybox "$tmp/rootfs/bin/busybox"
-    for a in sh true ip; do ln -sf busybox "$tmp/rootfs/bin/$a"; done
-    echo 'root:x:0:0:root:/root:/bin/sh' > "$tmp/rootfs/etc/passwd"; echo 'root:x:0:' > "$tmp/rootfs/etc/group"
+          podman --root "$tmp/proot" --runroot "$tmp/prun" rm -af >/dev/null 2>&1; bench_umount_under "$tmp"; rm -rf "$tmp"' EXIT
+    bench_rootfs "$tmp/rootfs" sh true ip
+    mkdir -p "$tmp/broot"
     echo "{\"defaultBridge\": \"bbn$$\", \"defaultSubnet\": \"10.213.245.0/24\", \"chainPrefix\": \"BBN$$\"}" > "$tmp/broot/network-options.json"
-    cat > "$tmp/containers.conf" <<CONF
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-CONF
-    export CONTAINERS_CONF="$tmp/containers.conf"
+    bench_podman_conf "$tmp/containers.conf"
     local berth=("${B[@]}" run --rm --rootfs "$tmp/rootfs" true)
     local podman=(podman --root "$tmp/proot" --runroot "$tmp/prun" --runtime runc run --rm --rootfs "$tmp/rootfs" true)
     # Both work, and both really get an address on their bridge.
     "${B[@]}" run --rm --rootfs "$tmp/rootfs" ip -4 addr show eth0 | grep -q 'inet 10.213.245.' || { echo "berth: no bridge address" >&2; exit 1; }
     podman --root "$tmp/proot" --runroot "$tmp/prun" --runtime runc run --rm --rootfs "$tmp/rootfs" ip -4 addr show eth0 | grep -q 'inet ' || { echo "podman: no bridge address" >&2; exit 1; }
     echo "uptime: $(uptime)"
-    for ((r = 1; r <= ROUNDS; r++)); do
-        # -i: a failed run (podman exits 125 now and then on this loaded machine) is counted and shown, not fatal.
-        hyperfine -N -i --warmup 2 --runs "$RUNS" --export-json "$tmp/r$r.json" -n berth "${berth[*]}" -n podman "${podman[*]}" >/dev/null 2>&1
-        python3 - "$tmp/r$r.json" "$r" <<'PY'
-import json, sys
-d = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
-b, p = d["berth"]["median"] * 1000, d["podman"]["median"] * 1000
-fb = sum(1 for c in d["berth"]["exit_codes"] if c != 0); fp = sum(1 for c in d["podman"]["exit_codes"] if c != 0)
-print(f"round {sys.argv[2]}: berth run --rm (bridge) median {b:.1f} ms, podman run --rm (bridge) median {p:.1f} ms, berth/podman = {b / p:.2f}"
-      f" (failed runs: berth {fb}, podman {fp})")
-PY
-    done
+    bench_rounds "run --rm (bridge)" berth "${berth[*]}" podman "${podman[*]}"
     echo "uptime after: $(uptime)"
 }
 if [[ ${1:-} == run ]]; then run_bench; exit 0; fi

@@ -11,16 +11,7 @@ public sealed class PodmanFixture : IDisposable
     public PodmanFixture()
     {
         Directory.CreateDirectory(Dir);
-        var conf = Path.Combine(Dir, "containers.conf");
-        // Root here lacks CAP_SYS_RESOURCE: keep podman's default ulimits within the hard limits.
-        File.WriteAllText(conf, """
-            [containers]
-            default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-            [engine]
-            cgroup_manager = "cgroupfs"
-            events_logger = "file"
-            """);
-        _env = new() { ["CONTAINERS_CONF"] = conf };
+        _env = Berth.Tests.Shared.PodmanConf.Write(Dir);
         var bundle = Path.Combine(Dir, "bundle");
         var mk = Tooling.Run(Path.Combine(Tooling.RepoRoot, "scripts", "make-bundle.sh"), [bundle, Tooling.BerthRunc]);
         if (mk.ExitCode != 0) throw new InvalidOperationException("make-bundle failed: " + mk);

@@ -88,6 +88,11 @@ public class SecurityAndConfigTests
     {
         var none = s.RunC(["--rm", "--network", "none"], "ls", "/sys/class/net");
         Assert.Equal(["lo"], none.Lines);
+        // and that loopback is up, as docker's and podman's: a server and its client talk over 127.0.0.1
+        var lo = s.RunC(["--rm", "--network", "none"], "sh", "-c", "ip -o link show lo; mkdir /w; echo hi > /w/i; httpd -p 127.0.0.1:8080 -h /w && wget -qO- http://127.0.0.1:8080/i");
+        Assert.True(lo.ExitCode == 0, lo.ToString());
+        Assert.Contains(",UP", lo.Stdout);
+        Assert.EndsWith("hi\n", lo.Stdout);
         // The default is docker's: the bridge network, eth0 (tests/Berth.Network.Tests cover it).
         Assert.Equal(["eth0", "lo"], s.RunC(["--rm"], "ls", "/sys/class/net").Lines);
         // --network host: the host's network namespace (other helpers add and remove veths, so the

@@ -20,9 +20,13 @@ public static partial class EngineCommands
             var name = new Option<string?>("--name") { Description = "the pod's name" };
             var hostname = new Option<string?>("--hostname") { Description = "the pod's hostname (default: its name)" };
             var label = new Option<string[]>("--label", "-l") { Description = "set a label (KEY=VALUE)" };
-            c.Options.Add(name); c.Options.Add(hostname); c.Options.Add(label);
+            // A pod's infra holds a network namespace of its own with only loopback: podman's `--network none`.
+            var network = new Option<string?>("--network") { Description = "none (the pod's containers share a namespace with only loopback)" };
+            c.Options.Add(name); c.Options.Add(hostname); c.Options.Add(label); c.Options.Add(network);
             c.SetAction(p => Guard(() =>
             {
+                if (p.GetValue(network) is { } net && net != "none")
+                    throw EngineException.Invalid($"invalid pod network \"{net}\": pods support only --network none (their containers share the pod's loopback)");
                 var labels = new Dictionary<string, string>();
                 foreach (var l in p.GetValue(label) ?? [])
                 {

@@ -484,6 +484,12 @@ public static unsafe partial class EngineCommands
 
     // ------------------------------------------------------------------ ps / inspect / logs / top
 
+    static System.Text.RegularExpressions.Regex NameFilter(string pattern)
+    {
+        try { return new(pattern, System.Text.RegularExpressions.RegexOptions.CultureInvariant); }
+        catch (ArgumentException) { throw EngineException.Invalid($"invalid filter 'name={pattern}': not a regular expression"); }
+    }
+
     static Command PsCommand()
     {
         var c = new Command("ps", "list containers");
@@ -491,7 +497,7 @@ public static unsafe partial class EngineCommands
         var quiet = new Option<bool>("--quiet", "-q") { Description = "only ids" };
         var noTrunc = new Option<bool>("--no-trunc") { Description = "do not truncate output" };
         var format = new Option<string?>("--format") { Description = "table | json | a Go template ({{.ID}} {{.Names}} {{.Status}}…)" };
-        var filter = new Option<string[]>("--filter", "-f") { Description = "status=, name=, label=KEY[=VALUE], id=" };
+        var filter = new Option<string[]>("--filter", "-f") { Description = "status=, name=REGEX, label=KEY[=VALUE], id=, health=, pod=" };
         foreach (var o in new Option[] { all, quiet, noTrunc, format, filter }) c.Options.Add(o);
         c.SetAction(p => Guard(() =>
         {
@@ -505,7 +511,10 @@ public static unsafe partial class EngineCommands
                 list = group.Key switch
                 {
                     "status" => list.Where(x => values.Contains(ContainerFormat.State(x))).ToList(),
-                    "name" => list.Where(x => values.Any(v => x.BareName.Contains(v, StringComparison.Ordinal))).ToList(),
+                    // docker matches names as regular expressions (`name=^web$`), on the name with and without its '/'
+                    "name" => list.Where(x => values.Select(NameFilter).Any(r => r.IsMatch(x.BareName) || r.IsMatch("/" + x.BareName))).ToList(),
+                    "pod" => values.Select(v => new Berth.Engine.Pods.PodManager(mgr).Store.Resolve(v)).ToList() is var pods
+                        ? list.Where(x => x.Pod is { } pid && pods.Contains(pid)).ToList() : list,
                     "id" => list.Where(x => values.Any(v => x.Id.StartsWith(v, StringComparison.Ordinal))).ToList(),
                     "health" => values.FirstOrDefault(v => v is not ("starting" or "healthy" or "unhealthy" or "none")) is { } hv
                         ? throw EngineException.Invalid($"invalid filter 'health={hv}': expected starting, healthy, unhealthy or none")
@@ -515,7 +524,7 @@ public static unsafe partial class EngineCommands
                         var kv = v.Split('=', 2);
                         return x.Config.Labels.TryGetValue(kv[0], out var lv) && (kv.Length == 1 || lv == kv[1]);
                     })).ToList(),
-                    _ => throw EngineException.Invalid($"invalid filter \"{group.Key}\": expected status, name, id, label or health"),
+                    _ => throw EngineException.Invalid($"invalid filter \"{group.Key}\": expected status, name, id, label, health or pod"),
                 };
             }
             var trunc = !p.GetValue(noTrunc);
@@ -694,12 +703,17 @@ public static unsafe partial class EngineCommands
         {
             var c = new Command("inspect", "show volumes");
             var names = new Argument<string[]>("volume") { Arity = ArgumentArity.OneOrMore };
-            c.Arguments.Add(names);
+            var format = new Option<string?>("--format", "-f") { Description = "a Go template, e.g. {{.Mountpoint}}" };
+            c.Arguments.Add(names); c.Options.Add(format);
             c.SetAction(p => Guard(() =>
             {
                 var s = Store(p);
                 var list = p.GetValue(names)!.Select(s.Get).ToList();
-                Console.Out.Write(Encoding.UTF8.GetString(JsonSerializer.SerializeToUtf8Bytes(list, Berth.Engine.Volumes.VolumeJsonContext.Default.ListVolumeInfo)) + "\n");
+                if (p.GetValue(format) is { } f)
+                    foreach (var vol in list)
+                        Console.Out.Write(ContainerFormat.RenderInspect(JsonNode.Parse(JsonSerializer.SerializeToUtf8Bytes(vol, Berth.Engine.Volumes.VolumeJsonContext.Default.VolumeInfo))!, f) + "\n");
+                else
+                    Console.Out.Write(Encoding.UTF8.GetString(JsonSerializer.SerializeToUtf8Bytes(list, Berth.Engine.Volumes.VolumeJsonContext.Default.ListVolumeInfo)) + "\n");
                 return 0;
             }));
             v.Subcommands.Add(c);

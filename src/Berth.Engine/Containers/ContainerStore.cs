@@ -1,5 +1,4 @@
 using System.Runtime.InteropServices;
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Berth.Linux;
@@ -36,10 +35,14 @@ public sealed class ContainerStore
     public string RecordPath(string id) => Path.Combine(Dir(id), "container.json");
     public string BundleDir(string id) => Path.Combine(Dir(id), "bundle");
 
+    /// <summary>64 random hex digits, from the kernel's CSPRNG (/dev/urandom, as docker's crypto/rand):
+    /// RandomNumberGenerator would load and initialise OpenSSL in every `run`/`create` (measured: the
+    /// one use of libssl/libcrypto on that path).</summary>
     public static string NewId()
     {
         Span<byte> b = stackalloc byte[32];
-        RandomNumberGenerator.Fill(b);
+        using (var f = new FileStream("/dev/urandom", FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 0))
+            f.ReadExactly(b);
         return Convert.ToHexStringLower(b);
     }
 

@@ -17,6 +17,7 @@ public sealed class VolumeInfo
 
 [JsonSourceGenerationOptions(WriteIndented = true, IndentSize = 4)]
 [JsonSerializable(typeof(List<VolumeInfo>))]
+[JsonSerializable(typeof(VolumeInfo))]
 public sealed partial class VolumeJsonContext : JsonSerializerContext;
 
 /// <summary>Local named volumes: &lt;root&gt;/volumes/NAME/_data, bind-mounted into containers. Creating

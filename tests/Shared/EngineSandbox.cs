@@ -129,10 +129,18 @@ public sealed class EngineSandbox
 
     public (Process Process, string Stdout, string Stderr) Start(string? stdin, params string[] args) => Start(stdin, args, null);
 
-    (Process Process, string Stdout, string Stderr) Start(string? stdin, string[] args, string? stdinFile)
+    (Process Process, string Stdout, string Stderr) Start(string? stdin, string[] args, string? stdinFile) =>
+        StartWithFiles(Path.Combine(Dir, "io"), Interlocked.Increment(ref _calls), stdin, stdinFile, [Binary, "--root", Root, "--runroot", RunRoot, .. args]);
+
+    /// <summary>The plain redirection for <see cref="StartWithFiles"/>.</summary>
+    public const string ExecWithFiles = "exec \"$0\" \"$@\" <\"$BT_IN\" >\"$BT_OUT\" 2>\"$BT_ERR\"";
+
+    /// <summary>Starts ARGV through /bin/sh with stdio in files under <paramref name="io"/> (N.in, N.out,
+    /// N.err), so that a process that inherits stdout (a detached monitor) cannot hold the call open.
+    /// <paramref name="script"/> gets the files as $BT_IN, $BT_OUT, $BT_ERR and ARGV as "$0" "$@".</summary>
+    public static (Process Process, string Stdout, string Stderr) StartWithFiles(string io, int n, string? stdin, string? stdinFile,
+        IReadOnlyList<string> argv, IReadOnlyDictionary<string, string>? env = null, string script = ExecWithFiles)
     {
-        var n = Interlocked.Increment(ref _calls);
-        var io = Path.Combine(Dir, "io");
         Directory.CreateDirectory(io);
         var inPath = stdinFile ?? "/dev/null";
         if (stdin is not null) { inPath = Path.Combine(io, $"{n}.in"); File.WriteAllText(inPath, stdin); }
@@ -141,12 +149,12 @@ public sealed class EngineSandbox
         File.WriteAllText(outPath, ""); File.WriteAllText(errPath, "");
         var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
         psi.ArgumentList.Add("-c");
-        psi.ArgumentList.Add("exec \"$0\" \"$@\" <\"$BT_IN\" >\"$BT_OUT\" 2>\"$BT_ERR\"");
-        psi.ArgumentList.Add(Binary);
-        foreach (var a in new[] { "--root", Root, "--runroot", RunRoot }.Concat(args)) psi.ArgumentList.Add(a);
+        psi.ArgumentList.Add(script);
+        foreach (var a in argv) psi.ArgumentList.Add(a);
         psi.Environment["BT_IN"] = inPath;
         psi.Environment["BT_OUT"] = outPath;
         psi.Environment["BT_ERR"] = errPath;
+        foreach (var (k, v) in env ?? new Dictionary<string, string>()) psi.Environment[k] = v;
         return (Process.Start(psi)!, outPath, errPath);
     }
 
@@ -204,6 +212,11 @@ public sealed class EngineSandbox
             if (!Directory.Exists(Path.Combine(Root, "containers", id))) continue;
             var r = Berth("rm", "-f", id);
             if (r.ExitCode != 0) leaks.Add($"rm -f {id}: {r}");
+        }
+        foreach (var pod in Berth("pod", "ps", "-q", "--no-trunc").Lines)
+        {
+            var r = Berth("pod", "rm", "-f", pod.Trim());
+            if (r.ExitCode != 0) leaks.Add($"pod rm -f {pod}: {r}");
         }
         if (File.Exists(Path.Combine(Root, "networks", "bridge.json")))
         {
