@@ -103,8 +103,9 @@ internal static class RecordJson
 }
 
 /// <summary>The runtime's state directory (--root): one directory per container holding state.json,
-/// config.json (the spec as created), the exec fifo and a lock file. Commands on one id are
-/// serialised with flock on that lock file.</summary>
+/// config.json (the spec as created) and, between create and start, the exec fifo. Commands on one
+/// id are serialised with flock on the container's directory itself (no lock file: a file created
+/// and removed per container costs an inode allocation on the state filesystem).</summary>
 public sealed class StateStore(string root)
 {
 
@@ -189,7 +190,7 @@ public sealed class StateStore(string root)
     }
 }
 
-/// <summary>An exclusive flock on a container directory's lock file.</summary>
+/// <summary>An exclusive flock on a container's directory.</summary>
 public sealed class ContainerLock : IDisposable
 {
     readonly Fd _fd;
@@ -197,7 +198,7 @@ public sealed class ContainerLock : IDisposable
 
     public static ContainerLock Acquire(string dir)
     {
-        var fd = Sys.Open(Path.Combine(dir, "lock"), O_RDWR | O_CREAT, 0x180);
+        var fd = Sys.Open(dir, O_RDONLY | O_DIRECTORY);
         if (flock(fd.Value, LOCK_EX) != 0)
         {
             fd.Dispose();
