@@ -168,6 +168,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             cg = CgroupHandle.ForCreate(o.Id, spec.Linux!.CgroupsPath, options.SystemdCgroup);
             record.CgroupsPath = cg.SpecPath;
             record.CgroupPaths = cg.HierarchyPaths;
+            record.FreezerStateFile = cg.FreezerStateFile;
             Store.Save(record);
             Timing.Mark("create: cgroup layout");
 
@@ -306,6 +307,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         {
             cg.CreateWhereWritable(options.Note);
             record.CgroupPaths = cg.HierarchyPaths;
+            record.FreezerStateFile = cg.HasCgroup ? cg.FreezerStateFile : null;
             Store.Save(record);
             cg.RequireControllersFor(linux.Resources);
         }
@@ -722,7 +724,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         if (r.InitPid == 0) return ContainerStatus.Creating;
         if (!IsInitAlive(r)) return ContainerStatus.Stopped;
         bool frozen;
-        try { frozen = (cg ?? Cgroup(r)).IsFrozen(); }
+        try { frozen = cg is null && r.FreezerStateFile is { } f ? CgroupHandle.IsFrozenFile(f) : (cg ?? Cgroup(r)).IsFrozen(); }
         catch (RuntimeException) { frozen = false; } // no freezer (or cgroup gone): cannot be paused
         if (frozen) return ContainerStatus.Paused;
         if (File.Exists(Store.FifoPath(r.Id))) return ContainerStatus.Created;
