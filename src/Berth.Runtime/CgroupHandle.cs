@@ -162,6 +162,8 @@ public sealed class CgroupHandle
     public void Freeze() => Wrap(_m.Freeze);
     public void Thaw() => Wrap(_m.Thaw);
     public bool IsFrozen() => Wrap(_m.IsFrozen);
+    public string? FreezerStateFile => _m.FreezerStateFile;
+    public static bool IsFrozenFile(string file) => Wrap(() => CgroupManagerFactory.ReadFrozenFile(file));
     public void Destroy() => Wrap(_m.Destroy);
     public string StatsEventJson(string id) => HasCgroup ? CgroupStatsJson.Serialize(id, Wrap(_m.GetStats))
         : throw RuntimeException.Precondition($"container \"{id}\" has no cgroup (rootless: the caller could not create one), so no stats");

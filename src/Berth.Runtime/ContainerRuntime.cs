@@ -57,6 +57,21 @@ public sealed class CreateOptions
     public int PreserveFds { get; init; }
     /// <summary>`run` in the foreground keeps the pty master instead of handing it to a socket.</summary>
     public bool KeepConsole { get; init; }
+    /// <summary>`run`: no exec fifo; init waits for "start" on the sync socket, which
+    /// <see cref="ContainerRuntime.CreateForRun"/> hands to <see cref="ContainerRuntime.StartCreated"/>.</summary>
+    internal bool StartOnSocket { get; init; }
+}
+
+/// <summary>A container `run` created: its init waits on <see cref="Channel"/> for "start".</summary>
+public sealed class HeldContainer(string id, int pid, Fd? console, SyncChannel channel, CgroupHandle cgroup) : IDisposable
+{
+    public string Id { get; } = id;
+    public int Pid { get; } = pid;
+    public Fd? Console { get; } = console;
+    internal SyncChannel Channel { get; } = channel;
+    /// <summary>Create's cgroup handle: `run`'s delete needs no second layout discovery.</summary>
+    internal CgroupHandle Cgroup { get; } = cgroup;
+    public void Dispose() => Channel.Dispose();
 }
 
 public sealed class ExecOptions
@@ -84,6 +99,27 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
     /// when <see cref="CreateOptions.KeepConsole"/> is set, the pty master.</summary>
     public (int Pid, Fd? Console) Create(CreateOptions o)
     {
+        var (pid, console, _, _) = CreateCore(o);
+        return (pid, console);
+    }
+
+    /// <summary>`run`'s create: as <see cref="Create"/>, but without an exec fifo. Init waits for
+    /// "start" on the sync socket, which stays open in the returned handle: no fifo to make, open,
+    /// poll and remove, and an init whose runtime died before start exits instead of waiting forever.
+    /// Until <see cref="StartCreated"/> the container's status reads "running" (no fifo), as nobody
+    /// but this `run` knows its init exists.</summary>
+    public HeldContainer CreateForRun(CreateOptions o)
+    {
+        var (pid, console, ch, cg) = CreateCore(new CreateOptions
+        {
+            Id = o.Id, Bundle = o.Bundle, PidFile = o.PidFile, ConsoleSocket = o.ConsoleSocket, NoPivot = o.NoPivot,
+            NoNewKeyring = o.NoNewKeyring, PreserveFds = o.PreserveFds, KeepConsole = o.KeepConsole, StartOnSocket = true,
+        });
+        return new HeldContainer(o.Id, pid, console, ch!, cg);
+    }
+
+    (int Pid, Fd? Console, SyncChannel? Held, CgroupHandle Cgroup) CreateCore(CreateOptions o)
+    {
         Timing.Mark("create: begin");
         StateStore.ValidateId(o.Id);
         var bundle = Path.GetFullPath(o.Bundle);
@@ -92,8 +128,12 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         Timing.Mark("create: id validated");
         var configBytes = File.ReadAllBytes(configPath);
         // A seccomp profile compiled before (the same bytes) is not parsed or compiled again.
-        var cachedSeccomp = CachedSeccomp(configBytes);
-        var spec = cachedSeccomp is null ? SpecJson.ParseSpec(configBytes, configPath) : SpecJson.ParseSpecWithoutSeccomp(configBytes, configPath);
+        var seccompSection = SeccompCache.Section(configBytes);
+        var cachedSeccomp = CachedSeccomp(seccompSection);
+        // Init gets the compiled program in its plan and never reads the profile: it (and, on a cache
+        // hit, this parse) gets the config with linux.seccomp null.
+        var configForInit = seccompSection is { } s2 ? SeccompCache.WithoutSection(configBytes, s2) : configBytes;
+        var spec = cachedSeccomp is null ? SpecJson.ParseSpec(configBytes, configPath) : SpecJson.ParseSpecWithoutSeccomp(configForInit, configPath);
         Timing.Mark("create: spec parsed");
         var rootfs = spec.Root is { Path.Length: > 0 } r ? (Path.IsPathRooted(r.Path) ? r.Path : Path.GetFullPath(Path.Combine(bundle, r.Path))) : "";
         SpecValidator.Validate(spec, rootfs);
@@ -128,14 +168,19 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             cg = CgroupHandle.ForCreate(o.Id, spec.Linux!.CgroupsPath, options.SystemdCgroup);
             record.CgroupsPath = cg.SpecPath;
             record.CgroupPaths = cg.HierarchyPaths;
+            record.FreezerStateFile = cg.FreezerStateFile;
             Store.Save(record);
             Timing.Mark("create: cgroup layout");
 
-            var fifo = Store.FifoPath(o.Id);
-            var old = umask(0);
-            var rc = mkfifo(fifo, 0x180 | 0x12);
-            umask(old);
-            if (rc != 0) throw SyscallException.Last("mkfifo", fifo);
+            string? fifo = null;
+            if (!o.StartOnSocket)
+            {
+                fifo = Store.FifoPath(o.Id);
+                var old = umask(0);
+                var rc = mkfifo(fifo, 0x180 | 0x12);
+                umask(old);
+                if (rc != 0) throw SyscallException.Last("mkfifo", fifo);
+            }
 
             // Spawn init first: its start-up (a few ms) overlaps with creating the cgroups. It joins
             // them itself (writing "0" to each v1 `tasks`, lock-free) before it does anything else.
@@ -149,10 +194,11 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             var viaNsexec = userNs || nsList.Any(n => n.Type == "time");
             if (viaNsexec) SetUpCgroups(cg, spec.Linux, record);
             var (parentEnd, childEnd) = Sys.SocketPair();
-            using var ch = new SyncChannel(parentEnd);
+            using var chOwner = new ChannelOwner(new SyncChannel(parentEnd));
+            var ch = chOwner.Channel;
             // With a user namespace init cannot open the fifo by path (the state dir is 0700, owned by
             // the host's root): it inherits an O_PATH descriptor and reopens it through /proc/self/fd.
-            using var fifoFd = viaNsexec ? Sys.Open(fifo, O_PATH) : null;
+            using var fifoFd = viaNsexec && fifo is not null ? Sys.Open(fifo, O_PATH) : null;
             using (childEnd)
             {
                 pid = SpawnInNamespaces(nsList, childEnd, initPid: 0, viaNsexec ? cg.BirthTaskFiles() : [], fifoFd, timeOffsets: TimeOffsetsText(spec.Linux));
@@ -186,6 +232,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             var plan = new InitPlan
             {
                 Id = o.Id, Rootfs = rootfs, Bundle = bundle, Fifo = fifoFd is null ? fifo : $"/proc/self/fd/{fifoFd.Value}",
+                StartOnSocket = o.StartOnSocket,
                 Seccomp = seccomp?.Bytes, SeccompFlags = seccomp?.Flags ?? 0,
                 NoPivot = o.NoPivot, NoNewKeyring = o.NoNewKeyring, PreserveFds = o.PreserveFds, Executable = SelfExe,
                 EarlyCgroupTasks = viaNsexec ? [] : cg.BirthTaskFiles(),
@@ -200,7 +247,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             // was already made rslave by ProtectRuntimeBinary (not rootless: that thread cannot unshare).
             plan.RootSlaveDone = !options.RootlessEuid && nsList.Any(n => n.Type == "mount" && string.IsNullOrEmpty(n.Path));
             ch.Send(SyncMessages.Plan(plan));
-            ch.Send(SyncMessages.ConfigPrefix + System.Text.Encoding.UTF8.GetString(configBytes));
+            ch.Send(SyncMessages.ConfigPrefix + System.Text.Encoding.UTF8.GetString(configForInit));
             if (seccomp?.Notify == true) SendSeccompListener(ch, spec);
             Timing.Mark("create: plan sent");
 
@@ -238,7 +285,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             }
             if (o.PidFile is not null) WritePidFile(o.PidFile, pid);
             Timing.Mark("create: init ready");
-            return (pid, console);
+            return (pid, console, o.StartOnSocket ? chOwner.Release() : null, cg);
         }
         catch (Exception e)
         {
@@ -268,6 +315,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         {
             cg.CreateWhereWritable(options.Note);
             record.CgroupPaths = cg.HierarchyPaths;
+            record.FreezerStateFile = cg.HasCgroup ? cg.FreezerStateFile : null;
             Store.Save(record);
             cg.RequireControllersFor(linux.Resources);
         }
@@ -278,8 +326,8 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
 
     /// <summary>Compiles linux.seccomp (a bad profile fails here, before anything exists); unknown
     /// syscall names are warnings, as in runc.</summary>
-    (byte[] Bytes, uint Flags, bool Notify)? CachedSeccomp(byte[] configBytes) =>
-        SeccompCache.Section(configBytes) is { } raw && SeccompCache.TryLoad(options.Root, raw.Span, SelfExe) is { } hit ? (hit.Bytes, hit.Flags, false) : null;
+    (byte[] Bytes, uint Flags, bool Notify)? CachedSeccomp(ReadOnlyMemory<byte>? section) =>
+        section is { } raw && SeccompCache.TryLoad(options.Root, raw.Span, SelfExe) is { } hit ? (hit.Bytes, hit.Flags, false) : null;
 
     (byte[] Bytes, uint Flags, bool Notify)? CompileSeccomp(Spec spec, byte[] configBytes)
     {
@@ -634,6 +682,31 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         HookRunner.RunAll("poststart", spec.Hooks?.Poststart, ToState(rec, ContainerStatus.Running), failFast: false, options.Warn);
     }
 
+    /// <summary>`run`'s start of a container from <see cref="CreateForRun"/>: "start" on the sync
+    /// socket releases init (what opening the fifo does for `start`), then the poststart hooks.</summary>
+    public void StartCreated(HeldContainer c)
+    {
+        using var _ = Store.Lock(c.Id);
+        var rec = Store.Load(c.Id);
+        Timing.Mark("start: begin");
+        try { c.Channel.Send(SyncMessages.Start); }
+        catch (SyscallException) { throw RuntimeException.Precondition($"cannot start container \"{c.Id}\": its init process exited"); }
+        c.Dispose();
+        Timing.Mark("start: released");
+        if (!rec.HasPostHooks) return;
+        var spec = Store.LoadSpec(c.Id);
+        HookRunner.RunAll("poststart", spec.Hooks?.Poststart, ToState(rec, ContainerStatus.Running), failFast: false, options.Warn);
+    }
+
+    /// <summary>Disposes the sync channel unless <see cref="Release"/> handed it on.</summary>
+    sealed class ChannelOwner(SyncChannel ch) : IDisposable
+    {
+        SyncChannel? _ch = ch;
+        public SyncChannel Channel => _ch!;
+        public SyncChannel Release() { var c = _ch!; _ch = null; return c; }
+        public void Dispose() => _ch?.Dispose();
+    }
+
     void ReleaseFifo(ContainerRecord rec)
     {
         var path = Store.FifoPath(rec.Id);
@@ -659,12 +732,14 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
     bool IsInitAlive(ContainerRecord r) =>
         r.InitPid > 0 && Sys.IsAlive(r.InitPid) && (r.InitStartTime == 0 || ProcStat.Read(r.InitPid)?.StartTime == r.InitStartTime);
 
-    public ContainerStatus StatusOf(ContainerRecord r)
+    public ContainerStatus StatusOf(ContainerRecord r) => StatusOf(r, null);
+
+    ContainerStatus StatusOf(ContainerRecord r, CgroupHandle? cg)
     {
         if (r.InitPid == 0) return ContainerStatus.Creating;
         if (!IsInitAlive(r)) return ContainerStatus.Stopped;
         bool frozen;
-        try { frozen = Cgroup(r).IsFrozen(); }
+        try { frozen = cg is null && r.FreezerStateFile is { } f ? CgroupHandle.IsFrozenFile(f) : (cg ?? Cgroup(r)).IsFrozen(); }
         catch (RuntimeException) { frozen = false; } // no freezer (or cgroup gone): cannot be paused
         if (frozen) return ContainerStatus.Paused;
         if (File.Exists(Store.FifoPath(r.Id))) return ContainerStatus.Created;
@@ -749,7 +824,12 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         }
     }
 
-    public void Delete(string id, bool force)
+    public void Delete(string id, bool force) => Delete(id, force, null);
+
+    /// <summary>`run`'s delete, with the cgroup handle its create made.</summary>
+    public void Delete(HeldContainer c) => Delete(c.Id, force: true, c.Cgroup);
+
+    void Delete(string id, bool force, CgroupHandle? known)
     {
         StateStore.ValidateId(id);
         if (!Directory.Exists(Store.Dir(id)))
@@ -759,11 +839,11 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         }
         using var _ = Store.Lock(id);
         var rec = Store.Load(id);
-        var status = StatusOf(rec);
+        var cg = known ?? Cgroup(rec);
+        var status = StatusOf(rec, cg);
         if (status is ContainerStatus.Running or ContainerStatus.Paused && !force)
             throw RuntimeException.Precondition($"cannot delete container \"{id}\" that is not stopped: {status.ToSpecString()}");
         Timing.Mark("delete: begin");
-        var cg = Cgroup(rec);
         if (status != ContainerStatus.Stopped && status != ContainerStatus.Creating)
         {
             KillAllAndWait(rec, cg);
@@ -870,7 +950,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             throw RuntimeException.Invalid("cannot allocate tty if berth-runc will detach without setting console socket");
         ContainerRecord rec;
         Spec spec;
-        byte[] configBytes;
+        byte[] configBytes, configForInit;
         (byte[] Bytes, uint Flags, bool Notify)? cachedSeccomp;
         using (Store.Lock(o.Id))
         {
@@ -878,8 +958,11 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             var status = StatusOf(rec);
             if (!status.CanExec()) throw RuntimeException.Precondition($"cannot exec in a {status.ToSpecString()} container");
             configBytes = File.ReadAllBytes(Store.ConfigPath(o.Id));
-            cachedSeccomp = CachedSeccomp(configBytes);
-            spec = cachedSeccomp is null ? SpecJson.ParseSpec(configBytes, Store.ConfigPath(o.Id)) : SpecJson.ParseSpecWithoutSeccomp(configBytes, Store.ConfigPath(o.Id));
+            var section = SeccompCache.Section(configBytes);
+            cachedSeccomp = CachedSeccomp(section);
+            configForInit = section is { } sec ? SeccompCache.WithoutSection(configBytes, sec) : configBytes;
+            spec = cachedSeccomp is null ? SpecJson.ParseSpec(configBytes, Store.ConfigPath(o.Id))
+                : SpecJson.ParseSpecWithoutSeccomp(configForInit, Store.ConfigPath(o.Id));
         }
         // With a user namespace, nsexec joins it (and then the others) before .NET starts: entering
         // only the other namespaces would run the process as the host's root.
@@ -913,7 +996,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             }
             if (seccomp?.Notify == true) plan.SeccompListenerState = ListenerState(spec, pid, ToState(rec, ContainerStatus.Running));
             ch.Send(SyncMessages.Plan(plan));
-            ch.Send(SyncMessages.ConfigPrefix + System.Text.Encoding.UTF8.GetString(configBytes));
+            ch.Send(SyncMessages.ConfigPrefix + System.Text.Encoding.UTF8.GetString(configForInit));
             if (seccomp?.Notify == true) SendSeccompListener(ch, spec);
             while (true)
             {

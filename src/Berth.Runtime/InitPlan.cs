@@ -23,6 +23,9 @@ public sealed class InitPlan
     [JsonPropertyName("rootfs")] public string Rootfs { get; set; } = "";
     [JsonPropertyName("bundle")] public string Bundle { get; set; } = "";
     [JsonPropertyName("fifo")] public string? Fifo { get; set; }
+    /// <summary>`run`: no fifo; after "ready" init waits for "start" on the sync socket (and exits
+    /// if the runtime closes it instead).</summary>
+    public bool StartOnSocket { get; set; }
     [JsonPropertyName("noPivot")] public bool NoPivot { get; set; }
     [JsonPropertyName("noNewKeyring")] public bool NoNewKeyring { get; set; }
     /// <summary>No mount namespace in the config: the container shares the host's, its mounts are
@@ -64,13 +67,13 @@ public sealed class CgroupMountSource
 }
 
 /// <summary>Messages on the sync socket. Parent→init: "plan:{json}" (+ "config:{config.json}" for
-/// create), "hooks-done". Init→parent: "hooks" (run prestart/createRuntime now), "pty" (+fd),
+/// create), "hooks-done", "start" (`run`, after "ready"). Init→parent: "hooks" (run prestart/createRuntime now), "pty" (+fd),
 /// "ready", "error:msg". The plan is written and read by hand: on a cold NativeAOT start the
 /// serializer's metadata costs milliseconds that every container start would pay.</summary>
 public static class SyncMessages
 {
     public const string Hooks = "hooks", HooksDone = "hooks-done", Pty = "pty", Ready = "ready", ErrorPrefix = "error:",
-        SeccompListener = "seccomp-listener";
+        SeccompListener = "seccomp-listener", Start = "start";
     public const string PlanPrefix = "plan:", ConfigPrefix = "config:";
 
     public static string Plan(InitPlan p)
@@ -85,6 +88,7 @@ public static class SyncMessages
             w.WriteString("rootfs", p.Rootfs);
             w.WriteString("bundle", p.Bundle);
             if (p.Fifo is not null) w.WriteString("fifo", p.Fifo);
+            if (p.StartOnSocket) w.WriteBoolean("startOnSocket", true);
             w.WriteBoolean("noPivot", p.NoPivot);
             w.WriteBoolean("hostMountNs", p.HostMountNs);
             w.WriteBoolean("rootSlaveDone", p.RootSlaveDone);
@@ -141,6 +145,7 @@ public static class SyncMessages
                 case "rootfs": plan.Rootfs = v.GetString()!; break;
                 case "bundle": plan.Bundle = v.GetString()!; break;
                 case "fifo": plan.Fifo = v.GetString(); break;
+                case "startOnSocket": plan.StartOnSocket = v.GetBoolean(); break;
                 case "noPivot": plan.NoPivot = v.GetBoolean(); break;
                 case "hostMountNs": plan.HostMountNs = v.GetBoolean(); break;
                 case "rootSlaveDone": plan.RootSlaveDone = v.GetBoolean(); break;

@@ -22,6 +22,9 @@ public sealed class ContainerRecord
     [JsonPropertyName("systemdCgroup")] public bool SystemdCgroup { get; set; }
     /// <summary>Whether config.json has poststart/poststop hooks: start and delete then need to read it.</summary>
     [JsonPropertyName("hasPostHooks")] public bool HasPostHooks { get; set; }
+    /// <summary>The cgroup file that says whether the container is frozen (null: no freezer, or a
+    /// record from before it was kept): status reads it without discovering the cgroup layout.</summary>
+    public string? FreezerStateFile { get; set; }
     /// <summary>The container shares the host's mount namespace: delete unmounts what create mounted.</summary>
     public bool HostMountNs { get; set; }
     /// <summary>Created by a rootless runtime: cgroups it could not write were skipped.</summary>
@@ -50,6 +53,7 @@ internal static class RecordJson
             WriteMap(w, "cgroupPaths", r.CgroupPaths);
             w.WriteBoolean("systemdCgroup", r.SystemdCgroup);
             w.WriteBoolean("hasPostHooks", r.HasPostHooks);
+            if (r.FreezerStateFile is not null) w.WriteString("freezerStateFile", r.FreezerStateFile);
             w.WriteBoolean("hostMountNs", r.HostMountNs);
             if (r.Rootless) w.WriteBoolean("rootless", true);
             WriteMap(w, "annotations", r.Annotations);
@@ -86,6 +90,7 @@ internal static class RecordJson
                 case "cgroupPaths": r.CgroupPaths = ReadMap(v); break;
                 case "systemdCgroup": r.SystemdCgroup = v.GetBoolean(); break;
                 case "hasPostHooks": r.HasPostHooks = v.GetBoolean(); break;
+                case "freezerStateFile": r.FreezerStateFile = v.GetString(); break;
                 case "hostMountNs": r.HostMountNs = v.GetBoolean(); break;
                 case "rootless": r.Rootless = v.GetBoolean(); break;
                 case "annotations": r.Annotations = ReadMap(v); break;
@@ -103,8 +108,9 @@ internal static class RecordJson
 }
 
 /// <summary>The runtime's state directory (--root): one directory per container holding state.json,
-/// config.json (the spec as created), the exec fifo and a lock file. Commands on one id are
-/// serialised with flock on that lock file.</summary>
+/// config.json (the spec as created) and, between create and start, the exec fifo. Commands on one
+/// id are serialised with flock on the container's directory itself (no lock file: a file created
+/// and removed per container costs an inode allocation on the state filesystem).</summary>
 public sealed class StateStore(string root)
 {
 
@@ -189,7 +195,7 @@ public sealed class StateStore(string root)
     }
 }
 
-/// <summary>An exclusive flock on a container directory's lock file.</summary>
+/// <summary>An exclusive flock on a container's directory.</summary>
 public sealed class ContainerLock : IDisposable
 {
     readonly Fd _fd;
@@ -197,7 +203,7 @@ public sealed class ContainerLock : IDisposable
 
     public static ContainerLock Acquire(string dir)
     {
-        var fd = Sys.Open(Path.Combine(dir, "lock"), O_RDWR | O_CREAT, 0x180);
+        var fd = Sys.Open(dir, O_RDONLY | O_DIRECTORY);
         if (flock(fd.Value, LOCK_EX) != 0)
         {
             fd.Dispose();

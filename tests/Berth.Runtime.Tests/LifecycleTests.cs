@@ -120,6 +120,29 @@ public class LifecycleTests
         var st = s.State(id);
         Assert.Equal("running", (string)st["status"]!);
         Assert.True(Sandbox.IsAlive((int)st["pid"]!));
+        // `run` releases init over the sync socket: no exec fifo, and the directory is the lock.
+        Assert.Equal(["config.json", "state.json"], Directory.GetFiles(Path.Combine(s.Root, id)).Select(f => Path.GetFileName(f)!).Order().ToArray());
+    });
+
+    [Fact]
+    public void A_container_directory_is_locked_while_a_command_works_on_it() => Sandbox.Run(s =>
+    {
+        var id = s.NewId("lock");
+        var b = s.NewBundle(id, "true");
+        s.Ok("create", "--bundle", b.Dir, id);
+        var dir = Path.Combine(s.Root, id);
+        using (var l = Berth.Runtime.ContainerLock.Acquire(dir))
+        {
+            // `start` waits for the lock: it has not released init after a while.
+            var (p, _, err) = s.Start(null, "start", id);
+            using var _p = p;
+            Assert.False(p.WaitForExit(500), File.ReadAllText(err));
+            Assert.Equal("created", (string)s.State(id)["status"]!);
+            l.Dispose();
+            Assert.True(p.WaitForExit(10_000));
+            Assert.True(p.ExitCode == 0, File.ReadAllText(err));
+        }
+        s.Ok("delete", "--force", id);
     });
 
     [Fact]

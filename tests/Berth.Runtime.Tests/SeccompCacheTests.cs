@@ -46,6 +46,23 @@ public class SeccompCacheTests
     });
 
     [Fact]
+    public void The_config_without_its_profile_is_the_same_config_with_seccomp_null()
+    {
+        var config = """{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"pid"}],"seccomp":{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]},"maskedPaths":["/proc/kcore"]},"hostname":"h"}"""u8.ToArray();
+        var section = Berth.Runtime.SeccompCache.Section(config);
+        Assert.NotNull(section);
+        var stripped = Berth.Runtime.SeccompCache.WithoutSection(config, section.Value);
+        Assert.Equal("""{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"pid"}],"seccomp":null,"maskedPaths":["/proc/kcore"]},"hostname":"h"}""",
+            System.Text.Encoding.UTF8.GetString(stripped));
+        var spec = Berth.Oci.Runtime.SpecJson.ParseSpecWithoutSeccomp(stripped);
+        Assert.Null(spec.Linux!.Seccomp);
+        Assert.Equal(["/proc/kcore"], spec.Linux.MaskedPaths!);
+        Assert.Equal("h", spec.Hostname);
+        // No section: nothing to strip.
+        Assert.Null(Berth.Runtime.SeccompCache.Section("""{"linux":{}}"""u8.ToArray()));
+    }
+
+    [Fact]
     public void The_cache_is_bounded_and_no_container_id_collides_with_it() => Sandbox.Run(s =>
     {
         var cache = Path.Combine(s.Root, Berth.Runtime.SeccompCache.DirName);

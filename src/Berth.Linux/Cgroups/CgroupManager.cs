@@ -230,6 +230,24 @@ internal sealed partial class CgroupManager : ICgroupManager
         return ReadFrozen(h, dir);
     }
 
+    public string? FreezerStateFile
+    {
+        get
+        {
+            try { var (h, dir) = FreezerTarget; return Path.Combine(dir, h.IsUnified ? "cgroup.events" : "freezer.state"); }
+            catch (CgroupException) { return null; }
+        }
+    }
+
+    /// <summary>Whether a <see cref="FreezerStateFile"/> says frozen.</summary>
+    public static bool ReadFrozenFile(string file)
+    {
+        if (Path.GetFileName(file) == "freezer.state") return CgroupFs.Read(file) == "FROZEN";
+        foreach (var line in CgroupFs.Read(file).Split('\n'))
+            if (line.StartsWith("frozen ", StringComparison.Ordinal)) return line.AsSpan(7).Trim() is "1";
+        return false;
+    }
+
     static bool ReadFrozen(CgroupHierarchy h, string dir)
     {
         if (!h.IsUnified) return CgroupFs.Read(Path.Combine(dir, "freezer.state")) == "FROZEN";

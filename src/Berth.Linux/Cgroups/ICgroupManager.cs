@@ -48,6 +48,10 @@ public interface ICgroupManager
 
     bool IsFrozen();
 
+    /// <summary>The file <see cref="IsFrozen"/> reads (v1 freezer.state, v2 cgroup.events), or null
+    /// without a freezer: recorded at create so `state` needs no layout discovery (mountinfo).</summary>
+    string? FreezerStateFile { get; }
+
     /// <summary>Usage statistics (see <see cref="CgroupStatsJson"/> for runc's `events --stats` shape).</summary>
     CgroupStats GetStats();
 
@@ -98,6 +102,8 @@ public static class CgroupManagerFactory
 
     /// <summary>Reopens a container's cgroup from the <see cref="ICgroupManager.HierarchyPaths"/>
     /// recorded when it was created.</summary>
+    public static bool ReadFrozenFile(string file) => CgroupManager.ReadFrozenFile(file);
+
     public static ICgroupManager Open(string containerId, IReadOnlyDictionary<string, string> hierarchyPaths,
         CgroupLayout? layout = null, CgroupManagerOptions? options = null) =>
         new CgroupManager(containerId, layout ?? CgroupLayout.Discover(), hierarchyPaths, options ?? new CgroupManagerOptions());

@@ -118,22 +118,24 @@ public static class RuncCli
             {
                 var cid = p.GetValue(a)!;
                 var det = p.GetValue(detach);
-                var (pid, console) = rt.Create(new CreateOptions
+                var held = rt.CreateForRun(new CreateOptions
                 {
                     Id = cid, Bundle = p.GetValue(b)!, PidFile = p.GetValue(pf), ConsoleSocket = p.GetValue(cs),
                     NoPivot = p.GetValue(np), NoNewKeyring = p.GetValue(nk), PreserveFds = p.GetValue(pr), KeepConsole = !det,
                 });
-                try { rt.Start(cid); }
+                var (pid, console) = (held.Pid, held.Console);
+                try { rt.StartCreated(held); }
                 catch
                 {
+                    held.Dispose();
                     console?.Dispose();
-                    try { rt.Delete(cid, force: true); } catch (RuntimeException) { }
+                    try { rt.Delete(held); } catch (RuntimeException) { }
                     throw;
                 }
                 if (det) { console?.Dispose(); return 0; }
                 var status = Terminal.WaitForeground(pid, console);
                 console?.Dispose();
-                if (!p.GetValue(keep)) rt.Delete(cid, force: true);
+                if (!p.GetValue(keep)) rt.Delete(held);
                 return status;
             }));
             cmd.Subcommands.Add(c);

@@ -119,6 +119,8 @@ public static unsafe partial class ContainerInit
         if (plan.Seccomp is not null && _listenerSocket is not null && !plan.Process.NoNewPrivileges) LoadSeccomp(plan);
         Timing.Mark("init: ready");
         ch.Send(SyncMessages.Ready);
+        // `run`: wait for "start" on the socket; the runtime gone (EOF) means no start: exit.
+        if (plan.StartOnSocket && ch.Receive() != SyncMessages.Start) Environment.Exit(1);
         ch.Dispose();
 
         // Wait for `start`: opening the fifo for writing blocks until start opens it for reading.
