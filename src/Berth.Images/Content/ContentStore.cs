@@ -213,6 +213,7 @@ public sealed class BlobWriter : IAsyncDisposable, IDisposable
     /// <summary>Starts over from byte 0 (a server that ignored a Range request sends the whole blob again).</summary>
     public void Restart()
     {
+        if (_verified) throw new InvalidOperationException($"blob {Expected}: restarted after it was verified");
         _file.SetLength(0);
         _file.Position = 0;
         _hash.Dispose();
@@ -220,13 +221,24 @@ public sealed class BlobWriter : IAsyncDisposable, IDisposable
         Offset = 0;
     }
 
-    public async Task CommitAsync(CancellationToken ct = default)
+    bool _verified;
+
+    /// <summary>Checks size and digest of what was written (DataLoss when they do not match), without
+    /// publishing: lets a download tell its stream's consumer the bytes are good while the fsync runs.</summary>
+    public void Verify()
     {
+        if (_verified) return;
         if (ExpectedSize >= 0 && Offset != ExpectedSize)
             throw ImageException.DataLoss($"blob {Expected}: got {Offset} bytes, its descriptor says {ExpectedSize}");
         var actual = Digest.FromHash(Expected.Algorithm, _hash.GetHashAndReset());
         if (actual != Expected)
             throw ImageException.DataLoss($"blob {Expected}: content has digest {actual} (corrupt or tampered)");
+        _verified = true;
+    }
+
+    public async Task CommitAsync(CancellationToken ct = default)
+    {
+        Verify();
         await _file.FlushAsync(ct).ConfigureAwait(false);
         _file.Flush(flushToDisk: true);
         await _file.DisposeAsync().ConfigureAwait(false);

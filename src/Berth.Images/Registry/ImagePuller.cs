@@ -1,4 +1,7 @@
+using System.IO.Pipelines;
+using System.Runtime.ExceptionServices;
 using Berth.Images.Content;
+using Berth.Images.Unpack;
 using Berth.Images.Reference;
 using Berth.Oci.Image;
 
@@ -18,6 +21,13 @@ public interface IPostPullStep
     /// or already there), while other layers may still be downloading: lets a step start its work
     /// on a layer early (unpacking overlaps the download of the rest).</summary>
     Task LayerStoredAsync(ImageStore store, ImageConfigFile config, IReadOnlyList<Descriptor> layers, int index, CancellationToken ct) => Task.CompletedTask;
+
+    /// <summary>Asked before layer <paramref name="index"/> is downloaded: a step that returns a
+    /// consumer is given the layer's bytes as they arrive (unpacking runs during the download),
+    /// instead of <see cref="LayerStoredAsync"/>. The stream's end means the blob was verified and
+    /// stored; a bad blob makes the stream throw instead, so the consumer commits nothing of it.
+    /// Null: the step has no use for the bytes (then LayerStoredAsync follows the download).</summary>
+    Func<Stream, CancellationToken, Task>? LayerConsumer(ImageConfigFile config, IReadOnlyList<Descriptor> layers, int index) => null;
 
     /// <summary>Called after a failed pull with the store's exclusive lock held, once the pull's
     /// record and unreferenced blobs are gone: removes what the step made that no image needs.</summary>
@@ -91,14 +101,22 @@ public sealed class ImagePuller(ImageStore store, RegistryOptions options)
             {
                 var layer = m.Layers[i];
                 var d = Digest.Parse(layer.Digest);
+                IPostPullStep? streamed = null;
                 if (store.Content.Exists(d)) progress.BlobDone(layer, "Already exists");
                 else
                 {
                     progress.BlobStarted(layer, "layer");
-                    await client.FetchBlobAsync(repo, layer, store.Content, n => progress.BlobProgress(layer, n), token).ConfigureAwait(false);
+                    Func<Stream, CancellationToken, Task>? consumer = null;
+                    foreach (var step in PostPullSteps)
+                        if ((consumer = step.LayerConsumer(config, m.Layers, i)) is not null) { streamed = step; break; }
+                    if (consumer is null)
+                        await client.FetchBlobAsync(repo, layer, store.Content, n => progress.BlobProgress(layer, n), token).ConfigureAwait(false);
+                    else
+                        await FetchStreamingAsync(client, repo, layer, consumer, progress, token).ConfigureAwait(false);
                     progress.BlobDone(layer, "Download complete");
                 }
-                foreach (var step in PostPullSteps) await step.LayerStoredAsync(store, config, m.Layers, i, token).ConfigureAwait(false);
+                foreach (var step in PostPullSteps)
+                    if (step != streamed) await step.LayerStoredAsync(store, config, m.Layers, i, token).ConfigureAwait(false);
             }).ConfigureAwait(false);
         await store.Content.WriteBlobAsync(manifest.Bytes, ct).ConfigureAwait(false);
         if (!ReferenceEquals(manifest, top)) await store.Content.WriteBlobAsync(top.Bytes, ct).ConfigureAwait(false);
@@ -110,6 +128,49 @@ public sealed class ImagePuller(ImageStore store, RegistryOptions options)
         store.SetName(named, record.Target.Digest);
         progress.Status($"Digest: {top.Digest}");
         return new StoredImage(record, [named]);
+    }
+
+    /// <summary>Bytes of a layer held between the download and its consumer before the download waits.</summary>
+    const long StreamWindow = 32 << 20;
+
+    /// <summary>
+    /// Downloads a layer into the content store and hands its bytes to <paramref name="consumer"/>
+    /// in the same pass, through a pipe: the download writes each chunk to the blob file and the
+    /// pipe, the consumer (on its own threads) reads them. The first real failure of either side is
+    /// thrown: a consumer that fails stops the download; a download that fails (a digest mismatch
+    /// found at the end, a registry gone) reaches the consumer as its stream's exception.
+    /// </summary>
+    async Task FetchStreamingAsync(RegistryClient client, string repo, Descriptor layer, Func<Stream, CancellationToken, Task> consumer, ITransferProgress progress, CancellationToken ct)
+    {
+        var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: StreamWindow, resumeWriterThreshold: StreamWindow / 2,
+            minimumSegmentSize: 1 << 17, useSynchronizationContext: false));
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var firstFailure = 0; // 1: the consumer failed first, 2: the download did
+        var consume = Side(1, async () =>
+        {
+            await Task.Yield();
+            await using var s = new PipeReadStream(pipe.Reader);
+            await consumer(s, linked.Token).ConfigureAwait(false);
+        });
+        var fetch = Side(2, () => client.FetchBlobAsync(repo, layer, store.Content, n => progress.BlobProgress(layer, n), linked.Token, pipe.Writer));
+        try { await Task.WhenAll(fetch, consume).ConfigureAwait(false); }
+        catch when (!ct.IsCancellationRequested && (firstFailure == 1 ? consume : fetch) is { IsFaulted: true } first)
+        {
+            // The side that failed first, not the other's cancellation or echo of it.
+            ExceptionDispatchInfo.Throw(first.Exception!.InnerException!);
+        }
+
+        // Either side's failure stops the other.
+        async Task Side(int id, Func<Task> run)
+        {
+            try { await run().ConfigureAwait(false); }
+            catch
+            {
+                Interlocked.CompareExchange(ref firstFailure, id, 0);
+                await linked.CancelAsync().ConfigureAwait(false);
+                throw;
+            }
+        }
     }
 
     /// <summary>Refuses manifests Berth could not run: unknown config or layer media types, bad digests.</summary>

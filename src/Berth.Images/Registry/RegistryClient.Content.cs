@@ -1,4 +1,6 @@
 using System.Net;
+using System.Buffers;
+using System.IO.Pipelines;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using Berth.Images.Content;
@@ -94,16 +96,55 @@ public sealed partial class RegistryClient
 
     /// <summary>
     /// Downloads a blob into the content store. The bytes are hashed while they stream; a connection
-    /// that breaks mid-blob is resumed with `Range: bytes=N-` (or restarted when the registry ignores
-    /// it), up to MaxAttempts; the blob is published only when size and digest match its descriptor.
+    /// that breaks mid-blob is resumed with `Range: bytes=N-` (a registry that answers with the whole
+    /// blob again, or from an earlier offset, has the bytes already held skipped), up to MaxAttempts;
+    /// the blob is published only when size and digest match its descriptor.
+    /// With <paramref name="tee"/> every byte is also written there once, as it arrives (the HTTP body
+    /// is read straight into the pipe's memory, then written to the blob file from it): a consumer can
+    /// unpack the layer during the download. The tee is completed only after the blob is verified and
+    /// published, or with the download's exception; a consumer that completes its end early (it needed
+    /// nothing) does not stop the download.
     /// </summary>
-    public async Task FetchBlobAsync(string repo, Descriptor desc, ContentStore store, Action<long>? progress, CancellationToken ct)
+    public async Task FetchBlobAsync(string repo, Descriptor desc, ContentStore store, Action<long>? progress, CancellationToken ct, PipeWriter? tee = null)
+    {
+        var teeCompleted = false;
+        try
+        {
+            await FetchBlobCoreAsync(repo, desc, store, progress, tee, async () =>
+            {
+                // Verified: the consumer may commit while the blob is fsynced and published.
+                teeCompleted = true;
+                await tee!.CompleteAsync().ConfigureAwait(false);
+            }, ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (tee is not null && !teeCompleted)
+        {
+            teeCompleted = true;
+            await tee.CompleteAsync(e).ConfigureAwait(false);
+            throw;
+        }
+        if (tee is not null && !teeCompleted) await tee.CompleteAsync().ConfigureAwait(false);
+    }
+
+    const int TeeSegment = 1 << 17;
+
+    async Task FetchBlobCoreAsync(string repo, Descriptor desc, ContentStore store, Action<long>? progress, PipeWriter? tee, Func<Task> verified, CancellationToken ct)
     {
         var digest = Digest.Parse(desc.Digest);
-        if (store.Exists(digest)) return;
+        if (store.Exists(digest))
+        {
+            // Stored meanwhile (a concurrent pull): the consumer reads it from the store.
+            if (tee is not null)
+            {
+                await using var f = store.OpenBlob(digest);
+                await f.CopyToAsync(tee, ct).ConfigureAwait(false);
+            }
+            return;
+        }
         var what = $"blob {digest} of {Registry}/{repo}";
         await using var writer = store.BeginIngest(digest, desc.Size);
-        var buf = new byte[1 << 17];
+        var buf = new byte[TeeSegment];
+        var teeOpen = tee is not null;
         for (var attempt = 1; ; attempt++)
         {
             var offset = writer.Offset;
@@ -113,23 +154,42 @@ public sealed partial class RegistryClient
                 if (offset > 0) req.Headers.Range = new RangeHeaderValue(offset, null);
                 return req;
             }, [PullScope(repo)], true, ct).ConfigureAwait(false);
+            // Bytes of this answer that were already received (and written, and teed): skipped.
+            long skip = 0;
             if (resp.StatusCode == HttpStatusCode.PartialContent && offset > 0)
             {
-                if (resp.Content.Headers.ContentRange?.From is { } from && from != offset) writer.Restart();
+                var from = resp.Content.Headers.ContentRange?.From ?? offset;
+                if (from > offset) throw ImageException.Unavailable($"{what}: asked for bytes from {offset}, the registry sent from {from}");
+                skip = offset - from;
             }
-            else if (resp.StatusCode == HttpStatusCode.OK)
-            {
-                if (offset > 0) writer.Restart();
-            }
+            else if (resp.StatusCode == HttpStatusCode.OK) skip = offset;
             else throw await ErrorAsync(resp, what).ConfigureAwait(false);
             progress?.Invoke(writer.Offset);
             try
             {
                 await using var s = await resp.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
-                int n;
-                while ((n = await s.ReadAsync(buf, ct).ConfigureAwait(false)) > 0)
+                while (true)
                 {
-                    await writer.WriteAsync(buf.AsMemory(0, n), ct).ConfigureAwait(false);
+                    // Straight into the tee's memory when nothing is to be skipped: one copy only.
+                    var direct = teeOpen && skip == 0;
+                    var mem = direct ? tee!.GetMemory(TeeSegment) : buf;
+                    var n = await s.ReadAsync(mem, ct).ConfigureAwait(false);
+                    if (n == 0) break;
+                    var data = mem[..n];
+                    if (skip > 0)
+                    {
+                        var k = (int)Math.Min(skip, n);
+                        skip -= k;
+                        data = data[k..];
+                        if (data.IsEmpty) continue;
+                    }
+                    await writer.WriteAsync(data, ct).ConfigureAwait(false);
+                    if (teeOpen)
+                    {
+                        if (direct) tee!.Advance(n);
+                        else tee!.Write(data.Span);
+                        if ((await tee!.FlushAsync(ct).ConfigureAwait(false)).IsCompleted) teeOpen = false;
+                    }
                     progress?.Invoke(writer.Offset);
                 }
             }
@@ -148,6 +208,8 @@ public sealed partial class RegistryClient
             }
             break;
         }
+        writer.Verify();
+        if (tee is not null) await verified().ConfigureAwait(false);
         await writer.CommitAsync(ct).ConfigureAwait(false);
     }
 

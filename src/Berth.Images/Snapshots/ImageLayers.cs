@@ -49,7 +49,7 @@ public static class ImageLayers
     }
 
     internal static Func<Descriptor, CancellationToken, Task<Stream>> OpenBlob(ImageStore store) =>
-        (d, _) => Task.FromResult<Stream>(store.Content.OpenBlob(Digest.Parse(d.Digest)));
+        (d, _) => Task.FromResult<Stream>(new BufferedStream(store.Content.OpenBlob(Digest.Parse(d.Digest)), 1 << 20));
 
     /// <summary>Unpack failures in the image area's taxonomy: bad content is InvalidArgument, a snapshot conflict FailedPrecondition.</summary>
     internal static async Task Translate(string what, Func<Task> unpack)
@@ -112,6 +112,15 @@ public sealed class UnpackOnPull(ISnapshotter snapshotter, int parallelism) : IP
 
     /// <summary>After a failed pull (exclusive lock held): layer snapshots no image needs go.</summary>
     public Task DiscardAsync(ImageStore store) => ImageLayers.CollectAsync(store, snapshotter, CancellationToken.None);
+
+    /// <summary>On overlay each layer stands alone, so it is unpacked while it downloads, into its own
+    /// temp directory that becomes the layer only once the stream ends (the blob verified).</summary>
+    public Func<Stream, CancellationToken, Task>? LayerConsumer(ImageConfigFile config, IReadOnlyList<Descriptor> layers, int index)
+    {
+        if (!snapshotter.LayersIndependent || config.RootFs.DiffIds.Count != layers.Count) return null;
+        return (stream, ct) => ImageLayers.Translate($"layer {layers[index].Digest}",
+            () => ImageUnpacker.UnpackLayerAsync(snapshotter, config.RootFs.DiffIds, layers, index, (_, _) => Task.FromResult(stream), ct));
+    }
 
     /// <summary>On overlay each layer stands alone, so it is unpacked as soon as its blob is stored,
     /// while the other layers are still downloading.</summary>

@@ -79,6 +79,10 @@ public static class LayerUnpacker
             var tar = new TarStreamReader(ahead);
             applier.Run(tar);
             tar.Drain();
+            // The source to its very end: a download's stream ends only once the blob is verified
+            // (and throws when it is not), so nothing is committed from a blob that turns out bad.
+            Span<byte> rest = stackalloc byte[512];
+            while (blob.Read(rest) > 0) { }
         }
         catch (SyscallException e) { throw new LayerException($"{what}: {applier.Current}: {e.Message}", e); }
         finally { applier.Dispose(); }

@@ -17,7 +17,7 @@ public sealed class FaultTests : IDisposable
     readonly DirectoryInfo _root = Directory.CreateTempSubdirectory("berth-faults-");
     public void Dispose() => _root.Delete(true);
 
-    static RegistryOptions Options(int attempts = 4) => new()
+    internal static RegistryOptions Options(int attempts = 4) => new()
     {
         TlsVerify = false, MaxAttempts = attempts, BackoffBase = TimeSpan.FromMilliseconds(10),
         AuthFile = new AuthFile("/nonexistent/berth-test-auth.json"), InsecureRegistries = new HashSet<string>(),
