@@ -13,15 +13,6 @@ public sealed class VolumeInfo
     public string Name { get; set; } = "";
     public Dictionary<string, string> Options { get; set; } = [];
     public string Scope { get; set; } = "local";
-    /// <summary>Only in the Docker API's GET /system/df (never stored).</summary>
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public VolumeUsageData? UsageData { get; set; }
-}
-
-/// <summary>A volume's size and the number of containers using it (docker's VolumeUsageData).</summary>
-public sealed class VolumeUsageData
-{
-    public long Size { get; set; }
-    public long RefCount { get; set; }
 }
 
 [JsonSourceGenerationOptions(WriteIndented = true, IndentSize = 4)]
