@@ -9,15 +9,7 @@ namespace Berth.DockerApi.Tests;
 /// service that survives bad requests and clients that leave mid-stream.</summary>
 public sealed class ProtocolTests(ServiceFixture fx) : IClassFixture<ServiceFixture>
 {
-    HttpClient Client() => new(new SocketsHttpHandler
-    {
-        ConnectCallback = async (_, ct) =>
-        {
-            var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-            await s.ConnectAsync(new UnixDomainSocketEndPoint(fx.Socket), ct);
-            return new NetworkStream(s, ownsSocket: true);
-        },
-    }) { BaseAddress = new Uri("http://docker"), Timeout = TimeSpan.FromSeconds(30) };
+    HttpClient Client() => fx.ApiClient();
 
     static async Task<(int Status, string Body)> Send(HttpClient c, HttpMethod m, string path, string? body = null)
     {

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net.Sockets;
+using System.Net.Http;
 using Berth.Images.Tests.Support;
 
 namespace Berth.DockerApi.Tests;
@@ -85,6 +86,17 @@ public sealed class ServiceFixture : IDisposable
         Assert.True(r.ExitCode == 0, $"docker {string.Join(' ', args)}: {r}");
         return r.Stdout;
     }
+
+    /// <summary>An HTTP client on the service's socket.</summary>
+    public HttpClient ApiClient() => new(new SocketsHttpHandler
+    {
+        ConnectCallback = async (_, ct) =>
+        {
+            var s = new System.Net.Sockets.Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            await s.ConnectAsync(new UnixDomainSocketEndPoint(Socket), ct);
+            return new NetworkStream(s, ownsSocket: true);
+        },
+    }) { BaseAddress = new Uri("http://docker"), Timeout = TimeSpan.FromSeconds(60) };
 
     public ToolResult Berth(params string[] args) =>
         Tools.Run(Tools.Berth, ["--root", Root, "--runroot", RunRoot, .. args], new Dictionary<string, string> { ["BERTH_INSECURE_REGISTRIES"] = "" });

@@ -250,12 +250,12 @@ public sealed unsafe class ContainerManager
     public List<ContainerRecord> List()
     {
         var list = new List<ContainerRecord>();
-        foreach (var id in Store.ListIds())
+        foreach (var loaded in Store.ListRecords())
         {
             try
             {
-                var c = Store.Load(id);
-                if (c.Monitor is not null && !MonitorAlive(c)) c = Reconcile(id);
+                var c = loaded;
+                if (c.Monitor is not null && !MonitorAlive(c)) c = Reconcile(c.Id);
                 list.Add(c);
             }
             catch (EngineException) { /* removed meanwhile */ }

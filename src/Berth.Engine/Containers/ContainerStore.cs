@@ -177,10 +177,13 @@ public sealed class ContainerStore
 
     /// <summary>Ids of the containers that exist (have a record and own their name). Records that
     /// never got their name (a CLI killed during create) are collected once they are a minute old.</summary>
-    public List<string> ListIds()
+    public List<string> ListIds() => ListRecords().Select(c => c.Id).ToList();
+
+    /// <summary>As <see cref="ListIds"/>, with the records read on the way (each read once).</summary>
+    public List<ContainerRecord> ListRecords()
     {
-        var ids = new List<string>();
-        if (!Directory.Exists(ContainersDir)) return ids;
+        var records = new List<ContainerRecord>();
+        if (!Directory.Exists(ContainersDir)) return records;
         foreach (var d in Directory.EnumerateDirectories(ContainersDir))
         {
             var id = System.IO.Path.GetFileName(d);
@@ -190,9 +193,9 @@ public sealed class ContainerStore
             catch (EngineException) { CollectIfStale(d); continue; }
             catch (JsonException) { continue; }
             if (ReadName(c.BareName) != id) { CollectIfStale(d); continue; }
-            ids.Add(id);
+            records.Add(c);
         }
-        return ids;
+        return records;
     }
 
     static void CollectIfStale(string dir)

@@ -300,22 +300,24 @@ public sealed partial class DockerApiHandler
         }
         if (limit > 0) list = list.Take(limit).ToList();
         var now = DateTime.UtcNow;
-        var summaries = list.Select(c => new ContainerSummary
-        {
-            Id = c.Id,
-            Names = [c.Name],
-            Image = c.Config.Image.Length > 0 ? c.Config.Image : c.Rootfs,
-            ImageID = c.Image,
-            Command = string.Join(' ', c.Args.Prepend(c.Path)),
-            Created = new DateTimeOffset(ContainerFormat.ParseTime(c.Created), TimeSpan.Zero).ToUnixTimeSeconds(),
-            Labels = c.Config.Labels,
-            State = ContainerFormat.State(c),
-            Status = ContainerFormat.Status(c, now),
-            HostConfig = { NetworkMode = c.HostConfig.NetworkMode },
-            Mounts = c.Mounts,
-        }).ToList();
+        var summaries = list.Select(c => SummaryOf(c, now)).ToList();
         await WriteJsonAsync(ctx, 200, summaries, DockerJson.Default.ListContainerSummary);
     }
+
+    static ContainerSummary SummaryOf(ContainerRecord c, DateTime now) => new()
+    {
+        Id = c.Id,
+        Names = [c.Name],
+        Image = c.Config.Image.Length > 0 ? c.Config.Image : c.Rootfs,
+        ImageID = c.Image,
+        Command = string.Join(' ', c.Args.Prepend(c.Path)),
+        Created = new DateTimeOffset(ContainerFormat.ParseTime(c.Created), TimeSpan.Zero).ToUnixTimeSeconds(),
+        Labels = c.Config.Labels,
+        State = ContainerFormat.State(c),
+        Status = ContainerFormat.Status(c, now),
+        HostConfig = { NetworkMode = c.HostConfig.NetworkMode },
+        Mounts = c.Mounts,
+    };
 
     bool Ancestor(ContainerRecord c, string image)
     {

@@ -85,21 +85,26 @@ public sealed partial class DockerApiHandler
             if (f.TryGetValue("dangling", out var d) && d.Count > 0 && (d[0] is "true" or "1") != (tags.Count == 0)) continue;
             if (f.TryGetValue("reference", out var refs) && !refs.Any(p => img.Names.Any(n => ReferenceMatches(n, p)))) continue;
             if (f.TryGetValue("label", out var ls) && !ls.All(l => LabelMatch(labels, l))) continue;
-            result.Add(new ImageSummary
-            {
-                Id = img.Id,
-                RepoTags = tags,
-                RepoDigests = img.Names.Select(n => n.FamiliarName).Distinct().Select(n => $"{n}@{img.Record.Target.Digest}").ToList(),
-                Created = config.Created is { } cr && DateTimeOffset.TryParse(cr, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var t) ? t.ToUnixTimeSeconds() : 0,
-                Size = img.Record.Size,
-                VirtualSize = img.Record.Size,
-                Labels = labels,
-                Containers = containers.Count(c => c.Image == img.Id),
-            });
+            result.Add(SummaryOf(img, config, containers));
         }
         result = result.OrderByDescending(i => i.Created).ToList();
         await WriteJsonAsync(ctx, 200, result, DockerJson.Default.ListImageSummary);
     }
+
+    static ImageSummary SummaryOf(StoredImage img, ImageConfigFile config, List<ContainerRecord> containers) => new()
+    {
+        Id = img.Id,
+        RepoTags = img.Names.Where(n => n.Tag is not null && n.Digest is null).Select(n => n.FamiliarString).ToList(),
+        RepoDigests = img.Names.Select(n => n.FamiliarName).Distinct().Select(n => $"{n}@{img.Record.Target.Digest}").ToList(),
+        Created = UnixSeconds(config.Created),
+        Size = img.Record.Size,
+        VirtualSize = img.Record.Size,
+        Labels = config.Config?.Labels ?? [],
+        Containers = containers.Count(c => c.Image == img.Id),
+    };
+
+    static long UnixSeconds(string? rfc3339) =>
+        rfc3339 is { } cr && DateTimeOffset.TryParse(cr, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var t) ? t.ToUnixTimeSeconds() : 0;
 
     /// <summary>docker's reference filter: a familiar name or name:tag, '*' matching within a path component.</summary>
     static bool ReferenceMatches(ImageReference n, string pattern)

@@ -88,6 +88,9 @@ public sealed partial class DockerApiHandler
             case "_ping" when s.Length == 1 && get: return (Ping, []);
             case "version" when s.Length == 1 && get: return (Version, []);
             case "info" when s.Length == 1 && get: return (Info, []);
+            case "events" when s.Length == 1 && get: return (Events, []);
+            case "system" when s.Length == 2 && s[1] == "df" && get: return (DiskUsage, []);
+            case "commit" when Is("POST", 1): return (CommitContainer, []);
             case "auth" when Is("POST", 1): return (Auth, []);
             case "containers":
                 if (Is("POST", 2) && s[1] == "create") return (CreateContainer, []);
@@ -114,6 +117,12 @@ public sealed partial class DockerApiHandler
                         ("GET", "top") => TopContainer,
                         ("POST", "exec") => CreateExec,
                         ("POST", "update") => UpdateContainer,
+                        ("GET", "stats") => ContainerStatsEndpoint,
+                        ("HEAD", "archive") => StatArchive,
+                        ("GET", "archive") => GetArchive,
+                        ("PUT", "archive") => PutArchive,
+                        ("GET", "export") => ExportContainer,
+                        ("GET", "changes") => ContainerChangesEndpoint,
                         _ => null,
                     };
                     return (e, [id]);
@@ -131,6 +140,8 @@ public sealed partial class DockerApiHandler
                 if (Is("POST", 2) && s[1] == "create") return (PullImage, []);
                 if (get && s.Length == 2 && s[1] == "json") return (ListImages, []);
                 if (Is("POST", 2) && s[1] == "prune") return (PruneImages, []);
+                if (Is("POST", 2) && s[1] == "load") return (LoadImages, []);
+                if (get && s.Length == 2 && s[1] == "get") return (SaveImages, []);
                 // Image names contain slashes: /images/{name}/json|tag|push, DELETE /images/{name}
                 if (method == "DELETE" && s.Length >= 2) return (RemoveImage, [string.Join('/', s[1..])]);
                 if (s.Length >= 3)
@@ -141,6 +152,8 @@ public sealed partial class DockerApiHandler
                         ("GET", "json") => InspectImage,
                         ("POST", "tag") => TagImage,
                         ("POST", "push") => PushImage,
+                        ("GET" or "HEAD", "get") => SaveImages,
+                        ("GET", "history") => ImageHistory,
                         _ => null,
                     };
                     return (e, [name]);

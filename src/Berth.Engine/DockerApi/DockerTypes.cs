@@ -346,6 +346,7 @@ public sealed class PruneImagesResponse
 
 public sealed class ProgressMessage
 {
+    public string? stream { get; set; }
     public string? status { get; set; }
     public ProgressDetail? progressDetail { get; set; }
     public string? progress { get; set; }
@@ -399,6 +400,66 @@ public sealed class PruneVolumesResponse
     public long SpaceReclaimed { get; set; }
 }
 
+/// <summary>One item of GET /containers/ID/changes (Kind: 0 modified, 1 added, 2 deleted).</summary>
+public sealed class ChangeItem
+{
+    public string Path { get; set; } = "";
+    public int Kind { get; set; }
+}
+
+/// <summary>The optional body of POST /commit (a ContainerConfig): the fields a commit applies.</summary>
+public sealed class CommitConfig
+{
+    public List<string>? Cmd { get; set; }
+    public List<string>? Entrypoint { get; set; }
+    public List<string>? Env { get; set; }
+    public Dictionary<string, string>? Labels { get; set; }
+    public string? WorkingDir { get; set; }
+    public string? User { get; set; }
+    public string? StopSignal { get; set; }
+    public Dictionary<string, JsonElement>? ExposedPorts { get; set; }
+}
+
+/// <summary>One item of GET /images/NAME/history.</summary>
+public sealed class HistoryItem
+{
+    public string Id { get; set; } = "";
+    public long Created { get; set; }
+    public string CreatedBy { get; set; } = "";
+    [JsonIgnore(Condition = JsonIgnoreCondition.Never)] public List<string>? Tags { get; set; }
+    public long Size { get; set; }
+    public string Comment { get; set; } = "";
+}
+
+/// <summary>GET /system/df: kinds not asked for (type=…) are left out.</summary>
+public sealed class DiskUsageResponse
+{
+    public long LayersSize { get; set; }
+    public List<ImageSummary>? Images { get; set; }
+    public List<ContainerSummary>? Containers { get; set; }
+    public List<DiskUsageVolume>? Volumes { get; set; }
+    public List<JsonElement>? BuildCache { get; set; }
+}
+
+/// <summary>A volume as /system/df reports it: the Volume object with UsageData.</summary>
+public sealed class DiskUsageVolume
+{
+    public string CreatedAt { get; set; } = "";
+    public string Driver { get; set; } = "local";
+    public Dictionary<string, string> Labels { get; set; } = [];
+    public string Mountpoint { get; set; } = "";
+    public string Name { get; set; } = "";
+    public Dictionary<string, string> Options { get; set; } = [];
+    public string Scope { get; set; } = "local";
+    public VolumeUsageData UsageData { get; set; } = new();
+}
+
+public sealed class VolumeUsageData
+{
+    public long Size { get; set; }
+    public long RefCount { get; set; }
+}
+
 [JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, PropertyNameCaseInsensitive = true)]
 [JsonSerializable(typeof(ErrorResponse))]
 [JsonSerializable(typeof(CreateContainerBody))]
@@ -431,4 +492,10 @@ public sealed class PruneVolumesResponse
 [JsonSerializable(typeof(VolumeListResponse))]
 [JsonSerializable(typeof(PruneVolumesResponse))]
 [JsonSerializable(typeof(Dictionary<string, List<string>>))]
+[JsonSerializable(typeof(List<ChangeItem>))]
+[JsonSerializable(typeof(CommitConfig))]
+[JsonSerializable(typeof(List<HistoryItem>))]
+[JsonSerializable(typeof(DiskUsageResponse))]
+[JsonSerializable(typeof(List<string>))]
+[JsonSerializable(typeof(string))]
 public sealed partial class DockerJson : JsonSerializerContext;
