@@ -42,7 +42,7 @@ for ((r = 1; r <= RUNS; r++)); do
         start "$dir"
         sleep 1
         echo "== run $r: server pid $pid, idle $(rss)"
-        "${bench[@]}" --server https://127.0.0.1:$port
+        "${bench[@]}" --server https://127.0.0.1:$port --server-pid $pid
     fi
     echo "server after: $(rss)"
     kill $pid; wait $pid 2>/dev/null || true

@@ -10,7 +10,7 @@ using System.Security.Cryptography.X509Certificates;
 using System.Text;
 
 string server = "", dataDir = "";
-int nodes = 5000, pods = 50000, clients = 16;
+int nodes = 5000, pods = 50000, clients = 16, serverPid = 0;
 string phase = "all"; // all | create (nodes and pods only) | bind (wait for the pods already created to be bound)
 for (int i = 0; i < args.Length; i++)
 {
@@ -22,6 +22,7 @@ for (int i = 0; i < args.Length; i++)
         case "--pods": pods = int.Parse(args[++i]); break;
         case "--clients": clients = int.Parse(args[++i]); break;
         case "--phase": phase = args[++i]; break;
+        case "--server-pid": serverPid = int.Parse(args[++i]); break;
         default: Console.Error.WriteLine($"scheduler-api bench: unknown argument \"{args[i]}\""); return 2;
     }
 }
@@ -61,6 +62,16 @@ async Task<List<double>> ParallelAsync(int n, Func<int, string> path, Func<int, 
     await Task.WhenAll(workers);
     return lat;
 }
+
+// user+sys CPU seconds of a process (the server's, from /proc; this one's own)
+double ServerCpu()
+{
+    if (serverPid == 0) return double.NaN;
+    var stat = File.ReadAllText($"/proc/{serverPid}/stat");
+    var f = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+    return (long.Parse(f[11]) + long.Parse(f[12])) / 100.0; // utime, stime in clock ticks (USER_HZ = 100)
+}
+double OwnCpu() => Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
 
 static string Pct(List<double> l)
 {
@@ -144,6 +155,7 @@ var watch = Task.Run(async () =>
     }
 });
 await Task.Delay(200);
+var (server0, own0) = (ServerCpu(), OwnCpu());
 clock.Start();
 var podLat = await ParallelAsync(pods, _ => "/api/v1/namespaces/bench/pods", i =>
     "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"pod-" + i + "\",\"namespace\":\"bench\"}," +
@@ -153,7 +165,16 @@ Console.WriteLine($"pods: {pods} created in {created.TotalSeconds:F2} s ({pods /
 var done = await Task.WhenAny(allBound.Task, Task.Delay(TimeSpan.FromMinutes(10)));
 if (done != allBound.Task) { Console.WriteLine($"timed out: {bound.Count}/{pods} bound"); return 1; }
 var total = allBound.Task.Result;
+var (server1, own1) = (ServerCpu(), OwnCpu());
 Console.WriteLine($"scheduling throughput: {pods / total.TotalSeconds:F0} pods/s ({pods} pods bound {total.TotalSeconds:F2} s after the first create; last bound {(total - created).TotalSeconds:F2} s after the last create)");
+Console.WriteLine($"CPU per pod (first create to last binding): server {(server1 - server0) * 1e6 / pods:F0} µs ({server1 - server0:F1} s), bench client {(own1 - own0) * 1e6 / pods:F0} µs");
 watchCts.Cancel();
+// The scheduler's Scheduled Events are written off the binding path: how many made it (a full buffer drops them).
+await Task.Delay(2000);
+using (var ev = await http.GetAsync("/api/v1/namespaces/bench/events"))
+{
+    var doc = System.Text.Json.JsonDocument.Parse(await ev.Content.ReadAsStreamAsync());
+    Console.WriteLine($"events in namespace bench 2 s after: {doc.RootElement.GetProperty("items").GetArrayLength()}");
+}
 Console.WriteLine($"load after: {File.ReadAllText("/proc/loadavg").Trim()}");
 return 0;

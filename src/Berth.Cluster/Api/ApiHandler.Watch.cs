@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Text;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using Berth.Cluster.Storage;
 using Microsoft.AspNetCore.Http;
@@ -51,7 +52,7 @@ public sealed partial class ApiHandler
         bool Match(JsonObject o) => labels.Matches(o["metadata"]?["labels"] as JsonObject) && fields.Matches(o) &&
             (fields.SingleName is null || o.Str("metadata.name") == fields.SingleName);
 
-        var initial = new List<JsonObject>();
+        var initial = new List<StoreEntry>();
         long from;
         if (rvText is "" or "0" || sendInitial)
         {
@@ -60,8 +61,7 @@ public sealed partial class ApiHandler
             foreach (var e in list.Items)
             {
                 if (!e.Key.StartsWith(prefix, StringComparison.Ordinal)) continue;
-                var o = Decode(e);
-                if (Match(o)) initial.Add(o);
+                if (unfiltered || Match(Decode(e))) initial.Add(e);
             }
         }
         else from = ParseRv(rvText, "resourceVersion");
@@ -87,7 +87,14 @@ public sealed partial class ApiHandler
             }
             return shape == Shape.Metadata ? PartialMetadata(o, tv) : o;
         }
-        foreach (var o in initial) await WriteEventAsync(ctx, "ADDED", ShapeOf(o), ct);
+        // Plain JSON watches send the stored bytes (resourceVersion spliced in), not a re-serialised tree.
+        var raw = shape == Shape.Object;
+        foreach (var e in initial)
+        {
+            if (!(raw && WriteStoredEvent(ctx, "ADDED", e))) WriteEvent(ctx, "ADDED", ShapeOf(Decode(e)));
+            if (ctx.Response.BodyWriter.UnflushedBytes > 65536) await ctx.Response.BodyWriter.FlushAsync(ct);
+        }
+        initial = [];
         var lastRv = from;
         if (sendInitial && bookmarks)
             await WriteEventAsync(ctx, "BOOKMARK", Bookmark(type, lastRv, initialEnd: true), ct);
@@ -117,8 +124,11 @@ public sealed partial class ApiHandler
                 while (reader.TryRead(out var ev))
                 {
                     lastRv = ev.Revision;
+                    if (raw && unfiltered && WriteStoredEvent(ctx, KindOf(ev), ev.Entry)) { wrote = true; continue; }
                     var (kind, obj) = Translate(ev, unfiltered ? null : Match);
-                    if (kind is not null) { await WriteEventAsync(ctx, kind, ShapeOf(obj!), ct, flush: false); wrote = true; }
+                    if (kind is null) continue;
+                    if (!(raw && WriteStoredEvent(ctx, kind, ev.Entry))) WriteEvent(ctx, kind, ShapeOf(obj!));
+                    wrote = true;
                 }
                 if (wrote) await ctx.Response.BodyWriter.FlushAsync(ct);
             }
@@ -131,12 +141,13 @@ public sealed partial class ApiHandler
         catch (OperationCanceledException) { }
     }
 
+    static string KindOf(StoreEvent ev) => ev.Type == StoreEventType.Delete ? "DELETED" : ev.Previous is null ? "ADDED" : "MODIFIED";
+
     /// <summary>The watch event for a store event; with no selectors (<paramref name="match"/> null) the previous value is not decoded.</summary>
     static (string? Type, JsonObject? Obj) Translate(StoreEvent ev, Func<JsonObject, bool>? match)
     {
         var obj = Decode(ev.Entry);
-        if (match is null)
-            return (ev.Type == StoreEventType.Delete ? "DELETED" : ev.Previous is null ? "ADDED" : "MODIFIED", obj);
+        if (match is null) return (KindOf(ev), obj);
         if (ev.Type == StoreEventType.Delete) return match(obj) ? ("DELETED", obj) : (null, null);
         var now = match(obj);
         if (ev.Previous is null) return now ? ("ADDED", obj) : (null, null);
@@ -157,11 +168,43 @@ public sealed partial class ApiHandler
         return new JsonObject { ["kind"] = type.Kind, ["apiVersion"] = type.ApiVersion, ["metadata"] = meta };
     }
 
-    static async Task WriteEventAsync(HttpContext ctx, string type, JsonNode obj, CancellationToken ct, bool flush = true)
+    static async Task WriteEventAsync(HttpContext ctx, string type, JsonNode obj, CancellationToken ct)
     {
-        var line = new JsonObject { ["type"] = type, ["object"] = obj.Parent is null ? obj : obj.DeepClone() }.ToJsonString() + "\n";
-        // The pipe writer buffers until flushed (Response.Body would flush on every write).
-        ctx.Response.BodyWriter.Write(Encoding.UTF8.GetBytes(line));
-        if (flush) await ctx.Response.BodyWriter.FlushAsync(ct);
+        WriteEvent(ctx, type, obj);
+        await ctx.Response.BodyWriter.FlushAsync(ct);
+    }
+
+    /// <summary>Buffers one event line (the pipe writer holds it until flushed; Response.Body would flush on every write).</summary>
+    static void WriteEvent(HttpContext ctx, string type, JsonNode obj)
+    {
+        var w = ctx.Response.BodyWriter;
+        using (var jw = new Utf8JsonWriter(w))
+        {
+            jw.WriteStartObject();
+            jw.WriteString("type", type);
+            jw.WritePropertyName("object");
+            obj.WriteTo(jw);
+            jw.WriteEndObject();
+        }
+        w.Write("\n"u8);
+    }
+
+    static ReadOnlySpan<byte> EventPrefix(string type) => type switch
+    {
+        "ADDED" => "{\"type\":\"ADDED\",\"object\":"u8,
+        "MODIFIED" => "{\"type\":\"MODIFIED\",\"object\":"u8,
+        _ => "{\"type\":\"DELETED\",\"object\":"u8,
+    };
+
+    /// <summary>One event line from the stored bytes of <paramref name="e"/>; false (nothing written) when they have no metadata object.</summary>
+    static bool WriteStoredEvent(HttpContext ctx, string type, StoreEntry e)
+    {
+        var w = ctx.Response.BodyWriter;
+        var at = StoredJson.MetadataStart(e.Value);
+        if (at < 0) return false;
+        w.Write(EventPrefix(type));
+        StoredJson.Write(w, e.Value, at, e.ModRevision);
+        w.Write("}\n"u8);
+        return true;
     }
 }

@@ -116,12 +116,23 @@ public sealed partial class ApiHandler
         catch (StoreKeyExistsException) { throw ApiException.AlreadyExists(type.Group, type.Plural, name); }
     }
 
+    readonly System.Collections.Concurrent.ConcurrentDictionary<string, (long Revision, bool Terminating)> namespaceStates = new(StringComparer.Ordinal);
+
     /// <summary>The NamespaceLifecycle admission check: no new content in a namespace that is missing or being terminated.</summary>
     async Task CheckNamespaceActiveAsync(ResourceType type, string name, string ns, CancellationToken ct)
     {
         var nsType = registry.Find("", "v1", "namespaces")!;
         var e = await store.GetAsync(nsType.Key(null, ns), ct) ?? throw ApiException.NotFound("", "namespaces", ns);
-        if (Decode(e).Str("metadata.deletionTimestamp") is not null)
+        // the decoded answer is kept per revision of the namespace: creates in one namespace parse it once
+        bool terminating;
+        if (namespaceStates.TryGetValue(ns, out var known) && known.Revision == e.ModRevision) terminating = known.Terminating;
+        else
+        {
+            terminating = Decode(e).Str("metadata.deletionTimestamp") is not null;
+            if (namespaceStates.Count > 10_000) namespaceStates.Clear();
+            namespaceStates[ns] = (e.ModRevision, terminating);
+        }
+        if (terminating)
             throw ApiException.Forbidden(type.Group, type.Plural, name, $"unable to create new content in namespace {ns} because it is being terminated");
     }
 
@@ -408,7 +419,7 @@ public sealed partial class ApiHandler
         var node = binding.Str("target.name");
         if (string.IsNullOrEmpty(node))
             throw ApiException.Invalid("", "Binding", t.Name!, [FieldError.Required("target.name")]);
-        await WriteUpdateAsync(t with { Subresource = "binding" }, 0, pod =>
+        JsonObject Assign(JsonObject pod)
         {
             if (binding.Str("metadata.uid") is { Length: > 0 } uid && uid != pod.Str("metadata.uid"))
                 throw ApiException.Conflict("", "pods", t.Name!, $"Precondition failed: UID in precondition: {uid}, UID in object meta: {pod.Str("metadata.uid")}");
@@ -421,7 +432,31 @@ public sealed partial class ApiHandler
                 foreach (var (k, v) in ann) pod.Meta().Obj("annotations")[k] = v?.DeepClone();
             SetPodScheduled(pod);
             return pod;
-        }, dryRun, ct);
+        }
+        // Annotations from the binding go through the generic update (metadata validation).
+        if (binding["metadata"]?["annotations"] is JsonObject { Count: > 0 })
+        {
+            await WriteUpdateAsync(t with { Subresource = "binding" }, 0, Assign, dryRun, ct);
+            return;
+        }
+        // Otherwise, as kube's binding storage does, one conditional write of the stored pod with only
+        // spec.nodeName and the PodScheduled condition changed: no copy, defaulting or re-validation
+        // of a spec the binding does not touch.
+        var key = t.Type.Key(t.Namespace, t.Name!);
+        for (var attempt = 0; ; attempt++)
+        {
+            var e = await store.GetAsync(key, ct) ?? throw ApiException.NotFound("", "pods", t.Name!);
+            var pod = Assign(Decode(e));
+            if (dryRun) return;
+            try
+            {
+                await store.UpdateAsync(key, Encode(pod), e.ModRevision, ct);
+                return;
+            }
+            catch (StoreConflictException) when (attempt < 10) { }
+            catch (StoreConflictException) { throw ApiException.Conflict("", "pods", t.Name!, "the object has been modified; please apply your changes to the latest version and try again"); }
+            catch (StoreKeyNotFoundException) { throw ApiException.NotFound("", "pods", t.Name!); }
+        }
     }
 
     /// <summary>The binding's PodScheduled=True condition (the API server writes it with spec.nodeName, as kube's binding storage does).</summary>

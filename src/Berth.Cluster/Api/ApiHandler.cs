@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -65,9 +66,10 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
     {
         ctx.Response.StatusCode = code;
         ctx.Response.ContentType = contentType;
-        var bytes = Encoding.UTF8.GetBytes(node.ToJsonString());
-        ctx.Response.ContentLength = bytes.Length;
-        await ctx.Response.Body.WriteAsync(bytes, ctx.RequestAborted);
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(2048);
+        using (var w = new Utf8JsonWriter(buffer)) node.WriteTo(w);
+        ctx.Response.ContentLength = buffer.WrittenCount;
+        await ctx.Response.Body.WriteAsync(buffer.WrittenMemory, ctx.RequestAborted);
     }
 
     async Task DispatchAsync(HttpContext ctx, CancellationToken ct)
@@ -392,22 +394,57 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
         }
         else if (q["resourceVersionMatch"].ToString() == "Exact")
             rev = ParseRv(q["resourceVersion"], "resourceVersion");
-        var (items, listRev, next) = await ListItemsAsync(prefix, startAfter, rev, limit, labels, fields, ct);
-
         var (shape, tv) = Negotiate(ctx);
+        var (entries, listRev, next) = await ListEntriesAsync(prefix, startAfter, rev, limit, labels, fields, ct);
+        var listMeta = new JsonObject { ["resourceVersion"] = listRev.ToString() };
+        if (next is not null) listMeta["continue"] = next;
+        if (shape == Shape.Object)
+        {
+            // Streamed from the stored bytes: no tree and no single string of the whole list.
+            ctx.Response.StatusCode = 200;
+            ctx.Response.ContentType = "application/json";
+            var w = ctx.Response.BodyWriter;
+            using (var jw = new Utf8JsonWriter(w))
+            {
+                jw.WriteStartObject();
+                jw.WriteString("kind", t.Type.ListKind);
+                jw.WriteString("apiVersion", t.Type.ApiVersion);
+                jw.WritePropertyName("metadata");
+                listMeta.WriteTo(jw);
+                jw.WritePropertyName("items");
+                jw.WriteStartArray();
+                jw.Flush();
+                for (var i = 0; i < entries.Count; i++)
+                {
+                    if (i > 0) w.Write(","u8);
+                    var e = entries[i];
+                    var at = StoredJson.MetadataStart(e.Value);
+                    if (at >= 0) StoredJson.Write(w, e.Value, at, e.ModRevision);
+                    else
+                    {
+                        using var ow = new Utf8JsonWriter(w);
+                        Decode(e).WriteTo(ow);
+                    }
+                    entries[i] = null!; // the bytes may go once written
+                    if (w.UnflushedBytes > 65536) await w.FlushAsync(ct);
+                }
+                w.Write("]}"u8);
+            }
+            await w.FlushAsync(ct);
+            return;
+        }
+        var items = entries.Select(Decode).ToList();
         JsonNode body;
         if (shape == Shape.Table) body = Tables.Build(t.Type, items, tv, listRev.ToString(), next, IncludeObject(ctx), headers: true);
         else
         {
-            var meta = new JsonObject { ["resourceVersion"] = listRev.ToString() };
-            if (next is not null) meta["continue"] = next;
             var arr = new JsonArray();
-            foreach (var o in items) arr.Add((JsonNode)(shape == Shape.Metadata ? PartialMetadata(o, tv) : o));
+            foreach (var o in items) arr.Add((JsonNode)PartialMetadata(o, tv));
             body = new JsonObject
             {
-                ["kind"] = shape == Shape.Metadata ? "PartialObjectMetadataList" : t.Type.ListKind,
-                ["apiVersion"] = shape == Shape.Metadata ? $"meta.k8s.io/{tv}" : t.Type.ApiVersion,
-                ["metadata"] = meta,
+                ["kind"] = "PartialObjectMetadataList",
+                ["apiVersion"] = $"meta.k8s.io/{tv}",
+                ["metadata"] = listMeta,
                 ["items"] = arr,
             };
         }
@@ -421,7 +458,16 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
     internal async Task<(List<JsonObject> Items, long Revision, string? Continue)> ListItemsAsync(string prefix, string? startAfter, long rev, int limit,
         LabelSelector labels, FieldSelector fields, CancellationToken ct)
     {
-        var items = new List<JsonObject>();
+        var (entries, listRev, next) = await ListEntriesAsync(prefix, startAfter, rev, limit, labels, fields, ct);
+        return (entries.Select(Decode).ToList(), listRev, next);
+    }
+
+    /// <summary>As <see cref="ListItemsAsync"/>, the stored entries (decoded only to match selectors).</summary>
+    internal async Task<(List<StoreEntry> Items, long Revision, string? Continue)> ListEntriesAsync(string prefix, string? startAfter, long rev, int limit,
+        LabelSelector labels, FieldSelector fields, CancellationToken ct)
+    {
+        var unfiltered = labels.IsEmpty && fields.Requirements.Count == 0;
+        var items = new List<StoreEntry>();
         string? next = null;
         long listRev = 0;
         while (true)
@@ -433,9 +479,12 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
             foreach (var e in page.Items)
             {
                 lastKey = e.Key;
-                var o = Decode(e);
-                if (!labels.Matches(o["metadata"]?["labels"] as JsonObject) || !fields.Matches(o)) continue;
-                items.Add(o);
+                if (!unfiltered)
+                {
+                    var o = Decode(e);
+                    if (!labels.Matches(o["metadata"]?["labels"] as JsonObject) || !fields.Matches(o)) continue;
+                }
+                items.Add(e);
                 if (limit > 0 && items.Count == limit) break;
             }
             if (limit > 0 && items.Count == limit)

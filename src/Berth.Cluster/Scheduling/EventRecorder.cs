@@ -13,6 +13,7 @@ internal sealed class EventRecorder(IClusterClient client, string component)
 {
     readonly Channel<Item> _ch = Channel.CreateBounded<Item>(new BoundedChannelOptions(20_000) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true });
     readonly Dictionary<(string, string, string), (string Name, int Count)> _seen = [];
+    readonly SemaphoreSlim _inflight = new(64);
 
     readonly record struct Item(PodInfo Pod, string Type, string Reason, string Message, bool SetCondition, string? Nominated, DateTime At);
 
@@ -26,6 +27,13 @@ internal sealed class EventRecorder(IClusterClient client, string component)
         {
             await foreach (var it in _ch.Reader.ReadAllAsync(ct).ConfigureAwait(false))
             {
+                if (it.Reason == "Scheduled" && !it.SetCondition)
+                {
+                    // One new Event per bound pod, never correlated: many in flight share the store's commits.
+                    await _inflight.WaitAsync(ct).ConfigureAwait(false);
+                    _ = CreateDetachedAsync(it, ct);
+                    continue;
+                }
                 try
                 {
                     if (it.SetCondition) await SetConditionAsync(it, ct).ConfigureAwait(false);
@@ -35,6 +43,13 @@ internal sealed class EventRecorder(IClusterClient client, string component)
             }
         }
         catch (OperationCanceledException) { }
+    }
+
+    async Task CreateDetachedAsync(Item it, CancellationToken ct)
+    {
+        try { await CreateEventAsync(it, ct).ConfigureAwait(false); }
+        catch (Exception e) when (e is ClusterException or OperationCanceledException) { }
+        finally { _inflight.Release(); }
     }
 
     async Task SetConditionAsync(Item it, CancellationToken ct)
@@ -65,6 +80,13 @@ internal sealed class EventRecorder(IClusterClient client, string component)
                 return;
             }
         }
+        var name = await CreateEventAsync(it, ct).ConfigureAwait(false);
+        if (_seen.Count > 50_000) _seen.Clear();
+        if (it.Reason != "Scheduled") _seen[key] = (name, 1);
+    }
+
+    async Task<string> CreateEventAsync(Item it, CancellationToken ct)
+    {
         var name = $"{it.Pod.Name}.{(it.At - DateTime.UnixEpoch).Ticks * 100:x}";
         var e = new Corev1Event
         {
@@ -75,7 +97,6 @@ internal sealed class EventRecorder(IClusterClient client, string component)
             FirstTimestamp = it.At, LastTimestamp = it.At, Count = 1,
         };
         await client.CreateAsync(e, ct).ConfigureAwait(false);
-        if (_seen.Count > 50_000) _seen.Clear();
-        if (it.Reason != "Scheduled") _seen[key] = (name, 1);
+        return name;
     }
 }

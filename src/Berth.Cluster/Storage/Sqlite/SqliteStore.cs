@@ -11,19 +11,25 @@ namespace Berth.Cluster.Storage.Sqlite;
 /// Durability: journal_mode=WAL with synchronous=FULL fsyncs the WAL on every commit, so a write is
 /// on disk before its task completes (NORMAL would only guarantee consistency, not the last commits,
 /// after a power loss; a kill -9 alone loses nothing either way).
-/// One connection, serialised by one async lock: SQLite has one writer anyway, and reads are short.
+/// Two connections: the writer (writes, watch starts, compaction), serialised by one async lock
+/// (SQLite has one writer anyway), and a reader for gets and lists with its own lock, so that reads
+/// do not wait for a batch's fsync (WAL readers see the last commit; every acknowledged write is
+/// committed before its task completes, so a read that follows it sees it).
 /// </summary>
 public sealed class SqliteStore : IStore
 {
     readonly SqliteDb db;
+    readonly SqliteDb reader;
     readonly SemaphoreSlim gate = new(1, 1);
+    readonly SemaphoreSlim readGate = new(1, 1);
     readonly WatchHub hub;
     long current, compacted;
     bool disposed;
 
-    SqliteStore(SqliteDb db)
+    SqliteStore(SqliteDb db, SqliteDb reader)
     {
         this.db = db;
+        this.reader = reader;
         hub = new WatchHub(() => CurrentRevision);
     }
 
@@ -52,7 +58,7 @@ public sealed class SqliteStore : IStore
                 CREATE INDEX IF NOT EXISTS kv_name_id ON kv(name, id);
                 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
                 """);
-            var store = new SqliteStore(db);
+            var store = new SqliteStore(db, new SqliteDb(path));
             var s = db.Prepare("SELECT seq FROM sqlite_sequence WHERE name = 'kv'");
             store.current = s.Step() ? s.Int64(0) : 0;
             s.Reset();
@@ -72,7 +78,9 @@ public sealed class SqliteStore : IStore
         prefix.Length == 0 ? "\U0010FFFF" : prefix[..^1] + (char)(prefix[^1] + 1);
 
     // id, created, deleted, create_revision, value of a key's newest row
-    (long Id, bool Deleted, long CreateRev, byte[] Value)? Latest(string key)
+    (long Id, bool Deleted, long CreateRev, byte[] Value)? Latest(string key) => Latest(db, key);
+
+    static (long Id, bool Deleted, long CreateRev, byte[] Value)? Latest(SqliteDb db, string key)
     {
         var s = db.Prepare("SELECT id, created, deleted, create_revision, value FROM kv WHERE name = ?1 ORDER BY id DESC LIMIT 1");
         s.Bind(1, key);
@@ -87,26 +95,28 @@ public sealed class SqliteStore : IStore
 
     public async Task<StoreEntry?> GetAsync(string key, CancellationToken ct = default)
     {
-        await gate.WaitAsync(ct);
+        await readGate.WaitAsync(ct);
         try
         {
             ThrowIfDisposed();
-            var l = Latest(key);
+            var l = Latest(reader, key);
             return l is { Deleted: false } v ? new StoreEntry(key, v.Value, v.CreateRev, v.Id) : null;
         }
-        finally { gate.Release(); }
+        finally { readGate.Release(); }
     }
 
     public async Task<StoreList> ListAsync(string prefix, string? startAfter = null, int limit = 0, long revision = 0, CancellationToken ct = default)
     {
-        await gate.WaitAsync(ct);
+        await readGate.WaitAsync(ct);
         try
         {
             ThrowIfDisposed();
-            var rev = revision == 0 ? current : revision;
-            if (revision != 0 && revision <= compacted) throw new StoreCompactedException(revision, compacted);
-            if (rev > current) throw new StoreFutureRevisionException(rev, current);
-            var s = db.Prepare("""
+            // current is set after its commit: the reader's snapshot (taken at the first step) holds every row up to it
+            var now = CurrentRevision;
+            var rev = revision == 0 ? now : revision;
+            if (revision != 0 && revision <= CompactedRevision) throw new StoreCompactedException(revision, CompactedRevision);
+            if (rev > now) throw new StoreFutureRevisionException(rev, now);
+            var s = reader.Prepare("""
                 SELECT kv.id, kv.name, kv.created, kv.create_revision, kv.value FROM kv
                 JOIN (SELECT MAX(id) AS mid FROM kv WHERE name >= ?1 AND name < ?2 AND name > ?3 AND id <= ?4 GROUP BY name) m
                   ON kv.id = m.mid
@@ -125,9 +135,11 @@ public sealed class SqliteStore : IStore
                 }
             }
             finally { s.Reset(); }
+            // a compaction that ran meanwhile (it raises the mark before deleting) may have taken rows of this revision
+            if (revision != 0 && revision <= CompactedRevision) throw new StoreCompactedException(revision, CompactedRevision);
             return new StoreList(items, rev, more);
         }
-        finally { gate.Release(); }
+        finally { readGate.Release(); }
     }
 
     public Task<StoreEntry> CreateAsync(string key, byte[] value, CancellationToken ct = default) =>
@@ -277,6 +289,8 @@ public sealed class SqliteStore : IStore
             ThrowIfDisposed();
             revision = Math.Min(revision, current);
             if (revision <= compacted) return;
+            var before = compacted;
+            Volatile.Write(ref compacted, revision); // before the delete: see ListAsync
             db.Exec("BEGIN IMMEDIATE");
             try
             {
@@ -291,10 +305,10 @@ public sealed class SqliteStore : IStore
             }
             catch
             {
+                Volatile.Write(ref compacted, before);
                 db.Exec("ROLLBACK");
                 throw;
             }
-            Volatile.Write(ref compacted, revision);
         }
         finally { gate.Release(); }
     }
@@ -310,6 +324,9 @@ public sealed class SqliteStore : IStore
             disposed = true;
             hub.CloseAll();
             db.Dispose();
+            await readGate.WaitAsync();
+            reader.Dispose();
+            readGate.Release();
         }
         finally { gate.Release(); }
     }
