@@ -35,7 +35,7 @@ public sealed class ProtocolTests(ServiceFixture fx) : IClassFixture<ServiceFixt
         Assert.Equal("client version 1.99 is too new. Maximum supported API version is 1.47", Message(tooNew.Body));
         var tooOld = await Send(c, HttpMethod.Get, "/v1.12/version");
         Assert.Equal(400, tooOld.Status);
-        Assert.StartsWith("client version 1.12 is too old. Minimum supported API version is 1.41", Message(tooOld.Body));
+        Assert.StartsWith("client version 1.12 is too old. Minimum supported API version is 1.24", Message(tooOld.Body));
         var v = JsonNode.Parse((await Send(c, HttpMethod.Get, "/version")).Body)!;
         Assert.Equal("1.47", v["ApiVersion"]!.GetValue<string>());
     }
@@ -119,6 +119,6 @@ public sealed class ProtocolTests(ServiceFixture fx) : IClassFixture<ServiceFixt
         var tcp = Berth.Images.Tests.Support.Tools.Run(Berth.Images.Tests.Support.Tools.Berth,
             ["--root", fx.Root, "--runroot", fx.RunRoot, "system", "service", "--host", "tcp://127.0.0.1:2375"]);
         Assert.NotEqual(0, tcp.ExitCode);
-        Assert.Contains("TCP is not served", tcp.Stderr);
+        Assert.Contains("without TLS", tcp.Stderr);
     }
 }

@@ -7,7 +7,7 @@ namespace Berth.Cli.Engine;
 
 public static partial class EngineCommands
 {
-    /// <summary>`berth system service`: the Docker Engine API on a unix socket (joins an existing
+    /// <summary>`berth system service`: the Docker Engine API on a unix socket or TCP with TLS (joins an existing
     /// `system` group if another area registered one).</summary>
     static void RegisterService(RootCommand root)
     {
@@ -17,12 +17,18 @@ public static partial class EngineCommands
             system = new Command("system", "manage the engine");
             root.Subcommands.Add(system);
         }
-        var c = new Command("service", "serve the Docker Engine API (docker CLI, Docker.DotNet, compose) on a unix socket");
-        var host = new Option<string>("--host", "-H") { Description = "where to listen: unix:///PATH", DefaultValueFactory = _ => "unix:///run/berth/docker.sock" };
+        var c = new Command("service", "serve the Docker Engine API (docker CLI, Docker.DotNet, compose) on a unix socket or TCP with TLS");
+        var host = new Option<string>("--host", "-H") { Description = "where to listen: unix:///PATH or tcp://IP:PORT (tcp needs --tlsverify, or --tls=false for plain HTTP)", DefaultValueFactory = _ => "unix:///run/berth/docker.sock" };
+        var tls = new Option<bool?>("--tls") { Description = "serve TLS on a tcp:// host (--tls=false: plain HTTP, insecure)" };
+        var tlsVerify = new Option<bool>("--tlsverify") { Description = "serve TLS and require client certificates signed by --tlscacert" };
+        var tlsCa = new Option<string?>("--tlscacert") { Description = "CA certificate (PEM) that client certificates must chain to" };
+        var tlsCert = new Option<string?>("--tlscert") { Description = "server certificate (PEM)" };
+        var tlsKey = new Option<string?>("--tlskey") { Description = "server private key (PEM)" };
         var timeout = new Option<int>("--timeout", "--time", "-t") { Description = "seconds without requests before the service exits (0: never)", DefaultValueFactory = _ => 0 };
         var maxBody = new Option<long>("--max-request-body") { Description = "largest JSON request body in bytes", DefaultValueFactory = _ => 10 << 20 };
         var group = new Option<string>("--group", "-G") { Description = "group owning the socket (mode 0660; created if missing)", DefaultValueFactory = _ => "berth" };
         c.Options.Add(host); c.Options.Add(timeout); c.Options.Add(maxBody); c.Options.Add(group);
+        c.Options.Add(tls); c.Options.Add(tlsVerify); c.Options.Add(tlsCa); c.Options.Add(tlsCert); c.Options.Add(tlsKey);
         c.Arguments.Add(new Argument<string?>("URI") { Arity = ArgumentArity.ZeroOrOne, Description = "(as podman) the same as --host" });
         c.SetAction(p => Guard(() =>
         {
@@ -37,7 +43,13 @@ public static partial class EngineCommands
                 RuntimePath = p.GetValue(RuntimeOption),
                 MaxJsonBodyBytes = p.GetValue(maxBody),
                 SocketGroup = p.GetValue(group)!,
+                Tls = p.GetValue(tls),
+                TlsVerify = p.GetValue(tlsVerify),
+                TlsCaCert = p.GetValue(tlsCa),
+                TlsCert = p.GetValue(tlsCert),
+                TlsKey = p.GetValue(tlsKey),
             };
+            if (DockerApiServer.CheckTls(options, DockerApiServer.ParseHost(uri)) is { } warning) Console.Error.WriteLine(warning);
             return Serve(options, p.GetValue(timeout)).GetAwaiter().GetResult();
         }));
         system.Subcommands.Add(c);
@@ -50,7 +62,7 @@ public static partial class EngineCommands
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => { ctx.Cancel = true; stop.Cancel(); });
         await using var server = DockerApiServer.Create(options);
         await server.StartAsync(stop.Token);
-        Console.Error.WriteLine($"berth: serving the Docker Engine API (v{DockerApiHandler.MinApiVersion}–v{DockerApiHandler.MaxApiVersion}) on unix://{server.SocketPath}");
+        Console.Error.WriteLine($"berth: serving the Docker Engine API (v{DockerApiHandler.MinApiVersion}–v{DockerApiHandler.MaxApiVersion}) on {server.Address}{(options.TlsVerify ? " (TLS, client certificates verified)" : options.Tls == true ? " (TLS)" : "")}");
         try
         {
             while (!stop.IsCancellationRequested)

@@ -54,6 +54,7 @@ public sealed partial class DockerApiHandler
         cfg.Labels = b.Labels ?? [];
         cfg.StopSignal = b.StopSignal ?? "";
         cfg.StopTimeout = b.StopTimeout;
+        cfg.Healthcheck = b.Healthcheck;
         if (cfg.Image.Length == 0) throw ApiError.BadRequest("no image specified");
         var h = b.HostConfig ?? new CreateHostConfig();
         var hc = rec.HostConfig;

@@ -159,8 +159,7 @@ public sealed partial class DockerApiHandler
         var body = await ReadJsonAsync(ctx, DockerJson.Default.VolumeCreateBody) ?? new VolumeCreateBody();
         if (body.Driver is { Length: > 0 } d && d != "local") throw ApiError.BadRequest($"volume driver \"{d}\": only local is available");
         if (body.DriverOpts is { Count: > 0 }) throw ApiError.BadRequest("volume driver options are not supported");
-        if (body.Labels is { Count: > 0 }) throw ApiError.BadRequest("volume labels are not supported yet");
-        var v = Volumes.Create(string.IsNullOrEmpty(body.Name) ? null : body.Name, existingOk: true);
+        var v = await Blocking(() => Volumes.Create(string.IsNullOrEmpty(body.Name) ? null : body.Name, existingOk: true, body.Labels));
         await WriteJsonAsync(ctx, 201, v, DockerJson.Default.VolumeInfo);
     }
 

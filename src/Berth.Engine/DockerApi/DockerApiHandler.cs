@@ -23,7 +23,7 @@ public sealed class ApiError(int status, string message) : Exception(message)
 public sealed partial class DockerApiHandler
 {
     public const string MaxApiVersion = "1.47";
-    public const string MinApiVersion = "1.41";
+    public const string MinApiVersion = "1.24";
 
     public DockerApiOptions Options { get; }
     public ContainerManager Containers { get; }

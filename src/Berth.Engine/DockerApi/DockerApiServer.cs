@@ -1,17 +1,29 @@
+using System.Net;
 using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using Berth.Linux;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.Logging;
 
 namespace Berth.Engine.DockerApi;
 
 public sealed class DockerApiOptions
 {
-    /// <summary>unix:///path (tcp:// is refused until TLS client certificates are supported).</summary>
+    /// <summary>unix:///PATH or tcp://ADDRESS:PORT (dockerd's -H).</summary>
     public string Host { get; init; } = "unix:///run/berth/docker.sock";
+    /// <summary>dockerd's --tls: null when not given. tcp:// needs TLS unless this is explicitly false.</summary>
+    public bool? Tls { get; init; }
+    /// <summary>dockerd's --tlsverify: TLS, and every client presents a certificate signed by <see cref="TlsCaCert"/>.</summary>
+    public bool TlsVerify { get; init; }
+    public string? TlsCaCert { get; init; }
+    public string? TlsCert { get; init; }
+    public string? TlsKey { get; init; }
     public required string DataRoot { get; init; }
     public required string RunRoot { get; init; }
     public string? RuntimePath { get; init; }
@@ -22,36 +34,76 @@ public sealed class DockerApiOptions
 }
 
 /// <summary>
-/// `berth system service`: the Docker Engine API on a unix socket, served by Kestrel (slim builder,
+/// `berth system service`: the Docker Engine API on a unix socket or TCP (with TLS client certificates), served by Kestrel (slim builder,
 /// no MVC, source-generated JSON). Every request runs the same engine library as the CLI, so a
 /// container made through one is seen by the other.
 /// </summary>
 public sealed class DockerApiServer : IAsyncDisposable
 {
     readonly WebApplication _app;
-    public string SocketPath { get; }
+    public Listen Address { get; }
+    /// <summary>The unix socket, null when serving TCP.</summary>
+    public string? SocketPath => Address.SocketPath;
     public DockerApiHandler Handler { get; }
 
-    DockerApiServer(WebApplication app, string socketPath, DockerApiHandler handler) { _app = app; SocketPath = socketPath; Handler = handler; }
+    DockerApiServer(WebApplication app, Listen address, DockerApiHandler handler) { _app = app; Address = address; Handler = handler; }
 
-    public static string SocketPathOf(string host)
+    /// <summary>Where the service listens: a unix socket path or a TCP endpoint.</summary>
+    public readonly record struct Listen(string? SocketPath, IPEndPoint? Tcp)
+    {
+        public override string ToString() => SocketPath is { } p ? "unix://" + p : "tcp://" + Tcp;
+    }
+
+    /// <summary>dockerd's -H forms: unix:///PATH, tcp://ADDRESS:PORT (an IP address; [v6]:PORT).</summary>
+    public static Listen ParseHost(string host)
     {
         if (host.StartsWith("unix://", StringComparison.Ordinal))
         {
             var path = host["unix://".Length..];
             if (path.Length == 0 || !path.StartsWith('/')) throw EngineException.Invalid($"invalid --host \"{host}\": expected unix:///ABSOLUTE/PATH");
-            return path;
+            return new Listen(path, null);
         }
         if (host.StartsWith("tcp://", StringComparison.Ordinal))
-            throw EngineException.Invalid($"--host {host}: TCP is not served (it needs TLS client certificates, not done yet); use unix:///PATH");
-        throw EngineException.Invalid($"invalid --host \"{host}\": expected unix:///PATH");
+        {
+            var rest = host["tcp://".Length..].TrimEnd('/');
+            if (!IPEndPoint.TryParse(rest, out var ep) || ep.Port == 0 || !rest.Contains(':') || rest.EndsWith(']'))
+                throw EngineException.Invalid($"invalid --host \"{host}\": expected tcp://IP:PORT (for example tcp://127.0.0.1:2376)");
+            return new Listen(null, ep);
+        }
+        throw EngineException.Invalid($"invalid --host \"{host}\": expected unix:///PATH or tcp://IP:PORT");
+    }
+
+    /// <summary>Checks the TLS flags against the host as dockerd does; returns the warning to print, if any.</summary>
+    public static string? CheckTls(DockerApiOptions o, Listen listen)
+    {
+        var tls = o.TlsVerify || o.Tls == true;
+        if (o.TlsVerify && o.Tls == false) throw EngineException.Invalid("--tlsverify and --tls=false contradict each other");
+        if (tls)
+        {
+            if (listen.Tcp is null) throw EngineException.Invalid($"--tls/--tlsverify apply to tcp:// hosts, not {listen}");
+            if (string.IsNullOrEmpty(o.TlsCert) || string.IsNullOrEmpty(o.TlsKey)) throw EngineException.Invalid("--tls/--tlsverify need --tlscert and --tlskey");
+            if (o.TlsVerify && string.IsNullOrEmpty(o.TlsCaCert)) throw EngineException.Invalid("--tlsverify needs --tlscacert (the CA that signs client certificates)");
+            foreach (var f in new[] { o.TlsCert, o.TlsKey, o.TlsCaCert })
+                if (!string.IsNullOrEmpty(f) && !File.Exists(f)) throw new EngineException(ErrorKind.NotFound, $"TLS file {f} does not exist");
+            return o.TlsVerify ? null : $"berth: WARNING: {listen} serves TLS without --tlsverify: any client that reaches it controls this machine's containers";
+        }
+        if (listen.Tcp is null) return null;
+        if (o.Tls is null)
+            throw EngineException.Invalid($"refusing to serve {listen} without TLS: give --tlsverify --tlscacert CA --tlscert CERT --tlskey KEY, or --tls=false to serve plain HTTP (insecure)");
+        return $"berth: WARNING: Binding to IP address without --tlsverify is insecure and gives root access on this machine to everyone who has access to your network ({listen}).";
     }
 
     public static DockerApiServer Create(DockerApiOptions options)
     {
-        var path = SocketPathOf(options.Host);
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        ClaimSocket(path);
+        var listen = ParseHost(options.Host);
+        CheckTls(options, listen);
+        var path = listen.SocketPath;
+        if (path is not null)
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            ClaimSocket(path);
+        }
+        var tls = listen.Tcp is not null && (options.TlsVerify || options.Tls == true) ? TlsOptions(options) : null;
         var handler = new DockerApiHandler(options);
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -64,15 +116,55 @@ public sealed class DockerApiServer : IAsyncDisposable
             k.Limits.MaxRequestHeaderCount = 100;
             k.Limits.MaxRequestLineSize = 16 * 1024;
             k.Limits.KeepAliveTimeout = TimeSpan.FromMinutes(5);
-            k.ListenUnixSocket(path, lo =>
+            void Configure(ListenOptions lo)
             {
                 lo.Protocols = HttpProtocols.Http1;
+                if (tls is not null) lo.UseHttps(tls);
                 lo.Use(next => conn => HalfClose(conn, next));
-            });
+            }
+            if (path is not null) k.ListenUnixSocket(path, Configure);
+            else k.Listen(listen.Tcp!, Configure);
         });
         var app = builder.Build();
         app.Run(handler.HandleAsync);
-        return new DockerApiServer(app, path, handler);
+        return new DockerApiServer(app, listen, handler);
+    }
+
+    /// <summary>The server certificate, and with --tlsverify client certificates required and
+    /// verified against the given CA only (not the system's roots).</summary>
+    static HttpsConnectionAdapterOptions TlsOptions(DockerApiOptions o)
+    {
+        X509Certificate2 cert;
+        try
+        {
+            using var pem = X509Certificate2.CreateFromPemFile(o.TlsCert!, o.TlsKey);
+            // an ephemeral key is not usable by SslStream everywhere: round-trip through PKCS#12
+            cert = X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), null);
+        }
+        catch (CryptographicException e) { throw EngineException.Invalid($"cannot load --tlscert {o.TlsCert} / --tlskey {o.TlsKey}: {e.Message}"); }
+        var https = new HttpsConnectionAdapterOptions
+        {
+            ServerCertificate = cert,
+            SslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+            ClientCertificateMode = o.TlsVerify ? ClientCertificateMode.RequireCertificate : ClientCertificateMode.NoCertificate,
+        };
+        if (o.TlsVerify)
+        {
+            var cas = new X509Certificate2Collection();
+            try { cas.ImportFromPemFile(o.TlsCaCert!); }
+            catch (CryptographicException e) { throw EngineException.Invalid($"cannot load --tlscacert {o.TlsCaCert}: {e.Message}"); }
+            if (cas.Count == 0) throw EngineException.Invalid($"--tlscacert {o.TlsCaCert} holds no certificate");
+            https.ClientCertificateValidation = (client, _, _) =>
+            {
+                using var chain = new X509Chain();
+                chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+                chain.ChainPolicy.CustomTrustStore.AddRange(cas);
+                chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+                chain.ChainPolicy.ApplicationPolicy.Add(new Oid("1.3.6.1.5.5.7.3.2")); // clientAuth
+                return chain.Build(client);
+            };
+        }
+        return https;
     }
 
     /// <summary>docker's clients half-close a hijacked connection when they have no stdin; Kestrel
@@ -130,7 +222,7 @@ public sealed class DockerApiServer : IAsyncDisposable
     public async Task StartAsync(CancellationToken ct)
     {
         await _app.StartAsync(ct);
-        SecureSocket(SocketPath, Handler.Options.SocketGroup);
+        if (SocketPath is { } path) SecureSocket(path, Handler.Options.SocketGroup);
     }
 
     /// <summary>root:GROUP 0660 (the group made if missing, as dockerd's docker group); 0600 if no group can be had.</summary>
@@ -175,6 +267,6 @@ public sealed class DockerApiServer : IAsyncDisposable
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2));
         try { await _app.StopAsync(cts.Token); } catch (OperationCanceledException) { }
         await _app.DisposeAsync();
-        try { File.Delete(SocketPath); } catch (IOException) { }
+        if (SocketPath is { } path) try { File.Delete(path); } catch (IOException) { }
     }
 }

@@ -30,6 +30,8 @@ public sealed class CreateContainerBody
     public string? StopSignal { get; set; }
     public int? StopTimeout { get; set; }
     public Dictionary<string, JsonElement>? ExposedPorts { get; set; }
+    /// <summary>Test/Interval/Timeout/StartPeriod/Retries (nanoseconds), run by the engine's monitor.</summary>
+    public Berth.Oci.Image.HealthConfig? Healthcheck { get; set; }
     public CreateHostConfig? HostConfig { get; set; }
     public NetworkingConfig? NetworkingConfig { get; set; }
 }

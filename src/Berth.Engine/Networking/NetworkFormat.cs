@@ -71,7 +71,9 @@ public static class NetworkFormat
         }
         w.WriteEndObject();
         w.WriteStartObject("Options");
-        w.WriteString("com.docker.network.bridge.name", n.Bridge);
+        // as dockerd: the bridge's name is an option only when it was chosen (not the generated br-ID12);
+        // compose compares these options with its file's and would recreate the network otherwise
+        if (n.Bridge != "br-" + n.Id[..Math.Min(12, n.Id.Length)]) w.WriteString("com.docker.network.bridge.name", n.Bridge);
         if (n.Mtu > 0) w.WriteString("com.docker.network.driver.mtu", n.Mtu.ToString(System.Globalization.CultureInfo.InvariantCulture));
         w.WriteEndObject();
         w.WriteStartObject("Labels");

@@ -18,6 +18,7 @@ public sealed class VolumeInfo
 [JsonSourceGenerationOptions(WriteIndented = true, IndentSize = 4)]
 [JsonSerializable(typeof(List<VolumeInfo>))]
 [JsonSerializable(typeof(VolumeInfo))]
+[JsonSerializable(typeof(Dictionary<string, string>))]
 public sealed partial class VolumeJsonContext : JsonSerializerContext;
 
 /// <summary>Local named volumes: &lt;root&gt;/volumes/NAME/_data, bind-mounted into containers. Creating
@@ -30,7 +31,7 @@ public sealed class VolumeStore(string root)
 
     /// <summary>Creates the volume; with <paramref name="existingOk"/> (a `-v NAME:/path`), an
     /// existing one is fine.</summary>
-    public VolumeInfo Create(string? name, bool existingOk)
+    public VolumeInfo Create(string? name, bool existingOk, Dictionary<string, string>? labels = null)
     {
         name ??= ContainerStore.NewId();
         if (!ContainerStore.ValidName(name)) throw EngineException.Invalid($"invalid volume name \"{name}\": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
@@ -48,6 +49,13 @@ public sealed class VolumeStore(string root)
         var info = new DirectoryInfo(data);
         try { info.Create(); }
         catch (IOException) { }
+        // labels (docker's volume create --label, compose's com.docker.compose.*) beside _data, written atomically
+        if (labels is { Count: > 0 })
+        {
+            var tmp = Path.Combine(dir, $".labels.json.{Environment.ProcessId}");
+            File.WriteAllBytes(tmp, System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(labels, VolumeJsonContext.Default.DictionaryStringString));
+            File.Move(tmp, Path.Combine(dir, "labels.json"), overwrite: true);
+        }
         return Get(name);
     }
 
@@ -59,7 +67,14 @@ public sealed class VolumeStore(string root)
         {
             Name = name, Mountpoint = data,
             CreatedAt = Directory.GetCreationTimeUtc(data).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'"),
+            Labels = ReadLabels(name),
         };
+    }
+
+    Dictionary<string, string> ReadLabels(string name)
+    {
+        try { return System.Text.Json.JsonSerializer.Deserialize(File.ReadAllBytes(Path.Combine(Dir, name, "labels.json")), VolumeJsonContext.Default.DictionaryStringString) ?? []; }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or System.Text.Json.JsonException) { return []; }
     }
 
     public List<VolumeInfo> List() =>
