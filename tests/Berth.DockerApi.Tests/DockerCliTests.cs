@@ -5,7 +5,7 @@ using Berth.Images.Tests.Support;
 
 namespace Berth.DockerApi.Tests;
 
-/// <summary>The real docker CLI (/usr/bin/docker) against `berth system service`.</summary>
+/// <summary>The real docker CLI against `berth system service`.</summary>
 public sealed class DockerCliTests(ServiceFixture fx) : IClassFixture<ServiceFixture>
 {
     void Pull() => fx.DockerOk("pull", fx.Image);

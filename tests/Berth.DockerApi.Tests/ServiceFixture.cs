@@ -67,8 +67,8 @@ public sealed class ServiceFixture : IDisposable
         if (!_service.HasExited) { _service.Kill(); _service.WaitForExit(10_000); }
     }
 
-    /// <summary>The docker CLI (/usr/bin/docker from docker.io or /usr/local/bin/docker).</summary>
-    public static string DockerCli { get; } = new[] { "/usr/bin/docker", "/usr/local/bin/docker" }.FirstOrDefault(File.Exists) ?? "docker";
+    /// <summary>The docker CLI: the one on PATH first (/usr/local/bin/docker, 28.x, here), else docker.io's 20.10.</summary>
+    public static string DockerCli { get; } = new[] { "/usr/local/bin/docker", "/usr/bin/docker" }.FirstOrDefault(File.Exists) ?? "docker";
 
     public ToolResult Docker(params string[] args) => DockerWithInput(null, args);
 
