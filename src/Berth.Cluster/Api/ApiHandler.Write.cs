@@ -266,13 +266,13 @@ public sealed partial class ApiHandler
     static bool AwaitsKubelet(ResourceType type, JsonObject obj) =>
         type.Kind == "Pod" && obj.Long("metadata.deletionGracePeriodSeconds") is > 0 && !string.IsNullOrEmpty(obj.Str("spec.nodeName"));
 
-    async Task PatchAsync(HttpContext ctx, Target t, bool dryRun, CancellationToken ct)
+    async Task PatchAsync(HttpContext ctx, Target t, FieldValidation.Mode fieldValidation, bool dryRun, CancellationToken ct)
     {
         var (text, contentType) = await ReadBodyAsync(ctx, ct);
         var type = t.Type;
         if (contentType == "application/apply-patch+yaml")
         {
-            await ApplyAsync(ctx, t, text, dryRun, ct);
+            await ApplyAsync(ctx, t, text, fieldValidation, dryRun, ct);
             return;
         }
         Func<JsonNode?, JsonNode?> apply = contentType switch
@@ -289,10 +289,13 @@ public sealed partial class ApiHandler
             await WriteJsonAsync(ctx, 200, await WriteScaleAsync(t, scale, dryRun, ct));
             return;
         }
+        var checkedFields = false;
         var result = await WriteUpdateAsync(t, 0, old =>
         {
             var rv = old.Str("metadata.resourceVersion");
             var patched = apply(old) as JsonObject ?? throw ApiException.BadRequest("the patch produced something other than an object");
+            // fieldValidation of the patched object, as for create and update (once: a retried write would repeat the warnings)
+            if (t.Subresource is null && !checkedFields) { CheckUnknownFields(ctx, type, patched, fieldValidation); checkedFields = true; }
             var prv = patched.Str("metadata.resourceVersion");
             if (prv is not null && prv != rv)
                 throw ApiException.Conflict(type.Group, type.Plural, t.Name!, "the object has been modified; please apply your changes to the latest version and try again");
@@ -304,14 +307,16 @@ public sealed partial class ApiHandler
     /// <summary>
     /// Server-side apply (application/apply-patch+yaml): creates the object when absent, otherwise
     /// merges the applied configuration into the live object (strategic merge semantics) and records
-    /// the field manager in managedFields. Conflicts between managers are not detected.
+    /// the field manager in managedFields. A field another manager recorded (in managedFields) whose value
+    /// the apply would change is a 409 conflict naming both, unless force=true, which takes the field over.
     /// </summary>
-    async Task ApplyAsync(HttpContext ctx, Target t, string text, bool dryRun, CancellationToken ct)
+    async Task ApplyAsync(HttpContext ctx, Target t, string text, FieldValidation.Mode fieldValidation, bool dryRun, CancellationToken ct)
     {
         var type = t.Type;
         var manager = ctx.Request.Query["fieldManager"].ToString();
         if (manager.Length == 0) throw ApiException.BadRequest("PATCH /apply requires a non-empty fieldManager query parameter");
         var applied = Yaml.ToJson(text) as JsonObject ?? throw ApiException.BadRequest("the applied configuration must be an object");
+        if (t.Subresource is null) CheckUnknownFields(ctx, type, applied, fieldValidation);
         var entry = new JsonObject
         {
             ["manager"] = manager,
@@ -332,7 +337,11 @@ public sealed partial class ApiHandler
         var result = await WriteUpdateAsync(t, 0, old =>
         {
             var merged = StrategicMerge.Apply(old, applied);
-            var fields = merged.Arr("metadata.managedFields").OfType<JsonObject>().Where(m => m.Str("manager") != manager || m.Str("operation") != "Apply").Select(m => (JsonNode?)m.DeepClone()).ToList();
+            var others = merged.Arr("metadata.managedFields").OfType<JsonObject>().Where(m => m.Str("manager") != manager || m.Str("operation") != "Apply").Select(m => (JsonObject)m.DeepClone()).ToList();
+            var conflicts = ManagedFields.Conflicts(entry["fieldsV1"]!.AsObject(), old, applied, others);
+            if (conflicts.Count > 0 && !IsTrue(ctx.Request.Query["force"].ToString())) throw ManagedFields.ConflictError(type, t.Name!, conflicts);
+            foreach (var (path, owner) in conflicts) ManagedFields.Release(owner, path);
+            var fields = others.Where(m => m["fieldsV1"] is not JsonObject { Count: 0 }).Select(m => (JsonNode?)m).ToList();
             fields.Add(entry);
             merged.Meta()["managedFields"] = new JsonArray(fields.ToArray());
             return merged;
