@@ -490,6 +490,18 @@ public sealed partial class ApiHandler
         var options = await DeleteOptionsAsync(ctx, ct);
         if (options["dryRun"] is JsonArray dr && dr.Any(x => x?.GetValue<string>() == "All")) dryRun = true;
         var (obj, deleted) = await DeleteOneAsync(t, options, dryRun, ct);
+        // Gone at once: a Success Status, as Kubernetes answers for kinds without ReturnDeletedObject
+        // (the typed clients decode a V1Status here); pods and services answer with the object.
+        if (deleted && t.Type.Kind is not ("Pod" or "Service") && Negotiate(ctx).Shape == Shape.Object)
+        {
+            var details = new JsonObject { ["name"] = t.Name, ["kind"] = t.Type.Plural, ["uid"] = obj.Str("metadata.uid") };
+            if (t.Type.Group.Length > 0) details["group"] = t.Type.Group;
+            await WriteJsonAsync(ctx, 200, new JsonObject
+            {
+                ["kind"] = "Status", ["apiVersion"] = "v1", ["metadata"] = new JsonObject(), ["status"] = "Success", ["details"] = details,
+            });
+            return;
+        }
         await RespondObjectAsync(ctx, deleted ? 200 : 202, obj, t.Type);
     }
 
