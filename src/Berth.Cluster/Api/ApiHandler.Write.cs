@@ -284,9 +284,19 @@ public sealed partial class ApiHandler
         };
         if (t.Subresource == "scale")
         {
-            var current = await ReadAsync(t with { Subresource = null }, ct);
-            var scale = apply(ToScale(type, current)) as JsonObject ?? throw ApiException.BadRequest("patch produced no object");
-            await WriteJsonAsync(ctx, 200, await WriteScaleAsync(t, scale, dryRun, ct));
+            // applied to the latest object on every try: only a resourceVersion the patch itself sets is a precondition
+            var scaled = await WriteUpdateAsync(t with { Subresource = null }, 0, o =>
+            {
+                var scale = apply(ToScale(type, o)) as JsonObject ?? throw ApiException.BadRequest("patch produced no object");
+                var replicas = scale.Long("spec.replicas");
+                if (replicas is null or < 0)
+                    throw ApiException.Invalid("autoscaling", "Scale", t.Name!, [FieldError.Invalid("spec.replicas", replicas?.ToString(), "must be greater than or equal to 0")]);
+                if (scale.Str("metadata.resourceVersion") is { } srv && srv != o.Str("metadata.resourceVersion"))
+                    throw ApiException.Conflict(type.Group, type.Plural, t.Name!, "the object has been modified; please apply your changes to the latest version and try again");
+                o.Obj("spec")["replicas"] = replicas;
+                return o;
+            }, dryRun, ct);
+            await WriteJsonAsync(ctx, 200, ToScale(type, scaled));
             return;
         }
         var checkedFields = false;
