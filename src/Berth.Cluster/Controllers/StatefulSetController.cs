@@ -194,7 +194,7 @@ public sealed class StatefulSetController : Controller
                 Name = name, NamespaceProperty = set.Metadata.NamespaceProperty, Labels = labels, Annotations = template.Metadata.Annotations,
                 OwnerReferences = set.Spec.PersistentVolumeClaimRetentionPolicy?.WhenDeleted == "Delete" ? [Owners.ControllerRef("apps/v1", "StatefulSet", set.Metadata)] : null,
             },
-            Spec = Kinds.Clone(template.Spec),
+            Spec = template.Spec is null ? new V1PersistentVolumeClaimSpec() : Kinds.Clone(template.Spec),
         };
         try
         {

@@ -270,7 +270,7 @@ public class ControlPlaneTests(BerthServer s) : IClassFixture<BerthServer>
         {
             var st = await s.Kubectl($"-n sets rollout status {w} --timeout=90s", timeoutSeconds: 120);
             Ok(st);
-            Assert.Contains(w.StartsWith("daemon") ? "daemon set \"agent\" successfully rolled out" : "statefulset rolling update complete 2 pods at revision db-", st.Stdout);
+            Assert.Contains(w.StartsWith("daemon") ? "daemon set \"agent\" successfully rolled out" : "partitioned roll out complete: 2 new pods have been updated", st.Stdout);
         }
         // the StatefulSet's claims, one per pod
         var claims = await Until("-n sets get pvc", l => l.Objects("items").Count() == 2, "2 claims");
