@@ -277,13 +277,13 @@ public sealed partial class ApiHandler
     static bool AwaitsKubelet(ResourceType type, JsonObject obj) =>
         type.Kind == "Pod" && obj.Long("metadata.deletionGracePeriodSeconds") is > 0 && !string.IsNullOrEmpty(obj.Str("spec.nodeName"));
 
-    async Task PatchAsync(HttpContext ctx, Target t, bool dryRun, CancellationToken ct)
+    async Task PatchAsync(HttpContext ctx, Target t, FieldValidation.Mode fieldValidation, bool dryRun, CancellationToken ct)
     {
         var (text, contentType) = await ReadBodyAsync(ctx, ct);
         var type = t.Type;
         if (contentType == "application/apply-patch+yaml")
         {
-            await ApplyAsync(ctx, t, text, dryRun, ct);
+            await ApplyAsync(ctx, t, text, fieldValidation, dryRun, ct);
             return;
         }
         Func<JsonNode?, JsonNode?> apply = contentType switch
@@ -295,15 +295,28 @@ public sealed partial class ApiHandler
         };
         if (t.Subresource == "scale")
         {
-            var current = await ReadAsync(t with { Subresource = null }, ct);
-            var scale = apply(ToScale(type, current)) as JsonObject ?? throw ApiException.BadRequest("patch produced no object");
-            await WriteJsonAsync(ctx, 200, await WriteScaleAsync(t, scale, dryRun, ct));
+            // applied to the latest object on every try: only a resourceVersion the patch itself sets is a precondition
+            var scaled = await WriteUpdateAsync(t with { Subresource = null }, 0, o =>
+            {
+                var scale = apply(ToScale(type, o)) as JsonObject ?? throw ApiException.BadRequest("patch produced no object");
+                var replicas = scale.Long("spec.replicas");
+                if (replicas is null or < 0)
+                    throw ApiException.Invalid("autoscaling", "Scale", t.Name!, [FieldError.Invalid("spec.replicas", replicas?.ToString(), "must be greater than or equal to 0")]);
+                if (scale.Str("metadata.resourceVersion") is { } srv && srv != o.Str("metadata.resourceVersion"))
+                    throw ApiException.Conflict(type.Group, type.Plural, t.Name!, "the object has been modified; please apply your changes to the latest version and try again");
+                o.Obj("spec")["replicas"] = replicas;
+                return o;
+            }, dryRun, ct);
+            await WriteJsonAsync(ctx, 200, ToScale(type, scaled));
             return;
         }
+        var checkedFields = false;
         var result = await WriteUpdateAsync(t, 0, old =>
         {
             var rv = old.Str("metadata.resourceVersion");
             var patched = apply(old) as JsonObject ?? throw ApiException.BadRequest("the patch produced something other than an object");
+            // fieldValidation of the patched object, as for create and update (once: a retried write would repeat the warnings)
+            if (t.Subresource is null && !checkedFields) { CheckUnknownFields(ctx, type, patched, fieldValidation); checkedFields = true; }
             var prv = patched.Str("metadata.resourceVersion");
             if (prv is not null && prv != rv)
                 throw ApiException.Conflict(type.Group, type.Plural, t.Name!, "the object has been modified; please apply your changes to the latest version and try again");
@@ -315,14 +328,16 @@ public sealed partial class ApiHandler
     /// <summary>
     /// Server-side apply (application/apply-patch+yaml): creates the object when absent, otherwise
     /// merges the applied configuration into the live object (strategic merge semantics) and records
-    /// the field manager in managedFields. Conflicts between managers are not detected.
+    /// the field manager in managedFields. A field another manager recorded (in managedFields) whose value
+    /// the apply would change is a 409 conflict naming both, unless force=true, which takes the field over.
     /// </summary>
-    async Task ApplyAsync(HttpContext ctx, Target t, string text, bool dryRun, CancellationToken ct)
+    async Task ApplyAsync(HttpContext ctx, Target t, string text, FieldValidation.Mode fieldValidation, bool dryRun, CancellationToken ct)
     {
         var type = t.Type;
         var manager = ctx.Request.Query["fieldManager"].ToString();
         if (manager.Length == 0) throw ApiException.BadRequest("PATCH /apply requires a non-empty fieldManager query parameter");
         var applied = Yaml.ToJson(text) as JsonObject ?? throw ApiException.BadRequest("the applied configuration must be an object");
+        if (t.Subresource is null) CheckUnknownFields(ctx, type, applied, fieldValidation);
         var entry = new JsonObject
         {
             ["manager"] = manager,
@@ -343,7 +358,11 @@ public sealed partial class ApiHandler
         var result = await WriteUpdateAsync(t, 0, old =>
         {
             var merged = StrategicMerge.Apply(old, applied);
-            var fields = merged.Arr("metadata.managedFields").OfType<JsonObject>().Where(m => m.Str("manager") != manager || m.Str("operation") != "Apply").Select(m => (JsonNode?)m.DeepClone()).ToList();
+            var others = merged.Arr("metadata.managedFields").OfType<JsonObject>().Where(m => m.Str("manager") != manager || m.Str("operation") != "Apply").Select(m => (JsonObject)m.DeepClone()).ToList();
+            var conflicts = ManagedFields.Conflicts(entry["fieldsV1"]!.AsObject(), old, applied, others);
+            if (conflicts.Count > 0 && !IsTrue(ctx.Request.Query["force"].ToString())) throw ManagedFields.ConflictError(type, t.Name!, conflicts);
+            foreach (var (path, owner) in conflicts) ManagedFields.Release(owner, path);
+            var fields = others.Where(m => m["fieldsV1"] is not JsonObject { Count: 0 }).Select(m => (JsonNode?)m).ToList();
             fields.Add(entry);
             merged.Meta()["managedFields"] = new JsonArray(fields.ToArray());
             return merged;
@@ -516,6 +535,18 @@ public sealed partial class ApiHandler
         var options = await DeleteOptionsAsync(ctx, ct);
         if (options["dryRun"] is JsonArray dr && dr.Any(x => x?.GetValue<string>() == "All")) dryRun = true;
         var (obj, deleted) = await DeleteOneAsync(t, options, dryRun, ct);
+        // Gone at once: a Success Status, as Kubernetes answers for kinds without ReturnDeletedObject
+        // (the typed clients decode a V1Status here); pods and services answer with the object.
+        if (deleted && t.Type.Kind is not ("Pod" or "Service") && Negotiate(ctx).Shape == Shape.Object)
+        {
+            var details = new JsonObject { ["name"] = t.Name, ["kind"] = t.Type.Plural, ["uid"] = obj.Str("metadata.uid") };
+            if (t.Type.Group.Length > 0) details["group"] = t.Type.Group;
+            await WriteJsonAsync(ctx, 200, new JsonObject
+            {
+                ["kind"] = "Status", ["apiVersion"] = "v1", ["metadata"] = new JsonObject(), ["status"] = "Success", ["details"] = details,
+            });
+            return;
+        }
         await RespondObjectAsync(ctx, deleted ? 200 : 202, obj, t.Type);
     }
 

@@ -164,7 +164,7 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
                 await UpdateAsync(ctx, target, replacement, dryRun, ct);
                 return;
             case "PATCH" when target.Name is not null:
-                await PatchAsync(ctx, target, dryRun, ct);
+                await PatchAsync(ctx, target, fieldValidation, dryRun, ct);
                 return;
             case "DELETE" when target.Name is null:
                 await DeleteCollectionAsync(ctx, target, dryRun, ct);

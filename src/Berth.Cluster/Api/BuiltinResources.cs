@@ -23,6 +23,20 @@ public static class BuiltinResources
 
     static string None(string? s) => string.IsNullOrEmpty(s) ? "<none>" : s;
 
+    /// <summary>Access modes as kubectl abbreviates them (RWO,ROX,RWX,RWOP).</summary>
+    static string AccessModes(JsonArray modes) => string.Join(",", modes.Select(m => m?.GetValue<string>() switch
+    {
+        "ReadWriteOnce" => "RWO", "ReadOnlyMany" => "ROX", "ReadWriteMany" => "RWX", "ReadWriteOncePod" => "RWOP", var x => x,
+    }));
+
+    static JsonNode? Without(JsonNode? o, params string[] keys)
+    {
+        if (o is not JsonObject obj) return o;
+        var copy = obj.DeepClone().AsObject();
+        foreach (var k in keys) copy.Remove(k);
+        return copy;
+    }
+
     public static ResourceRegistry Create()
     {
         var r = new ResourceRegistry();
@@ -132,6 +146,43 @@ public static class BuiltinResources
             Fields = ["secrets", "imagePullSecrets", "automountServiceAccountToken"],
             Columns = [NameCol, Col("Secrets", o => o.Arr("secrets").Count, 0, "integer"), AgeCol],
         });
+        r.Add(new ResourceType
+        {
+            Group = "", Version = "v1", Kind = "PersistentVolumeClaim", Plural = "persistentvolumeclaims", ShortNames = ["pvc"], HasStatus = true, ResetStatusOnCreate = true,
+            Default = o => o.Obj("status").Default("phase", "Pending"),
+            OnCreate = o => o.Obj("spec").Default("volumeMode", "Filesystem"),
+            Validate = (o, old, e) =>
+            {
+                if (o.Arr("spec.accessModes").Count == 0) e.Add(FieldError.Required("spec.accessModes"));
+                foreach (var m in o.Arr("spec.accessModes"))
+                    if (m?.GetValue<string>() is not ("ReadWriteOnce" or "ReadOnlyMany" or "ReadWriteMany" or "ReadWriteOncePod") and var bad)
+                        e.Add(FieldError.NotSupported("spec.accessModes", bad, ["ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"]));
+                if (o.Str("spec.resources.requests.storage") is null) e.Add(FieldError.Required("spec.resources[storage]"));
+                if (old is not null && !JsonNode.DeepEquals(Without(o["spec"], "resources", "volumeName", "volumeAttributesClassName"), Without(old["spec"], "resources", "volumeName", "volumeAttributesClassName")))
+                    e.Add(new FieldError("spec", "FieldValueForbidden", "Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims"));
+            },
+            Columns = [NameCol, Col("Status", o => o.Str("status.phase")), Col("Volume", o => o.Str("spec.volumeName") ?? ""),
+                Col("Capacity", o => o.Str("status.capacity.storage") ?? ""), Col("Access Modes", o => AccessModes(o.Arr("status.accessModes"))),
+                Col("StorageClass", o => None(o.Str("spec.storageClassName"))), Col("VolumeAttributesClass", o => None(o.Str("spec.volumeAttributesClassName"))), AgeCol,
+                Col("VolumeMode", o => o.Str("spec.volumeMode") ?? "Filesystem", 1)],
+        });
+        r.Add(new ResourceType
+        {
+            Group = "", Version = "v1", Kind = "PersistentVolume", Plural = "persistentvolumes", ShortNames = ["pv"], Namespaced = false, HasStatus = true, ResetStatusOnCreate = true,
+            // no volume binder runs here: a new volume is Available, as the PV controller would mark it
+            Default = o => o.Obj("status").Default("phase", "Available"),
+            OnCreate = o => { o.Obj("spec").Default("persistentVolumeReclaimPolicy", "Retain"); o.Obj("spec").Default("volumeMode", "Filesystem"); },
+            Validate = (o, old, e) =>
+            {
+                if (o.Arr("spec.accessModes").Count == 0) e.Add(FieldError.Required("spec.accessModes"));
+                if (o.Str("spec.capacity.storage") is null) e.Add(FieldError.Required("spec.capacity"));
+            },
+            Columns = [NameCol, Col("Capacity", o => o.Str("spec.capacity.storage") ?? ""), Col("Access Modes", o => AccessModes(o.Arr("spec.accessModes"))),
+                Col("Reclaim Policy", o => o.Str("spec.persistentVolumeReclaimPolicy")), Col("Status", o => o.Str("status.phase")),
+                Col("Claim", o => o.Str("spec.claimRef.name") is { } c ? $"{o.Str("spec.claimRef.namespace")}/{c}" : ""),
+                Col("StorageClass", o => None(o.Str("spec.storageClassName"))), Col("VolumeAttributesClass", o => None(o.Str("spec.volumeAttributesClassName"))),
+                Col("Reason", o => o.Str("status.reason") ?? ""), AgeCol, Col("VolumeMode", o => o.Str("spec.volumeMode") ?? "Filesystem", 1)],
+        });
         // apps/v1
         r.Add(Workload("Deployment", "deployments", ["deploy"],
             [NameCol, Col("Ready", o => $"{o.Long("status.readyReplicas") ?? 0}/{o.Long("spec.replicas") ?? 0}"),
@@ -186,6 +237,18 @@ public static class BuiltinResources
                 spec.Default("revisionHistoryLimit", 10);
                 spec.Default("persistentVolumeClaimRetentionPolicy", new JsonObject { ["whenDeleted"] = "Retain", ["whenScaled"] = "Retain" });
             }));
+        r.Add(new ResourceType
+        {
+            Group = "apps", Version = "v1", Kind = "ControllerRevision", Plural = "controllerrevisions", Fields = ["data", "revision"],
+            Validate = (o, old, e) =>
+            {
+                if (o.Long("revision") is null or < 0) e.Add(new FieldError("revision", "FieldValueInvalid", $"Invalid value: {o.Long("revision") ?? 0}: must be greater than or equal to 0"));
+                if (old is not null && !JsonNode.DeepEquals(o["data"], old["data"])) e.Add(new FieldError("data", "FieldValueForbidden", "Forbidden: field is immutable"));
+            },
+            Columns = [NameCol, Col("Controller", o => o.Objects("metadata.ownerReferences").FirstOrDefault(r => r.Bool("controller") == true) is { } c
+                    ? $"{c.Str("kind")?.ToLowerInvariant()}.{c.Str("apiVersion")?.Split('/')[0]}/{c.Str("name")}" : "<none>"),
+                Col("Revision", o => o.Long("revision") ?? 0, 0, "integer"), AgeCol],
+        });
         // batch/v1
         r.Add(new ResourceType
         {

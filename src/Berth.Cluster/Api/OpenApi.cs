@@ -17,7 +17,8 @@ internal sealed class OpenApiRootsAttribute(params Type[] roots) : Attribute
     typeof(V1Pod), typeof(V1Namespace), typeof(V1Node), typeof(V1Service), typeof(V1Endpoints), typeof(V1ConfigMap),
     typeof(V1Secret), typeof(Corev1Event), typeof(V1ServiceAccount), typeof(V1Binding),
     typeof(V1Deployment), typeof(V1ReplicaSet), typeof(V1DaemonSet), typeof(V1StatefulSet),
-    typeof(V1Job), typeof(V1CronJob), typeof(V1EndpointSlice), typeof(V1Lease), typeof(V1Scale), typeof(V1Eviction))]
+    typeof(V1Job), typeof(V1CronJob), typeof(V1EndpointSlice), typeof(V1Lease), typeof(V1Scale), typeof(V1Eviction),
+    typeof(V1PersistentVolumeClaim), typeof(V1PersistentVolume), typeof(V1ControllerRevision))]
 internal static partial class OpenApiSchemas;
 
 /// <summary>

@@ -100,6 +100,9 @@ public static class Kinds
             GetSpec = o => ((V1Job)o).Spec, SpecInfo = c.V1JobSpec, GetStatus = o => ((V1Job)o).Status, SetStatus = (o, s) => ((V1Job)o).Status = (V1JobStatus?)s });
         Add(new() { Group = "batch", Version = "v1", Kind = "CronJob", Plural = "cronjobs", Namespaced = true, Type = typeof(V1CronJob), TypeInfo = c.V1CronJob,
             GetSpec = o => ((V1CronJob)o).Spec, SpecInfo = c.V1CronJobSpec, GetStatus = o => ((V1CronJob)o).Status, SetStatus = (o, s) => ((V1CronJob)o).Status = (V1CronJobStatus?)s });
+        Add(new() { Group = "apps", Version = "v1", Kind = "ControllerRevision", Plural = "controllerrevisions", Namespaced = true, Type = typeof(V1ControllerRevision), TypeInfo = c.V1ControllerRevision });
+        Add(new() { Group = "", Version = "v1", Kind = "PersistentVolumeClaim", Plural = "persistentvolumeclaims", Namespaced = true, Type = typeof(V1PersistentVolumeClaim), TypeInfo = c.V1PersistentVolumeClaim,
+            GetSpec = o => ((V1PersistentVolumeClaim)o).Spec, SpecInfo = c.V1PersistentVolumeClaimSpec, GetStatus = o => ((V1PersistentVolumeClaim)o).Status, SetStatus = (o, s) => ((V1PersistentVolumeClaim)o).Status = (V1PersistentVolumeClaimStatus?)s });
         Add(new() { Group = "discovery.k8s.io", Version = "v1", Kind = "EndpointSlice", Plural = "endpointslices", Namespaced = true, Type = typeof(V1EndpointSlice), TypeInfo = c.V1EndpointSlice });
         Add(new() { Group = "coordination.k8s.io", Version = "v1", Kind = "Lease", Plural = "leases", Namespaced = true, Type = typeof(V1Lease), TypeInfo = c.V1Lease,
             GetSpec = null });
@@ -135,6 +138,10 @@ public static class Kinds
 [JsonSerializable(typeof(V1CronJobSpec))]
 [JsonSerializable(typeof(V1EndpointSlice))]
 [JsonSerializable(typeof(V1Lease))]
+[JsonSerializable(typeof(V1ControllerRevision))]
+[JsonSerializable(typeof(V1PersistentVolumeClaim))]
+[JsonSerializable(typeof(V1PersistentVolumeClaimSpec))]
+[JsonSerializable(typeof(JsonElement))]
 [JsonSerializable(typeof(V1PodTemplateSpec))]
 [JsonSerializable(typeof(List<V1EndpointSubset>))]
 [JsonSerializable(typeof(List<V1Endpoint>))]

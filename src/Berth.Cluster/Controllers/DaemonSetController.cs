@@ -11,8 +11,9 @@ namespace Berth.Cluster.Controllers;
 /// tolerations Kubernetes adds to every daemon pod: not-ready and unreachable NoExecute, disk-,
 /// memory- and pid-pressure and unschedulable NoSchedule, network-unavailable for hostNetwork). Each
 /// pod is pinned by a required node affinity on matchFields metadata.name, so the scheduler binds
-/// it to its node. Pods carry controller-revision-hash (a hash of the template; ControllerRevision
-/// objects are not served, so no history is kept for `rollout undo`). RollingUpdate replaces pods
+/// it to its node. Pods carry controller-revision-hash (a hash of the template), and each template is
+/// kept as a ControllerRevision NAME-HASH (<see cref="ControllerHistory"/>: `kubectl rollout history|undo`
+/// read and patch those back), within revisionHistoryLimit. RollingUpdate replaces pods
 /// within maxUnavailable, or with maxSurge starts the new pod first; OnDelete replaces only pods the
 /// user deleted. Failed pods are deleted and recreated. Status counts as `kubectl rollout status` reads them.
 /// </summary>
@@ -29,6 +30,7 @@ public sealed class DaemonSetController : Controller
     readonly Expectations _exp = new();
     readonly ObjectEvents _events;
     readonly Wakeups _wake;
+    readonly ControllerHistory _history;
     public override string Name => "daemonset-controller";
 
     public DaemonSetController(InformerFactory f, TimeProvider? time = null)
@@ -40,6 +42,8 @@ public sealed class DaemonSetController : Controller
         _sets = f.For<V1DaemonSet>();
         _pods = f.For<V1Pod>();
         _nodes = f.For<V1Node>();
+        var revisions = f.For<V1ControllerRevision>();
+        _history = new ControllerHistory(_client, revisions);
         _sets.AddHandler(new InformerHandler<V1DaemonSet>(d => Enqueue(d.Metadata), (_, d) => Enqueue(d.Metadata), d => { _exp.Delete(Kinds.Key(d.Metadata)); }));
         _pods.AddHandler(new InformerHandler<V1Pod>(p => PodChanged(p, created: true), (_, p) => PodChanged(p), p => PodChanged(p, deleted: true)));
         _nodes.AddHandler(new InformerHandler<V1Node>(_ => EnqueueAll(), (_, _) => EnqueueAll(), _ => EnqueueAll()));
@@ -151,6 +155,12 @@ public sealed class DaemonSetController : Controller
 
         var create = new List<string>();
         var delete = new List<V1Pod>();
+        if (ds.Metadata.DeletionTimestamp is null)
+        {
+            await _history.EnsureAsync("DaemonSet", ds.Metadata, $"{ds.Metadata.Name}-{hash}", hash, ds.Spec.Template, ct).ConfigureAwait(false);
+            var live = owned.Select(p => $"{ds.Metadata.Name}-{PodFacts.Label(p.Metadata, RevisionLabel)}").Append($"{ds.Metadata.Name}-{hash}").ToHashSet();
+            await _history.TrimAsync(ds.Metadata, ds.Spec.RevisionHistoryLimit ?? 10, live, ct).ConfigureAwait(false);
+        }
         if (ds.Metadata.DeletionTimestamp is null && _exp.Satisfied(key))
         {
             foreach (var (node, pods) in byNode)

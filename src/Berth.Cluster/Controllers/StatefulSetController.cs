@@ -13,11 +13,11 @@ namespace Berth.Cluster.Controllers;
 /// Running and Ready, and removes surplus pods from the highest ordinal down, one at a time;
 /// Parallel does both at once. RollingUpdate replaces pods whose revision is stale from the highest
 /// ordinal down to spec.updateStrategy.rollingUpdate.partition, one at a time, each after the set is
-/// Ready; OnDelete replaces only pods the user deletes. ControllerRevision objects are not served:
-/// the current revision's template is recovered from a pod that still runs it (a pod below the
-/// partition recreated after the last such pod is gone gets the update revision). volumeClaimTemplates
-/// are added to the pods as persistentVolumeClaim volumes, but PersistentVolumeClaim is not a served
-/// kind, so the claims are not created and a Warning Event says so.
+/// Ready; OnDelete replaces only pods the user deletes. Each template is kept as a ControllerRevision
+/// named by the revision (<see cref="ControllerHistory"/>), which is where the current revision's template
+/// comes from (`kubectl rollout history|undo` read and patch those back). volumeClaimTemplates become one
+/// PersistentVolumeClaim per pod (CLAIM-NAME-i, labelled with the selector's matchLabels, owned by the set
+/// when persistentVolumeClaimRetentionPolicy.whenDeleted is Delete), mounted as persistentVolumeClaim volumes.
 /// </summary>
 public sealed class StatefulSetController : Controller
 {
@@ -31,8 +31,7 @@ public sealed class StatefulSetController : Controller
     readonly TimeProvider _time;
     readonly ObjectEvents _events;
     readonly Wakeups _wake;
-    readonly Lock _lock = new();
-    readonly HashSet<string> _warnedClaims = [];
+    readonly ControllerHistory _history;
     public override string Name => "statefulset-controller";
 
     public StatefulSetController(InformerFactory f, TimeProvider? time = null)
@@ -43,6 +42,7 @@ public sealed class StatefulSetController : Controller
         _events = new ObjectEvents(_client, "statefulset-controller", _time);
         _sets = f.For<V1StatefulSet>();
         _pods = f.For<V1Pod>();
+        _history = new ControllerHistory(_client, f.For<V1ControllerRevision>());
         _sets.AddHandler(new InformerHandler<V1StatefulSet>(s => Enqueue(s.Metadata), (_, s) => Enqueue(s.Metadata), s => Enqueue(s.Metadata)));
         _pods.AddHandler(new InformerHandler<V1Pod>(PodChanged, (_, p) => PodChanged(p), PodChanged));
     }
@@ -74,9 +74,21 @@ public sealed class StatefulSetController : Controller
         var pods = _pods.ByIndex(InformerFactory.NamespaceIndex, set.Metadata.NamespaceProperty ?? "")
             .Where(p => Owners.ControllerOf(p.Metadata)?.Uid == set.Metadata.Uid && Ordinal(set, p) is not null)
             .ToDictionary(p => Ordinal(set, p)!.Value);
-        // The current revision's template, recovered from a pod that runs it.
-        var currentTemplate = pods.Values.FirstOrDefault(p => PodFacts.Label(p.Metadata, RevisionLabel) == currentRev) is { } cp && currentRev != updateRev
-            ? TemplateFromPod(cp) : set.Spec.Template;
+        if (set.Metadata.DeletionTimestamp is null)
+        {
+            await _history.EnsureAsync("StatefulSet", set.Metadata, updateRev, updateRev[(set.Metadata.Name.Length + 1)..], set.Spec.Template, ct).ConfigureAwait(false);
+            var live = pods.Values.Select(p => PodFacts.Label(p.Metadata, RevisionLabel) ?? "").Append(currentRev).Append(updateRev).ToHashSet();
+            await _history.TrimAsync(set.Metadata, set.Spec.RevisionHistoryLimit ?? 10, live, ct).ConfigureAwait(false);
+        }
+        // The current revision's template: its ControllerRevision, else a pod that runs it.
+        var currentTemplate = set.Spec.Template;
+        if (currentRev != updateRev)
+        {
+            if (_history.Owned(set.Metadata).FirstOrDefault(r => r.Metadata.Name == currentRev) is { } rev && ControllerHistory.Template(rev) is { } kept)
+                currentTemplate = kept;
+            else if (pods.Values.FirstOrDefault(p => PodFacts.Label(p.Metadata, RevisionLabel) == currentRev) is { } cp)
+                currentTemplate = TemplateFromPod(cp);
+        }
         bool parallel = set.Spec.PodManagementPolicy == "Parallel";
         bool onDelete = set.Spec.UpdateStrategy?.Type == "OnDelete";
         int partition = onDelete ? 0 : set.Spec.UpdateStrategy?.RollingUpdate?.Partition ?? 0;
@@ -152,11 +164,7 @@ public sealed class StatefulSetController : Controller
                 pod.Spec.Volumes = pod.Spec.Volumes.Where(v => v.Name != c.Metadata.Name).ToList();
                 pod.Spec.Volumes.Add(new V1Volume { Name = c.Metadata.Name, PersistentVolumeClaim = new V1PersistentVolumeClaimVolumeSource { ClaimName = $"{c.Metadata.Name}-{name}" } });
             }
-            bool warn;
-            lock (_lock) warn = _warnedClaims.Add(set.Metadata.Uid + "/" + name);
-            if (warn)
-                _events.Record(set, "Warning", "FailedCreate",
-                    $"create Claim {string.Join(", ", claims.Select(c => $"{c.Metadata.Name}-{name}"))} for Pod {name} in StatefulSet {set.Metadata.Name} failed: PersistentVolumeClaim is not a served kind; the claims were not created");
+            foreach (var c in claims) await CreateClaimAsync(set, c, name, ct).ConfigureAwait(false);
         }
         try
         {
@@ -167,6 +175,36 @@ public sealed class StatefulSetController : Controller
         catch (ClusterException e)
         {
             _events.Record(set, "Warning", "FailedCreate", $"create Pod {name} in StatefulSet {set.Metadata.Name} failed error: {e.Message}");
+            throw;
+        }
+    }
+
+    /// <summary>The claim CLAIM-POD of a volumeClaimTemplate, unless it exists (kept across pod restarts and scale-down).</summary>
+    async Task CreateClaimAsync(V1StatefulSet set, V1PersistentVolumeClaim template, string podName, CancellationToken ct)
+    {
+        var name = $"{template.Metadata.Name}-{podName}";
+        if (await _client.GetAsync<V1PersistentVolumeClaim>(set.Metadata.NamespaceProperty, name, ct).ConfigureAwait(false) is not null) return;
+        var labels = new Dictionary<string, string>(template.Metadata.Labels ?? new Dictionary<string, string>());
+        foreach (var (k, v) in set.Spec.Selector?.MatchLabels ?? new Dictionary<string, string>()) labels[k] = v;
+        var claim = new V1PersistentVolumeClaim
+        {
+            ApiVersion = "v1", Kind = "PersistentVolumeClaim",
+            Metadata = new V1ObjectMeta
+            {
+                Name = name, NamespaceProperty = set.Metadata.NamespaceProperty, Labels = labels, Annotations = template.Metadata.Annotations,
+                OwnerReferences = set.Spec.PersistentVolumeClaimRetentionPolicy?.WhenDeleted == "Delete" ? [Owners.ControllerRef("apps/v1", "StatefulSet", set.Metadata)] : null,
+            },
+            Spec = template.Spec is null ? new V1PersistentVolumeClaimSpec() : Kinds.Clone(template.Spec),
+        };
+        try
+        {
+            await _client.CreateAsync(claim, ct).ConfigureAwait(false);
+            _events.Record(set, "Normal", "SuccessfulCreate", $"create Claim {name} Pod {podName} in StatefulSet {set.Metadata.Name} success");
+        }
+        catch (ClusterException e) when (e.Kind == ClusterErrorKind.AlreadyExists) { }
+        catch (ClusterException e)
+        {
+            _events.Record(set, "Warning", "FailedCreate", $"create Claim {name} for Pod {podName} in StatefulSet {set.Metadata.Name} failed error: {e.Message}");
             throw;
         }
     }

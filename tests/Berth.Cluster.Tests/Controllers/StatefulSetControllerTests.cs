@@ -117,7 +117,7 @@ public class StatefulSetControllerTests
     }
 
     [Fact]
-    public async Task VolumeClaimTemplates_are_referenced_and_a_warning_says_claims_were_not_created()
+    public async Task VolumeClaimTemplates_become_one_claim_per_pod()
     {
         await using var h = await StartAsync();
         var s = Sts("pg", 1);
@@ -125,7 +125,9 @@ public class StatefulSetControllerTests
         await h.Client.CreateAsync(s);
         var pod = (await Eventually(() => h.PodsAsync(), l => l.Count == 1, what: "pg-0"))[0];
         Assert.Equal("data-pg-0", pod.Spec.Volumes.Single(v => v.Name == "data").PersistentVolumeClaim.ClaimName);
-        var ev = await Eventually(async () => (await h.Client.ListAsync<Corev1Event>("default")).Items.ToList(), l => l.Any(e => e.Type == "Warning" && e.InvolvedObject.Name == "pg"), what: "warning event");
-        Assert.Contains(ev, e => e.Message.Contains("data-pg-0") && e.Message.Contains("PersistentVolumeClaim is not a served kind"));
+        var claims = await Eventually(async () => (await h.Client.ListAsync<V1PersistentVolumeClaim>("default")).Items.ToList(), l => l.Count == 1, what: "claim data-pg-0");
+        Assert.Equal("data-pg-0", claims[0].Metadata.Name);
+        Assert.Null(claims[0].Metadata.OwnerReferences); // whenDeleted: Retain (the default) keeps the claim
+        Assert.Equal(s.Spec.Selector.MatchLabels, claims[0].Metadata.Labels);
     }
 }

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net.Sockets;
-using Berth.Cluster.Tests.Api;
 
 namespace Berth.Cluster.Tests.Kubectl;
 
@@ -11,8 +10,15 @@ namespace Berth.Cluster.Tests.Kubectl;
 public class BerthServer : IAsyncLifetime
 {
     public string DataDir { get; } = Directory.CreateTempSubdirectory("berth-server-").FullName;
-    public int Port { get; } = ApiFixture.FreePort();
+    public int Port { get; } = FreePort();
     public string Kubeconfig => Path.Combine(DataDir, "admin.kubeconfig");
+    static int FreePort()
+    {
+        using var l = new TcpListener(System.Net.IPAddress.Loopback, 0);
+        l.Start();
+        return ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
+    }
+
     /// <summary>--datastore-endpoint, when set (etcd); SQLite in <see cref="DataDir"/> otherwise.</summary>
     public string? DatastoreEndpoint { get; set; }
     Process? process;
@@ -167,24 +173,5 @@ public class BerthServer : IAsyncLifetime
             cur.Append(ch);
         }
         if (cur.Length > 0 || any) yield return cur.ToString();
-    }
-}
-
-/// <summary>`berth server --datastore-endpoint etcd://…` on a real etcd started for it.</summary>
-public sealed class EtcdBerthServer : BerthServer
-{
-    public Storage.EtcdServer Etcd { get; } = new();
-
-    public override async Task InitializeAsync()
-    {
-        await Etcd.InitializeAsync();
-        DatastoreEndpoint = Etcd.Endpoint;
-        await StartAsync();
-    }
-
-    public override async Task DisposeAsync()
-    {
-        try { await base.DisposeAsync(); }
-        finally { await Etcd.DisposeAsync(); }
     }
 }

@@ -230,6 +230,91 @@ public class ControlPlaneTests(BerthServer s) : IClassFixture<BerthServer>
         await Until("-n rollout get pods", l => !l.Objects("items").Any(), "no pods");
     }
 
+    const string Sets = """
+        apiVersion: apps/v1
+        kind: DaemonSet
+        metadata: {name: agent, namespace: sets}
+        spec:
+          selector: {matchLabels: {app: agent}}
+          template:
+            metadata: {labels: {app: agent}}
+            spec:
+              containers: [{name: agent, image: "busybox:1"}]
+        ---
+        apiVersion: apps/v1
+        kind: StatefulSet
+        metadata: {name: db, namespace: sets}
+        spec:
+          replicas: 2
+          serviceName: db
+          selector: {matchLabels: {app: db}}
+          template:
+            metadata: {labels: {app: db}}
+            spec:
+              containers: [{name: db, image: "busybox:1"}]
+          volumeClaimTemplates:
+          - metadata: {name: data}
+            spec:
+              accessModes: [ReadWriteOnce]
+              resources: {requests: {storage: 1Gi}}
+        """;
+
+    [Fact]
+    public async Task DaemonSet_and_StatefulSet_rollout_status_history_undo_and_claims()
+    {
+        await using var kubelets = new FakeKubelets(s);
+        await RegisterNodesAsync(kubelets);
+        Ok(await s.Kubectl("create namespace sets"));
+        Ok(await s.Kubectl("apply -f -", Sets));
+        foreach (var w in new[] { "daemonset/agent", "statefulset/db" })
+        {
+            var st = await s.Kubectl($"-n sets rollout status {w} --timeout=90s", timeoutSeconds: 120);
+            Ok(st);
+            Assert.Contains(w.StartsWith("daemon") ? "daemon set \"agent\" successfully rolled out" : "partitioned roll out complete: 2 new pods have been updated", st.Stdout);
+        }
+        // the StatefulSet's claims, one per pod
+        var claims = await Until("-n sets get pvc", l => l.Objects("items").Count() == 2, "2 claims");
+        Assert.Equal(["data-db-0", "data-db-1"], claims.Objects("items").Select(c => c.Str("metadata.name")!).Order());
+        Assert.All(claims.Objects("items"), c => Assert.Equal("Pending", c.Str("status.phase")));
+        var pvcTable = await s.Kubectl("-n sets get pvc");
+        Ok(pvcTable);
+        Assert.Matches(@"data-db-0\s+Pending", pvcTable.Stdout);
+        Assert.Contains(claims.Objects("items"), c => c.Str("metadata.labels.app") == "db");
+
+        // a new template, then back to the first with rollout undo: each step is a ControllerRevision
+        foreach (var w in new[] { "daemonset/agent", "statefulset/db" })
+        {
+            var kind = w.Split('/')[0];
+            Ok(await s.Kubectl($"-n sets set image {w} *=busybox:2"));
+            Ok(await s.Kubectl($"-n sets rollout status {w} --timeout=90s", timeoutSeconds: 120));
+            var history = await s.Kubectl($"-n sets rollout history {w}");
+            Ok(history);
+            Assert.Matches(@"REVISION\s+CHANGE-CAUSE", history.Stdout);
+            Assert.Matches(@"(?m)^1\s+<none>", history.Stdout);
+            Assert.Matches(@"(?m)^2\s+<none>", history.Stdout);
+            var rev1 = await s.Kubectl($"-n sets rollout history {w} --revision=1");
+            Ok(rev1);
+            Assert.Contains("busybox:1", rev1.Stdout);
+            var undo = await s.Kubectl($"-n sets rollout undo {w}");
+            Ok(undo);
+            Assert.Contains("rolled back", undo.Stdout);
+            var obj = await Json($"-n sets get {w}");
+            Assert.Equal("busybox:1", obj.Objects("spec.template.spec.containers").First().Str("image"));
+            Ok(await s.Kubectl($"-n sets rollout status {w} --timeout=90s", timeoutSeconds: 120));
+            // undo renumbers the first template as revision 3
+            history = await s.Kubectl($"-n sets rollout history {w}");
+            Assert.Matches(@"(?m)^2\s+<none>", history.Stdout);
+            Assert.Matches(@"(?m)^3\s+<none>", history.Stdout);
+            Assert.DoesNotMatch(@"(?m)^1\s+<none>", history.Stdout);
+            var revisions = await Json($"-n sets get controllerrevisions -l controller-revision-hash");
+            Assert.Contains(revisions.Objects("items"), r => r.Objects("metadata.ownerReferences").Any(o => o.Str("kind")!.Equals(kind, StringComparison.OrdinalIgnoreCase)));
+        }
+        var crTable = await s.Kubectl("-n sets get controllerrevisions");
+        Ok(crTable);
+        Assert.Matches(@"NAME\s+CONTROLLER\s+REVISION\s+AGE", crTable.Stdout);
+        Assert.Matches(@"agent-\w+\s+daemonset.apps/agent\s+3", crTable.Stdout);
+    }
+
     [Fact]
     public async Task Deleting_a_namespace_empties_it_and_refuses_new_content_meanwhile()
     {
