@@ -172,6 +172,7 @@ public sealed class NetworkManager
                 + Try(() => nl.TryDeleteLink(bridge));
             throw Wrap(e, $"create network \"{req.Name}\"", cleanup);
         }
+        Events.ObjectEvents.Network(_opt.DataDir, "create", record.Id, record.Name, record.Driver);
         return record;
     }
 
@@ -251,6 +252,7 @@ public sealed class NetworkManager
         if (errors.Length > 0) throw new NetworkException(NetworkErrorKind.Internal, $"remove network \"{name}\":{errors}");
         NetworkDns.Stop(Store, name);
         Store.Delete(name);
+        Events.ObjectEvents.Network(_opt.DataDir, "destroy", n.Id, n.Name, n.Driver);
     }
 
     /// <summary>Removes every network without containers except the default one; returns their names.</summary>
@@ -329,6 +331,7 @@ public sealed class NetworkManager
                 + Try(() => Store.Update(req.Network, n => n.Endpoints.Remove(req.ContainerId), durable: false));
             throw Wrap(e, $"connect container \"{Who(req)}\" to network \"{req.Network}\"", cleanup);
         }
+        Events.ObjectEvents.Network(_opt.DataDir, "connect", net.Id, net.Name, net.Driver, req.ContainerId);
         return new Attachment(net.Name, req.ContainerId, address, subnet.PrefixLength, net.GatewayAddress, ep.Mac,
             req.InterfaceName, hostVeth, ep.Ports, net.Dns ? net.GatewayAddress : null);
     }
@@ -344,6 +347,7 @@ public sealed class NetworkManager
             + Try(() => { using var nl = RtNetlink.Open(); nl.TryDeleteLink(ep.HostVeth); });
         if (errors.Length > 0) throw new NetworkException(NetworkErrorKind.Internal, $"disconnect container \"{containerId}\" from network \"{network}\":{errors}");
         Store.Update(network, r => r.Endpoints.Remove(containerId), durable: false);
+        Events.ObjectEvents.Network(_opt.DataDir, "disconnect", n.Id, n.Name, n.Driver, containerId);
     }
 
     /// <summary>Starts the embedded DNS server of a network on its gateway address (the caller owns and disposes

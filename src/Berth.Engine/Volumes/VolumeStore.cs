@@ -47,7 +47,9 @@ public sealed class VolumeStore(string root)
         var info = new DirectoryInfo(data);
         try { info.Create(); }
         catch (IOException) { }
-        return Get(name);
+        var v = Get(name);
+        Events.ObjectEvents.Volume(root, "create", name);
+        return v;
     }
 
     public VolumeInfo Get(string name)
@@ -74,5 +76,6 @@ public sealed class VolumeStore(string root)
         if (user is not null)
             throw new EngineException(ErrorKind.FailedPrecondition, $"remove {name}: volume is in use by container {user.ShortId}");
         Directory.Delete(Path.Combine(Dir, name), true);
+        Events.ObjectEvents.Volume(root, "destroy", name);
     }
 }
