@@ -80,7 +80,7 @@ public class EventsTests
         var since = DateTimeOffset.UtcNow.AddSeconds(-1).ToUnixTimeSeconds().ToString();
         s.Ok("volume", "create", "data");
         s.Ok("network", "create", "evnet");
-        var net = s.Ok("network", "inspect", "evnet", "--format", "{{.Id}}").Stdout.Trim();
+        var net = (string)JsonNode.Parse(s.Ok("network", "inspect", "evnet").Stdout)!.AsArray()[0]!["Id"]!;
         var id = s.RunDetached(["--name", "user", "--network", "evnet", "-v", "data:/data"], "sleep", "1000");
         Assert.Equal(3, s.Berth("exec", "user", "sh", "-c", "exit 3").ExitCode);
         s.Ok("stop", "-t", "0", "user");

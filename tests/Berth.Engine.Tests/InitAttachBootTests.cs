@@ -159,8 +159,14 @@ public class AttachTests
 
         // -i: stdin goes to the container; the end of the attach's stdin does not close the container's
         s.RunDetached(["-i", "--name", "cat"], "sh", "-c", "while read l; do echo got:$l; done; echo stdin-closed");
-        var r = s.BerthIn("hello\n", "attach", "cat");
-        Assert.Contains("got:hello", r.Stdout + s.Ok("logs", "cat").Stdout);
+        // (as docker: with the container's stdin kept open the attach follows its output until killed)
+        var (pa, oa, _) = s.Start("hello\n", "attach", "cat");
+        using (pa)
+        {
+            EngineSandbox.WaitUntil(() => File.ReadAllText(oa).Contains("got:hello"), "stdin through attach");
+            pa.Kill();
+            pa.WaitForExit();
+        }
         Thread.Sleep(300);
         Assert.DoesNotContain("stdin-closed", s.Ok("logs", "cat").Stdout);
         Assert.Equal("running", (string)s.Inspect("cat")["State"]!["Status"]!);

@@ -109,12 +109,15 @@ public sealed class NetworkManager
         if (Store.TryGet(_opt.DefaultNetwork) is { } n) return n;
         try
         {
-            return Create(new NetworkCreateRequest(_opt.DefaultNetwork) { Bridge = _opt.DefaultBridge, Subnet = "auto-default", Dns = false });
+            // predefined, as docker's "bridge": no create event
+            return Create(new NetworkCreateRequest(_opt.DefaultNetwork) { Bridge = _opt.DefaultBridge, Subnet = "auto-default", Dns = false }, emitEvent: false);
         }
         catch (NetworkException e) when (e.Kind == NetworkErrorKind.AlreadyExists && Store.TryGet(_opt.DefaultNetwork) is { } raced) { return raced; }
     }
 
-    public NetworkRecord Create(NetworkCreateRequest req)
+    public NetworkRecord Create(NetworkCreateRequest req) => Create(req, emitEvent: true);
+
+    NetworkRecord Create(NetworkCreateRequest req, bool emitEvent)
     {
         NetworkStore.ValidateName(req.Name);
         using var all = Store.LockAll();
@@ -172,7 +175,7 @@ public sealed class NetworkManager
                 + Try(() => nl.TryDeleteLink(bridge));
             throw Wrap(e, $"create network \"{req.Name}\"", cleanup);
         }
-        Events.ObjectEvents.Network(_opt.DataDir, "create", record.Id, record.Name, record.Driver);
+        if (emitEvent) Events.ObjectEvents.Network(_opt.DataDir, "create", record.Id, record.Name, record.Driver);
         return record;
     }
 
