@@ -57,7 +57,7 @@ public static class EngineMaintenance
         foreach (var v in vs.List().Where(v => !used.Contains(v.Name)))
         {
             var size = DirSize(v.Mountpoint);
-            try { vs.Remove(v.Name, containers); deleted.Add(v.Name); space += size; EventJournal.Emit(mgr.Store.Root, "volume", "destroy", v.Name); }
+            try { vs.Remove(v.Name, containers); deleted.Add(v.Name); space += size; }
             catch (EngineException) { }
         }
         return new PruneReport(deleted, space);

@@ -4,7 +4,8 @@ using Berth.Images.Tests.Support;
 namespace Berth.DockerApi.Tests;
 
 /// <summary>
-/// An image saved by a real dockerd (Debian's docker.io) loads into Berth and runs through Berth's API.
+/// An image saved by a real dockerd (Debian's docker.io) loads into Berth and runs through Berth's API;
+/// an image Berth made (docker commit through Berth's API), saved by `berth save`, loads into that dockerd and runs there.
 /// The test starts its own dockerd on a private socket with its own data/exec roots and no bridge,
 /// iptables or forwarding (it never touches the host's networking), and stops it by PID.
 /// </summary>
@@ -13,7 +14,7 @@ public sealed class DockerdImageTests(ServiceFixture fx) : IClassFixture<Service
     const string Dockerd = "/usr/sbin/dockerd";
 
     [Fact]
-    public void A_docker_save_archive_from_dockerd_loads_and_runs_on_berth()
+    public void Docker_archives_go_both_ways_between_dockerd_and_berth()
     {
         if (!File.Exists(Dockerd)) Assert.Fail($"{Dockerd} is missing: scripts/install-deps.sh installs docker.io");
         var dir = Directory.CreateTempSubdirectory("berth-dockerd-").FullName;
@@ -54,6 +55,20 @@ public sealed class DockerdImageTests(ServiceFixture fx) : IClassFixture<Service
             Assert.Contains("fromdockerd/busybox:1", load.Stdout);
             Assert.Equal("dockerd", fx.DockerOk("image", "inspect", "--format", "{{index .Config.Labels \"made.by\"}}", "fromdockerd/busybox:1").Trim());
             Assert.Equal("ran /bin\n", fx.DockerOk("run", "--rm", "--network", "none", "fromdockerd/busybox:1", "sh", "-c", "echo ran $PATH"));
+
+            // The other way: an image Berth made, saved by `berth save`, runs on dockerd.
+            fx.DockerOk("run", "--name", "mk-dockerd", "--network", "none", "fromdockerd/busybox:1", "sh", "-c", "echo made-by-berth > /made");
+            fx.DockerOk("commit", "mk-dockerd", "fromberth/busybox:1");
+            fx.DockerOk("rm", "mk-dockerd");
+            var back = Path.Combine(dir, "from-berth.tar");
+            var bsave = fx.Berth("save", "-o", back, "fromberth/busybox:1");
+            Assert.True(bsave.ExitCode == 0, bsave.ToString());
+            var dload = Tools.Run(ServiceFixture.DockerCli, ["load", "-i", back], env);
+            Assert.True(dload.ExitCode == 0, dload.ToString());
+            var drun = Tools.Run(ServiceFixture.DockerCli, ["run", "--rm", "--network", "none", "fromberth/busybox:1", "cat", "/made"], env);
+            Assert.True(drun.ExitCode == 0, drun.ToString());
+            Assert.Equal("made-by-berth\n", drun.Stdout);
+            fx.DockerOk("rmi", "fromberth/busybox:1");
             fx.DockerOk("rmi", "fromdockerd/busybox:1");
         }
         finally

@@ -70,4 +70,53 @@ public class EventsTests
         foreach (var l in lines) Assert.Equal("create", (string)JsonNode.Parse(l)!["Action"]!);
         Assert.Equal(12, History(s, "event=create").Select(e => (string)e["Actor"]!["Attributes"]!["name"]!).Distinct().Count());
     });
+
+    static List<(string Action, string Id, JsonObject Attrs)> Of(EngineSandbox s, string type) =>
+        History(s, "type=" + type).Select(e => ((string)e["Action"]!, (string)e["Actor"]!["ID"]!, e["Actor"]!["Attributes"]!.AsObject())).ToList();
+
+    [Fact]
+    public void Volume_network_and_exec_events() => EngineSandbox.Run(s =>
+    {
+        var since = DateTimeOffset.UtcNow.AddSeconds(-1).ToUnixTimeSeconds().ToString();
+        s.Ok("volume", "create", "data");
+        s.Ok("network", "create", "evnet");
+        var net = (string)JsonNode.Parse(s.Ok("network", "inspect", "evnet").Stdout)!.AsArray()[0]!["Id"]!;
+        var id = s.RunDetached(["--name", "user", "--network", "evnet", "-v", "data:/data"], "sleep", "1000");
+        Assert.Equal(3, s.Berth("exec", "user", "sh", "-c", "exit 3").ExitCode);
+        s.Ok("stop", "-t", "0", "user");
+        s.Ok("rm", "user");
+        s.Ok("network", "rm", "evnet");
+        s.Ok("volume", "rm", "data");
+
+        var vols = Of(s, "volume").Where(e => e.Id == "data").ToList();
+        Assert.Equal(["create", "mount", "unmount", "destroy"], vols.Select(e => e.Action));
+        Assert.All(vols, e => Assert.Equal("local", (string)e.Attrs["driver"]!));
+        var mount = vols[1].Attrs;
+        Assert.Equal(id, (string)mount["container"]!);
+        Assert.Equal("/data", (string)mount["destination"]!);
+        Assert.Equal("true", (string)mount["read/write"]!);
+        Assert.Equal(id, (string)vols[2].Attrs["container"]!);
+
+        var nets = Of(s, "network").Where(e => e.Id == net).ToList();
+        Assert.Equal(["create", "connect", "disconnect", "destroy"], nets.Select(e => e.Action));
+        Assert.All(nets, e => { Assert.Equal("evnet", (string)e.Attrs["name"]!); Assert.Equal("bridge", (string)e.Attrs["type"]!); });
+        Assert.Equal(id, (string)nets[1].Attrs["container"]!);
+        Assert.Equal(id, (string)nets[2].Attrs["container"]!);
+
+        // exec: docker's actions carry the command; the actor is the container
+        var execs = Of(s, "container").Where(e => e.Action.StartsWith("exec_")).ToList();
+        Assert.Equal(["exec_create: sh -c exit 3", "exec_start: sh -c exit 3", "exec_die"], execs.Select(e => e.Action));
+        Assert.All(execs, e => Assert.Equal(id, e.Id));
+        Assert.Equal("3", (string)execs[2].Attrs["exitCode"]!);
+        Assert.Equal("user", (string)execs[2].Attrs["name"]!);
+        var execId = (string)execs[0].Attrs["execID"]!;
+        Assert.Equal(64, execId.Length);
+        Assert.All(execs, e => Assert.Equal(execId, (string)e.Attrs["execID"]!));
+        // --since/--until and type filters select them
+        var until = DateTimeOffset.UtcNow.AddSeconds(1).ToUnixTimeSeconds().ToString();
+        var lines = s.Ok("events", "--since", since, "--until", until, "--filter", "type=volume", "--filter", "type=network", "--format", "{{.Type}} {{.Action}}").Lines;
+        Assert.Equal(["network connect", "network create", "volume create", "volume mount"], lines.Take(4).Order(StringComparer.Ordinal));
+        Assert.Equal(["volume create", "network create"], lines.Take(2));
+        Assert.Empty(s.Ok("events", "--since", "0", "--until", since, "--filter", "type=volume").Lines);
+    });
 }

@@ -95,14 +95,7 @@ public class FaultTests
         var a = s.RunDetached(["--name", "a"], "sleep", "100");
         s.RunDetached(["--name", "b"], "sleep", "100");
         s.RunC(["--name", "done"], "true");
-        // Power loss: every process of the sandbox dies at once, then /run is empty.
-        foreach (var pid in s.SandboxProcesses()) { try { Process.GetProcessById(pid).Kill(); } catch (ArgumentException) { } }
-        EngineSandbox.WaitUntil(() => s.SandboxProcesses().Count == 0, "processes gone");
-        // cgroups of the killed containers would not survive a reboot either
-        foreach (var id in s.Ok("ps", "-aq", "--no-trunc").Lines.Where(l => l.Length == 64))
-            foreach (var dir in EngineSandbox.CgroupDirs(id))
-                if (Directory.Exists(dir)) Directory.Delete(dir);
-        Directory.Delete(s.RunRoot, true);
+        s.SimulateReboot();
         var ps = s.Ok("ps", "-a", "--format", "{{.Names}} {{.State}}").Lines.Order().ToArray();
         Assert.Equal(["a exited", "b exited", "done exited"], ps);
         Assert.Empty(s.Ok("ps", "-q").Lines);

@@ -189,6 +189,18 @@ public sealed class EngineSandbox
     /// <summary>The engine's own record (with the monitor's pid), read from the store.</summary>
     public JsonObject Record(string id) => JsonNode.Parse(File.ReadAllText(Path.Combine(Root, "containers", id, "container.json")))!.AsObject();
 
+    /// <summary>Power loss: every process of the sandbox dies at once, the containers' cgroups go, then
+    /// the runroot (/run) is emptied.</summary>
+    public void SimulateReboot()
+    {
+        foreach (var pid in SandboxProcesses()) { try { Process.GetProcessById(pid).Kill(); } catch (ArgumentException) { } }
+        WaitUntil(() => SandboxProcesses().Count == 0, "processes gone");
+        foreach (var id in Ok("ps", "-aq", "--no-trunc").Lines.Where(l => l.Length == 64))
+            foreach (var dir in CgroupDirs(id))
+                if (Directory.Exists(dir)) Directory.Delete(dir);
+        Directory.Delete(RunRoot, true);
+    }
+
     public static void WaitUntil(Func<bool> cond, string what, int timeoutMs = 20_000)
     {
         var deadline = Environment.TickCount64 + timeoutMs;

@@ -101,6 +101,14 @@ public static partial class EngineCommands
             return 0;
         }));
         system.Subcommands.Add(prune);
+
+        var boot = new Command("boot", "after a host boot: start containers with restart policy always or unless-stopped (not stopped by the user) and their pods");
+        boot.SetAction(p => Guard(() =>
+        {
+            var failures = EngineBoot.Run(Manager(p), what => Console.Out.Write(what + "\n"), what => Console.Error.Write("berth: " + what + "\n"));
+            return failures == 0 ? 0 : 1;
+        }));
+        system.Subcommands.Add(boot);
         yield return system;
 
         var container = new Command("container", "manage containers (prune)");

@@ -90,6 +90,7 @@ public static unsafe partial class EngineCommands
         root.Subcommands.Add(RunCommand("run", "create and start a container, then attach to it (or print its id with -d)"));
         root.Subcommands.Add(RunCommand("create", "create a container (started later with `berth start`)"));
         root.Subcommands.Add(StartCommand());
+        root.Subcommands.Add(AttachCommand());
         root.Subcommands.Add(StopCommand("stop", "stop running containers (stop signal, then SIGKILL after the timeout)"));
         root.Subcommands.Add(StopCommand("restart", "restart containers"));
         root.Subcommands.Add(KillCommand());
@@ -328,13 +329,15 @@ public static unsafe partial class EngineCommands
 
     /// <summary>The CLI in the foreground: output (and stdin with -i) through the monitor; with -t the
     /// terminal in raw mode and its size passed on; signals proxied to the container without -t.</summary>
-    static int AttachForeground(ContainerManager mgr, ContainerRecord rec, bool stdin, bool tty)
+    static int AttachForeground(ContainerManager mgr, ContainerRecord rec, bool stdin, bool tty, byte[]? detachKeys = null, bool keepStdin = false, bool sigProxy = true)
     {
+        // With a terminal, ctrl-p ctrl-q detaches unless other keys were given (docker's default).
+        detachKeys ??= stdin && tty ? DetachKeys.Parse(DetachKeys.Default) : null;
         byte[]? saved = null;
         var regs = new List<PosixSignalRegistration>();
         try
         {
-            var code = mgr.Attach(rec, stdin, tty, _ =>
+            var code = mgr.Attach(rec, stdin, tty, detachKeys: detachKeys, keepStdin: keepStdin, onConnected: _ =>
             {
                 if (tty && isatty(0) == 1)
                 {
@@ -350,12 +353,13 @@ public static unsafe partial class EngineCommands
                         if (Pty.TryGetSize(0, out var r2, out var c2)) mgr.Resize(rec, r2, c2);
                     }));
                 }
-                else if (!tty)
+                else if (!tty && sigProxy)
                 {
                     foreach (var (sig, num) in new[] { (PosixSignal.SIGINT, 2), (PosixSignal.SIGTERM, 15), (PosixSignal.SIGHUP, 1), (PosixSignal.SIGQUIT, 3) })
                         regs.Add(PosixSignalRegistration.Create(sig, ctx => { ctx.Cancel = true; mgr.SignalProxy(rec, num); }));
                 }
             });
+            if (code == ContainerManager.Detached) return 0;
             if (code is { } c) return c;
             // The monitor went away without telling: whatever the record says now.
             try { return mgr.Wait(rec.Id); }
@@ -389,6 +393,30 @@ public static unsafe partial class EngineCommands
                 return AttachForeground(mgr, mgr.Get(rec.Id), p.GetValue(interactive) && rec.Config.OpenStdin, rec.Config.Tty);
             }
             return ForEach(list, n => mgr.Start(mgr.Get(n).Id, hold: false));
+        }));
+        return c;
+    }
+
+    /// <summary>`attach`: the terminal (or stdout/stderr, and stdin if the container was started with -i)
+    /// joined to a running container through its monitor, as `start -a` does; the detach keys leave it running.</summary>
+    static Command AttachCommand()
+    {
+        var c = new Command("attach", "attach local standard input, output, and error streams to a running container");
+        var noStdin = new Option<bool>("--no-stdin") { Description = "do not attach stdin" };
+        var sigProxy = new Option<bool>("--sig-proxy") { Description = "proxy received signals to the process (non-TTY only)", DefaultValueFactory = _ => true };
+        var detachKeys = new Option<string?>("--detach-keys") { Description = "key sequence for detaching (default ctrl-p,ctrl-q)" };
+        var name = new Argument<string>("container");
+        foreach (var o in new Option[] { noStdin, sigProxy, detachKeys }) c.Options.Add(o);
+        c.Arguments.Add(name);
+        c.SetAction(p => Guard(() =>
+        {
+            var keys = DetachKeys.Parse(p.GetValue(detachKeys) ?? DetachKeys.Default);
+            var mgr = Manager(p);
+            var rec = mgr.Get(p.GetValue(name)!);
+            if (rec.State.Paused) throw new EngineException(ErrorKind.FailedPrecondition, "You cannot attach to a paused container, unpause it first", 1);
+            if (!rec.State.Running) throw new EngineException(ErrorKind.FailedPrecondition, "You cannot attach to a stopped container, start it first", 1);
+            var stdin = rec.Config.OpenStdin && !p.GetValue(noStdin);
+            return AttachForeground(mgr, rec, stdin, rec.Config.Tty, keys, keepStdin: !rec.Config.StdinOnce, sigProxy: p.GetValue(sigProxy));
         }));
         return c;
     }
@@ -557,6 +585,7 @@ public static unsafe partial class EngineCommands
                 {
                     var r = mgr.Get(n);
                     r.Monitor = null;
+                    r.ManuallyStopped = null;
                     found.Add(r);
                 }
                 catch (EngineException e) { Fail(e.Message, 1); rc = 1; }
@@ -759,9 +788,7 @@ public static unsafe partial class EngineCommands
             foreach (var f in p.GetValue(envFile) ?? []) envs.AddRange(ReadEnvFile(f));
             foreach (var e in p.GetValue(env) ?? []) envs.Add(ExpandEnv(e));
             var args = ContainerManager.ExecArgs(rec, p.GetValue(command)!, envs, p.GetValue(user), p.GetValue(workdir), p.GetValue(tty), p.GetValue(detach));
-            var (status, error) = mgr.RunAttached(rec, args, stdin: p.GetValue(interactive) || p.GetValue(tty));
-            if (error is not null) return RuntimeClient.ExitCodeFor(error) is var code && code != 125 ? code : 126;
-            return status;
+            return mgr.Exec(rec, p.GetValue(command)!, args, stdin: p.GetValue(interactive) || p.GetValue(tty), p.GetValue(detach));
         }));
         return c;
     }

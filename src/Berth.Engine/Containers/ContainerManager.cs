@@ -80,6 +80,7 @@ public sealed unsafe class ContainerManager
             Networking.ContainerNetworking.WriteEtcFiles(c, Store.Root);
             Timing.Mark("engine: etc files");
             var spec = SpecBuilder.Build(baseSpec ?? DefaultSpec.Create(), c, dir);
+            if (c.HostConfig.Init == true) InitProcess.Apply(spec, InitProcess.Ensure(Store.Root));
             Timing.Mark("engine: spec built");
             Directory.CreateDirectory(Store.BundleDir(c.Id));
             var bytes = SpecJson.Serialize(spec);
@@ -123,6 +124,7 @@ public sealed unsafe class ContainerManager
             var c = Store.Load(id);
             if (ReconcileLocked(c)) Store.Save(c);
             if (c.State.Running) return c.State.Pid;
+            c.ManuallyStopped = null;
             MountRootfs(c);
             if (c.Pod is not null) new Pods.PodManager(this).PrepareStart(c);
             if (c.Monitor is not null) throw new EngineException(ErrorKind.FailedPrecondition, $"container {c.BareName} is being started");
@@ -163,7 +165,12 @@ public sealed unsafe class ContainerManager
         }
         if (line.StartsWith("ok ", StringComparison.Ordinal))
         {
-            if (Store.Exists(id)) Events.ContainerEvents.Emit(Store.Root, Store.Load(id), "start");
+            if (Store.Exists(id))
+            {
+                var started = Store.Load(id);
+                Events.ObjectEvents.VolumeMounts(Store.Root, started, mount: true);
+                Events.ContainerEvents.Emit(Store.Root, started, "start");
+            }
             return int.Parse(line[3..]);
         }
         // "error CODE MESSAGE"
@@ -315,6 +322,7 @@ public sealed unsafe class ContainerManager
     {
         var c = Get(nameOrId);
         if (!c.State.Running) return;
+        Store.Update(c.Id, r => r.ManuallyStopped = true);
         var t = timeout ?? c.Config.StopTimeout ?? 10;
         var sig = c.Config.StopSignal.Length > 0 ? c.Config.StopSignal : "SIGTERM";
         Request(c, $"stop {sig} {t}", c.State.Paused ? () => Unpause(c) : null);
@@ -407,33 +415,61 @@ public sealed unsafe class ContainerManager
         finally { File.Delete(log); }
     }
 
-    /// <summary>Attaches the caller's stdio to the running container until it exits (returns its exit
-    /// code) or the monitor goes away (null).</summary>
-    public int? Attach(ContainerRecord c, bool stdin, bool tty, Action<int>? onConnected = null)
+    /// <summary>`exec` with the caller's stdio (<paramref name="args"/> from <see cref="ExecArgs"/>): emits
+    /// exec_create, exec_start and (unless detached) exec_die; returns the exit code (126/127 as docker
+    /// maps the runtime's error).</summary>
+    public int Exec(ContainerRecord c, IReadOnlyList<string> command, List<string> args, bool stdin, bool detach)
     {
-        using var fd = OpenAttach(c, stdin, stdout: true, stderr: true);
+        var execId = ContainerStore.NewId();
+        Events.ObjectEvents.ExecCreate(Store.Root, c, execId, command);
+        Events.ObjectEvents.ExecStart(Store.Root, c, execId, command);
+        var (status, error) = RunAttached(c, args, stdin);
+        if (error is not null) status = RuntimeClient.ExitCodeFor(error) is var code && code != 125 ? code : 126;
+        if (!detach || status != 0) Events.ObjectEvents.ExecDie(Store.Root, c, execId, status);
+        return status;
+    }
+
+    /// <summary>What <see cref="Attach"/> returns when the caller typed the detach keys.</summary>
+    public const int Detached = -1;
+
+    /// <summary>Attaches the caller's stdio to the running container until it exits (returns its exit
+    /// code), the monitor goes away (null) or the caller types <paramref name="detachKeys"/> on stdin
+    /// (<see cref="Detached"/>; the container runs on). <paramref name="keepStdin"/>: the end of the
+    /// caller's stdin does not close the container's (docker's StdinOnce=false).</summary>
+    public int? Attach(ContainerRecord c, bool stdin, bool tty, Action<int>? onConnected = null, byte[]? detachKeys = null, bool keepStdin = false)
+    {
+        using var fd = OpenAttach(c, stdin, stdout: true, stderr: true, keepStdin);
         if (fd is null) return null;
         onConnected?.Invoke(fd.Value);
+        var detached = 0;
         if (stdin)
         {
             var sock = fd.Value;
             new Thread(() =>
             {
                 var buf = new byte[32 * 1024];
+                var escape = new DetachKeyScanner(detachKeys);
                 try
                 {
                     while (true)
                     {
                         var n = Sys.Read(0, buf);
                         if (n <= 0) break;
-                        Sys.WriteAll(sock, buf.AsSpan(0, n), "monitor socket");
+                        var (pass, hit) = escape.Feed(buf.AsSpan(0, n));
+                        if (pass.Length > 0) Sys.WriteAll(sock, pass, "monitor socket");
+                        if (hit)
+                        {
+                            Volatile.Write(ref detached, 1);
+                            shutdown(sock, 2); // SHUT_RDWR: the frame loop ends too
+                            return;
+                        }
                     }
                 }
                 catch (SyscallException) { }
                 shutdown(sock, SHUT_WR);
             }) { IsBackground = true }.Start();
         }
-        while (MonitorProtocol.ReadFrame(fd.Value) is { } f)
+        while (MonitorProtocol.ReadFrame(fd.Value) is { } f && Volatile.Read(ref detached) == 0)
         {
             switch (f.Type)
             {
@@ -442,16 +478,16 @@ public sealed unsafe class ContainerManager
                 case MonitorProtocol.Exit: Timing.Mark("engine: exit received"); return int.Parse(Encoding.ASCII.GetString(f.Payload));
             }
         }
-        return null;
+        return Volatile.Read(ref detached) == 1 ? Detached : null;
     }
 
     /// <summary>Connects an attach to the container's monitor: the returned socket carries its
     /// output frames (then the exit frame) and takes its stdin; null when the monitor is gone.</summary>
-    public Fd? OpenAttach(ContainerRecord c, bool stdin, bool stdout, bool stderr)
+    public Fd? OpenAttach(ContainerRecord c, bool stdin, bool stdout, bool stderr, bool keepStdin = false)
     {
         var fd = Connect(c);
         if (fd is null) return null;
-        SendLine(fd, $"attach {(stdin ? 1 : 0)} {(stdout ? 1 : 0)} {(stderr ? 1 : 0)}");
+        SendLine(fd, $"attach {(stdin ? 1 : 0)} {(stdout ? 1 : 0)} {(stderr ? 1 : 0)}{(keepStdin ? " keep" : "")}");
         var first = MonitorProtocol.ReadFrame(fd.Value);
         if (_heldStarts.TryRemove(c.Id, out var held)) held.Dispose();
         if (first is not { Type: MonitorProtocol.Ok }) { fd.Dispose(); return null; }

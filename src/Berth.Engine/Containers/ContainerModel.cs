@@ -32,6 +32,9 @@ public sealed class ContainerRecord
     public NetworkingConfig? NetworkingConfig { get; set; }
     /// <summary>Engine bookkeeping, not part of docker's shape; dropped from inspect output.</summary>
     public MonitorInfo? Monitor { get; set; }
+    /// <summary>Engine bookkeeping (docker's HasBeenManuallyStopped): set by `stop`, cleared by `start`;
+    /// `system boot` leaves such `unless-stopped` containers down. Dropped from inspect output.</summary>
+    public bool? ManuallyStopped { get; set; }
     /// <summary>For a container of an image: the chain ID of the image's top layer, the parent of the
     /// container's writable snapshot (whose mount is <see cref="Rootfs"/>). Null with --rootfs.</summary>
     public string? ImageLayer { get; set; }

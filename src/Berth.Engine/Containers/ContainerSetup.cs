@@ -73,7 +73,6 @@ public static class ContainerSetup
     static void ValidateHostConfig(HostConfig hc)
     {
         // Refused rather than ignored until berth has an init for PID 1 (docs/ARCHITECTURE.md, engine).
-        if (hc.Init == true) throw EngineException.Invalid("--init is not supported yet: no init process is available to run as PID 1");
         SpecBuilder.Capabilities(hc); // validates the names
         var opts = new List<string>();
         foreach (var so in hc.SecurityOpt)

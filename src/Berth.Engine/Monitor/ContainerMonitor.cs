@@ -40,7 +40,7 @@ public sealed unsafe class ContainerMonitor
         public Fd Fd = fd;
         public readonly List<byte> Line = [];
         public string? Request;
-        public bool Attached, WantStdin, WantStdout, WantStderr, Waiter, Closed, InputDone;
+        public bool Attached, WantStdin, WantStdout, WantStderr, Waiter, Closed, InputDone, KeepStdin;
     }
 
     ContainerMonitor(ContainerStore store, RuntimeClient runtime, string id, bool hold)
@@ -489,6 +489,7 @@ public sealed unsafe class ContainerMonitor
                 c.InputDone = true;
                 if (!c.WantStdin) return;
                 c.WantStdin = false;
+                if (c.KeepStdin) return; // docker's StdinOnce=false: the container's stdin outlives this attach
                 if (_stdinW is not null) { if (_stdinPending.Count == 0) CloseStdin(); else _stdinEofRequested = true; }
                 return;
             }
@@ -521,6 +522,7 @@ public sealed unsafe class ContainerMonitor
                     c.WantStdin = parts.ElementAtOrDefault(1) == "1" && (_stdinW is not null || _pty is not null);
                     c.WantStdout = parts.ElementAtOrDefault(2) != "0";
                     c.WantStderr = parts.ElementAtOrDefault(3) != "0";
+                    c.KeepStdin = parts.ElementAtOrDefault(4) == "keep";
                     Send(c, MonitorProtocol.Frame(MonitorProtocol.Ok, ""));
                     if (_holding)
                     {
@@ -621,6 +623,7 @@ public sealed unsafe class ContainerMonitor
         ContainerRecord current = _rec;
         try { if (_store.Exists(_id)) current = _store.Load(_id); } catch (Exception e) when (e is EngineException or IOException or System.Text.Json.JsonException) { } // the current name (renamed meanwhile)
         Events.ContainerEvents.Emit(_store.Root, current, "die", ("exitCode", code.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        Events.ObjectEvents.VolumeMounts(_store.Root, current, mount: false);
         // A --rm container is removed below: its exit status goes to the clients only.
         if (!_rec.HostConfig.AutoRemove) UpdateIfOurs(r =>
         {

@@ -9,7 +9,7 @@ namespace Berth.Engine.Monitor;
 /// <summary>The monitor's control socket (RUNDIR/ctl.sock, SOCK_STREAM). A client sends one request
 /// line, then reads frames: [type:1][length:4, big-endian][payload].
 /// Requests: <c>attach STDIN STDOUT STDERR</c> (0/1 each; after the line, the client's bytes are the
-/// container's stdin, its shutdown(SHUT_WR) closes it), <c>wait</c>, <c>stop SIGNAL TIMEOUT</c> (answered
+/// container's stdin, its shutdown(SHUT_WR) closes it unless a fifth word <c>keep</c> asks to keep it open), <c>wait</c>, <c>stop SIGNAL TIMEOUT</c> (answered
 /// when the container has exited), <c>kill SIGNAL</c>, <c>resize ROWS COLS</c>.</summary>
 public static unsafe class MonitorProtocol
 {

@@ -109,12 +109,15 @@ public sealed class NetworkManager
         if (Store.TryGet(_opt.DefaultNetwork) is { } n) return n;
         try
         {
-            return Create(new NetworkCreateRequest(_opt.DefaultNetwork) { Bridge = _opt.DefaultBridge, Subnet = "auto-default", Dns = false });
+            // predefined, as docker's "bridge": no create event
+            return Create(new NetworkCreateRequest(_opt.DefaultNetwork) { Bridge = _opt.DefaultBridge, Subnet = "auto-default", Dns = false }, emitEvent: false);
         }
         catch (NetworkException e) when (e.Kind == NetworkErrorKind.AlreadyExists && Store.TryGet(_opt.DefaultNetwork) is { } raced) { return raced; }
     }
 
-    public NetworkRecord Create(NetworkCreateRequest req)
+    public NetworkRecord Create(NetworkCreateRequest req) => Create(req, emitEvent: true);
+
+    NetworkRecord Create(NetworkCreateRequest req, bool emitEvent)
     {
         NetworkStore.ValidateName(req.Name);
         using var all = Store.LockAll();
@@ -172,6 +175,7 @@ public sealed class NetworkManager
                 + Try(() => nl.TryDeleteLink(bridge));
             throw Wrap(e, $"create network \"{req.Name}\"", cleanup);
         }
+        if (emitEvent) Events.ObjectEvents.Network(_opt.DataDir, "create", record.Id, record.Name, record.Driver);
         return record;
     }
 
@@ -251,6 +255,7 @@ public sealed class NetworkManager
         if (errors.Length > 0) throw new NetworkException(NetworkErrorKind.Internal, $"remove network \"{name}\":{errors}");
         NetworkDns.Stop(Store, name);
         Store.Delete(name);
+        Events.ObjectEvents.Network(_opt.DataDir, "destroy", n.Id, n.Name, n.Driver);
     }
 
     /// <summary>Removes every network without containers except the default one; returns their names.</summary>
@@ -329,6 +334,7 @@ public sealed class NetworkManager
                 + Try(() => Store.Update(req.Network, n => n.Endpoints.Remove(req.ContainerId), durable: false));
             throw Wrap(e, $"connect container \"{Who(req)}\" to network \"{req.Network}\"", cleanup);
         }
+        Events.ObjectEvents.Network(_opt.DataDir, "connect", net.Id, net.Name, net.Driver, req.ContainerId);
         return new Attachment(net.Name, req.ContainerId, address, subnet.PrefixLength, net.GatewayAddress, ep.Mac,
             req.InterfaceName, hostVeth, ep.Ports, net.Dns ? net.GatewayAddress : null);
     }
@@ -344,6 +350,7 @@ public sealed class NetworkManager
             + Try(() => { using var nl = RtNetlink.Open(); nl.TryDeleteLink(ep.HostVeth); });
         if (errors.Length > 0) throw new NetworkException(NetworkErrorKind.Internal, $"disconnect container \"{containerId}\" from network \"{network}\":{errors}");
         Store.Update(network, r => r.Endpoints.Remove(containerId), durable: false);
+        Events.ObjectEvents.Network(_opt.DataDir, "disconnect", n.Id, n.Name, n.Driver, containerId);
     }
 
     /// <summary>Starts the embedded DNS server of a network on its gateway address (the caller owns and disposes

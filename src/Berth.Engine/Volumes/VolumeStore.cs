@@ -56,7 +56,9 @@ public sealed class VolumeStore(string root)
             File.WriteAllBytes(tmp, System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(labels, VolumeJsonContext.Default.DictionaryStringString));
             File.Move(tmp, Path.Combine(dir, "labels.json"), overwrite: true);
         }
-        return Get(name);
+        var v = Get(name);
+        Events.ObjectEvents.Volume(root, "create", name);
+        return v;
     }
 
     public VolumeInfo Get(string name)
@@ -90,5 +92,6 @@ public sealed class VolumeStore(string root)
         if (user is not null)
             throw new EngineException(ErrorKind.FailedPrecondition, $"remove {name}: volume is in use by container {user.ShortId}");
         Directory.Delete(Path.Combine(Dir, name), true);
+        Events.ObjectEvents.Volume(root, "destroy", name);
     }
 }
