@@ -50,7 +50,7 @@ public sealed class EngineSandbox
         _bridge = "be" + sfx;
         _chainPrefix = "BE" + sfx.ToUpperInvariant();
         File.WriteAllText(Path.Combine(Root, "network-options.json"),
-            $$"""{"defaultBridge": "be{{sfx}}", "defaultSubnet": "10.214.{{Random.Shared.Next(0, 250)}}.0/24", "chainPrefix": "BE{{sfx.ToUpperInvariant()}}", "pools": ["10.214.250.0/24"]}""");
+            $$"""{"defaultBridge": "be{{sfx}}", "defaultSubnet": "10.214.{{Random.Shared.Next(0, 250)}}.0/24", "chainPrefix": "BE{{sfx.ToUpperInvariant()}}", "pools": ["10.216.{{Random.Shared.Next(0, 250)}}.0/24"]}""");
     }
 
     public static void Run(Action<EngineSandbox> body)
@@ -230,10 +230,14 @@ public sealed class EngineSandbox
             var r = Berth("pod", "rm", "-f", pod.Trim());
             if (r.ExitCode != 0) leaks.Add($"pod rm -f {pod}: {r}");
         }
-        if (File.Exists(Path.Combine(Root, "networks", "bridge.json")))
+        // User networks a test left (it failed half-way, or forgot), then the default bridge.
+        var netDir = Path.Combine(Root, "networks");
+        var nets = Directory.Exists(netDir) ? Directory.GetFiles(netDir, "*.json").Select(f => Path.GetFileNameWithoutExtension(f)).ToList() : [];
+        foreach (var name in nets.Where(n => n != "bridge").Append("bridge").Where(nets.Contains))
         {
-            var nr = Berth("network", "rm", "bridge");
-            if (nr.ExitCode != 0) leaks.Add("network rm bridge: " + nr);
+            if (name != "bridge") leaks.Add("network " + name);
+            var nr = Berth("network", "rm", name);
+            if (nr.ExitCode != 0) leaks.Add($"network rm {name}: " + nr);
         }
         // The sandbox's bridge and rules must be gone even when no record names them (a killed create).
         if (Directory.Exists("/sys/class/net/" + _bridge))

@@ -32,7 +32,7 @@ public sealed partial class DockerApiHandler
         if (c.State.Paused) throw new ApiError(409, $"container {c.Id} is paused, unpause the container before exec");
         var id = ContainerStore.NewId();
         _execs[id] = new ExecSession { Id = id, ContainerId = c.Id, Body = body };
-        Events.ObjectEvents.ExecCreate(Containers.Store.Root, c, id, body.Cmd);
+        Berth.Engine.Events.ObjectEvents.ExecCreate(Containers.Store.Root, c, id, body.Cmd);
         await WriteJsonAsync(ctx, 201, new IdResponse { Id = id }, DockerJson.Default.IdResponse);
     }
 
@@ -99,7 +99,7 @@ public sealed partial class DockerApiHandler
         finally { foreach (var f in toClose) f.Dispose(); }
         e.Pid = pid;
         e.Running = true;
-        Events.ObjectEvents.ExecStart(Containers.Store.Root, c, e.Id, b.Cmd!);
+        Berth.Engine.Events.ObjectEvents.ExecStart(Containers.Store.Root, c, e.Id, b.Cmd!);
         var waiter = Blocking(() =>
         {
             var status = Sys.Wait(pid);
@@ -107,7 +107,7 @@ public sealed partial class DockerApiHandler
             try { File.Delete(log); } catch (IOException) { }
             e.ExitCode = status;
             e.Running = false;
-            Events.ObjectEvents.ExecDie(Containers.Store.Root, c, e.Id, status);
+            Berth.Engine.Events.ObjectEvents.ExecDie(Containers.Store.Root, c, e.Id, status);
             return status;
         });
         if (start.Detach)
