@@ -65,7 +65,7 @@ public sealed class DockerdImageTests(ServiceFixture fx) : IClassFixture<Service
             Assert.True(bsave.ExitCode == 0, bsave.ToString());
             var dload = Tools.Run(ServiceFixture.DockerCli, ["load", "-i", back], env);
             Assert.True(dload.ExitCode == 0, dload.ToString());
-            var drun = Tools.Run(ServiceFixture.DockerCli, ["run", "--rm", "--network", "none", "fromberth/busybox:1", "cat", "/made"], env);
+            var drun = Tools.Run(ServiceFixture.DockerCli, ["run", "--rm", "--network", "none", "fromberth/busybox:1", "sh", "-c", "read l </made; echo $l"], env);
             Assert.True(drun.ExitCode == 0, drun.ToString());
             Assert.Equal("made-by-berth\n", drun.Stdout);
             fx.DockerOk("rmi", "fromberth/busybox:1");
