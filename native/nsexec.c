@@ -71,6 +71,20 @@ static void new_time_namespace(int fd, const char *offsets)
     close(tfd);
 }
 
+/* clone(flags | SIGCHLD): the parent sends "pid:<child pid>" on the sync fd and exits 0; the child
+ * returns. */
+static void clone_or_report(int fd, unsigned long flags)
+{
+    long pid = syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
+    if (pid < 0) fail(fd, "clone");
+    if (pid > 0) {
+        char msg[32];
+        snprintf(msg, sizeof msg, "pid:%ld", pid);
+        send_packet(fd, msg);
+        _exit(0);
+    }
+}
+
 __attribute__((constructor)) static void berth_nsexec(void)
 {
     const char *plan = getenv(NSEXEC_ENV);
@@ -118,14 +132,7 @@ __attribute__((constructor)) static void berth_nsexec(void)
     unsetenv(NSEXEC_TIME_ENV);
 
     unsigned long first = two_stage ? flags & (CLONE_NEWUSER | CLONE_PARENT) : flags;
-    long pid = syscall(SYS_clone, first | SIGCHLD, 0, 0, 0, 0);
-    if (pid < 0) fail((int)fd, "clone");
-    if (pid > 0) {
-        char msg[32];
-        snprintf(msg, sizeof msg, "pid:%ld", pid);
-        send_packet((int)fd, msg);
-        _exit(0);
-    }
+    clone_or_report((int)fd, first);
 
     /* The child: born in the new namespaces, uid/gid unmapped until the runtime writes the maps. */
     char buf[64];
@@ -144,13 +151,6 @@ __attribute__((constructor)) static void berth_nsexec(void)
 
     if (two_stage) {
         new_time_namespace((int)fd, offsets);
-        pid = syscall(SYS_clone, (flags & ~(unsigned long)CLONE_NEWUSER) | CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
-        if (pid < 0) fail((int)fd, "clone");
-        if (pid > 0) {
-            char msg[32];
-            snprintf(msg, sizeof msg, "pid:%ld", pid);
-            send_packet((int)fd, msg);
-            _exit(0);
-        }
+        clone_or_report((int)fd, (flags & ~(unsigned long)CLONE_NEWUSER) | CLONE_PARENT);
     }
 }
