@@ -12,13 +12,20 @@ public class LeaderElectorTests
         LeaseDuration = TimeSpan.FromSeconds(2), RenewDeadline = TimeSpan.FromSeconds(1.5), RetryPeriod = TimeSpan.FromMilliseconds(200),
     };
 
+    // The take-over test measures a lease running out on the wall clock: a 5 s lease leaves the leader
+    // ample room to renew (every 250 ms) even when CI's parallel test projects stall it for seconds.
+    static readonly LeaderElectionConfig Patient = new()
+    {
+        LeaseDuration = TimeSpan.FromSeconds(5), RenewDeadline = TimeSpan.FromSeconds(4), RetryPeriod = TimeSpan.FromMilliseconds(250),
+    };
+
     /// <summary>Two candidates on one cluster: exactly one leads; when the leader stops renewing (its process "hangs"), the other takes over after the lease duration.</summary>
     [Fact]
     public async Task One_of_two_leads_and_the_other_takes_over_when_renewals_stop()
     {
         await using var cluster = await LocalCluster.StartAsync();
-        var a = new LeaderElector(cluster.Client, "kube-system", "kube-scheduler", "a", Fast with { ReleaseOnCancel = false });
-        var b = new LeaderElector(cluster.Client, "kube-system", "kube-scheduler", "b", Fast with { ReleaseOnCancel = false });
+        var a = new LeaderElector(cluster.Client, "kube-system", "kube-scheduler", "a", Patient with { ReleaseOnCancel = false });
+        var b = new LeaderElector(cluster.Client, "kube-system", "kube-scheduler", "b", Patient with { ReleaseOnCancel = false });
         var leading = 0;
         var maxLeading = 0;
         var ledBy = new List<string>();
@@ -34,20 +41,20 @@ public class LeaderElectorTests
         var runA = a.RunAsync(t => Work("a", t), stopA.Token);
         await Build.Eventually(() => Task.FromResult<object?>(a.IsLeader ? "" : null), _ => true, what: "a leads");
         var runB = b.RunAsync(t => Work("b", t), stopB.Token);
-        await Task.Delay(2500);                                  // longer than a lease: a keeps renewing, b must not win
+        await Task.Delay(6000);                                  // longer than a lease: a keeps renewing, b must not win
         Assert.True(a.IsLeader);
         Assert.False(b.IsLeader);
         Assert.Equal("a", b.ObservedHolder);
         var lease = await cluster.Client.GetAsync<V1Lease>("kube-system", "kube-scheduler");
         Assert.Equal("a", lease!.Spec.HolderIdentity);
-        Assert.Equal(2, lease.Spec.LeaseDurationSeconds);
+        Assert.Equal(5, lease.Spec.LeaseDurationSeconds);
 
         var t0 = Environment.TickCount64;
         stopA.Cancel();                                           // a stops renewing without releasing
         await runA;
-        await Build.Eventually(() => Task.FromResult<object?>(b.IsLeader ? "" : null), _ => true, timeoutMs: 10_000, what: "b takes over");
+        await Build.Eventually(() => Task.FromResult<object?>(b.IsLeader ? "" : null), _ => true, timeoutMs: 20_000, what: "b takes over");
         var took = Environment.TickCount64 - t0;
-        Assert.True(took >= 1500, $"b took over after {took} ms, before a's lease ran out");
+        Assert.True(took >= 3500, $"b took over after {took} ms, before a's lease ran out");
         lease = await cluster.Client.GetAsync<V1Lease>("kube-system", "kube-scheduler");
         Assert.Equal("b", lease!.Spec.HolderIdentity);
         Assert.Equal(1, lease.Spec.LeaseTransitions);
