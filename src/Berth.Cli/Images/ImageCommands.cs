@@ -346,7 +346,7 @@ public static class ImageCommands
             }
             if (p.GetValue(format) is { } f)
             {
-                foreach (var r in results) Console.Out.WriteLine(OutputFormat.Render(f.Replace("\\t", "\t").Replace("\\n", "\n"), r));
+                foreach (var r in results) Console.Out.WriteLine(OutputFormat.Render(f, r));
                 return 0;
             }
             var buf = new MemoryStream();
