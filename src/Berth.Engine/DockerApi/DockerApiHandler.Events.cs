@@ -112,15 +112,16 @@ public sealed partial class DockerApiHandler
         if (Want("volume"))
         {
             var vols = Volumes.List();
-            r.Volumes = await Blocking(() => vols.Select(v => new DiskUsageVolume
+            r.Volumes = await Blocking(() =>
             {
-                Name = v.Name, Driver = v.Driver, Mountpoint = v.Mountpoint, CreatedAt = v.CreatedAt, Labels = v.Labels, Scope = v.Scope, Options = v.Options,
-                UsageData = new VolumeUsageData
-                {
-                    Size = EngineMaintenance.DirSize(v.Mountpoint),
-                    RefCount = containers.Count(c => c.Mounts.Any(m => m.Type == "volume" && m.Name == v.Name)),
-                },
-            }).ToList());
+                foreach (var v in vols)
+                    v.UsageData = new VolumeUsageData
+                    {
+                        Size = EngineMaintenance.DirSize(v.Mountpoint),
+                        RefCount = containers.Count(c => c.Mounts.Any(m => m.Type == "volume" && m.Name == v.Name)),
+                    };
+                return vols;
+            });
         }
         if (Want("build-cache")) r.BuildCache = [];
         await WriteJsonAsync(ctx, 200, r, DockerJson.Default.DiskUsageResponse);

@@ -439,27 +439,8 @@ public sealed class DiskUsageResponse
     public long LayersSize { get; set; }
     public List<ImageSummary>? Images { get; set; }
     public List<ContainerSummary>? Containers { get; set; }
-    public List<DiskUsageVolume>? Volumes { get; set; }
+    public List<VolumeInfo>? Volumes { get; set; }
     public List<JsonElement>? BuildCache { get; set; }
-}
-
-/// <summary>A volume as /system/df reports it: the Volume object with UsageData.</summary>
-public sealed class DiskUsageVolume
-{
-    public string CreatedAt { get; set; } = "";
-    public string Driver { get; set; } = "local";
-    public Dictionary<string, string> Labels { get; set; } = [];
-    public string Mountpoint { get; set; } = "";
-    public string Name { get; set; } = "";
-    public Dictionary<string, string> Options { get; set; } = [];
-    public string Scope { get; set; } = "local";
-    public VolumeUsageData UsageData { get; set; } = new();
-}
-
-public sealed class VolumeUsageData
-{
-    public long Size { get; set; }
-    public long RefCount { get; set; }
 }
 
 [JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, PropertyNameCaseInsensitive = true)]

@@ -13,6 +13,15 @@ public sealed class VolumeInfo
     public string Name { get; set; } = "";
     public Dictionary<string, string> Options { get; set; } = [];
     public string Scope { get; set; } = "local";
+    /// <summary>Only in `system df` answers (docker's Volume.UsageData); never stored.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public VolumeUsageData? UsageData { get; set; }
+}
+
+public sealed class VolumeUsageData
+{
+    public long Size { get; set; }
+    public long RefCount { get; set; }
 }
 
 [JsonSourceGenerationOptions(WriteIndented = true, IndentSize = 4)]
