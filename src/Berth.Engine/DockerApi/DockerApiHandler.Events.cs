@@ -115,7 +115,7 @@ public sealed partial class DockerApiHandler
             r.Volumes = await Blocking(() =>
             {
                 foreach (var v in vols)
-                    v.UsageData = new VolumeUsageData
+                    v.UsageData = new Volumes.VolumeUsageData
                     {
                         Size = EngineMaintenance.DirSize(v.Mountpoint),
                         RefCount = containers.Count(c => c.Mounts.Any(m => m.Type == "volume" && m.Name == v.Name)),
