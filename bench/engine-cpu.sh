@@ -45,7 +45,8 @@ cleanup() {
         B "$i" network rm bridge >/dev/null 2>&1
     done
     sleep 0.2
-    for c in "${cgs[@]}"; do rmdir "$c" 2>/dev/null; done
+    # the runtime nests its containers' parent cgroup ("berth") under the caller's: deepest first
+    for c in "${cgs[@]}"; do find "$c" -depth -type d -exec rmdir {} \; 2>/dev/null; done
     bench_umount_under "$tmp"
     rm -rf "$tmp"
 }
