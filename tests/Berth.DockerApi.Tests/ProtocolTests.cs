@@ -109,6 +109,58 @@ public sealed class ProtocolTests(ServiceFixture fx) : IClassFixture<ServiceFixt
         Assert.Equal((200, "OK"), await Send(ok, HttpMethod.Get, "/_ping"));
     }
 
+    /// <summary>--debug logs each request (method, path, status, milliseconds) on stderr; and the service,
+    /// started in a directory with subdirectories, watches none of them (ASP.NET's configuration reload
+    /// watched the whole tree under the working directory with inotify).</summary>
+    [Fact]
+    public async Task Debug_logs_requests_and_the_working_directory_is_not_watched()
+    {
+        var dir = Directory.CreateTempSubdirectory("berth-dapi-debug-").FullName;
+        var sock = Path.Combine(dir, "d.sock");
+        for (var i = 0; i < 5; i++) Directory.CreateDirectory(Path.Combine(dir, "tree", $"d{i}", "sub"));
+        var psi = new System.Diagnostics.ProcessStartInfo(Berth.Images.Tests.Support.Tools.Berth) { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true, WorkingDirectory = dir };
+        foreach (var a in new[] { "--root", Path.Combine(dir, "root"), "--runroot", Path.Combine(dir, "run"), "system", "service", "--debug", "--host", "unix://" + sock })
+            psi.ArgumentList.Add(a);
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var err = new StringBuilder();
+        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (err) err.AppendLine(e.Data); };
+        p.BeginErrorReadLine();
+        p.BeginOutputReadLine();
+        try
+        {
+            using var c = new HttpClient(new SocketsHttpHandler
+            {
+                ConnectCallback = async (_, ct) =>
+                {
+                    var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+                    await s.ConnectAsync(new UnixDomainSocketEndPoint(sock), ct);
+                    return new NetworkStream(s, ownsSocket: true);
+                },
+            }) { BaseAddress = new Uri("http://docker") };
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (!File.Exists(sock) && DateTime.UtcNow < deadline && !p.HasExited) await Task.Delay(50);
+            Assert.Equal((200, "OK"), await Send(c, HttpMethod.Get, "/_ping"));
+            Assert.Equal(404, (await Send(c, HttpMethod.Get, "/v1.47/containers/nosuch/json")).Status);
+            var inotifyWatches = 0;
+            foreach (var fd in Directory.GetFiles($"/proc/{p.Id}/fdinfo"))
+            {
+                try { inotifyWatches += File.ReadLines(fd).Count(l => l.StartsWith("inotify wd:", StringComparison.Ordinal)); }
+                catch (IOException) { } // closed meanwhile
+            }
+            Assert.Equal(0, inotifyWatches);
+            deadline = DateTime.UtcNow.AddSeconds(10);
+            while (DateTime.UtcNow < deadline && !err.ToString().Contains("/containers/nosuch/json 404")) await Task.Delay(50);
+            var log = err.ToString();
+            Assert.Matches(@"GET /_ping 200 [0-9]+\.[0-9] ms", log);
+            Assert.Matches(@"GET /v1\.47/containers/nosuch/json 404 [0-9]+\.[0-9] ms", log);
+        }
+        finally
+        {
+            if (!p.HasExited) { p.Kill(); p.WaitForExit(10_000); }
+            Directory.Delete(dir, true);
+        }
+    }
+
     [Fact]
     public void A_second_service_on_a_live_socket_is_refused()
     {

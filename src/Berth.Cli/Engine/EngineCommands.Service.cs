@@ -27,7 +27,8 @@ public static partial class EngineCommands
         var timeout = new Option<int>("--timeout", "--time", "-t") { Description = "seconds without requests before the service exits (0: never)", DefaultValueFactory = _ => 0 };
         var maxBody = new Option<long>("--max-request-body") { Description = "largest JSON request body in bytes", DefaultValueFactory = _ => 10 << 20 };
         var group = new Option<string>("--group", "-G") { Description = "group owning the socket (mode 0660; created if missing)", DefaultValueFactory = _ => "berth" };
-        c.Options.Add(host); c.Options.Add(timeout); c.Options.Add(maxBody); c.Options.Add(group);
+        var debug = new Option<bool>("--debug", "-D") { Description = "log every request on stderr: method, path, status and milliseconds" };
+        c.Options.Add(host); c.Options.Add(timeout); c.Options.Add(maxBody); c.Options.Add(group); c.Options.Add(debug);
         c.Options.Add(tls); c.Options.Add(tlsVerify); c.Options.Add(tlsCa); c.Options.Add(tlsCert); c.Options.Add(tlsKey);
         c.Arguments.Add(new Argument<string?>("URI") { Arity = ArgumentArity.ZeroOrOne, Description = "(as podman) the same as --host" });
         c.SetAction(p => Guard(() =>
@@ -48,6 +49,7 @@ public static partial class EngineCommands
                 TlsCaCert = p.GetValue(tlsCa),
                 TlsCert = p.GetValue(tlsCert),
                 TlsKey = p.GetValue(tlsKey),
+                Debug = p.GetValue(debug),
             };
             if (DockerApiServer.CheckTls(options, DockerApiServer.ParseHost(uri)) is { } warning) Console.Error.WriteLine(warning);
             return Serve(options, p.GetValue(timeout)).GetAwaiter().GetResult();

@@ -148,12 +148,23 @@ public sealed unsafe class ContainerManager
             Timing.Mark("engine: monitor spawned");
         }
         var r = new Fd(rfd);
+        // With hold, the pipe stays open until the attach: the monitor keeps the output until then
+        // (and gives up holding when this end closes, e.g. the CLI was killed). It is registered before the
+        // answer is read: an attach already connected (the Docker API's) may get its first frame first.
+        var held = hold ? _heldStarts[id] = new HeldStart(r) : null;
         var line = ReadLine(r.Value);
         Timing.Mark("engine: monitor answered");
-        // With hold, the pipe stays open until the attach: the monitor keeps the output until then
-        // (and gives up holding when this end closes, e.g. the CLI was killed).
-        if (hold && line is not null && line.StartsWith("ok ", StringComparison.Ordinal)) _heldStarts[id] = r;
-        else r.Dispose();
+        var ok = line is not null && line.StartsWith("ok ", StringComparison.Ordinal);
+        if (held is null) r.Dispose();
+        else lock (held)
+        {
+            held.Answered = true;
+            if (held.Attached || !ok)
+            {
+                _heldStarts.TryRemove(new KeyValuePair<string, HeldStart>(id, held));
+                r.Dispose();
+            }
+        }
         if (line is null)
         {
             int st;
@@ -179,7 +190,15 @@ public sealed unsafe class ContainerManager
         throw new EngineException(ErrorKind.FailedPrecondition, parts.ElementAtOrDefault(2) ?? line, code);
     }
 
-    readonly System.Collections.Concurrent.ConcurrentDictionary<string, Fd> _heldStarts = new();
+    readonly System.Collections.Concurrent.ConcurrentDictionary<string, HeldStart> _heldStarts = new();
+
+    /// <summary>The starter's end of a held start: closed once the monitor answered and an attach took
+    /// the output over, whichever comes last.</summary>
+    sealed class HeldStart(Fd pipe)
+    {
+        public readonly Fd Pipe = pipe;
+        public bool Answered, Attached;
+    }
 
     static string? ReadLine(int fd)
     {
@@ -489,7 +508,12 @@ public sealed unsafe class ContainerManager
         if (fd is null) return null;
         SendLine(fd, $"attach {(stdin ? 1 : 0)} {(stdout ? 1 : 0)} {(stderr ? 1 : 0)}{(keepStdin ? " keep" : "")}");
         var first = MonitorProtocol.ReadFrame(fd.Value);
-        if (_heldStarts.TryRemove(c.Id, out var held)) held.Dispose();
+        if (_heldStarts.TryRemove(c.Id, out var held))
+            lock (held)
+            {
+                held.Attached = true;
+                if (held.Answered) held.Pipe.Dispose();
+            }
         if (first is not { Type: MonitorProtocol.Ok }) { fd.Dispose(); return null; }
         return fd;
     }

@@ -225,7 +225,8 @@ public sealed class ContainerStore
     public void ReleaseRootfs(string id)
     {
         var rootfs = Path.Combine(Dir(id), "rootfs");
-        while (MountInfo.IsMountPoint(rootfs))
+        // A --rootfs container has no rootfs directory here: no need to read the mount table.
+        while (Directory.Exists(rootfs) && MountInfo.IsMountPoint(rootfs))
             if (umount2(rootfs, MNT_DETACH) != 0) throw SyscallException.Last("umount2", rootfs);
         var images = Path.Combine(Root, "images", "snapshots");
         if (!File.Exists(Path.Combine(images, "driver"))) return;

@@ -110,6 +110,32 @@ public sealed partial class DockerApiHandler
     /// <summary>Exit codes attaches received, for a wait whose container was removed (--rm) meanwhile.</summary>
     readonly ConcurrentDictionary<string, int> _exitCodes = new();
 
+    /// <summary>Per container, a task completed (and replaced) whenever this service changes the
+    /// container's state: started, its exit seen, removed. An attach or wait that waits for such a
+    /// change wakes at once instead of on its next poll; the poll stays, at the same interval, for
+    /// changes made by other processes (the CLI, a monitor's restart).</summary>
+    readonly ConcurrentDictionary<string, TaskCompletionSource> _changes = new();
+
+    void Changed(string id)
+    {
+        if (_changes.TryRemove(id, out var t)) t.TrySetResult();
+    }
+
+    /// <summary>The task <see cref="Changed"/> completes next for this container: taken before the
+    /// state is read, so a change between the read and the wait is not missed.</summary>
+    Task NextChange(string id)
+    {
+        if (_changes.Count > 4096) _changes.Clear(); // entries nobody waits on any more (their waiters poll on)
+        return _changes.GetOrAdd(id, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+    }
+
+    /// <summary>Waits until <paramref name="change"/> completes or <paramref name="pollMs"/> pass.</summary>
+    static async Task ChangeOrPoll(Task change, int pollMs, CancellationToken ct)
+    {
+        await Task.WhenAny(change, Task.Delay(pollMs, ct));
+        ct.ThrowIfCancellationRequested();
+    }
+
     async Task StartContainer(HttpContext ctx, string[] a)
     {
         var c = await Blocking(() => Containers.Get(a[0]));
@@ -118,9 +144,11 @@ public sealed partial class DockerApiHandler
         catch (EngineException e) when (e.Kind == ErrorKind.FailedPrecondition)
         {
             if (c.HostConfig.AutoRemove) { try { await Blocking(() => Containers.Remove(c.Id, force: true)); } catch (EngineException) { } }
+            Changed(c.Id);
             // 126/127 (the command cannot be run) are the client's mistake, as docker answers them
             throw new ApiError(e.ExitCode is 126 or 127 ? 400 : 500, e.Message);
         }
+        Changed(c.Id); // an attach or wait of this container goes on at once
         await NoContent(ctx);
     }
 
@@ -245,12 +273,17 @@ public sealed partial class DockerApiHandler
         var exited = false;
         while (!ct.IsCancellationRequested)
         {
+            var change = NextChange(id);
             ContainerRecord c;
             try { c = Containers.Get(id); }
             catch (EngineException e) when (e.Kind == ErrorKind.NotFound)
             {
                 // removed on exit (--rm) before this loop saw it run: the attach saw its exit
-                for (var i = 0; i < 100 && !_exitCodes.ContainsKey(id); i++) await Task.Delay(10, ct);
+                for (var i = 0; i < 100 && !_exitCodes.ContainsKey(id); i++)
+                {
+                    await ChangeOrPoll(change, 10, ct);
+                    change = NextChange(id);
+                }
                 return _exitCodes.TryRemove(id, out var seen) ? seen : code;
             }
             if (!exited)
@@ -258,13 +291,15 @@ public sealed partial class DockerApiHandler
                 if (c.Monitor is not null && c.State.Running)
                 {
                     try { code = await Blocking(() => Containers.Wait(id)); }
-                    catch (EngineException e) when (e.Kind == ErrorKind.NotFound) { return code; }
+                    catch (EngineException e) when (e.Kind == ErrorKind.NotFound) { continue; } // removed meanwhile: the attach's exit code, above
                     exited = true;
+                    // --rm: the monitor answers a wait only once the container is removed
+                    if (condition == "removed" && !Containers.Store.Exists(id)) return code;
                 }
                 else if (c.State.FinishedAt != finished && c.Monitor is null) { code = c.State.ExitCode; exited = true; }
                 if (exited && condition != "removed") return code;
             }
-            await Task.Delay(exited ? 50 : 10, ct);
+            await ChangeOrPoll(change, exited ? 50 : 10, ct);
         }
         ct.ThrowIfCancellationRequested();
         return code;
@@ -510,16 +545,18 @@ public sealed partial class DockerApiHandler
             var deadline = DateTime.UtcNow.AddMinutes(10);
             while (monitor is null && !ct.IsCancellationRequested && DateTime.UtcNow < deadline)
             {
+                var change = NextChange(id);
                 ContainerRecord cur;
                 try { cur = Containers.Get(id); } catch (EngineException) { return; }
-                // A live monitor (even after a quick exit: it holds the output for this attach)
-                if (cur.Monitor is not null)
+                // A live monitor (even after a quick exit: it holds the output for this attach). Its socket
+                // is bound before it starts the container: connected, the attach waits there (no polling).
+                if (cur.Monitor is not null && File.Exists(Path.Combine(Containers.Store.RunDir(id), "ctl.sock")))
                 {
                     monitor = await Blocking(() => Containers.OpenAttach(cur, stdin, stdout, stderr));
                     if (monitor is not null) break;
                 }
                 else if (cur.State.FinishedAt != c.State.FinishedAt) return; // ran and exited, monitor gone
-                await Task.Delay(10, ct);
+                await ChangeOrPoll(change, 10, ct);
             }
             if (monitor is null) return;
             _pendingAttach.AddOrUpdate(id, 0, (_, n) => n - 1);
@@ -527,6 +564,7 @@ public sealed partial class DockerApiHandler
             {
                 if (_exitCodes.Count > 1000) _exitCodes.Clear();
                 _exitCodes[id] = exit;
+                Changed(id);
             }
         }
         finally

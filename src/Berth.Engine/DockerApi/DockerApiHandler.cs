@@ -4,6 +4,7 @@ using System.Text.Json.Serialization.Metadata;
 using Berth.Engine.Containers;
 using Berth.Linux;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
 
 namespace Berth.Engine.DockerApi;
 
@@ -37,9 +38,14 @@ public sealed partial class DockerApiHandler
 
     delegate Task Endpoint(HttpContext ctx, string[] args);
 
+    public const string LogCategory = "Berth.DockerApi";
+    /// <summary>Set with --debug: every request logged with its status and duration.</summary>
+    public ILogger? RequestLog { get; set; }
+
     public async Task HandleAsync(HttpContext ctx)
     {
         Interlocked.Increment(ref _active);
+        var began = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
             var path = ctx.Request.Path.Value ?? "/";
@@ -70,8 +76,14 @@ public sealed partial class DockerApiHandler
         {
             Interlocked.Decrement(ref _active);
             _lastActivity = Environment.TickCount64;
+            if (RequestLog is { } log)
+                RequestLogged(log, ctx.Request.Method, ctx.Request.Path.Value + ctx.Request.QueryString.Value, ctx.Response.StatusCode,
+                    System.Diagnostics.Stopwatch.GetElapsedTime(began).TotalMilliseconds);
         }
     }
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Debug, Message = "{Method} {Path} {Status} {Milliseconds:F1} ms")]
+    static partial void RequestLogged(ILogger logger, string method, string path, int status, double milliseconds);
 
     int _active;
     long _lastActivity = Environment.TickCount64;

@@ -9,6 +9,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
 namespace Berth.Engine.DockerApi;
@@ -31,6 +32,8 @@ public sealed class DockerApiOptions
     public long MaxJsonBodyBytes { get; init; } = 10 << 20;
     /// <summary>Group that owns the socket (mode 0660), created when missing, as dockerd's `docker` group.</summary>
     public string SocketGroup { get; init; } = "berth";
+    /// <summary>dockerd's --debug: one line per request on stderr (method, path, status, milliseconds).</summary>
+    public bool Debug { get; init; }
 }
 
 /// <summary>
@@ -105,8 +108,18 @@ public sealed class DockerApiServer : IAsyncDisposable
         }
         var tls = listen.Tcp is not null && (options.TlsVerify || options.Tls == true) ? TlsOptions(options) : null;
         var handler = new DockerApiHandler(options);
-        var builder = WebApplication.CreateSlimBuilder();
+        // No configuration reload: its file watcher (appsettings.json in the content root, the working
+        // directory) watched the whole tree below the working directory with inotify, woke on every file
+        // the engine wrote there (measured: ~23,000 lstat calls during one `docker run` started from a
+        // directory holding the data root) and would have walked all of / for a service started from /.
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = ["--hostBuilder:reloadConfigOnChange=false"] });
         builder.Logging.ClearProviders();
+        if (options.Debug)
+        {
+            builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
+            builder.Logging.AddFilter((category, level) => category == DockerApiHandler.LogCategory ? level >= LogLevel.Debug : level >= LogLevel.Warning);
+            builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+        }
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.AddServerHeader = false;
@@ -126,6 +139,7 @@ public sealed class DockerApiServer : IAsyncDisposable
             else k.Listen(listen.Tcp!, Configure);
         });
         var app = builder.Build();
+        if (options.Debug) handler.RequestLog = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(DockerApiHandler.LogCategory);
         app.Run(handler.HandleAsync);
         return new DockerApiServer(app, listen, handler);
     }

@@ -226,7 +226,13 @@ public sealed unsafe class ContainerMonitor
         Fd? stdinR = null, stdoutW = null, stderrW = null;
         try { Networking.ContainerNetworking.JoinTargetNamespace(_rec, _store); }
         catch (EngineException e) { return e.Message; }
-        var args = new List<string> { "create", "--bundle", _store.BundleDir(_id), "--pid-file", "init.pid" };
+        // Networks are connected between create and start. A container without any (none, host, a pod's
+        // or another container's namespace; a new namespace gets its loopback up from the runtime) needs
+        // nothing in between: one `run --detach` instead of `create` + `start`, one runtime process less.
+        var split = Networking.ContainerNetworking.IsNetworked(_rec.HostConfig);
+        var args = split
+            ? new List<string> { "create", "--bundle", _store.BundleDir(_id), "--pid-file", "init.pid" }
+            : new List<string> { "run", "--detach", "--bundle", _store.BundleDir(_id), "--pid-file", "init.pid" };
         if (tty)
         {
             consoleListener = MonitorProtocol.Listen("console.sock");
@@ -239,7 +245,7 @@ public sealed unsafe class ContainerMonitor
             (_stderrR, stderrW) = Pipe();
         }
         args.Add(_id);
-        Timing.Mark("shim: create");
+        Timing.Mark(split ? "shim: create" : "shim: run --detach");
         int rc;
         try
         {
@@ -272,24 +278,27 @@ public sealed unsafe class ContainerMonitor
         var initStart = ProcStat.Read(_initPid)?.StartTime ?? 0;
 
         Timing.Mark("shim: created");
-        // Networks are connected between create and start: the namespace exists, nothing runs in it yet.
-        try { Networking.ContainerNetworking.Connect(_rec, _initPid, _store.Root, _rec.NetworkSettings, Environment.ProcessPath!); }
-        catch (EngineException e)
+        if (split)
         {
-            _runtime.Run(["delete", "--force", _id], devnull.Value, devnull.Value, devnull.Value);
-            ReapAll();
-            return e.Message;
-        }
-        Timing.Mark("shim: network connected");
-        rc = _runtime.Run(["start", _id], devnull.Value, devnull.Value, devnull.Value, "runc.log");
-        Timing.Mark("shim: started");
-        if (rc != 0)
-        {
-            var e = RuntimeClient.LastError("runc.log") ?? $"runtime start exited with status {rc}";
-            _runtime.Run(["delete", "--force", _id], devnull.Value, devnull.Value, devnull.Value);
-            ReapAll();
-            ReleaseNetworks();
-            return e;
+            // Networks are connected between create and start: the namespace exists, nothing runs in it yet.
+            try { Networking.ContainerNetworking.Connect(_rec, _initPid, _store.Root, _rec.NetworkSettings, Environment.ProcessPath!); }
+            catch (EngineException e)
+            {
+                _runtime.Run(["delete", "--force", _id], devnull.Value, devnull.Value, devnull.Value);
+                ReapAll();
+                return e.Message;
+            }
+            Timing.Mark("shim: network connected");
+            rc = _runtime.Run(["start", _id], devnull.Value, devnull.Value, devnull.Value, "runc.log");
+            Timing.Mark("shim: started");
+            if (rc != 0)
+            {
+                var e = RuntimeClient.LastError("runc.log") ?? $"runtime start exited with status {rc}";
+                _runtime.Run(["delete", "--force", _id], devnull.Value, devnull.Value, devnull.Value);
+                ReapAll();
+                ReleaseNetworks();
+                return e;
+            }
         }
         var now = JsonFileLog.FormatTime(DateTime.UtcNow);
         var net = _rec.NetworkSettings;
@@ -617,6 +626,10 @@ public sealed unsafe class ContainerMonitor
         _log?.Dispose();
         _stdoutR?.Dispose(); _stderrR?.Dispose(); _pty?.Dispose(); _stdinW?.Dispose();
         var code = _exitStatus ?? 255;
+        // The runtime's delete (its state, the cgroups) and the network teardown (veth, address, rules) do not
+        // depend on each other: the delete runs while the endpoints are released and the exit is recorded.
+        using var devnull = RuntimeClient.DevNull();
+        var deleting = _runtime.Start(["delete", "--force", _id], devnull.Value, devnull.Value, devnull.Value);
         ReleaseNetworks();
         var now = JsonFileLog.FormatTime(DateTime.UtcNow);
         // die before the record says exited, so a `stop` waiting on the record reports after it.
@@ -632,8 +645,7 @@ public sealed unsafe class ContainerMonitor
             Networking.ContainerNetworking.ClearRuntime(r.NetworkSettings);
         });
         Timing.Mark("shim: exit recorded");
-        using (var devnull = RuntimeClient.DevNull())
-            _runtime.Run(["delete", "--force", _id], devnull.Value, devnull.Value, devnull.Value);
+        Sys.Wait(deleting);
         Timing.Mark("shim: deleted");
         ReapAll();
         _listener?.Dispose();

@@ -213,14 +213,8 @@ public static class ContainerNetworking
     /// <paramref name="previous"/>: the addresses the container had before a restart (kept when still free).</summary>
     public static void Connect(ContainerRecord c, int pid, string root, NetworkSettings settings, string monitorExe)
     {
-        if (c.HostConfig.NetworkMode == "none" && c.Pod is null)
-        {
-            // docker's and podman's "none": a namespace of its own whose loopback is up (a server and a
-            // client in one container talk over 127.0.0.1). A pod's infra has brought up the pod's.
-            try { using var nl = Berth.Linux.Netlink.RtNetlink.OpenIn($"/proc/{pid}/ns/net"); nl.SetUp("lo"); }
-            catch (Berth.Linux.SyscallException e) { throw new EngineException(ErrorKind.Internal, $"container {c.BareName}: loopback up: {e.Message}"); }
-            return;
-        }
+        // docker's and podman's "none" (a namespace of its own whose loopback is up) needs nothing here: the
+        // runtime brings the loopback of a new network namespace up, as runc and crun do.
         if (!IsNetworked(c.HostConfig)) return;
         var opt = NetworkOptions.ForRoot(root);
         var mgr = new NetworkManager(opt);

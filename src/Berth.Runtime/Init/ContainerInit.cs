@@ -105,6 +105,7 @@ public static unsafe partial class ContainerInit
         ApplyMaskedAndReadonly(linux);
         if (spec.Hostname is { Length: > 0 } hn) SetName(hn, domain: false);
         if (spec.Domainname is { Length: > 0 } dn) SetName(dn, domain: true);
+        if (linux.Namespaces?.Any(n => n.Type == "network" && string.IsNullOrEmpty(n.Path)) == true) LoopbackUp();
         if (spec.Root!.Readonly)
             Sys.Mount(null, "/", null, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, null, "/ (read-only root)");
 
@@ -391,6 +392,22 @@ public static unsafe partial class ContainerInit
             // keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): ENOSYS (no keyrings) is fine, as in runc.
             if (syscall(250, 1, (long)p, 0, 0, 0, 0) < 0 && Marshal.GetLastPInvokeError() is var e && e != Errno.ENOSYS)
                 throw new SyscallException("keyctl(JOIN_SESSION_KEYRING)", name, e);
+        }
+    }
+
+    /// <summary>A new network namespace gets its loopback up, as runc and crun do (a server and a
+    /// client in one container talk over 127.0.0.1 even with no other network): the engine then needs
+    /// no step between create and start for a container without networks.</summary>
+    static void LoopbackUp()
+    {
+        try
+        {
+            using var nl = Berth.Linux.Netlink.RtNetlink.Open();
+            nl.SetUp("lo");
+        }
+        catch (SyscallException e)
+        {
+            throw new RuntimeException(ErrorKind.FailedPrecondition, $"loopback up in the container's network namespace: {e.Message}");
         }
     }
 
