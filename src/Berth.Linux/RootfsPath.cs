@@ -93,14 +93,23 @@ public static class RootfsPath
         var existing = TryOpen(root, path);
         if (existing != null) return existing;
         var comps = Components(path);
-        Fd parent = Sys.OpenAt2(root.Value, ".", (ulong)O_PATH, Resolve, out var r) == 0 ? r! : throw new SyscallException("openat2", ".", Errno.EINVAL);
+        // Usually only the last component is missing (dev/pts, sys/fs/cgroup/cpu): start the walk at
+        // its parent, opened in-root as the walk would have reached it, and at the last component,
+        // which TryOpen just found missing.
+        var start = 0;
+        Fd? up = null;
+        if (comps.Length > 1 && Array.IndexOf(comps, "..") < 0
+            && Sys.OpenAt2(root.Value, string.Join('/', comps, 0, comps.Length - 1), (ulong)O_PATH, Resolve, out up) == 0)
+            start = comps.Length - 1;
+        Fd parent = up ?? (Sys.OpenAt2(root.Value, ".", (ulong)O_PATH, Resolve, out var r) == 0 ? r! : throw new SyscallException("openat2", ".", Errno.EINVAL));
         try
         {
-            for (var i = 0; i < comps.Length; i++)
+            for (var i = start; i < comps.Length; i++)
             {
                 if (comps[i] == "..") throw new ArgumentException($"path \"{path}\" contains \"..\"");
                 var prefix = string.Join('/', comps, 0, i + 1);
-                var rc = Sys.OpenAt2(root.Value, prefix, (ulong)O_PATH, Resolve, out var next);
+                Fd? next = null;
+                var rc = i == start && start > 0 ? -Errno.ENOENT : Sys.OpenAt2(root.Value, prefix, (ulong)O_PATH, Resolve, out next);
                 if (rc == -Errno.ENOENT)
                 {
                     // A dangling symlink: follow it inside the root (as runc does) and create what

@@ -95,6 +95,51 @@ public static unsafe class Sys
         WriteAll(fd.Value, Encoding.UTF8.GetBytes(value), $"\"{value}\" to {path}");
     }
 
+    /// <summary>
+    /// Reads a small kernel or state file (cgroup, /proc) whole with open/read/close: no FileStream,
+    /// no advisory lock, no buffers beyond the text. Returns null and the errno when it cannot be opened
+    /// or read.
+    /// </summary>
+    public static string? TryReadText(string path, out int errno)
+    {
+        var fd = open(path, O_RDONLY | O_CLOEXEC, 0);
+        if (fd < 0) { errno = Marshal.GetLastPInvokeError(); return null; }
+        try
+        {
+            Span<byte> small = stackalloc byte[4096];
+            byte[]? big = null;
+            var buf = small;
+            var len = 0;
+            while (true)
+            {
+                if (len == buf.Length)
+                {
+                    var grown = new byte[buf.Length * 2];
+                    buf.CopyTo(grown);
+                    big = grown;
+                    buf = big;
+                }
+                nint n;
+                fixed (byte* p = buf) n = read(fd, p + len, buf.Length - len);
+                if (n < 0)
+                {
+                    errno = Marshal.GetLastPInvokeError();
+                    if (errno == Errno.EINTR) continue;
+                    return null;
+                }
+                if (n == 0) break;
+                len += (int)n;
+            }
+            errno = 0;
+            return Encoding.UTF8.GetString(buf[..len]);
+        }
+        finally { close(fd); }
+    }
+
+    /// <summary><see cref="TryReadText"/> that throws a <see cref="SyscallException"/> naming the file.</summary>
+    public static string ReadText(string path) =>
+        TryReadText(path, out var errno) ?? throw new SyscallException("read", path, errno);
+
     public static int Read(int fd, Span<byte> buf)
     {
         fixed (byte* p = buf)
@@ -160,10 +205,7 @@ public readonly record struct ProcStat(int Pid, char State, int PPid, ulong Star
 {
     public static ProcStat? Read(int pid)
     {
-        string text;
-        try { text = File.ReadAllText($"/proc/{pid}/stat"); }
-        catch (IOException) { return null; }
-        catch (UnauthorizedAccessException) { return null; }
+        if (Sys.TryReadText($"/proc/{pid}/stat", out _) is not { } text) return null;
         // comm may contain spaces and parentheses: parse after the last ')'.
         var close = text.LastIndexOf(')');
         if (close < 0) return null;

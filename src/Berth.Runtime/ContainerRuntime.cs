@@ -29,12 +29,13 @@ public sealed class RuntimeOptions
             ? Path.Combine(xdg, "berth-runc") : "/run/berth-runc";
 
     /// <summary>True unless this process is in the initial user namespace (whose uid_map is the identity
-    /// over all 2^32 ids).</summary>
-    public static bool InUserNamespace()
-    {
-        try { return string.Join(' ', File.ReadAllText("/proc/self/uid_map").Split((char[])[' ', '\n'], StringSplitOptions.RemoveEmptyEntries)) != "0 0 4294967295"; }
-        catch (IOException) { return false; }
-    }
+    /// over all 2^32 ids).
+    /// Read once per process (it cannot change for a process that made no user namespace of its own).</summary>
+    public static bool InUserNamespace() => inUserNamespace.Value;
+
+    static readonly Lazy<bool> inUserNamespace = new(() =>
+        Sys.TryReadText("/proc/self/uid_map", out _) is { } map
+        && string.Join(' ', map.Split((char[])[' ', '\n'], StringSplitOptions.RemoveEmptyEntries)) != "0 0 4294967295");
 
     /// <summary>--rootless true|false|auto (runc): auto (the default) means "not the host's root".</summary>
     public static bool ParseRootless(string? value) => value switch
@@ -63,7 +64,7 @@ public sealed class CreateOptions
 }
 
 /// <summary>A container `run` created: its init waits on <see cref="Channel"/> for "start".</summary>
-public sealed class HeldContainer(string id, int pid, Fd? console, SyncChannel channel, CgroupHandle cgroup) : IDisposable
+public sealed class HeldContainer(string id, int pid, Fd? console, SyncChannel channel, CgroupHandle cgroup, ContainerRecord record) : IDisposable
 {
     public string Id { get; } = id;
     public int Pid { get; } = pid;
@@ -71,6 +72,8 @@ public sealed class HeldContainer(string id, int pid, Fd? console, SyncChannel c
     internal SyncChannel Channel { get; } = channel;
     /// <summary>Create's cgroup handle: `run`'s delete needs no second layout discovery.</summary>
     internal CgroupHandle Cgroup { get; } = cgroup;
+    /// <summary>Create's record as saved: `run`'s start and delete do not read state.json back.</summary>
+    internal ContainerRecord Record { get; } = record;
     public void Dispose() => Channel.Dispose();
 }
 
@@ -99,7 +102,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
     /// when <see cref="CreateOptions.KeepConsole"/> is set, the pty master.</summary>
     public (int Pid, Fd? Console) Create(CreateOptions o)
     {
-        var (pid, console, _, _) = CreateCore(o);
+        var (pid, console, _, _, _) = CreateCore(o);
         return (pid, console);
     }
 
@@ -110,15 +113,15 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
     /// but this `run` knows its init exists.</summary>
     public HeldContainer CreateForRun(CreateOptions o)
     {
-        var (pid, console, ch, cg) = CreateCore(new CreateOptions
+        var (pid, console, ch, cg, rec) = CreateCore(new CreateOptions
         {
             Id = o.Id, Bundle = o.Bundle, PidFile = o.PidFile, ConsoleSocket = o.ConsoleSocket, NoPivot = o.NoPivot,
             NoNewKeyring = o.NoNewKeyring, PreserveFds = o.PreserveFds, KeepConsole = o.KeepConsole, StartOnSocket = true,
         });
-        return new HeldContainer(o.Id, pid, console, ch!, cg);
+        return new HeldContainer(o.Id, pid, console, ch!, cg, rec);
     }
 
-    (int Pid, Fd? Console, SyncChannel? Held, CgroupHandle Cgroup) CreateCore(CreateOptions o)
+    (int Pid, Fd? Console, SyncChannel? Held, CgroupHandle Cgroup, ContainerRecord Record) CreateCore(CreateOptions o)
     {
         Timing.Mark("create: begin");
         StateStore.ValidateId(o.Id);
@@ -161,8 +164,24 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         CgroupHandle? cg = null;
         int pid = 0;
         Fd? console = null;
+        var nsList = spec.Linux!.Namespaces ?? [];
+        var userNs = nsList.Any(n => n.Type == "user");
+        // User and time namespaces go through nsexec (native/nsexec.c); so does everything then.
+        var viaNsexec = userNs || nsList.Any(n => n.Type == "time");
+        Fd? childEnd = null;
+        SpawnJob? early = null;
+        // Closed after a failed init is killed (finally): init must not see the runtime go away first
+        // and report it on the container's stderr.
+        ChannelOwner? chOwner = null;
         try
         {
+            (var parentEnd, childEnd) = Sys.SocketPair();
+            chOwner = new ChannelOwner(new SyncChannel(parentEnd));
+            var ch = chOwner.Channel;
+            // Without nsexec init needs neither the state dir nor the cgroups to be born: it is spawned
+            // first, and its namespaces, exec and .NET start-up run beside the state and cgroup work
+            // below (init joins the cgroups itself once it has its plan). Joined at "init spawned".
+            if (!viaNsexec) early = BeginSpawn(nsList, childEnd, initPid: 0, [], timeOffsets: TimeOffsetsText(spec.Linux));
             Store.SaveSpecBytes(o.Id, configBytes);
             Timing.Mark("create: spec saved");
             cg = CgroupHandle.ForCreate(o.Id, spec.Linux!.CgroupsPath, options.SystemdCgroup);
@@ -182,27 +201,19 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
                 if (rc != 0) throw SyscallException.Last("mkfifo", fifo);
             }
 
-            // Spawn init first: its start-up (a few ms) overlaps with creating the cgroups. It joins
-            // them itself (writing "0" to each v1 `tasks`, lock-free) before it does anything else.
-            // With a user namespace init (host uid = the mapped root) can no longer write the cgroup
-            // files or reach the state dir: the cgroups come first, the spawning thread (and so the
-            // intermediate nsexec process and init) is born in them, and the runtime moves init into
-            // the late ones (memory) itself while init still waits for its id maps.
-            var nsList = spec.Linux.Namespaces ?? [];
-            var userNs = nsList.Any(n => n.Type == "user");
-            // User and time namespaces go through nsexec (native/nsexec.c); so does everything then.
-            var viaNsexec = userNs || nsList.Any(n => n.Type == "time");
+            // Init is spawned before the cgroups are made: its start-up (a few ms) overlaps with creating
+            // them. It joins them itself (writing "0" to each v1 `tasks`, lock-free) before it does
+            // anything else. With a user namespace init (host uid = the mapped root) can no longer
+            // write the cgroup files or reach the state dir: the cgroups come first, the spawning
+            // thread (and so the intermediate nsexec process and init) is born in them, and the runtime
+            // moves init into the late ones (memory) itself while init still waits for its id maps.
             if (viaNsexec) SetUpCgroups(cg, spec.Linux, record);
-            var (parentEnd, childEnd) = Sys.SocketPair();
-            using var chOwner = new ChannelOwner(new SyncChannel(parentEnd));
-            var ch = chOwner.Channel;
             // With a user namespace init cannot open the fifo by path (the state dir is 0700, owned by
             // the host's root): it inherits an O_PATH descriptor and reopens it through /proc/self/fd.
             using var fifoFd = viaNsexec && fifo is not null ? Sys.Open(fifo, O_PATH) : null;
-            using (childEnd)
-            {
-                pid = SpawnInNamespaces(nsList, childEnd, initPid: 0, viaNsexec ? cg.BirthTaskFiles() : [], fifoFd, timeOffsets: TimeOffsetsText(spec.Linux));
-            }
+            pid = early is not null ? early.Join() : SpawnInNamespaces(nsList, childEnd, initPid: 0, cg.BirthTaskFiles(), fifoFd, timeOffsets: TimeOffsetsText(spec.Linux));
+            early = null;
+            childEnd.Dispose();
             if (viaNsexec)
             {
                 var intermediate = pid;
@@ -285,12 +296,18 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             }
             if (o.PidFile is not null) WritePidFile(o.PidFile, pid);
             Timing.Mark("create: init ready");
-            return (pid, console, o.StartOnSocket ? chOwner.Release() : null, cg);
+            return (pid, console, o.StartOnSocket ? chOwner.Release() : null, cg, record);
         }
         catch (Exception e)
         {
             console?.Dispose();
             var cleanupErrors = new List<string>();
+            // Failed while init was being spawned beside the work above: wait for it, then kill it.
+            if (early is not null)
+            {
+                try { pid = early.Join(); } catch (Exception) { }
+            }
+            childEnd?.Dispose();
             if (pid > 0)
             {
                 kill(pid, 9);
@@ -304,6 +321,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             if (e is RuntimeException) throw;
             throw new RuntimeException(ErrorKind.Internal, Message(e));
         }
+        finally { chOwner?.Dispose(); }
     }
 
     /// <summary>Creates the cgroup and writes the limits. Rootless: only where the caller may write
@@ -455,7 +473,26 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
     /// <summary>Spawns `berth-runc init` from a throwaway thread that first joins (setns) and creates
     /// (unshare) the namespaces, so the child is born inside them. For exec, joins the namespaces of
     /// the container's init.</summary>
-    int SpawnInNamespaces(List<Namespace> nsList, Fd childEnd, int initPid, List<string> taskFiles, Fd? inherit = null, List<string>? nsexecJoin = null, string? timeOffsets = null)
+    int SpawnInNamespaces(List<Namespace> nsList, Fd childEnd, int initPid, List<string> taskFiles, Fd? inherit = null, List<string>? nsexecJoin = null, string? timeOffsets = null) =>
+        BeginSpawn(nsList, childEnd, initPid, taskFiles, inherit, nsexecJoin, timeOffsets).Join();
+
+    /// <summary>A spawn under way on its throwaway thread (<see cref="BeginSpawn"/>).</summary>
+    sealed class SpawnJob(Thread thread, Func<(int Pid, Exception? Error)> result)
+    {
+        /// <summary>Waits for the thread; returns init's pid, or throws what the spawn threw.</summary>
+        public int Join()
+        {
+            thread.Join();
+            var (pid, error) = result();
+            if (error is not null) throw error is SyscallException se ? new RuntimeException(ErrorKind.InvalidArgument, se.Message) : error;
+            return pid;
+        }
+    }
+
+    /// <summary><see cref="SpawnInNamespaces"/> without waiting: the caller may do other work while the
+    /// namespaces are made and init is exec'd, and must <see cref="SpawnJob.Join"/> before it uses
+    /// (or disposes) <paramref name="childEnd"/> or <paramref name="inherit"/> again.</summary>
+    SpawnJob BeginSpawn(List<Namespace> nsList, Fd childEnd, int initPid, List<string> taskFiles, Fd? inherit = null, List<string>? nsexecJoin = null, string? timeOffsets = null)
     {
         // A new user namespace cannot be made by this (multi-threaded) process: nsexec (native/nsexec.c)
         // clones init into all the new namespaces at once before .NET starts in it. The validator
@@ -544,9 +581,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             finally { sealedExe?.Dispose(); }
         }, 256 * 1024);
         t.Start();
-        t.Join();
-        if (error is not null) throw error is SyscallException se ? new RuntimeException(ErrorKind.InvalidArgument, se.Message) : error;
-        return pid;
+        return new SpawnJob(t, () => (pid, error));
     }
 
     /// <summary>Read by native/nsexec.c: "SYNCFD:CLONEFLAGS_HEX".</summary>
@@ -687,7 +722,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
     public void StartCreated(HeldContainer c)
     {
         using var _ = Store.Lock(c.Id);
-        var rec = Store.Load(c.Id);
+        var rec = c.Record;
         Timing.Mark("start: begin");
         try { c.Channel.Send(SyncMessages.Start); }
         catch (SyscallException) { throw RuntimeException.Precondition($"cannot start container \"{c.Id}\": its init process exited"); }
@@ -824,12 +859,12 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         }
     }
 
-    public void Delete(string id, bool force) => Delete(id, force, null);
+    public void Delete(string id, bool force) => Delete(id, force, null, null);
 
     /// <summary>`run`'s delete, with the cgroup handle its create made.</summary>
-    public void Delete(HeldContainer c) => Delete(c.Id, force: true, c.Cgroup);
+    public void Delete(HeldContainer c) => Delete(c.Id, force: true, c.Cgroup, c.Record);
 
-    void Delete(string id, bool force, CgroupHandle? known)
+    void Delete(string id, bool force, CgroupHandle? known, ContainerRecord? knownRecord)
     {
         StateStore.ValidateId(id);
         if (!Directory.Exists(Store.Dir(id)))
@@ -838,7 +873,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             throw RuntimeException.NotFound(id);
         }
         using var _ = Store.Lock(id);
-        var rec = Store.Load(id);
+        var rec = knownRecord ?? Store.Load(id);
         var cg = known ?? Cgroup(rec);
         var status = StatusOf(rec, cg);
         if (status is ContainerStatus.Running or ContainerStatus.Paused && !force)

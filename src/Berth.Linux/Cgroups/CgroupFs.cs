@@ -5,8 +5,8 @@ using Berth.Linux.Interop;
 namespace Berth.Linux.Cgroups;
 
 /// <summary>
-/// The one place that writes cgroup files, creates and removes cgroup directories. Reads use
-/// <see cref="File.ReadAllText(string)"/>, which is fine for cgroupfs.
+/// The one place that writes cgroup files, creates and removes cgroup directories. Reads are one
+/// open/read/close (<see cref="Sys.TryReadText"/>): no FileStream, no advisory lock.
 /// </summary>
 internal static class CgroupFs
 {
@@ -51,6 +51,17 @@ internal static class CgroupFs
         throw new CgroupException($"mkdir {path}: {Errno.Describe(errno)}", path, errno);
     }
 
+    /// <summary>mkdir(2) with mode 0755 of a directory whose parent usually exists: true when made,
+    /// false when it already existed, null when the parent is missing (ENOENT).</summary>
+    public static bool? MkdirIfParentExists(string path)
+    {
+        if (Libc.mkdir(path, 0x1ed) == 0) return true;
+        int errno = Marshal.GetLastPInvokeError();
+        if (errno == Errno.ENOENT) return null;
+        if (errno == Errno.EEXIST && Directory.Exists(path)) return false;
+        throw new CgroupException($"mkdir {path}: {Errno.Describe(errno)}", path, errno);
+    }
+
     /// <summary>
     /// rmdir(2), retrying while the kernel reports EBUSY (a cgroup stays busy for a moment after its
     /// last process exits). Returns false when the directory was already gone.
@@ -72,23 +83,15 @@ internal static class CgroupFs
     }
 
     /// <summary>Reads a file and trims the trailing newline; throws a <see cref="CgroupException"/>.</summary>
-    public static string Read(string path)
-    {
-        try { return File.ReadAllText(path).TrimEnd('\n', ' '); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new CgroupException($"reading {path}: {e.Message}", path, inner: e);
-        }
-    }
+    public static string Read(string path) =>
+        Sys.TryReadText(path, out var errno) is { } text ? text.TrimEnd('\n', ' ')
+            : throw new CgroupException($"reading {path}: {Errno.Describe(errno)}", path, errno);
 
     /// <summary>Reads a file, or returns null when it does not exist.</summary>
     public static string? TryRead(string path)
     {
-        try { return File.ReadAllText(path).TrimEnd('\n', ' '); }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { return null; }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new CgroupException($"reading {path}: {e.Message}", path, inner: e);
-        }
+        if (Sys.TryReadText(path, out var errno) is { } text) return text.TrimEnd('\n', ' ');
+        if (errno is Errno.ENOENT or Errno.ENOTDIR) return null;
+        throw new CgroupException($"reading {path}: {Errno.Describe(errno)}", path, errno);
     }
 }

@@ -98,8 +98,14 @@ internal sealed partial class CgroupManager : ICgroupManager
 
     public void Create()
     {
-        foreach (var (h, cg, _) in _targets)
+        foreach (var (h, cg, leafDir) in _targets)
         {
+            // v1: the leaf first. Its parents (such as /berth, shared by every container) usually
+            // exist, and are then not looked at again; a missing parent takes the level-by-level path.
+            // (A cpuset parent with empty cpus/mems, made by someone else, is filled level by level.)
+            if (!h.IsUnified && CgroupFs.MkdirIfParentExists(leafDir) is { } made
+                && (!h.Has("cpuset") || TryInheritCpuset(h.DirOf(CgroupPaths.Parent(cg)), leafDir, made)))
+                continue;
             foreach (var level in CgroupPaths.Levels(cg))
             {
                 string parentDir = h.DirOf(CgroupPaths.Parent(level));
@@ -112,8 +118,6 @@ internal sealed partial class CgroupManager : ICgroupManager
                 else
                 {
                     CgroupFs.Mkdir(dir);
-                    // A new v1 cpuset has empty cpus/mems and refuses tasks until they are set:
-                    // inherit the parent's, level by level.
                     if (h.Has("cpuset"))
                     {
                         CopyIfEmpty(parentDir, dir, "cpuset.cpus");
@@ -122,6 +126,20 @@ internal sealed partial class CgroupManager : ICgroupManager
                 }
             }
         }
+    }
+
+    /// <summary>A new v1 cpuset has empty cpus/mems and refuses tasks until they are set: the
+    /// parent's are copied (into a directory just made without a look: it is empty, or holds the
+    /// parent's values already where cgroup.clone_children is set). False, with nothing written, when
+    /// the parent's own are empty.</summary>
+    bool TryInheritCpuset(string parentDir, string dir, bool made)
+    {
+        var cpus = CgroupFs.Read(Path.Combine(parentDir, "cpuset.cpus"));
+        var mems = CgroupFs.Read(Path.Combine(parentDir, "cpuset.mems"));
+        if (cpus.Length == 0 || mems.Length == 0) return false;
+        if (made || CgroupFs.Read(Path.Combine(dir, "cpuset.cpus")).Length == 0) Write(dir, "cpuset.cpus", cpus);
+        if (made || CgroupFs.Read(Path.Combine(dir, "cpuset.mems")).Length == 0) Write(dir, "cpuset.mems", mems);
+        return true;
     }
 
     void CopyIfEmpty(string parentDir, string dir, string file)
