@@ -156,7 +156,16 @@ public partial class EscapeTests(ITestOutputHelper output)
         s.WaitForStatus(id, "running");
         var deadline = Environment.TickCount64 + 10_000;
         while (File.ResolveLinkTarget($"/proc/{pid}/exe", false)?.FullName == binary && Environment.TickCount64 < deadline) Thread.Sleep(10);
+        // ETXTBSY only means some process (any test running berth-runc in parallel) executes the
+        // inode right now: an attacker retries until that passes, so do we; the read-only view must
+        // then refuse the write for good.
         var afterExec = TryOpenForWrite($"/proc/self/fd/{fd}");
+        deadline = Environment.TickCount64 + 20_000;
+        while (afterExec == ETXTBSY && Environment.TickCount64 < deadline)
+        {
+            Thread.Sleep(5);
+            afterExec = TryOpenForWrite($"/proc/self/fd/{fd}");
+        }
         output.WriteLine($"O_WRONLY reopen after init exec'd sleep: {Describe(afterExec)}");
         Assert.Equal(EROFS, afterExec);
         Assert.Equal(before, Fingerprint(binary));
