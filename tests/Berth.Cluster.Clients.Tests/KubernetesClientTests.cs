@@ -304,4 +304,54 @@ public sealed class KubernetesClientTests(BerthServer s) : IClassFixture<BerthSe
         Assert.NotNull(nodes.Items);
         _ = JsonSerializer.Serialize(v);
     }
+
+    static long RssKiB(int pid) =>
+        long.Parse(File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("VmRSS:")).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]);
+
+    /// <summary>
+    /// 2,000 watches from one client (HTTP/2 streams over a few connections, as this client opens them).
+    /// The client's List…WithHttpMessagesAsync(watch: true) completes only when the first event line
+    /// arrives (its LineSeparatedHttpContent peeks that line), not when the headers do, so a watch on an
+    /// empty namespace never "opens" (against Kubernetes too): the namespace holds one object, whose ADDED
+    /// event (watch without resourceVersion: the current state first) is every watch's first line.
+    /// </summary>
+    [Fact]
+    public async Task Two_thousand_watches_from_one_client_bounded_memory_server_responsive()
+    {
+        using var k = Client();
+        var ns = await NewNamespaceAsync(k, "cs-many-watches");
+        await k.CoreV1.CreateNamespacedConfigMapAsync(new V1ConfigMap { Metadata = new V1ObjectMeta { Name = "seed" } }, ns);
+        var pid = s.Pid ?? throw new InvalidOperationException("the server is not running");
+        var before = RssKiB(pid);
+        using var cts = new CancellationTokenSource();
+        var watches = new List<Task<HttpOperationResponse<V1ConfigMapList>>>();
+        for (var i = 0; i < 2000; i++)
+            watches.Add(k.CoreV1.ListNamespacedConfigMapWithHttpMessagesAsync(ns, watch: true, cancellationToken: cts.Token));
+        var opened = await Task.WhenAll(watches).WaitAsync(TimeSpan.FromSeconds(120));
+        Assert.All(opened, r => Assert.Equal(HttpStatusCode.OK, r.Response.StatusCode));
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        await k.CoreV1.CreateNamespacedConfigMapAsync(new V1ConfigMap { Metadata = new V1ObjectMeta { Name = "while-watched" } }, ns);
+        Assert.Equal("while-watched", (await k.CoreV1.ReadNamespacedConfigMapAsync("while-watched", ns)).Name());
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(20), $"a write and a read with 2,000 watches open took {sw.Elapsed}");
+        var during = RssKiB(pid);
+        Assert.True(during - before < 300 * 1024, $"2,000 watches grew the server from {before} KiB to {during} KiB");
+        // the new object reaches the watches (21 of them, spread over all 2,000): seed, then while-watched
+        using var read = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        for (var i = 0; i < opened.Length; i += opened.Length / 20 - 1)
+        {
+            var names = new List<(WatchEventType, string)>();
+            await foreach (var (type, cm) in Task.FromResult(opened[i]).WatchAsync<V1ConfigMap, V1ConfigMapList>(cancellationToken: read.Token))
+            {
+                names.Add((type, cm.Name()));
+                if (names.Count == 2) break;
+            }
+            Assert.Equal([(WatchEventType.Added, "seed"), (WatchEventType.Added, "while-watched")], names);
+        }
+        cts.Cancel();
+        foreach (var r in opened) r.Dispose();
+        // the server stays up and serves after the client went away
+        Assert.True(s.Running);
+        await Task.Delay(500);
+        Assert.Contains((await k.CoreV1.ListNamespacedConfigMapAsync(ns)).Items, c => c.Name() == "while-watched");
+    }
 }

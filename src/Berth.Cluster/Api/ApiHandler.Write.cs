@@ -58,8 +58,11 @@ public sealed partial class ApiHandler
                     if (!MetaFields.Contains(k)) unknown.Add("metadata." + k);
         }
         // with the JSON body's repeated keys (found by ReadObjectAsync), in document order as Kubernetes lists them
+        var body = ctx.Items[DuplicatesKey] as byte[];
+        if (unknown.Count == 0 && (body is null || !FieldValidation.HasDuplicateFields(body))) return;
+        var order = new Dictionary<string, int>(StringComparer.Ordinal);
+        var dups = body is null ? [] : FieldValidation.DuplicateFields(body, order);
         var problems = new List<(int At, string Text)>();
-        var (dups, order) = ctx.Items[DuplicatesKey] is (List<(string, int)> d, Dictionary<string, int> o) ? (d, o) : ([], new Dictionary<string, int>());
         foreach (var (path, at) in dups) problems.Add((at, $"duplicate field \"{path}\""));
         foreach (var u in unknown) problems.Add((order.GetValueOrDefault(u, int.MaxValue), $"unknown field \"{u}\""));
         if (problems.Count == 0) return;
@@ -80,7 +83,11 @@ public sealed partial class ApiHandler
         if (errors.Count > 0) throw ApiException.Invalid(type.Group, type.Kind, obj.Str("metadata.name") ?? "", errors);
     }
 
-    internal async Task<JsonObject> CreateAsync(Target t, JsonObject obj, bool dryRun, CancellationToken ct)
+    internal async Task<JsonObject> CreateAsync(Target t, JsonObject obj, bool dryRun, CancellationToken ct) =>
+        (await CreateStoredAsync(t, obj, dryRun, ct)).Obj;
+
+    /// <summary>Creates the object; also answers the store's entry (its wire form without resourceVersion), null on a dry run.</summary>
+    internal async Task<(JsonObject Obj, StoreEntry? Stored)> CreateStoredAsync(Target t, JsonObject obj, bool dryRun, CancellationToken ct)
     {
         var type = t.Type;
         CheckTypeMeta(type, obj, type.Kind, type.ApiVersion);
@@ -91,7 +98,7 @@ public sealed partial class ApiHandler
         var name = meta.Str("name") ?? "";
         if (!string.IsNullOrEmpty(meta.Str("resourceVersion")))
             throw ApiException.Invalid(type.Group, type.Kind, name, [FieldError.Invalid("metadata.resourceVersion", meta.Str("resourceVersion"), "must be empty on create")]);
-        meta["uid"] = Guid.NewGuid().ToString();
+        meta["uid"] = Json.NewUid();
         meta["creationTimestamp"] = Json.Now();
         meta.Remove("deletionTimestamp");
         meta.Remove("deletionGracePeriodSeconds");
@@ -105,13 +112,13 @@ public sealed partial class ApiHandler
         if (dryRun)
         {
             if (await store.GetAsync(type.Key(t.Namespace, name), ct) is not null) throw ApiException.AlreadyExists(type.Group, type.Plural, name);
-            return obj;
+            return (obj, null);
         }
         try
         {
             var e = await store.CreateAsync(type.Key(t.Namespace, name), Encode(obj), ct);
             meta["resourceVersion"] = e.ModRevision.ToString();
-            return obj;
+            return (obj, e);
         }
         catch (StoreKeyExistsException) { throw ApiException.AlreadyExists(type.Group, type.Plural, name); }
     }

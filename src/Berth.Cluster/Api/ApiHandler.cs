@@ -150,7 +150,8 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
             case "POST" when target.Name is null:
                 var created = await ReadObjectAsync(ctx, ct);
                 CheckUnknownFields(ctx, target.Type, created, fieldValidation);
-                await RespondObjectAsync(ctx, 201, await CreateAsync(target, created, dryRun, ct), target.Type);
+                var (obj, stored) = await CreateStoredAsync(target, created, dryRun, ct);
+                await RespondStoredAsync(ctx, 201, obj, stored, target.Type);
                 return;
             case "POST" when target.Subresource is "binding":
                 await BindAsync(ctx, target, await ReadObjectAsync(ctx, ct), dryRun, ct);
@@ -212,18 +213,24 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
     {
         var (bytes, type) = await ReadBytesAsync(ctx, ct);
         if (type == Protobuf.MediaType) return Protobuf.Decode(bytes);
-        var text = Encoding.UTF8.GetString(bytes);
         JsonNode? node;
-        if (type.Contains("yaml", StringComparison.Ordinal)) node = Yaml.ToJson(text);
+        if (type.Contains("yaml", StringComparison.Ordinal)) node = Yaml.ToJson(Encoding.UTF8.GetString(bytes));
         else
         {
-            // repeated keys are kept for fieldValidation (CheckUnknownFields), the last value wins
-            var order = new Dictionary<string, int>(StringComparer.Ordinal);
-            var dups = FieldValidation.DuplicateFields(bytes, order);
-            if (dups.Count > 0) ctx.Items[DuplicatesKey] = (dups, order);
-            node = dups.Count > 0 ? FieldValidation.ParseLastWins(bytes) : ParseJson(text);
+            // the body is kept for fieldValidation (CheckUnknownFields: repeated keys and the fields'
+            // document order); with repeated keys the last value wins
+            ctx.Items[DuplicatesKey] = bytes;
+            node = FieldValidation.HasDuplicateFields(bytes) ? FieldValidation.ParseLastWins(bytes) : ParseJson(bytes);
         }
         return node as JsonObject ?? throw ApiException.BadRequest("the request body must be a JSON or YAML object");
+    }
+
+    /// <summary>Parses a JSON body from its bytes (no string); invalid UTF-8 is read as U+FFFD, as Kubernetes' decoder does.</summary>
+    static JsonNode? ParseJson(byte[] utf8)
+    {
+        try { return JsonNode.Parse(utf8, documentOptions: new JsonDocumentOptions { MaxDepth = 100 }); }
+        catch (JsonException) when (!System.Text.Unicode.Utf8.IsValid(utf8)) { return ParseJson(Encoding.UTF8.GetString(utf8)); }
+        catch (JsonException e) { throw ApiException.BadRequest($"the body of the request was in an unknown format - accepted media types include: application/json, application/yaml ({e.Message})"); }
     }
 
     static JsonNode? ParseJson(string text)
@@ -242,7 +249,17 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
 
     async Task<(byte[] Bytes, string ContentType)> ReadBytesAsync(HttpContext ctx, CancellationToken ct)
     {
-        var type = (ctx.Request.ContentType ?? "application/json").Split(';')[0].Trim().ToLowerInvariant();
+        int n0;
+        var type = MediaType(ctx.Request.ContentType);
+        if (ctx.Request.ContentLength is { } length && length <= limits.MaxRequestBytes)
+        {
+            // the usual case: a declared length within the limit is read straight into its array
+            var body = new byte[length];
+            var got = 0;
+            while (got < body.Length && (n0 = await ctx.Request.Body.ReadAsync(body.AsMemory(got), ct)) > 0) got += n0;
+            if (got == body.Length) return (body, type);
+            throw ApiException.BadRequest($"the request body ended after {got} of its {length} bytes");
+        }
         using var ms = new MemoryStream();
         var buffer = new byte[16384];
         int n;
@@ -256,6 +273,14 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
         }
         if (total > limits.MaxRequestBytes) throw ApiException.TooLarge($"Request entity too large: limit is {limits.MaxRequestBytes}");
         return (ms.ToArray(), type);
+    }
+
+    /// <summary>The media type of a Content-Type header, lower case, without parameters ("application/json" when absent).</summary>
+    static string MediaType(string? contentType)
+    {
+        if (contentType is null or "application/json") return "application/json";
+        var semi = contentType.IndexOf(';');
+        return (semi < 0 ? contentType : contentType[..semi]).Trim().ToLowerInvariant();
     }
 
     enum Shape { Object, Table, Metadata }
@@ -289,6 +314,25 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
             _ => obj,
         };
         await WriteJsonAsync(ctx, code, body);
+    }
+
+    /// <summary>
+    /// <see cref="RespondObjectAsync"/> for an object just written: the plain JSON shape is the store's
+    /// bytes with the resourceVersion spliced in (<see cref="StoredJson"/>), not a second serialisation.
+    /// </summary>
+    async Task RespondStoredAsync(HttpContext ctx, int code, JsonObject obj, StoreEntry? stored, ResourceType type)
+    {
+        if (stored is null || Negotiate(ctx).Shape != Shape.Object || StoredJson.MetadataStart(stored.Value) is not (>= 0 and var at))
+        {
+            await RespondObjectAsync(ctx, code, obj, type);
+            return;
+        }
+        ctx.Response.StatusCode = code;
+        ctx.Response.ContentType = "application/json";
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(stored.Value.Length + 48);
+        StoredJson.Write(buffer, stored.Value, at, stored.ModRevision);
+        ctx.Response.ContentLength = buffer.WrittenCount;
+        await ctx.Response.Body.WriteAsync(buffer.WrittenMemory, ctx.RequestAborted);
     }
 
     static string IncludeObject(HttpContext ctx) => ctx.Request.Query["includeObject"].ToString() is { Length: > 0 } s ? s : "Metadata";

@@ -75,6 +75,50 @@ internal static class FieldValidation
         return dups;
     }
 
+    /// <summary>
+    /// Whether any object in a JSON body repeats a key: the cheap check every request body gets (no path
+    /// strings, no sets); <see cref="DuplicateFields"/> names them when there are. Keys are compared as
+    /// their raw bytes, or decoded when escaped. Malformed JSON answers false (the parse reports it).
+    /// </summary>
+    public static bool HasDuplicateFields(ReadOnlySpan<byte> json)
+    {
+        var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = 100 });
+        Span<int> open = stackalloc int[101]; // per open container: index of its first key in `keys`, -1 for an array
+        var depth = 0;
+        var keys = new List<(int Start, int Length, string? Unescaped)>();
+        try
+        {
+            while (reader.Read())
+            {
+                switch (reader.TokenType)
+                {
+                    case JsonTokenType.StartObject: open[depth++] = keys.Count; break;
+                    case JsonTokenType.StartArray: open[depth++] = -1; break;
+                    case JsonTokenType.EndObject:
+                        keys.RemoveRange(open[--depth], keys.Count - open[depth]);
+                        break;
+                    case JsonTokenType.EndArray: depth--; break;
+                    case JsonTokenType.PropertyName:
+                        var start = (int)reader.TokenStartIndex + 1; // after the opening quote
+                        var raw = reader.ValueSpan;
+                        var unescaped = reader.ValueIsEscaped ? reader.GetString() : null;
+                        for (var i = open[depth - 1]; i < keys.Count; i++)
+                        {
+                            var k = keys[i];
+                            bool same = unescaped is null && k.Unescaped is null
+                                ? json.Slice(k.Start, k.Length).SequenceEqual(raw)
+                                : (k.Unescaped ?? System.Text.Encoding.UTF8.GetString(json.Slice(k.Start, k.Length))) == (unescaped ?? System.Text.Encoding.UTF8.GetString(raw));
+                            if (same) return true;
+                        }
+                        keys.Add((start, raw.Length, unescaped));
+                        break;
+                }
+            }
+        }
+        catch (JsonException) { }
+        return false;
+    }
+
     /// <summary>Parses JSON that has repeated keys, the last value of each winning.</summary>
     public static JsonNode? ParseLastWins(ReadOnlySpan<byte> json)
     {

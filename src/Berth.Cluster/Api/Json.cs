@@ -8,12 +8,24 @@ public static class Json
 {
     public static JsonNode? At(this JsonNode? node, string path)
     {
-        foreach (var part in path.Split('.'))
+        if (!path.Contains('.')) return node is JsonObject o1 ? o1[path] : null;
+        foreach (var part in Parts(path))
         {
             if (node is not JsonObject o) return null;
             node = o[part];
         }
         return node;
+    }
+
+    // the dotted paths are mostly literals of this code: split once each (bounded, for paths built at run time)
+    static readonly System.Collections.Concurrent.ConcurrentDictionary<string, string[]> parts = new(StringComparer.Ordinal);
+
+    static string[] Parts(string path)
+    {
+        if (parts.TryGetValue(path, out var p)) return p;
+        p = path.Split('.');
+        if (parts.Count < 4096) parts.TryAdd(path, p);
+        return p;
     }
 
     public static string? Str(this JsonNode? node, string path) =>
@@ -51,7 +63,43 @@ public static class Json
 
     public static JsonObject Meta(this JsonObject o) => o.Obj("metadata");
 
-    public static string Now() => DateTimeOffset.UtcNow.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+    /// <summary>The current time as Kubernetes writes timestamps (whole seconds, UTC); formatted once per second.</summary>
+    public static string Now()
+    {
+        var now = DateTimeOffset.UtcNow;
+        var second = now.ToUnixTimeSeconds();
+        var last = lastNow;
+        if (last.Second == second) return last.Text;
+        var text = now.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+        lastNow = new(second, text);
+        return text;
+    }
+
+    sealed record NowText(long Second, string Text);
+    static NowText lastNow = new(-1, "");
+
+    /// <summary>
+    /// A new random (version 4) UUID for metadata.uid, as <see cref="Guid.NewGuid"/> makes them but from
+    /// a buffer of random bytes refilled 256 UUIDs at a time (NewGuid asks the kernel for 16 bytes on
+    /// every call: a syscall per created object).
+    /// </summary>
+    public static string NewUid()
+    {
+        Span<byte> b = stackalloc byte[16];
+        lock (uidGate)
+        {
+            if (uidAt == uidPool.Length) { System.Security.Cryptography.RandomNumberGenerator.Fill(uidPool); uidAt = 0; }
+            uidPool.AsSpan(uidAt, 16).CopyTo(b);
+            uidAt += 16;
+        }
+        b[6] = (byte)(b[6] & 0x0F | 0x40); // version 4
+        b[8] = (byte)(b[8] & 0x3F | 0x80); // RFC 4122 variant
+        return new Guid(b, bigEndian: true).ToString();
+    }
+
+    static readonly Lock uidGate = new();
+    static readonly byte[] uidPool = new byte[16 * 256];
+    static int uidAt = 16 * 256;
 
     public static string Time(DateTimeOffset t) => t.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
 

@@ -41,10 +41,12 @@ public sealed class ResourceType
     /// <summary>Extra fields allowed in field selectors beyond metadata.name/namespace.</summary>
     public string[] FieldSelectors { get; init; } = [];
 
-    public string ApiVersion => Group.Length == 0 ? Version : $"{Group}/{Version}";
+    // computed once (Group, Version, Kind and Plural are init-only): every request and store key uses them
+    string? apiVersion, keyPrefix;
+    public string ApiVersion => apiVersion ??= Group.Length == 0 ? Version : $"{Group}/{Version}";
     public string GroupVersion => ApiVersion;
     public string ListKind => Kind + "List";
-    public string KeyPrefix => "/registry/" + (Group.Length == 0 ? "" : Group + "/") + Plural + "/";
+    public string KeyPrefix => keyPrefix ??= "/registry/" + (Group.Length == 0 ? "" : Group + "/") + Plural + "/";
 
     public string Key(string? ns, string name) => Namespaced ? $"{KeyPrefix}{ns}/{name}" : KeyPrefix + name;
     public string Prefix(string? ns) => Namespaced && !string.IsNullOrEmpty(ns) ? $"{KeyPrefix}{ns}/" : KeyPrefix;

@@ -31,6 +31,9 @@ public interface IClusterClient
     /// when that version was compacted away (the caller relists).</summary>
     IAsyncEnumerable<WatchEvent<T>> WatchAsync<T>(string? ns, string resourceVersion, CancellationToken ct = default) where T : class, IKubernetesObject<V1ObjectMeta>;
     ValueTask<T> CreateAsync<T>(T obj, CancellationToken ct = default) where T : class, IKubernetesObject<V1ObjectMeta>;
+    /// <summary><see cref="CreateAsync"/> for a caller that does not read the created object (an implementation may skip decoding it).</summary>
+    async ValueTask CreateOnlyAsync<T>(T obj, CancellationToken ct = default) where T : class, IKubernetesObject<V1ObjectMeta> =>
+        await CreateAsync(obj, ct).ConfigureAwait(false);
     /// <summary>Replaces spec and metadata (status is kept); optimistic concurrency when metadata.resourceVersion is set.</summary>
     ValueTask<T> UpdateAsync<T>(T obj, CancellationToken ct = default) where T : class, IKubernetesObject<V1ObjectMeta>;
     /// <summary>Replaces status only (the status subresource).</summary>

@@ -108,8 +108,16 @@ public sealed class LocalClusterClient : IClusterClient
         var k = Kinds.Of<T>();
         var t = TypeOf(k);
         var o = ToNode(k, obj);
-        var created = await Call(() => _api.CreateAsync(Target(t, obj.Metadata?.NamespaceProperty, null), o, false, ct)).ConfigureAwait(false);
-        return FromNode<T>(k, created);
+        var (created, stored) = await Call(() => _api.CreateStoredAsync(Target(t, obj.Metadata?.NamespaceProperty, null), o, false, ct)).ConfigureAwait(false);
+        // from the stored bytes: cheaper than from the tree
+        return stored is not null ? FromEntry<T>(k, stored) : FromNode<T>(k, created);
+    }
+
+    public async ValueTask CreateOnlyAsync<T>(T obj, CancellationToken ct = default) where T : class, IKubernetesObject<V1ObjectMeta>
+    {
+        var k = Kinds.Of<T>();
+        var t = TypeOf(k);
+        await Call(() => _api.CreateAsync(Target(t, obj.Metadata?.NamespaceProperty, null), ToNode(k, obj), false, ct)).ConfigureAwait(false);
     }
 
     public ValueTask<T> UpdateAsync<T>(T obj, CancellationToken ct = default) where T : class, IKubernetesObject<V1ObjectMeta> => Replace(obj, null, ct);

@@ -96,7 +96,7 @@ internal sealed class EventRecorder(IClusterClient client, string component)
             Source = new V1EventSource { Component = component }, ReportingComponent = component, ReportingInstance = component,
             FirstTimestamp = it.At, LastTimestamp = it.At, Count = 1,
         };
-        await client.CreateAsync(e, ct).ConfigureAwait(false);
+        await client.CreateOnlyAsync(e, ct).ConfigureAwait(false);
         return name;
     }
 }

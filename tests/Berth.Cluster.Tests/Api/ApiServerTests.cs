@@ -127,6 +127,38 @@ public class ApiServerTests(ApiFixture f) : IClassFixture<ApiFixture>
     }
 
     [Fact]
+    public async Task A_create_answers_the_stored_object_as_a_get_returns_it()
+    {
+        // the answer is the stored bytes with the revision spliced in, not a second serialisation
+        var (code, created) = await Send(HttpMethod.Post, "/api/v1/namespaces/default/pods",
+            """{"metadata":{"name":"stored-answer","labels":{"a":"b"}},"spec":{"containers":[{"name":"c","image":"busybox","resources":{"requests":{"cpu":"100m"}}}]}}""");
+        Assert.Equal(HttpStatusCode.Created, code);
+        var (_, got) = await Send(HttpMethod.Get, "/api/v1/namespaces/default/pods/stored-answer");
+        Assert.True(JsonNode.DeepEquals(got, created), $"{created.ToJsonString()}\n{got.ToJsonString()}");
+        Assert.Matches("^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", created.Str("metadata.uid")!);
+        Assert.Equal("b", created.Str("metadata.labels.a"));
+        Assert.False(string.IsNullOrEmpty(created.Str("metadata.resourceVersion")));
+        // the other shapes still come from the tree
+        var (c2, meta) = await Send(HttpMethod.Post, "/api/v1/namespaces/default/configmaps", """{"metadata":{"name":"stored-meta"}}""",
+            accept: "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1");
+        Assert.Equal(HttpStatusCode.Created, c2);
+        Assert.Equal("PartialObjectMetadata", meta.Str("kind"));
+    }
+
+    [Fact]
+    public async Task A_body_with_invalid_utf8_is_read_as_replacement_characters()
+    {
+        // Kubernetes' decoder reads invalid UTF-8 in strings as U+FFFD; the body is parsed from its bytes
+        var body = Encoding.UTF8.GetBytes("""{"metadata":{"name":"utf8"},"data":{"k":"a?b"}}""");
+        body[Array.IndexOf(body, (byte)'?')] = 0xff;
+        using var content = new ByteArrayContent(body);
+        content.Headers.ContentType = MediaTypeHeaderValue.Parse("application/json");
+        using var resp = await f.Client.PostAsync("/api/v1/namespaces/default/configmaps", content);
+        Assert.Equal(HttpStatusCode.Created, resp.StatusCode);
+        Assert.Equal("a\uFFFDb", JsonNode.Parse(await resp.Content.ReadAsStringAsync())!.Str("data.k"));
+    }
+
+    [Fact]
     public async Task Invalid_names_and_labels_are_422_with_causes()
     {
         var (code, s) = await Send(HttpMethod.Post, "/api/v1/namespaces/default/configmaps", """{"metadata":{"name":"Bad_Name","labels":{"ok":"-nope-"}}}""");
