@@ -5,12 +5,25 @@
 #   bench/images.sh            (N=5 runs each; BERTH=path/to/berth)
 #   BERTH_BASE=path/to/older/berth adds it as "berth-base" (an A/B of two builds in one run);
 #   NO_PEERS=1 leaves podman, skopeo+umoci and docker out.
+# Each run gets a fresh directory (run i of a tool writes to DIR-i) and nothing is deleted until the
+# end: on an ext4 without a journal (this VM's root) the kernel skips inodes freed in the last 60 s
+# (6 min while their inode table block is dirty) and re-scans them for EVERY new inode, so deleting
+# the previous run's 17k files just before a run turns file creation into seconds of system time
+# (perf: ~75% of berth's CPU in ext4 recently_deleted/find_inode_bit), for every tool alike.
+# REUSE_ROOT=1 restores the old way (delete the previous run's storage in --prepare) to compare.
+# For the same reason a run waits until 6 min have passed since the previous run's clean-up
+# (SETTLE=0 skips the wait).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-5}
 BERTH=${BERTH:-$PWD/out/berth}
 image=$(bench/debian-image.sh)
 
+cleaned=/var/tmp/berth-bench-images.cleaned
+if [ "${SETTLE:-360}" -gt 0 ] && [ -f "$cleaned" ]; then
+    wait_s=$(( $(cat "$cleaned") + ${SETTLE:-360} - $(date +%s) ))
+    if [ "$wait_s" -gt 0 ]; then echo "waiting ${wait_s}s for the last run's deleted inodes to age (SETTLE=0 skips)" >&2; sleep "$wait_s"; fi
+fi
 work=$(mktemp -d /var/tmp/berth-bench-images.XXXXXX)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat > "$work/registry.yml" <<YML
@@ -27,21 +40,28 @@ docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
 reg=$!
 cleanup() {
     kill "$reg" 2>/dev/null || true; wait "$reg" 2>/dev/null || true
-    for d in "$work"/podman; do [ -d "$d" ] && podman --root "$d/storage" --runroot "$d/run" system reset -f >/dev/null 2>&1 || true; done
+    for d in "$work"/podman*; do [ -d "$d" ] && podman --root "$d/storage" --runroot "$d/run" system reset -f >/dev/null 2>&1 || true; done
     umount -R "$work"/* 2>/dev/null || true
     rm -rf "$work"
+    date +%s > "$cleaned"
 }
 trap cleanup EXIT
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
 ref=127.0.0.1:$port/bench/debian:bench
 skopeo copy -q --dest-tls-verify=false "oci:$image" "docker://$ref"
 
+# $r is this run's directory suffix: --prepare bumps the counter, the command reads it.
+if [ -n "${REUSE_ROOT:-}" ]; then
+    bump=":"; r=""
+else
+    echo 0 > "$work/run"; bump="echo \$(( \$(cat $work/run) + 1 )) > $work/run"; r="-\$(cat $work/run)"
+fi
 cmds=()
-[ -z "${NO_BERTH:-}" ] && cmds+=("berth|rm -rf $work/berth|$BERTH --root $work/berth pull --tls-verify=false $ref")
-[ -n "${BERTH_BASE:-}" ] && cmds+=("berth-base|rm -rf $work/berth-base|$BERTH_BASE --root $work/berth-base pull --tls-verify=false $ref")
+[ -z "${NO_BERTH:-}" ] && cmds+=("berth|$bump; rm -rf $work/berth$r|$BERTH --root $work/berth$r pull --tls-verify=false $ref")
+[ -n "${BERTH_BASE:-}" ] && cmds+=("berth-base|$bump; rm -rf $work/berth-base$r|$BERTH_BASE --root $work/berth-base$r pull --tls-verify=false $ref")
 [ -z "${NO_PEERS:-}" ] && cmds+=(
-  "podman|podman --root $work/podman/storage --runroot $work/podman/run system reset -f >/dev/null 2>&1; rm -rf $work/podman|podman --root $work/podman/storage --runroot $work/podman/run --storage-driver overlay pull -q --tls-verify=false $ref"
-  "skopeo+umoci|rm -rf $work/oci $work/bundle|skopeo copy -q --src-tls-verify=false docker://$ref oci:$work/oci:bench && umoci unpack --image $work/oci:bench $work/bundle >/dev/null"
+  "podman|$bump; podman --root $work/podman$r/storage --runroot $work/podman$r/run system reset -f >/dev/null 2>&1; rm -rf $work/podman$r|podman --root $work/podman$r/storage --runroot $work/podman$r/run --storage-driver overlay pull -q --tls-verify=false $ref"
+  "skopeo+umoci|$bump; rm -rf $work/oci$r $work/bundle$r|skopeo copy -q --src-tls-verify=false docker://$ref oci:$work/oci$r:bench && umoci unpack --image $work/oci$r:bench $work/bundle$r >/dev/null"
 )
 if [ -z "${NO_PEERS:-}" ] && docker info >/dev/null 2>&1; then
   cmds+=("docker|docker rmi -f $ref >/dev/null 2>&1 || true|docker pull -q $ref >/dev/null")

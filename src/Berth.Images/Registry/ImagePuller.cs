@@ -143,7 +143,9 @@ public sealed class ImagePuller(ImageStore store, RegistryOptions options)
     async Task FetchStreamingAsync(RegistryClient client, string repo, Descriptor layer, Func<Stream, CancellationToken, Task> consumer, ITransferProgress progress, CancellationToken ct)
     {
         var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: StreamWindow, resumeWriterThreshold: StreamWindow / 2,
-            minimumSegmentSize: 1 << 17, useSynchronizationContext: false));
+            minimumSegmentSize: 1 << 17, useSynchronizationContext: false,
+            // The reader is a blocked unpack thread (PipeReadStream): the writer's flush wakes it directly.
+            readerScheduler: PipeScheduler.Inline));
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var firstFailure = 0; // 1: the consumer failed first, 2: the download did
         var consume = Side(1, async () =>

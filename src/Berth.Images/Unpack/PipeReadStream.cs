@@ -10,8 +10,15 @@ namespace Berth.Images.Unpack;
 /// download completes only after the blob's digest was verified). Disposing completes the reader, so
 /// a writer that goes on learns nobody is reading.
 /// </summary>
+/// <remarks>
+/// A read that finds the pipe empty sleeps on an event the pipe's continuation sets; it does not
+/// spin (Task.Wait spins and calls sched_yield before it blocks, which on a small machine takes the
+/// CPU the download and the decompressor need). Give the pipe <see cref="PipeScheduler.Inline"/> as
+/// its reader scheduler and the writer's flush wakes this thread directly, without a thread-pool hop.
+/// </remarks>
 public sealed class PipeReadStream(PipeReader reader) : ForwardReadStream
 {
+    readonly ManualResetEventSlim _ready = new(false, spinCount: 0);
     bool _done;
 
     public override int Read(Span<byte> buffer)
@@ -20,7 +27,13 @@ public sealed class PipeReadStream(PipeReader reader) : ForwardReadStream
         while (true)
         {
             var pending = reader.ReadAsync();
-            var result = pending.IsCompleted ? pending.Result : pending.AsTask().GetAwaiter().GetResult();
+            if (!pending.IsCompleted)
+            {
+                _ready.Reset();
+                pending.GetAwaiter().UnsafeOnCompleted(_ready.Set);
+                _ready.Wait();
+            }
+            var result = pending.GetAwaiter().GetResult();
             var data = result.Buffer;
             if (!data.IsEmpty)
             {
@@ -36,7 +49,11 @@ public sealed class PipeReadStream(PipeReader reader) : ForwardReadStream
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing) reader.Complete();
+        if (disposing)
+        {
+            reader.Complete();
+            _ready.Dispose();
+        }
         base.Dispose(disposing);
     }
 }
