@@ -8,8 +8,10 @@
 #    same rootfs imported as an image) is added when `docker info` answers.
 # 2. CONCURRENT (default 100) `run -d … sleep 1000` started at once, for each engine in turn: the wall
 #    time until all of them returned, then, while they are all up, the memory of the per-container
-#    monitors: berth-shim for Berth, conmon for podman (VmRSS, peak VmHWM and PSS/anonymous from
-#    /proc/PID/smaps_rollup, per monitor), then the time to remove them all (`rm -f`).
+#    monitors: berth-shim for Berth, conmon for podman (VmRSS, peak VmHWM and PSS/anonymous/private from
+#    /proc/PID/smaps_rollup, page tables and threads from /proc/PID/status, per monitor), then the time
+#    to remove them all (`rm -f`). PSS is the figure to compare: private pages plus a 1/N share of
+#    the pages all monitors (and the CLI) map from the same executable.
 #
 #   RUNS=20 ROUNDS=3 CONCURRENT=100 bench/engine.sh
 #   SKIP_RUN=1 bench/engine.sh         # only part 2
@@ -84,15 +86,19 @@ for d in os.listdir("/proc"):
         st = dict(l.split(":", 1) for l in open(f"/proc/{d}/status"))
         sm = dict(l.split(":", 1) for l in open(f"/proc/{d}/smaps_rollup").readlines()[1:])
         kb = lambda v: int(v.split()[0])
-        rows.append((kb(st["VmRSS"]), kb(st["VmHWM"]), kb(sm["Pss"]), kb(sm["Anonymous"])))
+        rows.append((kb(st["VmRSS"]), kb(st["VmHWM"]), kb(sm["Pss"]), kb(sm["Anonymous"]),
+                     kb(sm["Private_Clean"]) + kb(sm["Private_Dirty"]), kb(st["VmPTE"]), int(st["Threads"])))
     except (FileNotFoundError, ProcessLookupError, KeyError):
         pass
 n = len(rows)
 if n == 0:
     print(f"  no {name} processes found"); sys.exit()
-s = [sum(r[i] for r in rows) for i in range(4)]
+s = [sum(r[i] for r in rows) for i in range(7)]
 print(f"  {n} x {name}: per monitor VmRSS {s[0] / n / 1024:.2f} MiB, peak VmHWM {s[1] / n / 1024:.2f} MiB, "
       f"PSS {s[2] / n / 1024:.2f} MiB, anonymous {s[3] / n / 1024:.2f} MiB; all {n}: PSS {s[2] / 1024:.1f} MiB")
+# PSS = private pages + a 1/N share of the pages shared with the other processes (code, read-only data);
+# page tables are the kernel's, outside PSS, but paid per process too.
+print(f"  {n} x {name}: per monitor private {s[4] / n / 1024:.2f} MiB, page tables {s[5] / n:.0f} KiB, threads {s[6] / n:.1f}")
 PY
 }
 

@@ -141,7 +141,15 @@ public sealed unsafe class ContainerManager
             var argv = new List<string> { "berth-shim", "--root", Store.Root, "--runroot", Store.RunRoot, "--runtime", Runtime.Path, "--id", id };
             if (hold) argv.Add("--hold");
             var env = RuntimeClient.ChildEnv();
-            env.Add("DOTNET_GCgen0size=0x40000");
+            env.Add("DOTNET_GCgen0size=40000"); // hex, without 0x: NativeAOT ignores a value it cannot parse
+            // Tuning/measurement hook: BERTH_SHIM_DOTNET_X=V in the caller's environment becomes DOTNET_X=V in the monitor's.
+            foreach (System.Collections.DictionaryEntry e in Environment.GetEnvironmentVariables())
+                if (e.Key is string k && k.StartsWith("BERTH_SHIM_DOTNET_", StringComparison.Ordinal))
+                {
+                    var name = "DOTNET_" + k["BERTH_SHIM_DOTNET_".Length..];
+                    env.RemoveAll(v => v.StartsWith(name + "=", StringComparison.Ordinal));
+                    env.Add($"{name}={e.Value}");
+                }
             shimPid = Spawn.Start(Environment.ProcessPath!, argv, env, [(devnull.Value, 0), (devnull.Value, 1), (errFd, 2), (w.Value, 3)], newSession: true);
             c.Monitor = new MonitorInfo { Pid = shimPid, StartTime = ProcStat.Read(shimPid)?.StartTime ?? 0 };
             Store.Save(c);

@@ -33,6 +33,9 @@ public sealed unsafe class ContainerMonitor
     int _heldBytes;
     bool _holding;
     readonly List<byte> _stdinPending = [];
+    // The one read buffer (output, control clients), allocated before start-up memory is released.
+    // 16 KiB as conmon's 8 KiB: a 64 KiB pipe drains in a few reads, and every monitor keeps it for good.
+    readonly byte[] _buf = new byte[16 * 1024];
     bool _stdinEofRequested;
 
     sealed class Client(Fd fd)
@@ -140,6 +143,7 @@ public sealed unsafe class ContainerMonitor
             return 0;
         }
         Report($"ok {_initPid}", keepOpen: _holding);
+        ReleaseMemory();
         var backoff = 100;
         while (true)
         {
@@ -173,10 +177,30 @@ public sealed unsafe class ContainerMonitor
                 UpdateIfOurs(r => r.State.Error = again);
                 break;
             }
+            ReleaseMemory();
         }
         Finish();
         return 0;
     }
+
+    /// <summary>Starting a container allocates far more than the poll loop ever will (records, JSON,
+    /// spawns): once it runs (and again after a burst of output, see <see cref="ReleaseDue"/>), a full
+    /// compacting collection in aggressive mode gives the GC's free regions back to the kernel, so an
+    /// idle monitor keeps only what it still uses (measured: 1,942 → 1,308 KiB private; docs/ARCHITECTURE.md).</summary>
+    void ReleaseMemory()
+    {
+        GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        _allocatedAtRelease = GC.GetAllocatedBytesForCurrentThread();
+    }
+
+    /// <summary>Output (log lines, frames) allocates as it flows; the small gen0 budget (DOTNET_GCgen0size,
+    /// set by the starter) bounds the heap while it flows, but survivors of gen0 collections pile up
+    /// in gen1/gen2 and freed regions stay committed. After more than this much allocation, the
+    /// first second without events releases them the same way.</summary>
+    const long ReleaseAfterBytes = 1 << 20;
+    const int ReleaseWhenIdleMs = 1000;
+    long _allocatedAtRelease;
+    bool ReleaseDue => GC.GetAllocatedBytesForCurrentThread() - _allocatedAtRelease > ReleaseAfterBytes;
 
     int _restarts;
     bool _stopRequested;
@@ -205,11 +229,10 @@ public sealed unsafe class ContainerMonitor
             if (poll(&pfd, 1, (int)Math.Max(1, deadline - Environment.TickCount64)) > 0)
             {
                 Accept();
-                var buf = new byte[4096];
                 foreach (var c in _clients.ToArray())
                 {
                     var cp = new PollFd { Fd = c.Fd.Value, Events = POLLIN };
-                    if (!c.Closed && poll(&cp, 1, 100) > 0) ReadClient(c, buf);
+                    if (!c.Closed && poll(&cp, 1, 100) > 0) ReadClient(c, _buf);
                 }
                 _clients.RemoveAll(c => c.Closed);
             }
@@ -344,7 +367,7 @@ public sealed unsafe class ContainerMonitor
 
     void Loop()
     {
-        var buf = new byte[64 * 1024];
+        var buf = _buf;
         var fds = new List<(int Fd, short Events, Action<short> Handle)>();
         var pfds = new PollFd[16];
         while (true)
@@ -382,6 +405,8 @@ public sealed unsafe class ContainerMonitor
                 if (_exitStatus is null) timeout = _health.Timeout(timeout);
                 timeout = timeout < 0 ? 500 : Math.Min(timeout, 500);
             }
+            var releaseDue = ReleaseDue;
+            if (releaseDue) timeout = timeout < 0 ? ReleaseWhenIdleMs : Math.Min(timeout, ReleaseWhenIdleMs);
             if (fds.Count > pfds.Length) pfds = new PollFd[fds.Count * 2];
             for (var i = 0; i < fds.Count; i++) pfds[i] = new PollFd { Fd = fds[i].Fd, Events = fds[i].Events };
             int n;
@@ -391,6 +416,7 @@ public sealed unsafe class ContainerMonitor
                 if (Marshal.GetLastPInvokeError() == Errno.EINTR) continue;
                 throw SyscallException.Last("poll");
             }
+            if (n == 0 && releaseDue) ReleaseMemory();
             if (_stopDeadline != long.MaxValue && Environment.TickCount64 >= _stopDeadline && _exitStatus is null)
             {
                 kill(_initPid, 9);

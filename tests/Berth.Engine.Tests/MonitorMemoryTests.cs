@@ -1,0 +1,57 @@
+using Berth.Engine.Tests.Support;
+
+namespace Berth.Engine.Tests;
+
+/// <summary>What a running container's monitor (berth-shim) costs, read from the kernel: its private
+/// (anonymous) memory and its threads. Regressions here multiply by the number of containers
+/// (bench/engine.sh measures 100 of them against conmon).</summary>
+public class MonitorMemoryTests
+{
+    // Measured on the build that introduced these checks (KiB of anonymous memory): idle 1,308–1,460
+    // (1,942 before start-up memory was given back), after 8 MB of log output and a quiet second 1,296
+    // (18,268 while the gen0 budget setting was ignored, ~5,000 without the release after a burst).
+    const long IdleAnonymousKiB = 1700, AfterOutputAnonymousKiB = 1700;
+
+    [Fact]
+    public void An_idle_monitor_gives_back_its_start_up_memory_and_runs_two_threads() => EngineSandbox.Run(s =>
+    {
+        var id = s.RunDetached(["--name", "idle", "--network", "none"], "sleep", "1000");
+        var shim = (int)s.Record(id)["Monitor"]!["Pid"]!;
+        Assert.Contains("berth-shim", EngineSandbox.Cmdline(shim));
+        // The monitor answers the starter first, then collects: give it a moment.
+        Assert.True(Settles(shim, IdleAnonymousKiB, out var anon), $"idle monitor: {anon} KiB anonymous memory");
+        // the poll loop's thread and the runtime's finalizer: no thread pool, timers or socket engine
+        Assert.True(Threads(shim) <= 2, $"monitor threads: {Threads(shim)}");
+        // and it still does its job
+        s.Ok("stop", "-t", "1", "idle");
+        Assert.Equal("exited", (string)s.Inspect("idle")["State"]!["Status"]!);
+    });
+
+    [Fact]
+    public void Monitor_memory_stays_bounded_while_it_logs_megabytes() => EngineSandbox.Run(s =>
+    {
+        // 8 MB of output (about 25,000 log lines), then idle: the log is complete and the monitor small.
+        var id = s.RunDetached(["--name", "chatty", "--network", "none"], "sh", "-c",
+            "i=0; while [ $i -lt 25000 ]; do echo 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef; i=$((i+1)); done; echo done; sleep 1000");
+        var shim = (int)s.Record(id)["Monitor"]!["Pid"]!;
+        var log = (string)s.Inspect("chatty")["LogPath"]!;
+        EngineSandbox.WaitUntil(() => File.ReadLines(log).LastOrDefault()?.Contains("\"log\":\"done\\n\"") == true, "all output logged", 120_000);
+        Assert.Equal(25_001, File.ReadLines(log).Count());
+        // released after a second without events
+        Assert.True(Settles(shim, AfterOutputAnonymousKiB, out var anon), $"monitor after 8 MB of output: {anon} KiB anonymous memory");
+        s.Ok("rm", "-f", "chatty");
+    });
+
+    /// <summary>True when the process's anonymous memory drops under the bound within 10 seconds.</summary>
+    static bool Settles(int pid, long boundKiB, out long anonKiB)
+    {
+        var deadline = Environment.TickCount64 + 10_000;
+        while ((anonKiB = AnonymousKiB(pid)) >= boundKiB && Environment.TickCount64 < deadline) Thread.Sleep(200);
+        return anonKiB < boundKiB;
+    }
+
+    static long AnonymousKiB(int pid) =>
+        long.Parse(File.ReadLines($"/proc/{pid}/smaps_rollup").First(l => l.StartsWith("Anonymous:", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]);
+
+    static int Threads(int pid) => Directory.GetDirectories($"/proc/{pid}/task").Length;
+}
