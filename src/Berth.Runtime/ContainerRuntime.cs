@@ -569,7 +569,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
                 }
                 Sys.SetCloexec(childEnd.Value, false);
                 if (inherit is not null) Sys.SetCloexec(inherit.Value, false);
-                var env = new List<string> { $"{Init.ContainerInit.SyncFdEnv}={childEnd.Value}", "DOTNET_EnableDiagnostics=0", "DOTNET_gcServer=0", "DOTNET_GCgen0size=0x100000" };
+                var env = new List<string> { $"{Init.ContainerInit.SyncFdEnv}={childEnd.Value}", "DOTNET_EnableDiagnostics=0", "DOTNET_gcServer=0" };
                 if (nsexecFlags == 0 && nsexecJoin is not null) nsexecFlags = CLONE_PARENT; // exec
                 if (timeOffsets is not null) env.Add($"{NsexecTimeEnv}={timeOffsets}");
                 if (nsexecFlags != 0)

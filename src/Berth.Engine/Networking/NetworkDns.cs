@@ -43,7 +43,7 @@ public static class NetworkDns
         var dataDir = Path.GetDirectoryName(store.Dir)!;
         using var devnull = RuntimeClient.DevNull();
         var pid = Spawn.Start(berthExe, ["berth-dns", "--root", dataDir, "--network", network],
-            ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "DOTNET_GCgen0size=0x40000"],
+            ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "DOTNET_GCgen0size=40000"],
             [(devnull.Value, 0), (devnull.Value, 1), (devnull.Value, 2)], newSession: true);
         var start = ProcStat.Read(pid)?.StartTime ?? 0;
         ContainerStore_WriteAtomic(PidFile(store, network), $"{pid} {start}\n");
