@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using Berth.Tests.Shared;
 
 namespace Berth.Network.Tests.Support;
 
@@ -126,25 +127,7 @@ public sealed class ContainerWorld : IDisposable
         return left;
     }
 
-    public List<int> Processes()
-    {
-        var found = new List<int>();
-        foreach (var d in Directory.EnumerateDirectories("/proc"))
-        {
-            if (!int.TryParse(Path.GetFileName(d), out var pid) || pid == Environment.ProcessId) continue;
-            try
-            {
-                var stat = File.ReadAllText($"/proc/{pid}/stat");
-                if (stat[(stat.LastIndexOf(')') + 2)] is 'Z' or 'X') continue;
-                string root = "";
-                try { root = new FileInfo(Path.Combine(d, "root")).LinkTarget ?? ""; } catch (IOException) { } catch (UnauthorizedAccessException) { }
-                if (Cmdline(pid).Contains(Dir, StringComparison.Ordinal) || root.StartsWith(Rootfs, StringComparison.Ordinal)) found.Add(pid);
-            }
-            catch (IOException) { }
-            catch (UnauthorizedAccessException) { }
-        }
-        return found;
-    }
+    public List<int> Processes() => ProcessScan.Find(Dir, Rootfs);
 
     public static string Cmdline(int pid)
     {
