@@ -389,64 +389,25 @@ public sealed partial class DockerApiHandler
         var body = ctx.Response.Body;
         var ct = ctx.RequestAborted;
 
-        bool Wanted((string Stream, string Text, string Time) e)
+        bool Wanted(LogEntry e)
         {
             if (e.Stream == "stderr" ? !stderr : !stdout) return false;
             var t = ContainerFormat.ParseTime(e.Time);
             return (since is null || t >= since) && (until is null || t <= until);
         }
-        async Task Emit((string Stream, string Text, string Time) e)
+        // follow: new lines until the container stops (or `until` passes, or the client leaves);
+        // the body is flushed whenever the reader is about to wait.
+        await using var entries = Berth.Engine.Containers.ContainerLogs.ReadAsync(Containers, c, Wanted, tail, follow, until, ct).GetAsyncEnumerator(ct);
+        while (true)
         {
+            var next = entries.MoveNextAsync();
+            if (!next.IsCompleted) await body.FlushAsync(ct);
+            if (!await next) break;
+            var e = entries.Current;
             var text = Encoding.UTF8.GetBytes(timestamps ? e.Time + " " + e.Text : e.Text);
             await WriteStreamAsync(body, tty, e.Stream == "stderr" ? (byte)2 : (byte)1, text, ct);
         }
-
-        var files = new List<string>();
-        for (var i = 9; i >= 1; i--) if (File.Exists($"{c.LogPath}.{i}")) files.Add($"{c.LogPath}.{i}");
-        files.Add(c.LogPath);
-        var entries = new List<(string, string, string)>();
-        long offset = 0;
-        foreach (var f in files)
-        {
-            if (!File.Exists(f)) continue;
-            using var fs = new FileStream(f, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-            using var reader = new StreamReader(fs);
-            while (await reader.ReadLineAsync(ct) is { } line)
-                if (ParseLogLine(line) is { } e && Wanted(e)) entries.Add(e);
-            if (f == c.LogPath) offset = fs.Position;
-        }
-        if (tail is { } n && entries.Count > n) entries = entries.Skip(entries.Count - n).ToList();
-        foreach (var e in entries) await Emit(e);
         await body.FlushAsync(ct);
-        if (!follow) return;
-        // follow: new lines until the container stops (or `until` passes, or the client leaves)
-        var pending = new StringBuilder();
-        while (!ct.IsCancellationRequested)
-        {
-            var running = false;
-            try { running = Containers.Get(c.Id).State.Running; } catch (EngineException) { }
-            if (File.Exists(c.LogPath))
-            {
-                using var fs = new FileStream(c.LogPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-                if (fs.Length < offset) offset = 0; // rotated
-                fs.Seek(offset, SeekOrigin.Begin);
-                var buf = new byte[fs.Length - offset];
-                var read = await fs.ReadAsync(buf, ct);
-                offset += read;
-                pending.Append(Encoding.UTF8.GetString(buf, 0, read));
-                var text = pending.ToString();
-                var last = text.LastIndexOf('\n');
-                if (last >= 0)
-                {
-                    foreach (var line in text[..last].Split('\n'))
-                        if (ParseLogLine(line) is { } e && Wanted(e)) await Emit(e);
-                    pending.Clear().Append(text[(last + 1)..]);
-                    await body.FlushAsync(ct);
-                }
-            }
-            if (!running || (until is { } ut && DateTime.UtcNow > ut)) return;
-            await Task.Delay(100, ct);
-        }
     }
 
     /// <summary>One chunk of a container's output: raw with a TTY, else with docker's 8-byte header
@@ -462,8 +423,6 @@ public sealed partial class DockerApiHandler
         }
         await s.WriteAsync(data, ct);
     }
-
-    static (string Stream, string Text, string Time)? ParseLogLine(string line) => JsonFileLog.Parse(line);
 
     /// <summary>docker's time arguments: unix seconds (with optional fraction) or RFC 3339.</summary>
     static DateTime ParseTimeArg(string s, string what)
@@ -501,7 +460,7 @@ public sealed partial class DockerApiHandler
                 // what the container wrote so far (from its log), then the live stream
                 foreach (var f in new[] { c.LogPath }.Where(File.Exists))
                     foreach (var line in await File.ReadAllLinesAsync(f))
-                        if (ParseLogLine(line) is { } e && (e.Stream == "stderr" ? stderr : stdout))
+                        if (JsonFileLog.Parse(line) is { } e && (e.Stream == "stderr" ? stderr : stdout))
                             await WriteStreamAsync(conn, tty, e.Stream == "stderr" ? (byte)2 : (byte)1, Encoding.UTF8.GetBytes(e.Text), ct);
             }
             if (!stream) return;
