@@ -521,23 +521,26 @@ public sealed partial class DockerApiHandler
                 : transport.Output.AsStream(leaveOpen: true);
             await output.WriteAsync(Encoding.ASCII.GetBytes(head), CancellationToken.None);
             await output.FlushAsync(CancellationToken.None);
-            return new RawConnection(ctx, transport.Input.AsStream(leaveOpen: true), output);
+            return new HijackedStream(transport.Input.AsStream(leaveOpen: true), output, abortOnDispose: ctx);
         }
         ctx.Response.StatusCode = 200;
         ctx.Response.ContentType = contentType;
         await ctx.Response.StartAsync(CancellationToken.None);
-        return new DuplexBody(ctx.Request.Body, ctx.Response.Body);
+        return new HijackedStream(ctx.Request.Body, ctx.Response.Body, abortOnDispose: null);
     }
 
-    /// <summary>A connection taken from Kestrel: aborted when disposed, so nothing more is written on it.</summary>
-    sealed class RawConnection(HttpContext ctx, Stream input, Stream output) : Stream
+    /// <summary>A hijacked connection as one Stream: reads from <paramref name="input"/>, writes to
+    /// <paramref name="output"/>. With <paramref name="abortOnDispose"/> it is a connection taken from
+    /// Kestrel, flushed and aborted when disposed so nothing more is written on it; without, the request
+    /// and response bodies of a non-upgraded hijack.</summary>
+    sealed class HijackedStream(Stream input, Stream output, HttpContext? abortOnDispose) : Stream
     {
         public override bool CanRead => true;
         public override bool CanSeek => false;
         public override bool CanWrite => true;
         public override long Length => throw new NotSupportedException();
         public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
+        public override void Flush() { if (abortOnDispose is null) output.Flush(); }
         public override Task FlushAsync(CancellationToken ct) => output.FlushAsync(ct);
         public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
         public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default) => input.ReadAsync(buffer, ct);
@@ -549,30 +552,11 @@ public sealed partial class DockerApiHandler
         public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken ct) => output.WriteAsync(buffer, offset, count, ct);
         public override async ValueTask DisposeAsync()
         {
+            if (abortOnDispose is null) { await base.DisposeAsync(); return; }
             try { await output.FlushAsync(); } catch (Exception e) when (e is IOException or InvalidOperationException or ObjectDisposedException) { }
-            ctx.Abort();
+            abortOnDispose.Abort();
         }
-        protected override void Dispose(bool disposing) { if (disposing) ctx.Abort(); }
-    }
-
-    /// <summary>A non-upgraded hijack: the request body in, the response body out.</summary>
-    sealed class DuplexBody(Stream input, Stream output) : Stream
-    {
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() => output.Flush();
-        public override Task FlushAsync(CancellationToken ct) => output.FlushAsync(ct);
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default) => input.ReadAsync(buffer, ct);
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) => input.ReadAsync(buffer, offset, count, ct);
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken ct = default) => output.WriteAsync(buffer, ct);
-        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken ct) => output.WriteAsync(buffer, offset, count, ct);
+        protected override void Dispose(bool disposing) { if (disposing) abortOnDispose?.Abort(); }
     }
 
     /// <summary>Monitor frames → the client (framed unless TTY); the client's bytes → the
