@@ -80,15 +80,22 @@ public static class EngineMaintenance
                 if (inUse.ContainsKey(r.Id)) continue;
                 var names = named.Where(n => n.Target == r.Target.Digest).Select(n => n.Name).ToList();
                 if (names.Count > 0 && !all) continue;
-                foreach (var n in names) { store.Untag(n); deleted.Add("untagged: " + n.FamiliarString); }
+                foreach (var n in names)
+                {
+                    store.Untag(n);
+                    deleted.Add("untagged: " + n.FamiliarString);
+                    ImageEvents.Emit(mgr.Store.Root, "untag", r.Id, r.Id, r.Id);
+                }
                 store.DeleteRecord(r.Target.Digest);
                 deleted.Add("deleted: " + r.Id);
-                EventJournal.Emit(mgr.Store.Root, "image", "delete", r.Id);
+                ImageEvents.Emit(mgr.Store.Root, "delete", r.Id, r.Id);
             }
             store.CollectGarbage(dangling: false);
             await ImageLayers.CollectAsync(store, OverlaySnapshotter.Create(mgr.Store.Root), ct).ConfigureAwait(false);
         }
-        return new PruneReport(deleted, Math.Max(0, before - BlobBytes(store)));
+        var report = new PruneReport(deleted, Math.Max(0, before - BlobBytes(store)));
+        ImageEvents.Pruned(mgr.Store.Root, report.SpaceReclaimed);
+        return report;
     }
 
     static long BlobBytes(ImageStore store) => store.Content.ListBlobs().Sum(d => store.Content.SizeOf(d) ?? 0);

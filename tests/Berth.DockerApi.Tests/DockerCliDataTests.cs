@@ -291,6 +291,45 @@ public sealed class DockerCliDataTests(ServiceFixture fx) : IClassFixture<Servic
         }
     }
 
+    /// <summary>Unix seconds with milliseconds, as `docker events --since/--until` takes them.</summary>
+    static string EventStamp(DateTimeOffset t) => (t.ToUnixTimeMilliseconds() / 1000.0).ToString("F3", System.Globalization.CultureInfo.InvariantCulture);
+
+    [Fact]
+    public void Image_events_pull_tag_save_untag_load_delete_as_dockerd_reports_them()
+    {
+        Pull();
+        var t0 = EventStamp(DateTimeOffset.UtcNow);
+        fx.DockerOk("pull", fx.Image);
+        var id = fx.DockerOk("image", "inspect", "--format", "{{.Id}}", fx.Image).Trim();
+        fx.DockerOk("tag", fx.Image, "evtest/img:v1");
+        var tar = Path.Combine(fx.Dir, "events.tar");
+        fx.DockerOk("save", "-o", tar, "evtest/img:v1");
+        fx.DockerOk("rmi", "evtest/img:v1");
+        fx.DockerOk("load", "-i", tar);
+        fx.DockerOk("rmi", "evtest/img:v1");
+        var t1 = EventStamp(DateTimeOffset.UtcNow.AddMilliseconds(500));
+        var lines = fx.DockerOk("events", "--since", t0, "--until", t1, "--filter", "type=image",
+            "--format", "{{.Type}} {{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}").Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var repo = fx.Image[..fx.Image.LastIndexOf(':')];
+        Assert.Equal(
+        [
+            $"image pull {fx.Image} {repo}",
+            $"image tag {id} evtest/img:v1",
+            $"image save {id} {id}",
+            $"image untag {id} {id}",
+            $"image load {id} {id}",
+            $"image untag {id} {id}",
+        ], lines);
+        // the same journal as `berth events`, and the filters docker's CLI sends
+        Assert.Equal($"tag {id}\n", fx.DockerOk("events", "--since", t0, "--until", t1, "--filter", "image=evtest/img:v1", "--format", "{{.Action}} {{.Actor.ID}}"));
+        Assert.Contains($"image tag {id}", fx.Berth("events", "--since", t0.Split('.')[0], "--until", DateTimeOffset.UtcNow.AddSeconds(1).ToUnixTimeSeconds().ToString(), "--filter", "type=image").Stdout);
+        // a tag and an rmi that fail write nothing
+        Assert.NotEqual(0, fx.Docker("tag", "evtest/none:v1", "evtest/x:v1").ExitCode);
+        Assert.NotEqual(0, fx.Docker("rmi", "evtest/none:v1").ExitCode);
+        Assert.Equal(lines.Length, fx.DockerOk("events", "--since", t0, "--until", EventStamp(DateTimeOffset.UtcNow.AddMilliseconds(500)), "--filter", "type=image", "--format", "{{.Action}}")
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+    }
+
     [Fact]
     public async Task Save_load_round_trips_and_garbage_leaves_nothing()
     {

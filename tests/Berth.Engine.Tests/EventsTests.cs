@@ -119,4 +119,38 @@ public class EventsTests
         Assert.Equal(["volume create", "network create"], lines.Take(2));
         Assert.Empty(s.Ok("events", "--since", "0", "--until", since, "--filter", "type=volume").Lines);
     });
+    [Fact]
+    public void Import_commit_rmi_and_prune_write_dockers_image_events() => EngineSandbox.Run(s =>
+    {
+        var since = DateTimeOffset.UtcNow.AddSeconds(-1).ToUnixTimeSeconds().ToString();
+        var tar = Path.Combine(s.Dir, "rootfs.tar");
+        using (var f = File.Create(tar)) System.Formats.Tar.TarFile.CreateFromDirectory(s.Rootfs, f, includeBaseDirectory: false);
+        var id = s.Ok("import", "-c", "LABEL team=ev", tar, "local/ev:1").Stdout.Trim();
+        s.Ok("run", "--name", "src", "local/ev:1", "true");
+        var committed = s.Ok("commit", "src", "local/committed").Stdout.Trim();
+        s.Ok("rm", "src");
+        s.Ok("rmi", "local/committed");
+        s.Ok("tag", "local/ev:1", "local/ev:2");
+        s.Ok("image", "prune", "-a", "-f");
+        var events = Of(s, "image");
+        Assert.Equal(
+        [
+            ("tag", id, "local/ev:1"),          // dockerd tags the imported image, then reports the import by ID
+            ("import", id, id),
+            ("tag", committed, "local/committed:latest"),
+            ("untag", committed, committed),
+            ("delete", committed, committed),
+            ("tag", id, "local/ev:2"),
+            ("untag", id, id),                  // prune -a: both names, then the image
+            ("untag", id, id),
+            ("delete", id, id),
+            ("prune", "", null),
+        ], events.Select(e => (e.Action, e.Id, (string?)e.Attrs["name"])));
+        // the image's labels ride along while its config is there (not on delete, as in docker)
+        Assert.All(events.Where(e => e.Id == id && e.Action != "delete"), e => Assert.Equal("ev", (string)e.Attrs["team"]!));
+        Assert.Null(events.Single(e => e.Id == id && e.Action == "delete").Attrs["team"]);
+        var prune = History(s, "type=image", "event=prune").Single();
+        Assert.True(long.Parse((string)prune["Actor"]!["Attributes"]!["reclaimed"]!) > 0);
+        Assert.Empty(s.Ok("events", "--since", "0", "--until", since, "--filter", "type=image").Lines);
+    });
 }

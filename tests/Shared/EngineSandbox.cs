@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using Berth.Tests.Shared;
 
 namespace Berth.Engine.Tests.Support;
 
@@ -290,40 +291,11 @@ public sealed class EngineSandbox
 
     /// <summary>Processes of this sandbox: monitors (their argv names the sandbox) and container
     /// processes (their root is the sandbox's rootfs).</summary>
-    public List<int> SandboxProcesses()
-    {
-        var found = new List<int>();
-        foreach (var d in Directory.EnumerateDirectories("/proc"))
-        {
-            if (!int.TryParse(Path.GetFileName(d), out var pid) || pid == Environment.ProcessId) continue;
-            try
-            {
-                if (IsZombie(pid)) continue;
-                string root = "";
-                try { root = new FileInfo(Path.Combine(d, "root")).LinkTarget ?? ""; } catch (IOException) { } catch (UnauthorizedAccessException) { }
-                if (Cmdline(pid).Contains(Dir, StringComparison.Ordinal) || root.StartsWith(Rootfs, StringComparison.Ordinal)) found.Add(pid);
-            }
-            catch (IOException) { }
-            catch (UnauthorizedAccessException) { }
-        }
-        return found;
-    }
+    public List<int> SandboxProcesses() => ProcessScan.Find(Dir, Rootfs);
 
-    public static string Cmdline(int pid)
-    {
-        try { return File.ReadAllText($"/proc/{pid}/cmdline").Replace('\0', ' '); }
-        catch (IOException) { return ""; }
-    }
+    public static string Cmdline(int pid) => ProcessScan.Cmdline(pid);
 
-    public static bool IsZombie(int pid)
-    {
-        try
-        {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            return stat[(stat.LastIndexOf(')') + 2)] is 'Z' or 'X';
-        }
-        catch (IOException) { return true; }
-    }
+    public static bool IsZombie(int pid) => ProcessScan.IsZombie(pid);
 
     public static bool IsAlive(int pid) => Directory.Exists($"/proc/{pid}") && !IsZombie(pid);
 

@@ -20,20 +20,24 @@ public static partial class EngineCommands
             var name = new Option<string?>("--name") { Description = "the pod's name" };
             var hostname = new Option<string?>("--hostname") { Description = "the pod's hostname (default: its name)" };
             var label = new Option<string[]>("--label", "-l") { Description = "set a label (KEY=VALUE)" };
-            // A pod's infra holds a network namespace of its own with only loopback: podman's `--network none`.
-            var network = new Option<string?>("--network") { Description = "none (the pod's containers share a namespace with only loopback)" };
-            c.Options.Add(name); c.Options.Add(hostname); c.Options.Add(label); c.Options.Add(network);
+            // The pod's infra holds the network namespace its containers share, connected as podman's is.
+            var network = new Option<string?>("--network", "--net") { Description = "bridge (default), a network's name, none (loopback only) or host" };
+            var publish = new Option<string[]>("--publish", "-p") { Description = "publish a port of the pod: [IP:][HOST:]CONTAINER[/tcp|udp]" };
+            var ip = new Option<string?>("--ip") { Description = "the pod's IPv4 address on its network" };
+            var addHost = new Option<string[]>("--add-host") { Description = "add NAME:IP to the /etc/hosts of the pod's containers" };
+            var dns = new Option<string[]>("--dns") { Description = "DNS servers of the pod's containers" };
+            foreach (var o in new Option[] { name, hostname, label, network, publish, ip, addHost, dns }) c.Options.Add(o);
             c.SetAction(p => Guard(() =>
             {
-                if (p.GetValue(network) is { } net && net != "none")
-                    throw EngineException.Invalid($"invalid pod network \"{net}\": pods support only --network none (their containers share the pod's loopback)");
+                var net = PodNetworking.Prepare(p.GetValue(BerthCli.DataRoot)!, p.GetValue(network), p.GetValue(publish) ?? [], p.GetValue(ip),
+                    p.GetValue(addHost) ?? [], p.GetValue(dns) ?? []);
                 var labels = new Dictionary<string, string>();
                 foreach (var l in p.GetValue(label) ?? [])
                 {
                     var kv = l.Split('=', 2);
                     labels[kv[0]] = kv.Length > 1 ? kv[1] : "";
                 }
-                Console.Out.Write(Pods(p).Create(p.GetValue(name), p.GetValue(hostname), labels).Id + "\n");
+                Console.Out.Write(Pods(p).Create(p.GetValue(name), p.GetValue(hostname), labels, net).Id + "\n");
                 return 0;
             }));
             pod.Subcommands.Add(c);

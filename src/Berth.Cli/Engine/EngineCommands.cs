@@ -621,55 +621,20 @@ public static unsafe partial class EngineCommands
                 ? (int.TryParse(t, out var tn) && tn >= 0 ? tn : throw EngineException.Invalid($"invalid --tail \"{t}\""))
                 : null;
             var ts = p.GetValue(timestamps);
-            var files = new List<string>();
-            for (var i = 9; i >= 1; i--) if (File.Exists($"{rec.LogPath}.{i}")) files.Add($"{rec.LogPath}.{i}");
-            files.Add(rec.LogPath);
-            var entries = new List<(string Stream, string Text, string Time)>();
-            foreach (var f in files.Where(File.Exists))
-                foreach (var line in File.ReadLines(f))
-                    if (ParseLogLine(line) is { } e && (sinceTime is null || ContainerFormat.ParseTime(e.Time) >= sinceTime)) entries.Add(e);
-            if (tailN is { } n && entries.Count > n) entries = entries.Skip(entries.Count - n).ToList();
-            foreach (var e in entries) Emit(e, ts);
-            if (!p.GetValue(follow)) return 0;
-            long offset = File.Exists(rec.LogPath) ? new FileInfo(rec.LogPath).Length : 0;
-            var pending = new StringBuilder();
-            while (true)
-            {
-                var running = false;
-                try { running = mgr.Get(rec.Id).State.Running; } catch (EngineException) { }
-                if (File.Exists(rec.LogPath))
-                {
-                    using var fs = new FileStream(rec.LogPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-                    if (fs.Length < offset) offset = 0; // rotated
-                    fs.Seek(offset, SeekOrigin.Begin);
-                    var buf = new byte[fs.Length - offset];
-                    var read = fs.Read(buf, 0, buf.Length);
-                    offset += read;
-                    pending.Append(Encoding.UTF8.GetString(buf, 0, read));
-                    var text = pending.ToString();
-                    var last = text.LastIndexOf('\n');
-                    if (last >= 0)
-                    {
-                        foreach (var line in text[..last].Split('\n'))
-                            if (ParseLogLine(line) is { } e) Emit(e, ts);
-                        pending.Clear().Append(text[(last + 1)..]);
-                    }
-                }
-                if (!running) return 0;
-                Thread.Sleep(100);
-            }
+            var entries = ContainerLogs.ReadAsync(mgr, rec, e => sinceTime is null || ContainerFormat.ParseTime(e.Time) >= sinceTime,
+                tailN, p.GetValue(follow), until: null, CancellationToken.None);
+            foreach (var e in entries.ToBlockingEnumerable()) Emit(e, ts);
+            return 0;
         }));
         return c;
     }
 
-    static void Emit((string Stream, string Text, string Time) e, bool timestamps)
+    static void Emit(LogEntry e, bool timestamps)
     {
         var text = timestamps ? e.Time + " " + e.Text : e.Text;
         var bytes = Encoding.UTF8.GetBytes(text);
         try { Sys.WriteAll(e.Stream == "stderr" ? 2 : 1, bytes, "output"); } catch (SyscallException) { }
     }
-
-    static (string Stream, string Text, string Time)? ParseLogLine(string line) => JsonFileLog.Parse(line);
 
     static DateTime ParseSince(string s)
     {

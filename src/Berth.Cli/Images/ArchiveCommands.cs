@@ -4,7 +4,7 @@ using Berth.Images.Archive;
 
 namespace Berth.Cli.Images;
 
-/// <summary>`save` and `load` (also `image save|load`): docker's verbs over <see cref="ImageArchive"/>.</summary>
+/// <summary>`save` and `load` (also `image save|load`): docker's verbs over the engine's ImageManager (an <see cref="ImageArchive"/> that writes save/load events).</summary>
 public static class ArchiveCommands
 {
     public static Command Save()
@@ -20,7 +20,7 @@ public static class ArchiveCommands
         {
             var fmt = ArchiveFormats.Parse(p.GetValue(format)!);
             var refs = p.GetValue(images)!;
-            var archive = new ImageArchive(ImageCommands.Store(p), ImageCommands.Snapshots(p));
+            var archive = ImageCommands.Manager(p);
             var file = p.GetValue(output);
             if (fmt == ArchiveFormat.OciDir)
             {
@@ -64,7 +64,7 @@ public static class ArchiveCommands
         c.Options.Add(quiet);
         ImageCommands.Action(c, async (p, ct) =>
         {
-            var archive = new ImageArchive(ImageCommands.Store(p), ImageCommands.Snapshots(p));
+            var archive = ImageCommands.Manager(p);
             IReadOnlyList<LoadedImage> loaded;
             var file = p.GetValue(input);
             if (string.IsNullOrEmpty(file) || file == "-")

@@ -47,6 +47,8 @@ public static class ImageCommands
 
     internal static ImageStore Store(ParseResult p) => new(p.GetValue(BerthCli.DataRoot)!);
     internal static ISnapshotter Snapshots(ParseResult p) => OverlaySnapshotter.Create(p.GetValue(BerthCli.DataRoot)!);
+    /// <summary>The engine's image actions (they write docker's image events).</summary>
+    internal static Berth.Engine.Containers.ImageManager Manager(ParseResult p) => new(p.GetValue(BerthCli.DataRoot)!);
 
     static Option<bool> TlsVerify() => new("--tls-verify")
     {
@@ -92,14 +94,10 @@ public static class ImageCommands
         {
             var r = ParseRef(p.GetValue(reference)!);
             var plat = p.GetValue(platform) is { } ps ? PlatformSpec.Parse(ps) : PlatformSpec.Default;
-            var store = Store(p);
             var q = p.GetValue(quiet);
             if (r.Tag is null && r.Digest is null && !q) Console.Out.WriteLine("Using default tag: latest");
             using var view = new ProgressView(Console.Out, ProgressView.IsTerminal, q, "pull");
-            var options = Options(p, tls);
-            var puller = new ImagePuller(store, options);
-            puller.PostPullSteps.Add(new UnpackOnPull(Snapshots(p), options.Parallelism));
-            var img = await puller.PullAsync(r, plat, view, ct).ConfigureAwait(false);
+            await Manager(p).PullAsync(r, plat, Options(p, tls), view, ct).ConfigureAwait(false);
             view.Dispose();
             var named = r.WithDefaultTag();
             if (!q) Console.Out.WriteLine(view.Transferred > 0 ? $"Status: Downloaded newer image for {named.FamiliarString}" : $"Status: Image is up to date for {named.FamiliarString}");
@@ -138,7 +136,7 @@ public static class ImageCommands
                 target = r;
             }
             using var view = new ProgressView(Console.Out, ProgressView.IsTerminal, p.GetValue(quiet), "push");
-            await new ImagePusher(store, Options(p, tls)).PushAsync(img, target, view, ct).ConfigureAwait(false);
+            await Manager(p).PushAsync(img, target, Options(p, tls), view, ct).ConfigureAwait(false);
             return 0;
         });
         return c;
@@ -245,12 +243,11 @@ public static class ImageCommands
         c.Arguments.Add(target);
         Action(c, (p, ct) =>
         {
-            var store = Store(p);
+            var images = Manager(p);
             var t = ParseRef(p.GetValue(target)!);
             if (t.Digest is not null) throw ImageException.Invalid($"refusing to create a tag with a digest reference: {p.GetValue(target)}");
-            using var l = store.LockShared();
-            var img = store.Resolve(p.GetValue(source)!);
-            store.SetName(t.WithDefaultTag(), img.Record.Target.Digest);
+            using var l = images.Store.LockShared();
+            images.Tag(images.Store.Resolve(p.GetValue(source)!), t);
             return Task.FromResult(0);
         });
         return c;
@@ -271,7 +268,8 @@ public static class ImageCommands
         c.Options.Add(force);
         Action(c, async (p, ct) =>
         {
-            var store = Store(p);
+            var manager = Manager(p);
+            var store = manager.Store;
             var failed = 0;
             using var l = store.LockExclusive();
             foreach (var input in p.GetValue(images)!)
@@ -302,14 +300,12 @@ public static class ImageCommands
                         throw ImageException.Precondition(conflict);
                     foreach (var n in untag)
                     {
-                        store.RemoveName(n);
+                        manager.Untag(img, n);
                         Console.Out.WriteLine($"Untagged: {n.FamiliarString}");
                     }
                     if (store.ListNames().Any(n => n.Target == img.Record.Target.Digest)) continue;
-                    store.DeleteRecord(img.Record.Target.Digest);
                     var before = store.Content.ListBlobs().ToHashSet();
-                    store.CollectGarbage(dangling: false);
-                    await ImageLayers.CollectAsync(store, Snapshots(p), ct).ConfigureAwait(false);
+                    await manager.DeleteAsync(img, ct).ConfigureAwait(false);
                     Console.Out.WriteLine($"Deleted: {img.Id}");
                     foreach (var b in before.Where(b => !store.Content.Exists(b)).Select(b => b.ToString()).Where(b => b != img.Id && img.Record.Blobs.Contains(b)))
                         Console.Out.WriteLine($"Deleted: {b}");

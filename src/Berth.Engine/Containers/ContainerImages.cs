@@ -51,18 +51,14 @@ public static class ContainerImages
     }
 
     /// <summary>Pulls <paramref name="reference"/> (default tag "latest") and unpacks its layers as
-    /// they arrive, reporting to <paramref name="progress"/>.</summary>
+    /// they arrive, reporting to <paramref name="progress"/> (<see cref="ImageManager.PullAsync"/>, which
+    /// writes the pull event).</summary>
     public static async Task PullAsync(string dataRoot, string reference, ITransferProgress progress, CancellationToken ct, RegistryOptions? options = null)
     {
-        var store = new ImageStore(dataRoot);
-        var snapshots = OverlaySnapshotter.Create(dataRoot);
         try
         {
             var r = ImageReference.Parse(reference);
-            options ??= new RegistryOptions();
-            var puller = new ImagePuller(store, options);
-            puller.PostPullSteps.Add(new UnpackOnPull(snapshots, options.Parallelism));
-            await puller.PullAsync(r, PlatformSpec.Default, progress, ct);
+            await new ImageManager(dataRoot).PullAsync(r, PlatformSpec.Default, options ?? new RegistryOptions(), progress, ct).ConfigureAwait(false);
         }
         catch (ImageException e)
         {

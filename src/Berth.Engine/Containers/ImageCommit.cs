@@ -243,6 +243,7 @@ public static class ImageCommitter
             var imageId = Write(store, config, [.. baseLayers], w => ContainerChanges.WriteLayer(c, list, w), reference,
                 new History { Created = Now(), CreatedBy = string.Join(' ', new[] { c.Path }.Concat(c.Args)), Author = author.Length > 0 ? author : null, Comment = message.Length > 0 ? message : null },
                 author);
+            if (reference is { Length: > 0 }) Events.ImageEvents.Emit(mgr.Store.Root, "tag", imageId, ImageReference.Parse(reference).WithDefaultTag().FamiliarString, imageId);
             Events.ContainerEvents.Emit(mgr.Store.Root, c, "commit", ("comment", message));
             return imageId;
         }
@@ -263,7 +264,9 @@ public static class ImageCommitter
         if (n == 2 && head[0] == 0x1f && head[1] == 0x8b) input = new GZipStream(input, CompressionMode.Decompress);
         var id = Write(store, config, [], w => input.CopyTo(w), reference,
             new History { Created = Now(), Comment = message.Length > 0 ? message : "Imported from " + source }, "");
-        Events.EventJournal.Emit(dataRoot, "image", "import", id, new Dictionary<string, string> { ["name"] = reference ?? id });
+        // dockerd tags the new image first (a tag event), then reports the import by ID.
+        if (reference is { Length: > 0 }) Events.ImageEvents.Emit(dataRoot, "tag", id, ImageReference.Parse(reference).WithDefaultTag().FamiliarString, id);
+        Events.ImageEvents.Emit(dataRoot, "import", id, id, id);
         return id;
     }
 

@@ -424,64 +424,25 @@ public sealed partial class DockerApiHandler
         var body = ctx.Response.Body;
         var ct = ctx.RequestAborted;
 
-        bool Wanted((string Stream, string Text, string Time) e)
+        bool Wanted(LogEntry e)
         {
             if (e.Stream == "stderr" ? !stderr : !stdout) return false;
             var t = ContainerFormat.ParseTime(e.Time);
             return (since is null || t >= since) && (until is null || t <= until);
         }
-        async Task Emit((string Stream, string Text, string Time) e)
+        // follow: new lines until the container stops (or `until` passes, or the client leaves);
+        // the body is flushed whenever the reader is about to wait.
+        await using var entries = Berth.Engine.Containers.ContainerLogs.ReadAsync(Containers, c, Wanted, tail, follow, until, ct).GetAsyncEnumerator(ct);
+        while (true)
         {
+            var next = entries.MoveNextAsync();
+            if (!next.IsCompleted) await body.FlushAsync(ct);
+            if (!await next) break;
+            var e = entries.Current;
             var text = Encoding.UTF8.GetBytes(timestamps ? e.Time + " " + e.Text : e.Text);
             await WriteStreamAsync(body, tty, e.Stream == "stderr" ? (byte)2 : (byte)1, text, ct);
         }
-
-        var files = new List<string>();
-        for (var i = 9; i >= 1; i--) if (File.Exists($"{c.LogPath}.{i}")) files.Add($"{c.LogPath}.{i}");
-        files.Add(c.LogPath);
-        var entries = new List<(string, string, string)>();
-        long offset = 0;
-        foreach (var f in files)
-        {
-            if (!File.Exists(f)) continue;
-            using var fs = new FileStream(f, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-            using var reader = new StreamReader(fs);
-            while (await reader.ReadLineAsync(ct) is { } line)
-                if (ParseLogLine(line) is { } e && Wanted(e)) entries.Add(e);
-            if (f == c.LogPath) offset = fs.Position;
-        }
-        if (tail is { } n && entries.Count > n) entries = entries.Skip(entries.Count - n).ToList();
-        foreach (var e in entries) await Emit(e);
         await body.FlushAsync(ct);
-        if (!follow) return;
-        // follow: new lines until the container stops (or `until` passes, or the client leaves)
-        var pending = new StringBuilder();
-        while (!ct.IsCancellationRequested)
-        {
-            var running = false;
-            try { running = Containers.Get(c.Id).State.Running; } catch (EngineException) { }
-            if (File.Exists(c.LogPath))
-            {
-                using var fs = new FileStream(c.LogPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-                if (fs.Length < offset) offset = 0; // rotated
-                fs.Seek(offset, SeekOrigin.Begin);
-                var buf = new byte[fs.Length - offset];
-                var read = await fs.ReadAsync(buf, ct);
-                offset += read;
-                pending.Append(Encoding.UTF8.GetString(buf, 0, read));
-                var text = pending.ToString();
-                var last = text.LastIndexOf('\n');
-                if (last >= 0)
-                {
-                    foreach (var line in text[..last].Split('\n'))
-                        if (ParseLogLine(line) is { } e && Wanted(e)) await Emit(e);
-                    pending.Clear().Append(text[(last + 1)..]);
-                    await body.FlushAsync(ct);
-                }
-            }
-            if (!running || (until is { } ut && DateTime.UtcNow > ut)) return;
-            await Task.Delay(100, ct);
-        }
     }
 
     /// <summary>One chunk of a container's output: raw with a TTY, else with docker's 8-byte header
@@ -497,8 +458,6 @@ public sealed partial class DockerApiHandler
         }
         await s.WriteAsync(data, ct);
     }
-
-    static (string Stream, string Text, string Time)? ParseLogLine(string line) => JsonFileLog.Parse(line);
 
     /// <summary>docker's time arguments: unix seconds (with optional fraction) or RFC 3339.</summary>
     static DateTime ParseTimeArg(string s, string what)
@@ -536,7 +495,7 @@ public sealed partial class DockerApiHandler
                 // what the container wrote so far (from its log), then the live stream
                 foreach (var f in new[] { c.LogPath }.Where(File.Exists))
                     foreach (var line in await File.ReadAllLinesAsync(f))
-                        if (ParseLogLine(line) is { } e && (e.Stream == "stderr" ? stderr : stdout))
+                        if (JsonFileLog.Parse(line) is { } e && (e.Stream == "stderr" ? stderr : stdout))
                             await WriteStreamAsync(conn, tty, e.Stream == "stderr" ? (byte)2 : (byte)1, Encoding.UTF8.GetBytes(e.Text), ct);
             }
             if (!stream) return;
@@ -600,23 +559,26 @@ public sealed partial class DockerApiHandler
                 : transport.Output.AsStream(leaveOpen: true);
             await output.WriteAsync(Encoding.ASCII.GetBytes(head), CancellationToken.None);
             await output.FlushAsync(CancellationToken.None);
-            return new RawConnection(ctx, transport.Input.AsStream(leaveOpen: true), output);
+            return new HijackedStream(transport.Input.AsStream(leaveOpen: true), output, abortOnDispose: ctx);
         }
         ctx.Response.StatusCode = 200;
         ctx.Response.ContentType = contentType;
         await ctx.Response.StartAsync(CancellationToken.None);
-        return new DuplexBody(ctx.Request.Body, ctx.Response.Body);
+        return new HijackedStream(ctx.Request.Body, ctx.Response.Body, abortOnDispose: null);
     }
 
-    /// <summary>A connection taken from Kestrel: aborted when disposed, so nothing more is written on it.</summary>
-    sealed class RawConnection(HttpContext ctx, Stream input, Stream output) : Stream
+    /// <summary>A hijacked connection as one Stream: reads from <paramref name="input"/>, writes to
+    /// <paramref name="output"/>. With <paramref name="abortOnDispose"/> it is a connection taken from
+    /// Kestrel, flushed and aborted when disposed so nothing more is written on it; without, the request
+    /// and response bodies of a non-upgraded hijack.</summary>
+    sealed class HijackedStream(Stream input, Stream output, HttpContext? abortOnDispose) : Stream
     {
         public override bool CanRead => true;
         public override bool CanSeek => false;
         public override bool CanWrite => true;
         public override long Length => throw new NotSupportedException();
         public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
+        public override void Flush() { if (abortOnDispose is null) output.Flush(); }
         public override Task FlushAsync(CancellationToken ct) => output.FlushAsync(ct);
         public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
         public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default) => input.ReadAsync(buffer, ct);
@@ -628,30 +590,11 @@ public sealed partial class DockerApiHandler
         public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken ct) => output.WriteAsync(buffer, offset, count, ct);
         public override async ValueTask DisposeAsync()
         {
+            if (abortOnDispose is null) { await base.DisposeAsync(); return; }
             try { await output.FlushAsync(); } catch (Exception e) when (e is IOException or InvalidOperationException or ObjectDisposedException) { }
-            ctx.Abort();
+            abortOnDispose.Abort();
         }
-        protected override void Dispose(bool disposing) { if (disposing) ctx.Abort(); }
-    }
-
-    /// <summary>A non-upgraded hijack: the request body in, the response body out.</summary>
-    sealed class DuplexBody(Stream input, Stream output) : Stream
-    {
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() => output.Flush();
-        public override Task FlushAsync(CancellationToken ct) => output.FlushAsync(ct);
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default) => input.ReadAsync(buffer, ct);
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) => input.ReadAsync(buffer, offset, count, ct);
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken ct = default) => output.WriteAsync(buffer, ct);
-        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken ct) => output.WriteAsync(buffer, offset, count, ct);
+        protected override void Dispose(bool disposing) { if (disposing) abortOnDispose?.Abort(); }
     }
 
     /// <summary>Monitor frames → the client (framed unless TTY); the client's bytes → the

@@ -168,10 +168,7 @@ public sealed partial class DockerApiHandler
         if (t.Digest is not null) throw ApiError.BadRequest("refusing to create a tag with a digest reference");
         var store = Images;
         using (store.LockShared())
-        {
-            var img = ResolveImage(a[0]);
-            store.SetName(t.WithDefaultTag(), img.Record.Target.Digest);
-        }
+            new ImageManager(DataRoot).Tag(ResolveImage(a[0]), t);
         await NoContent(ctx, 201);
     }
 

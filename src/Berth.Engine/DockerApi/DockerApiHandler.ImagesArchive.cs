@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Berth.Engine.Containers;
 using Berth.Images;
 using Berth.Images.Archive;
 using Berth.Images.Snapshots;
@@ -21,8 +22,7 @@ public sealed partial class DockerApiHandler
         AllowSyncIo(ctx);
         ctx.Response.StatusCode = 200;
         ctx.Response.ContentType = "application/x-tar";
-        var archive = new ImageArchive(Images, OverlaySnapshotter.Create(DataRoot));
-        await archive.SaveAsync(ctx.Response.Body, names, ArchiveFormat.DockerArchive, ctx.RequestAborted);
+        await new ImageManager(DataRoot).SaveAsync(ctx.Response.Body, names, ArchiveFormat.DockerArchive, ctx.RequestAborted);
     }
 
     /// <summary>POST /images/load?quiet=: loads a docker-archive or OCI layout tar; the answer is
@@ -34,7 +34,7 @@ public sealed partial class DockerApiHandler
         if (Query(ctx, "platform") is { Length: > 0 } plat && plat != $"linux/{Arch}")
             throw ApiError.BadRequest($"platform \"{plat}\": only linux/{Arch} is loaded");
         AllowSyncIo(ctx);
-        var archive = new ImageArchive(Images, OverlaySnapshotter.Create(DataRoot));
+        var archive = new ImageManager(DataRoot);
         var messages = new List<ProgressMessage>();
         try
         {

@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using Berth.Engine.Containers;
 using Berth.Images;
 using Berth.Images.Content;
 using Berth.Images.Reference;
@@ -57,7 +58,7 @@ public sealed partial class DockerApiHandler
         var progress = new JsonProgress(ctx);
         try
         {
-            var digest = await new ImagePusher(store, RegistryFor(target.Domain, CredentialsOf(ctx))).PushAsync(img, target, progress, ctx.RequestAborted);
+            var digest = await new ImageManager(DataRoot).PushAsync(img, target, RegistryFor(target.Domain, CredentialsOf(ctx)), progress, ctx.RequestAborted);
             await progress.FlushAsync();
         }
         catch (Exception e) when (e is ImageException or HttpRequestException && progress.Started)
@@ -72,7 +73,8 @@ public sealed partial class DockerApiHandler
         var force = QueryBool(ctx, "force");
         QueryBool(ctx, "noprune");
         var input = a[0];
-        var store = Images;
+        var images = new ImageManager(DataRoot);
+        var store = images.Store;
         var result = new List<ImageDeleteItem>();
         var containers = await Blocking(Containers.List);
         using (store.LockExclusive())
@@ -88,16 +90,14 @@ public sealed partial class DockerApiHandler
                 throw new ApiError(409, $"conflict: unable to delete {Short(img.Id)} (must be forced) - image is referenced in multiple repositories");
             foreach (var n in names)
             {
-                store.Untag(n);
+                images.Untag(img, n);
                 result.Add(new ImageDeleteItem { Untagged = n.FamiliarString });
             }
             if (img.Names.Count == 0) store.DeleteRecord(img.Record.Target.Digest);
             if (lastName && users.Count == 0)
             {
-                if (img.Names.Count > 0 && store.GetRecord(img.Record.Target.Digest) is not null && store.ListNames().All(x => x.Target != img.Record.Target.Digest))
-                    store.DeleteRecord(img.Record.Target.Digest);
-                store.CollectGarbage(dangling: false);
-                await ImageLayers.CollectAsync(store, OverlaySnapshotter.Create(DataRoot), ctx.RequestAborted);
+                // every name is gone (lastName): the record goes, with what only it used
+                await images.DeleteAsync(img, ctx.RequestAborted);
                 result.Add(new ImageDeleteItem { Deleted = img.Id });
             }
         }
@@ -118,6 +118,8 @@ public sealed partial class DockerApiHandler
             await ImageLayers.CollectAsync(store, OverlaySnapshotter.Create(DataRoot), ctx.RequestAborted);
             result.ImagesDeleted = r.DeletedImages.Select(id => new ImageDeleteItem { Deleted = id }).ToList();
             result.SpaceReclaimed = r.BytesFreed;
+            foreach (var id in r.DeletedImages) Berth.Engine.Events.ImageEvents.Emit(DataRoot, "delete", id, id);
+            Berth.Engine.Events.ImageEvents.Pruned(DataRoot, r.BytesFreed);
         }
         await WriteJsonAsync(ctx, 200, result, DockerJson.Default.PruneImagesResponse);
     }

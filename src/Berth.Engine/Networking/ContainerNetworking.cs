@@ -289,7 +289,7 @@ public static class ContainerNetworking
         }
     }
 
-    static List<PortMapping> Mappings(Dictionary<string, List<PortBinding>> bindings)
+    internal static List<PortMapping> Mappings(Dictionary<string, List<PortBinding>> bindings)
     {
         var list = new List<PortMapping>();
         foreach (var (key, bs) in bindings)

@@ -7,8 +7,8 @@ namespace Berth.Engine.Pods;
 
 /// <summary>
 /// `berth-pod-infra`: the process that holds a pod's namespaces (podman's infra container, without an
-/// image). On its main thread (the one /proc/PID/ns/* describes) it unshares the network, IPC and UTS
-/// namespaces, brings lo up, sets the pod's hostname, reports "ok" (or "error MESSAGE") on fd 3 and
+/// image). On its main thread (the one /proc/PID/ns/* describes) it unshares the network (not with
+/// --host-network), IPC and UTS namespaces, brings lo up, sets the pod's hostname, reports "ok" (or "error MESSAGE") on fd 3 and
 /// then waits until it is killed. The pod's containers join /proc/PID/ns/{net,ipc,uts}.
 /// </summary>
 public static unsafe partial class PodInfra
@@ -16,18 +16,22 @@ public static unsafe partial class PodInfra
     public static int Main(string[] args)
     {
         string? hostname = null;
+        var hostNetwork = false;
         for (var i = 0; i < args.Length; i++)
+        {
             if (args[i] == "--hostname" && i + 1 < args.Length) hostname = args[++i];
+            else if (args[i] == "--host-network") hostNetwork = true;
+        }
         try
         {
-            if (unshare(CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS) != 0) throw SyscallException.Last("unshare", "pod namespaces");
+            if (unshare((hostNetwork ? 0 : CLONE_NEWNET) | CLONE_NEWIPC | CLONE_NEWUTS) != 0) throw SyscallException.Last("unshare", "pod namespaces");
             if (!string.IsNullOrEmpty(hostname))
             {
                 var b = Encoding.UTF8.GetBytes(hostname);
                 fixed (byte* p = b)
                     if (sethostname(p, b.Length) != 0) throw SyscallException.Last("sethostname", hostname);
             }
-            using (var nl = RtNetlink.Open()) nl.SetUp("lo");
+            if (!hostNetwork) using (var nl = RtNetlink.Open()) nl.SetUp("lo");
             Report("ok");
         }
         catch (Exception e) when (e is SyscallException or NetlinkException or IOException)

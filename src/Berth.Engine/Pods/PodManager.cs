@@ -15,7 +15,9 @@ public sealed class PodManager(ContainerManager containers)
     public PodStore Store { get; } = new(containers.Store.Root, containers.Store.RunRoot);
     public ContainerManager Containers { get; } = containers;
 
-    public PodRecord Create(string? name, string? hostname, Dictionary<string, string> labels)
+    /// <summary>`pod create`; <paramref name="network"/> from <see cref="PodNetworking.Prepare"/> (null:
+    /// a namespace with only loopback, `--network none`).</summary>
+    public PodRecord Create(string? name, string? hostname, Dictionary<string, string> labels, PodInfraConfig? network = null)
     {
         var id = ContainerStore.NewId();
         name = string.IsNullOrEmpty(name) ? NameGenerator.Next() + "_pod" : name;
@@ -24,6 +26,8 @@ public sealed class PodManager(ContainerManager containers)
         if (hostname.Length > 64 || hostname.Any(ch => char.IsWhiteSpace(ch) || ch == '/'))
             throw EngineException.Invalid($"invalid hostname \"{hostname}\"");
         var p = new PodRecord { Id = id, Name = name, Hostname = hostname, Labels = labels, Created = JsonFileLog.FormatTime(DateTime.UtcNow) };
+        if (network is not null) p.InfraConfig = network;
+        if (p.InfraConfig.HostNetwork) p.SharedNamespaces = ["ipc", "uts"];
         Store.Add(p);
         return p;
     }
@@ -67,7 +71,14 @@ public sealed class PodManager(ContainerManager containers)
             var p = Store.Load(id);
             if (InfraAlive(p)) return p.Infra!.Pid;
             var pid = StartInfra(p);
-            p.Infra = new PodInfraInfo { Pid = pid, StartTime = ProcStat.Read(pid)?.StartTime ?? 0 };
+            var info = new PodInfraInfo { Pid = pid, StartTime = ProcStat.Read(pid)?.StartTime ?? 0 };
+            try { PodNetworking.Connect(p, pid, Containers.Store.Root, Environment.ProcessPath!, info); }
+            catch (EngineException)
+            {
+                kill(pid, 9);
+                throw;
+            }
+            p.Infra = info;
             p.Started = true;
             Store.Save(p);
             return pid;
@@ -85,7 +96,8 @@ public sealed class PodManager(ContainerManager containers)
         using (var devnull = RuntimeClient.DevNull())
         {
             // The run directory in argv names the pod (and lets tests find the process).
-            pid = Spawn.Start(Environment.ProcessPath!, ["berth-pod-infra", "--hostname", p.Hostname, "--rundir", Store.RunDir(p.Id)],
+            string[] argv = ["berth-pod-infra", "--hostname", p.Hostname, "--rundir", Store.RunDir(p.Id), .. p.InfraConfig.HostNetwork ? ["--host-network"] : Array.Empty<string>()];
+            pid = Spawn.Start(Environment.ProcessPath!, argv,
                 RuntimeClient.ChildEnv(), [(devnull.Value, 0), (devnull.Value, 1), (devnull.Value, 2), (w.Value, 3)], newSession: true);
         }
         var buf = new byte[512];
@@ -122,6 +134,8 @@ public sealed class PodManager(ContainerManager containers)
             }
             p.Infra = null;
             Store.Save(p);
+            // The namespace went with the infra; its veth, address and port rules are released here.
+            PodNetworking.Release(p, Containers.Store.Root);
         }
     }
 
@@ -133,8 +147,11 @@ public sealed class PodManager(ContainerManager containers)
         var p = Store.Load(Store.Resolve(pod));
         if (c.Config.Hostname.Length > 0 && c.Config.Hostname != p.Hostname)
             throw EngineException.Invalid("invalid config provided: cannot set hostname when joining the pod's UTS namespace");
+        // podman's messages: the pod's network is decided when the pod is created.
+        if (c.HostConfig.PortBindings.Count > 0 || c.HostConfig.PublishAllPorts)
+            throw EngineException.Invalid("invalid config provided: published or exposed ports must be defined when the pod is created: network cannot be configured when it is shared with a pod");
         if (c.HostConfig.NetworkMode is { Length: > 0 } nm && nm != "none")
-            throw EngineException.Invalid("invalid config provided: --network cannot be set when joining a pod (containers share the pod's network namespace)");
+            throw EngineException.Invalid("invalid config provided: networks must be defined when the pod is created: network cannot be configured when it is shared with a pod");
         c.Pod = p.Id;
         c.Config.Hostname = p.Hostname;
         // The pod's infra holds the network namespace: no network of the container's own to connect.
@@ -148,18 +165,21 @@ public sealed class PodManager(ContainerManager containers)
         if (c.Pod is null) return;
         if (!Directory.Exists(Store.Dir(c.Pod))) throw new EngineException(ErrorKind.FailedPrecondition, $"container {c.BareName}: its pod {c.Pod[..12]} no longer exists");
         var pid = EnsureInfra(c.Pod);
+        var pod = Store.Load(c.Pod);
+        PodNetworking.WriteContainerFiles(c, pod);
         var path = Path.Combine(Containers.Store.BundleDir(c.Id), "config.json");
         var spec = SpecJson.ParseSpec(File.ReadAllBytes(path), path);
-        JoinNamespaces(spec, pid);
+        JoinNamespaces(spec, pid, pod.InfraConfig.HostNetwork);
         ContainerStore.WriteAtomic(path, SpecJson.Serialize(spec), durable: false);
     }
 
-    public static void JoinNamespaces(Spec spec, int infraPid)
+    public static void JoinNamespaces(Spec spec, int infraPid, bool hostNetwork = false)
     {
         var ns = (spec.Linux ??= new Oci.Runtime.Linux()).Namespaces ??= [];
         foreach (var t in new[] { "network", "ipc", "uts" })
         {
             ns.RemoveAll(n => n.Type == t);
+            if (t == "network" && hostNetwork) continue; // the host's network namespace: none in the spec
             ns.Add(new Namespace { Type = t, Path = $"/proc/{infraPid}/ns/{(t == "network" ? "net" : t)}" });
         }
         // The UTS namespace is the pod's: its hostname is set there, not by each container.

@@ -10,7 +10,8 @@ namespace Berth.Engine.Pods;
 
 /// <summary>A pod as the engine persists it (podman's `pod inspect` field names). The pod's
 /// namespaces belong to its infra process: a small `berth-pod-infra` process (not a container)
-/// that unshared net, IPC and UTS, brought lo up, set the hostname and waits.</summary>
+/// that unshared net (unless the pod uses the host's), IPC and UTS, brought lo up, set the hostname
+/// and waits; its network namespace is connected to the pod's network (<see cref="PodNetworking"/>).</summary>
 public sealed class PodRecord
 {
     public string Id { get; set; } = "";
@@ -24,6 +25,8 @@ public sealed class PodRecord
     public List<string> SharedNamespaces { get; set; } = ["ipc", "net", "uts"];
     public int NumContainers { get; set; }
     public List<PodContainer> Containers { get; set; } = [];
+    /// <summary>The pod's network as `pod create` asked for it (podman's InfraConfig).</summary>
+    public PodInfraConfig InfraConfig { get; set; } = new() { NetworkMode = "none" };
     /// <summary>Engine bookkeeping: the infra process (pid and start time, so a recycled pid is not
     /// mistaken for it). Null while the pod is not running.</summary>
     public PodInfraInfo? Infra { get; set; }
@@ -43,6 +46,14 @@ public sealed class PodInfraInfo
 {
     public int Pid { get; set; }
     public ulong StartTime { get; set; }
+    /// <summary>While running on a network: where the pod is connected, its address and published ports.</summary>
+    public string? Network { get; set; }
+    public string? IPAddress { get; set; }
+    public int IPPrefixLen { get; set; }
+    public string? Gateway { get; set; }
+    /// <summary>The network's embedded DNS server (user networks), null on the default bridge.</summary>
+    public string? Dns { get; set; }
+    public List<string>? Ports { get; set; }
 }
 
 [JsonSourceGenerationOptions(WriteIndented = true, IndentSize = 4, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]

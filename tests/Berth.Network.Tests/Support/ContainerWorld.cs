@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using Berth.Tests.Shared;
 
 namespace Berth.Network.Tests.Support;
 
@@ -46,7 +47,7 @@ public sealed class ContainerWorld : IDisposable
         Directory.CreateDirectory(bin);
         foreach (var d in new[] { "etc", "tmp", "root", "proc", "sys", "dev", "www" }) Directory.CreateDirectory(Path.Combine(dir, d));
         File.Copy("/bin/busybox", Path.Combine(bin, "busybox"));
-        foreach (var applet in new[] { "sh", "ip", "ping", "wget", "nc", "httpd", "cat", "sleep", "nslookup", "hostname", "echo", "true", "false", "grep", "ifconfig", "route" })
+        foreach (var applet in new[] { "sh", "ip", "ping", "wget", "nc", "httpd", "cat", "sleep", "nslookup", "hostname", "echo", "true", "false", "grep", "ifconfig", "route", "readlink" })
             File.CreateSymbolicLink(Path.Combine(bin, applet), "busybox");
         File.WriteAllText(Path.Combine(dir, "etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n");
         File.WriteAllText(Path.Combine(dir, "etc/group"), "root:x:0:\n");
@@ -126,35 +127,18 @@ public sealed class ContainerWorld : IDisposable
         return left;
     }
 
-    public List<int> Processes()
-    {
-        var found = new List<int>();
-        foreach (var d in Directory.EnumerateDirectories("/proc"))
-        {
-            if (!int.TryParse(Path.GetFileName(d), out var pid) || pid == Environment.ProcessId) continue;
-            try
-            {
-                var stat = File.ReadAllText($"/proc/{pid}/stat");
-                if (stat[(stat.LastIndexOf(')') + 2)] is 'Z' or 'X') continue;
-                string root = "";
-                try { root = new FileInfo(Path.Combine(d, "root")).LinkTarget ?? ""; } catch (IOException) { } catch (UnauthorizedAccessException) { }
-                if (Cmdline(pid).Contains(Dir, StringComparison.Ordinal) || root.StartsWith(Rootfs, StringComparison.Ordinal)) found.Add(pid);
-            }
-            catch (IOException) { }
-            catch (UnauthorizedAccessException) { }
-        }
-        return found;
-    }
+    public List<int> Processes() => ProcessScan.Find(Dir, Rootfs);
 
-    public static string Cmdline(int pid)
-    {
-        try { return File.ReadAllText($"/proc/{pid}/cmdline").Replace('\0', ' '); }
-        catch (IOException) { return ""; }
-    }
+    public static string Cmdline(int pid) => ProcessScan.Cmdline(pid);
 
     public void Dispose()
     {
         var problems = new List<string>();
+        foreach (var id in Run("pod", "ps", "-q", "--no-trunc").Out.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var r = Run("pod", "rm", "-f", id.Trim());
+            if (r.Code != 0) problems.Add($"pod rm -f {id}: {r.Err}");
+        }
         foreach (var id in Run("ps", "-aq", "--no-trunc").Out.Split('\n', StringSplitOptions.RemoveEmptyEntries))
         {
             var r = Run("rm", "-f", id.Trim());
