@@ -63,7 +63,9 @@ public sealed partial class DockerApiHandler
                         output.Stream($"Pulling {r.FamiliarString}\n");
                         await ContainerImages.PullAsync(DataRoot, r.ToString(), NoProgress.Instance, ct, RegistryFor(r.Domain));
                     }, ctx.RequestAborted);
-                    builder.Build();
+                    var id = builder.Build();
+                    // q=1: the ID is the only stream message (docker's SuppressOutput); the CLI prints it
+                    if (opt.Quiet) output.Stream(id + "\n");
                 }
                 catch (BuildException e) { output.Error(e.Message, e.Code); }
                 catch (Exception e) when (e is EngineException or ApiError or Berth.Images.ImageException or Berth.Linux.SyscallException or IOException or UnauthorizedAccessException)
