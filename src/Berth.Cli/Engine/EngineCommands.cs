@@ -111,6 +111,7 @@ public static unsafe partial class EngineCommands
         root.Subcommands.Add(EventsCommand());
         foreach (var v in SystemVerbs()) root.Subcommands.Add(v);
         root.Subcommands.Add(PortCommand());
+        root.Subcommands.Add(BuildCommand());
         RegisterService(root);
         root.Subcommands.Add(PodCommand());
         // The monitor: dispatched in Program.cs before parsing; listed for --help only.

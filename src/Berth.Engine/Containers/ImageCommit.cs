@@ -270,17 +270,22 @@ public static class ImageCommitter
         return id;
     }
 
-    static string Now() => DateTime.UtcNow.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", CultureInfo.InvariantCulture);
+    internal static string Now() => DateTime.UtcNow.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", CultureInfo.InvariantCulture);
 
-    static string Arch() => System.Runtime.InteropServices.RuntimeInformation.OSArchitecture switch
+    internal static string Arch() => System.Runtime.InteropServices.RuntimeInformation.OSArchitecture switch
     {
         System.Runtime.InteropServices.Architecture.Arm64 => "arm64",
         _ => "amd64",
     };
 
+    static string Write(ImageStore store, ImageConfigFile config, List<Descriptor> baseLayers, Action<Stream> writeLayer, string? reference, History history, string author) =>
+        WriteImage(store, config, baseLayers, writeLayer, reference, history, author).Id;
+
     /// <summary>Writes the new layer (gzip, digest and diffID computed while writing), the config and
-    /// the manifest to the content store, the image record, and the name.</summary>
-    static string Write(ImageStore store, ImageConfigFile config, List<Descriptor> baseLayers, Action<Stream> writeLayer, string? reference, History history, string author)
+    /// the manifest to the content store, the image record, and the name. Without
+    /// <paramref name="writeLayer"/> the image has its base's layers only and the history entry is an
+    /// empty layer (a build's metadata step). <paramref name="config"/> is completed in place.</summary>
+    public static ImageRecord WriteImage(ImageStore store, ImageConfigFile config, List<Descriptor> baseLayers, Action<Stream>? writeLayer, string? reference, History history, string author)
     {
         ImageReference? name = null;
         if (reference is { Length: > 0 })
@@ -292,51 +297,64 @@ public static class ImageCommitter
         Directory.CreateDirectory(Path.GetDirectoryName(tmp)!);
         try
         {
-            string diffId;
-            using (var file = File.Create(tmp))
-            {
-                using var gz = new GZipStream(file, CompressionLevel.Fastest, leaveOpen: true);
-                using var hashing = new HashingStream(gz);
-                writeLayer(hashing);
-                hashing.Flush();
-                diffId = "sha256:" + hashing.Hex();
-            }
-            var layerBytes = new FileInfo(tmp).Length;
-            string layerDigest;
-            using (var f = File.OpenRead(tmp)) layerDigest = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(f));
-            using (var f = File.OpenRead(tmp))
-                store.Content.IngestAsync(f, Digest.Parse(layerDigest), layerBytes).GetAwaiter().GetResult();
-            config.RootFs.DiffIds.Add(diffId);
-            config.Created = history.Created;
-            if (author.Length > 0) config.Author = author;
-            (config.History ??= []).Add(history);
-            var configBytes = ImageJson.Serialize(config);
-            var configDigest = store.Content.WriteBlobAsync(configBytes).GetAwaiter().GetResult();
-            var manifest = new Manifest
-            {
-                MediaType = MediaTypes.OciManifest,
-                Config = new Descriptor { MediaType = MediaTypes.OciConfig, Digest = configDigest.ToString(), Size = configBytes.Length },
-                Layers = [.. baseLayers, new Descriptor { MediaType = "application/vnd.oci.image.layer.v1.tar+gzip", Digest = layerDigest, Size = layerBytes }],
-            };
-            var manifestBytes = ImageJson.Serialize(manifest);
-            var manifestDigest = store.Content.WriteBlobAsync(manifestBytes).GetAwaiter().GetResult();
-            var md = new Descriptor { MediaType = MediaTypes.OciManifest, Digest = manifestDigest.ToString(), Size = manifestBytes.Length };
-            var record = new ImageRecord
-            {
-                Target = md, Manifest = md, Config = manifest.Config,
-                Blobs = [md.Digest, manifest.Config.Digest, .. manifest.Layers.Select(l => l.Digest)],
-                Created = config.Created, Architecture = config.Architecture, Os = config.Os,
-                Size = configBytes.Length + manifest.Layers.Sum(l => l.Size),
-                Stored = Now(),
-            };
-            using (store.LockShared())
-            {
-                store.PutRecord(record);
-                if (name is not null) store.SetName(name, md.Digest);
-            }
-            return record.Id;
+            var layers = new List<Descriptor>(baseLayers);
+            if (writeLayer is null) history.EmptyLayer = true;
+            else layers.Add(WriteLayer(store, tmp, writeLayer, config));
+            return WriteConfigAndManifest(store, config, layers, name, history, author);
         }
         finally { File.Delete(tmp); }
+    }
+
+    static Descriptor WriteLayer(ImageStore store, string tmp, Action<Stream> writeLayer, ImageConfigFile config)
+    {
+        string diffId;
+        using (var file = File.Create(tmp))
+        {
+            using var gz = new GZipStream(file, CompressionLevel.Fastest, leaveOpen: true);
+            using var hashing = new HashingStream(gz);
+            writeLayer(hashing);
+            hashing.Flush();
+            diffId = "sha256:" + hashing.Hex();
+        }
+        var layerBytes = new FileInfo(tmp).Length;
+        string layerDigest;
+        using (var f = File.OpenRead(tmp)) layerDigest = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(f));
+        using (var f = File.OpenRead(tmp))
+            store.Content.IngestAsync(f, Digest.Parse(layerDigest), layerBytes).GetAwaiter().GetResult();
+        config.RootFs.DiffIds.Add(diffId);
+        return new Descriptor { MediaType = "application/vnd.oci.image.layer.v1.tar+gzip", Digest = layerDigest, Size = layerBytes };
+    }
+
+    static ImageRecord WriteConfigAndManifest(ImageStore store, ImageConfigFile config, List<Descriptor> layers, ImageReference? name, History history, string author)
+    {
+        config.Created = history.Created;
+        if (author.Length > 0) config.Author = author;
+        (config.History ??= []).Add(history);
+        var configBytes = ImageJson.Serialize(config);
+        var configDigest = store.Content.WriteBlobAsync(configBytes).GetAwaiter().GetResult();
+        var manifest = new Manifest
+        {
+            MediaType = MediaTypes.OciManifest,
+            Config = new Descriptor { MediaType = MediaTypes.OciConfig, Digest = configDigest.ToString(), Size = configBytes.Length },
+            Layers = layers,
+        };
+        var manifestBytes = ImageJson.Serialize(manifest);
+        var manifestDigest = store.Content.WriteBlobAsync(manifestBytes).GetAwaiter().GetResult();
+        var md = new Descriptor { MediaType = MediaTypes.OciManifest, Digest = manifestDigest.ToString(), Size = manifestBytes.Length };
+        var record = new ImageRecord
+        {
+            Target = md, Manifest = md, Config = manifest.Config,
+            Blobs = [md.Digest, manifest.Config.Digest, .. manifest.Layers.Select(l => l.Digest)],
+            Created = config.Created, Architecture = config.Architecture, Os = config.Os,
+            Size = configBytes.Length + manifest.Layers.Sum(l => l.Size),
+            Stored = Now(),
+        };
+        using (store.LockShared())
+        {
+            store.PutRecord(record);
+            if (name is not null) store.SetName(name, md.Digest);
+        }
+        return record;
     }
 
     /// <summary>docker's --change: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, WORKDIR, VOLUME,
@@ -423,7 +441,8 @@ public static class ImageCommitter
         public override void SetLength(long value) => throw new NotSupportedException();
     }
 
-    sealed class ConcatStream(ReadOnlyMemory<byte> head, Stream rest) : Stream
+    /// <summary>Replays bytes already read (a peek at a magic number), then reads the rest.</summary>
+    internal sealed class ConcatStream(ReadOnlyMemory<byte> head, Stream rest) : Stream
     {
         ReadOnlyMemory<byte> _head = head;
         public override bool CanRead => true;

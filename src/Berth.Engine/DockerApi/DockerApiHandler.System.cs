@@ -16,6 +16,7 @@ public sealed partial class DockerApiHandler
         h["API-Version"] = MaxApiVersion;
         h["Docker-Experimental"] = "false";
         h["Ostype"] = "linux";
+        h["Builder-Version"] = "1"; // the classic builder (POST /build); no BuildKit session
         h["Cache-Control"] = "no-cache, no-store, must-revalidate";
         h["Pragma"] = "no-cache";
         ctx.Response.StatusCode = 200;

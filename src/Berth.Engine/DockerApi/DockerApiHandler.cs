@@ -104,6 +104,7 @@ public sealed partial class DockerApiHandler
             case "system" when s.Length == 2 && s[1] == "df" && get: return (DiskUsage, []);
             case "commit" when Is("POST", 1): return (CommitContainer, []);
             case "auth" when Is("POST", 1): return (Auth, []);
+            case "build" when Is("POST", 1): return (BuildImage, []);
             case "containers":
                 if (Is("POST", 2) && s[1] == "create") return (CreateContainer, []);
                 if (get && s.Length == 2 && s[1] == "json") return (ListContainers, []);
@@ -153,6 +154,7 @@ public sealed partial class DockerApiHandler
                 if (get && s.Length == 2 && s[1] == "json") return (ListImages, []);
                 if (Is("POST", 2) && s[1] == "prune") return (PruneImages, []);
                 if (Is("POST", 2) && s[1] == "load") return (LoadImages, []);
+
                 if (get && s.Length == 2 && s[1] == "get") return (SaveImages, []);
                 // Image names contain slashes: /images/{name}/json|tag|push, DELETE /images/{name}
                 if (method == "DELETE" && s.Length >= 2) return (RemoveImage, [string.Join('/', s[1..])]);

@@ -364,7 +364,11 @@ public sealed class ProgressDetail
     public long? total { get; set; }
 }
 
-public sealed class ErrorDetail { public string message { get; set; } = ""; }
+public sealed class ErrorDetail
+{
+    public int? code { get; set; }
+    public string message { get; set; } = "";
+}
 
 public sealed class AuthConfig
 {
@@ -481,4 +485,6 @@ public sealed class DiskUsageResponse
 [JsonSerializable(typeof(DiskUsageResponse))]
 [JsonSerializable(typeof(List<string>))]
 [JsonSerializable(typeof(string))]
+[JsonSerializable(typeof(Dictionary<string, string>))]
+[JsonSerializable(typeof(BuildResult))]
 public sealed partial class DockerJson : JsonSerializerContext;
