@@ -96,9 +96,18 @@ public sealed partial class DockerApiHandler
             {
                 if (img.Names.Count > 0 && store.GetRecord(img.Record.Target.Digest) is not null && store.ListNames().All(x => x.Target != img.Record.Target.Digest))
                     store.DeleteRecord(img.Record.Target.Digest);
+                IReadOnlyList<string> chain = [];
+                try { chain = ChainId.Chain((await ImageLayers.ReadAsync(store, img.Record, ctx.RequestAborted)).DiffIds); }
+                catch (Exception e) when (e is ImageException or FormatException or IOException) { }
+                var snapshotter = OverlaySnapshotter.Create(DataRoot);
+                var before = snapshotter.Layers().ToHashSet(StringComparer.Ordinal);
                 store.CollectGarbage(dangling: false);
-                await ImageLayers.CollectAsync(store, OverlaySnapshotter.Create(DataRoot), ctx.RequestAborted);
+                await ImageLayers.CollectAsync(store, snapshotter, ctx.RequestAborted);
                 result.Add(new ImageDeleteItem { Deleted = img.Id });
+                // then, as docker lists them, each layer that went with it (top first, by chain id)
+                var after = snapshotter.Layers().ToHashSet(StringComparer.Ordinal);
+                foreach (var layer in chain.Reverse())
+                    if (before.Contains(layer) && !after.Contains(layer)) result.Add(new ImageDeleteItem { Deleted = layer });
             }
         }
         await WriteJsonAsync(ctx, 200, result, DockerJson.Default.ListImageDeleteItem);
