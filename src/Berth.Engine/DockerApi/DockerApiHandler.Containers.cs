@@ -312,18 +312,13 @@ public sealed partial class DockerApiHandler
         {
             ContainerRecord c;
             try { c = Containers.Get(id); }
-            catch (EngineException e) when (e.Kind == ErrorKind.NotFound)
-            {
-                // removed on exit (--rm) before this loop saw it run: the attach saw its exit
-                for (var i = 0; i < 100 && !_exitCodes.ContainsKey(id); i++) await Task.Delay(10, ct);
-                return _exitCodes.TryRemove(id, out var seen) ? seen : code;
-            }
+            catch (EngineException e) when (e.Kind == ErrorKind.NotFound) { return await ExitSeenByAttach(id, code, ct); }
             if (!exited)
             {
                 if (c.Monitor is not null && c.State.Running)
                 {
                     try { code = await Blocking(() => Containers.Wait(id)); }
-                    catch (EngineException e) when (e.Kind == ErrorKind.NotFound) { return code; }
+                    catch (EngineException e) when (e.Kind == ErrorKind.NotFound) { return await ExitSeenByAttach(id, code, ct); }
                     exited = true;
                 }
                 else if (c.State.FinishedAt != finished && c.Monitor is null) { code = c.State.ExitCode; exited = true; }
@@ -333,6 +328,13 @@ public sealed partial class DockerApiHandler
         }
         ct.ThrowIfCancellationRequested();
         return code;
+    }
+
+    /// <summary>A container removed on exit (--rm) before the wait saw its exit: the attach saw it.</summary>
+    async Task<int> ExitSeenByAttach(string id, int fallback, CancellationToken ct)
+    {
+        for (var i = 0; i < 100 && !_exitCodes.ContainsKey(id); i++) await Task.Delay(10, ct);
+        return _exitCodes.TryRemove(id, out var seen) ? seen : fallback;
     }
 
     // ------------------------------------------------------------------ list / inspect
