@@ -88,7 +88,7 @@ public sealed class DockerCliTests(ServiceFixture fx) : IClassFixture<ServiceFix
         Assert.Contains("fromberth", fx.DockerOk("ps", "--format", "{{.Names}}"));
         var rm = fx.Docker("rm", "fromberth");
         Assert.NotEqual(0, rm.ExitCode);
-        Assert.Contains("container is running", rm.Stderr);
+        Assert.Contains("You cannot remove a running container", rm.Stderr);   // dockerd's words
         fx.DockerOk("rm", "-f", "fromberth");
         Assert.DoesNotContain("fromberth", fx.Berth("ps", "-a").Stdout);
     }

@@ -25,11 +25,12 @@ public sealed class ServiceFixture : IDisposable
     public ServiceFixture()
     {
         Directory.CreateDirectory(Home);
-        // Containers default to the bridge network: this fixture's own bridge, subnet and iptables chains.
+        // Containers default to the bridge network: this fixture's own bridge, subnet and iptables chains,
+        // and user networks from two random /24s (a fixed pool collides with another run of these tests).
         Directory.CreateDirectory(Root);
         var sfx = Guid.NewGuid().ToString("N")[..8];
         File.WriteAllText(Path.Combine(Root, "network-options.json"),
-            $$"""{"defaultBridge": "bd{{sfx}}", "defaultSubnet": "10.215.{{Random.Shared.Next(0, 250)}}.0/24", "chainPrefix": "BD{{sfx.ToUpperInvariant()}}", "pools": ["10.215.250.0/24"]}""");
+            $$"""{"defaultBridge": "bd{{sfx}}", "defaultSubnet": "10.215.{{Random.Shared.Next(0, 250)}}.0/24", "chainPrefix": "BD{{sfx.ToUpperInvariant()}}", "pools": ["10.221.{{Random.Shared.Next(0, 250)}}.0/24", "10.222.{{Random.Shared.Next(0, 250)}}.0/24"]}""");
         Registry = RegistryProcess.Start();
         var img = TestImage.Build("docker-api");
         Image = $"{Registry.Host}/test/busybox:v1";

@@ -182,16 +182,8 @@ public sealed unsafe class ContainerManager
             Reconcile(id);
             throw new EngineException(ErrorKind.Internal, $"container {id[..12]}: monitor exited before the container started{(detail is null ? "" : ": " + detail)}");
         }
-        if (line.StartsWith("ok ", StringComparison.Ordinal))
-        {
-            if (Store.Exists(id))
-            {
-                var started = Store.Load(id);
-                Events.ObjectEvents.VolumeMounts(Store.Root, started, mount: true);
-                Events.ContainerEvents.Emit(Store.Root, started, "start");
-            }
-            return int.Parse(line[3..]);
-        }
+        // the monitor wrote the "start" event (before it could write "die")
+        if (line.StartsWith("ok ", StringComparison.Ordinal)) return int.Parse(line[3..]);
         // "error CODE MESSAGE"
         var parts = line.Split(' ', 3);
         var code = int.TryParse(parts.ElementAtOrDefault(1), out var cc) ? cc : 125;

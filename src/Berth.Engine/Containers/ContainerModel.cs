@@ -212,6 +212,8 @@ public sealed class MountPoint
     public string? Name { get; set; }
     public string Source { get; set; } = "";
     public string Destination { get; set; } = "";
+    /// <summary>The volume's driver, "local" (Type "volume"; absent for binds, as docker has it).</summary>
+    public string? Driver { get; set; }
     public string Mode { get; set; } = "";
     public bool RW { get; set; } = true;
     public string Propagation { get; set; } = "rprivate";

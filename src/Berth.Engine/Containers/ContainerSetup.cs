@@ -44,7 +44,8 @@ public static class ContainerSetup
         if (image is not null)
         {
             var userKeys = cfg.Env.Select(e => e.Split('=', 2)[0]).ToHashSet(StringComparer.Ordinal);
-            cfg.Env.InsertRange(0, (image.Env ?? []).Where(e => !userKeys.Contains(e.Split('=', 2)[0])));
+            // moby's merge: the request's variables first, then the image's it did not set
+            cfg.Env.AddRange((image.Env ?? []).Where(e => !userKeys.Contains(e.Split('=', 2)[0])));
             if (cfg.WorkingDir.Length == 0) cfg.WorkingDir = image.WorkingDir ?? "";
             if (cfg.User.Length == 0) cfg.User = image.User ?? "";
             foreach (var (k, v) in image.Labels ?? []) cfg.Labels.TryAdd(k, v);
@@ -129,7 +130,7 @@ public static class ContainerSetup
         foreach (var mp in result.Where(m => !m.Source.StartsWith('/')))
         {
             var vol = new VolumeStore(dataRoot).Create(mp.Source, existingOk: true);
-            mp.Type = "volume"; mp.Name = vol.Name; mp.Source = vol.Mountpoint;
+            mp.Type = "volume"; mp.Driver = "local"; mp.Name = vol.Name; mp.Source = vol.Mountpoint;
         }
         return result;
     }

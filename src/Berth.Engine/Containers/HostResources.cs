@@ -276,7 +276,7 @@ public static class HostResources
                     if (m.TmpfsOptions is not null) throw EngineException.Invalid(Bad("field TmpfsOptions must not be specified"));
                     if (m.Source.Length > 0 && !ContainerStore.ValidName(m.Source))
                         throw EngineException.Invalid(Bad($"invalid volume name \"{m.Source}\": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"));
-                    mp.Type = "volume"; mp.Name = m.Source; mp.Propagation = "";
+                    mp.Type = "volume"; mp.Driver = "local"; mp.Name = m.Source; mp.Propagation = "";
                     mp.Mode = m.VolumeOptions?.NoCopy == true ? "nocopy" : "z";
                     break;
                 case "tmpfs":

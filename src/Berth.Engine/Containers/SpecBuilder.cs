@@ -47,6 +47,8 @@ public static class SpecBuilder
         p.Env = env;
         p.Cwd = cfg.WorkingDir.Length > 0 ? cfg.WorkingDir : (string.IsNullOrEmpty(p.Cwd) ? "/" : p.Cwd);
         p.User = ResolveUser(c.Rootfs, cfg.User);
+        // docker sets HOME from the user's passwd entry ("/" without one) unless the image or request did
+        if (!env.Any(e => e.StartsWith("HOME=", StringComparison.Ordinal))) env.Add("HOME=" + HomeOf(c.Rootfs, p.User.Uid));
         p.Rlimits = null; // inherit, as docker does without --ulimit
         p.NoNewPrivileges = hc.SecurityOpt.Any(o => o is "no-new-privileges" or "no-new-privileges:true" or "no-new-privileges=true");
         var caps = Capabilities(hc);
@@ -207,6 +209,14 @@ public static class SpecBuilder
             foreach (var f in gr)
                 if (f[3].Split(',').Contains(userName) && uint.TryParse(f[2], out var g) && g != gid && !extra.Contains(g)) extra.Add(g);
         return new User { Uid = uid, Gid = gid, AdditionalGids = extra };
+    }
+
+    /// <summary>The home directory of <paramref name="uid"/> in the rootfs's /etc/passwd, "/" without an entry.</summary>
+    public static string HomeOf(string rootfs, uint uid)
+    {
+        var id = uid.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var e = ReadInRoot(rootfs, "/etc/passwd").Select(l => l.Split(':')).FirstOrDefault(f => f.Length >= 6 && f[2] == id);
+        return e is not null && e[5].Length > 0 ? e[5] : "/";
     }
 
     static string[] ReadInRoot(string rootfs, string path)

@@ -21,11 +21,22 @@ public sealed partial class DockerApiHandler
     {
         var body = await ReadJsonAsync(ctx, DockerJson.Default.CreateContainerBody) ?? throw ApiError.BadRequest("config cannot be empty in order to create a container");
         var name = Query(ctx, "name") ?? "";
-        if (name.Length > 0 && !ContainerStore.ValidName(name.TrimStart('/')))
+        // docker's rule: [a-zA-Z0-9][a-zA-Z0-9_.-]+, so at least two characters
+        if (name.Length > 0 && (!ContainerStore.ValidName(name.TrimStart('/')) || name.TrimStart('/').Length < 2))
             throw ApiError.BadRequest($"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
         var rec = ToRecord(body);
         rec.Name = name;
         try { rec = await Blocking(() => Containers.Create(rec)); }
+        catch (EngineException e) when (e.Kind == ErrorKind.AlreadyExists && NameOwner(e.Message) is { } owner)
+        {
+            throw new ApiError(409, $"Conflict. The container name \"/{name.TrimStart('/')}\" is already in use by container \"{owner}\". You have to remove (or rename) that container to be able to reuse that name.");
+        }
+        catch (Exception e) when (e is EngineException { Kind: ErrorKind.NotFound } or Berth.Engine.Networking.NetworkException { Kind: Berth.Engine.Networking.NetworkErrorKind.NotFound }
+            && e.Message.StartsWith("network ", StringComparison.Ordinal))
+        {
+            // not a 404: on a 404 the docker CLI pulls the image and tries again
+            throw ApiError.BadRequest(e.Message.Replace("\"", "", StringComparison.Ordinal));
+        }
         catch (EngineException e) when (e.Kind == ErrorKind.NotFound && e.Message.StartsWith("No such image", StringComparison.Ordinal))
         {
             // docker's words (the docker CLI pulls on a 404 and retries)
@@ -35,6 +46,10 @@ public sealed partial class DockerApiHandler
         }
         await WriteJsonAsync(ctx, 201, new CreateResponse { Id = rec.Id }, DockerJson.Default.CreateResponse);
     }
+
+    /// <summary>The id in the engine's "name … is already in use by container \"ID\"" message.</summary>
+    static string? NameOwner(string message) =>
+        System.Text.RegularExpressions.Regex.Match(message, "already in use by container \"([0-9a-f]+)\"") is { Success: true } m ? m.Groups[1].Value : null;
 
     /// <summary>The body of POST /containers/create as the engine's create request.</summary>
     static ContainerRecord ToRecord(CreateContainerBody b)
@@ -59,6 +74,12 @@ public sealed partial class DockerApiHandler
         var h = b.HostConfig ?? new CreateHostConfig();
         var hc = rec.HostConfig;
         hc.Binds = h.Binds ?? [];
+        foreach (var bind in hc.Binds)
+        {
+            var src = bind.Split(':')[0];
+            if (src.Length > 0 && !src.StartsWith('/') && bind.Contains(':') && !ContainerStore.ValidName(src))
+                throw ApiError.BadRequest($"create {src}: \"{src}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path");
+        }
         hc.LogConfig = new LogConfig { Type = h.LogConfig?.Type is { Length: > 0 } t ? t : "json-file", Config = h.LogConfig?.Config ?? [] };
         // docker's "default" is the default bridge ("" to the engine); ports, DNS and endpoints as sent.
         hc.NetworkMode = h.NetworkMode is null or "default" ? "" : h.NetworkMode;
@@ -146,10 +167,22 @@ public sealed partial class DockerApiHandler
             if (c.HostConfig.AutoRemove) { try { await Blocking(() => Containers.Remove(c.Id, force: true)); } catch (EngineException) { } }
             Changed(c.Id);
             // 126/127 (the command cannot be run) are the client's mistake, as docker answers them
-            throw new ApiError(e.ExitCode is 126 or 127 ? 400 : 500, e.Message);
+            throw new ApiError(e.ExitCode is 126 or 127 ? 400 : 500, StartFailure(e.Message));
         }
         Changed(c.Id); // an attach or wait of this container goes on at once
         await NoContent(ctx);
+    }
+
+    /// <summary>A process that could not be started, in dockerd's words: the docker CLI picks its exit
+    /// code from them (127 for "executable file not found"/"no such file or directory", 126 for
+    /// "permission denied"), and scripts match them.</summary>
+    static string StartFailure(string m)
+    {
+        if (!m.StartsWith("exec: ", StringComparison.Ordinal)) return m;
+        m = m.Replace(": Permission denied", ": permission denied", StringComparison.Ordinal);
+        if (System.Text.RegularExpressions.Regex.Match(m, "^exec: \"([^\"]+)\": No such file or directory$") is { Success: true } nf)
+            m = $"exec: \"{nf.Groups[1].Value}\": stat {nf.Groups[1].Value}: no such file or directory";
+        return "failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: " + m + ": unknown";
     }
 
     async Task StopContainer(HttpContext ctx, string[] a)
@@ -178,7 +211,9 @@ public sealed partial class DockerApiHandler
     {
         var signal = Query(ctx, "signal") is { Length: > 0 } s ? s : "SIGKILL";
         var c = await Blocking(() => Containers.Get(a[0]));
-        if (!c.State.Running) throw new ApiError(409, $"Container {c.Id} is not running");
+        try { Signals.Parse(signal); }
+        catch (ArgumentException) { throw ApiError.BadRequest("Invalid signal: " + signal); }
+        if (!c.State.Running) throw new ApiError(409, $"Cannot kill container: {a[0]}: Container {c.Id} is not running");
         await Blocking(() => Containers.Kill(c.Id, signal));
         await NoContent(ctx);
     }
@@ -199,7 +234,13 @@ public sealed partial class DockerApiHandler
     {
         var name = Query(ctx, "name");
         if (string.IsNullOrEmpty(name)) throw ApiError.BadRequest("the new name is required (query parameter name)");
-        await Blocking(() => Containers.Rename(a[0], name.TrimStart('/')));
+        var c = await Blocking(() => Containers.Get(a[0]));
+        if (c.BareName == name.TrimStart('/')) throw ApiError.BadRequest("Renaming a container with the same name as its current name");
+        try { await Blocking(() => Containers.Rename(c.Id, name.TrimStart('/'))); }
+        catch (EngineException e) when (e.Kind == ErrorKind.AlreadyExists && NameOwner(e.Message) is { } owner)
+        {
+            throw new ApiError(409, $"Error when allocating new name: Conflict. The container name \"/{name.TrimStart('/')}\" is already in use by container \"{owner}\". You have to remove (or rename) that container to be able to reuse that name.");
+        }
         await NoContent(ctx);
     }
 
@@ -214,8 +255,32 @@ public sealed partial class DockerApiHandler
         await NoContent(ctx, 200);
     }
 
-    Task UpdateContainer(HttpContext ctx, string[] a) =>
-        throw new ApiError(501, "container update is not implemented by Berth yet");
+    /// <summary>POST /containers/ID/update: the restart policy (what `docker update --restart` sends); the
+    /// resource limits, which Berth cannot change on a running container yet, are refused when set.</summary>
+    async Task UpdateContainer(HttpContext ctx, string[] a)
+    {
+        var body = await ReadJsonAsync(ctx, DockerJson.Default.UpdateContainerBody) ?? new UpdateContainerBody();
+        var c = await Blocking(() => Containers.Get(a[0]));
+        var set = (body.Rest ?? []).Where(kv => kv.Value.ValueKind switch
+        {
+            JsonValueKind.Null or JsonValueKind.False => false,
+            JsonValueKind.Number => kv.Value.GetRawText() != "0",
+            JsonValueKind.String => kv.Value.GetString()!.Length > 0,
+            JsonValueKind.Array => kv.Value.GetArrayLength() > 0,
+            JsonValueKind.Object => kv.Value.EnumerateObject().Any(),
+            _ => true,
+        }).Select(kv => kv.Key).ToList();
+        if (set.Count > 0) throw ApiError.BadRequest($"updating {string.Join(", ", set)} is not supported by Berth: only the restart policy can be updated");
+        if (body.RestartPolicy is { Name.Length: > 0 } rp)
+        {
+            if (rp.Name is not ("no" or "always" or "unless-stopped" or "on-failure")) throw ApiError.BadRequest($"invalid restart policy '{rp.Name}'");
+            if (rp.Name != "on-failure" && rp.MaximumRetryCount != 0) throw ApiError.BadRequest($"maximum retry count cannot be used with restart policy '{rp.Name}'");
+            if (rp.MaximumRetryCount < 0) throw ApiError.BadRequest("maximum retry count cannot be negative");
+            if (c.HostConfig.AutoRemove && rp.Name != "no") throw new ApiError(409, "Restart policy cannot be updated because AutoRemove is enabled for the container");
+            await Blocking(() => Containers.Store.Update(c.Id, r => r.HostConfig.RestartPolicy = new RestartPolicy { Name = rp.Name, MaximumRetryCount = rp.MaximumRetryCount }, durable: true));
+        }
+        await WriteJsonAsync(ctx, 200, new UpdateContainerResponse(), DockerJson.Default.UpdateContainerResponse);
+    }
 
     async Task RemoveContainer(HttpContext ctx, string[] a)
     {
@@ -224,7 +289,7 @@ public sealed partial class DockerApiHandler
         if (QueryBool(ctx, "link")) throw ApiError.BadRequest("links are not supported");
         var c = await Blocking(() => Containers.Get(a[0]));
         if (c.State.Running && !force)
-            throw new ApiError(409, $"cannot remove container \"{c.Name}\": container is running: stop the container before removing or force remove");
+            throw new ApiError(409, $"You cannot remove a running container {c.Id}. Stop the container before attempting removal or force remove");
         await Blocking(() => Containers.Remove(c.Id, force));
         await NoContent(ctx);
     }
@@ -276,22 +341,13 @@ public sealed partial class DockerApiHandler
             var change = NextChange(id);
             ContainerRecord c;
             try { c = Containers.Get(id); }
-            catch (EngineException e) when (e.Kind == ErrorKind.NotFound)
-            {
-                // removed on exit (--rm) before this loop saw it run: the attach saw its exit
-                for (var i = 0; i < 100 && !_exitCodes.ContainsKey(id); i++)
-                {
-                    await ChangeOrPoll(change, 10, ct);
-                    change = NextChange(id);
-                }
-                return _exitCodes.TryRemove(id, out var seen) ? seen : code;
-            }
+            catch (EngineException e) when (e.Kind == ErrorKind.NotFound) { return await ExitSeenByAttach(id, code, ct); }
             if (!exited)
             {
                 if (c.Monitor is not null && c.State.Running)
                 {
                     try { code = await Blocking(() => Containers.Wait(id)); }
-                    catch (EngineException e) when (e.Kind == ErrorKind.NotFound) { continue; } // removed meanwhile: the attach's exit code, above
+                    catch (EngineException e) when (e.Kind == ErrorKind.NotFound) { return await ExitSeenByAttach(id, code, ct); }
                     exited = true;
                     // --rm: the monitor answers a wait only once the container is removed
                     if (condition == "removed" && !Containers.Store.Exists(id)) return code;
@@ -303,6 +359,13 @@ public sealed partial class DockerApiHandler
         }
         ct.ThrowIfCancellationRequested();
         return code;
+    }
+
+    /// <summary>A container removed on exit (--rm) before the wait saw its exit: the attach saw it.</summary>
+    async Task<int> ExitSeenByAttach(string id, int fallback, CancellationToken ct)
+    {
+        for (var i = 0; i < 100 && !_exitCodes.ContainsKey(id); i++) await ChangeOrPoll(NextChange(id), 10, ct);
+        return _exitCodes.TryRemove(id, out var seen) ? seen : fallback;
     }
 
     // ------------------------------------------------------------------ list / inspect
@@ -353,7 +416,29 @@ public sealed partial class DockerApiHandler
         Status = ContainerFormat.Status(c, now),
         HostConfig = { NetworkMode = c.HostConfig.NetworkMode },
         Mounts = c.Mounts,
+        Ports = PortSummaries(c.NetworkSettings),
     };
+
+    /// <summary>docker's summary Ports: one entry per binding of a published port, one without
+    /// IP/PublicPort per exposed port (the CLI's PORTS column is made from these).</summary>
+    static List<PortSummary> PortSummaries(NetworkSettings s)
+    {
+        var list = new List<PortSummary>();
+        foreach (var (key, bindings) in s.Ports)
+        {
+            var parts = key.Split('/');
+            if (!int.TryParse(parts[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var priv)) continue;
+            var type = parts.Length > 1 ? parts[1] : "tcp";
+            if (bindings is not { Count: > 0 }) { list.Add(new PortSummary { PrivatePort = priv, Type = type }); continue; }
+            foreach (var b in bindings)
+                list.Add(new PortSummary
+                {
+                    IP = b.HostIp is "" ? "0.0.0.0" : b.HostIp, PrivatePort = priv, Type = type,
+                    PublicPort = int.TryParse(b.HostPort, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var pub) ? pub : null,
+                });
+        }
+        return list;
+    }
 
     bool Ancestor(ContainerRecord c, string image)
     {
@@ -486,6 +571,7 @@ public sealed partial class DockerApiHandler
         _pendingAttach.AddOrUpdate(id, 1, (_, n) => n + 1);
         try
         {
+            if (stream) Berth.Engine.Events.ContainerEvents.Emit(Containers.Store.Root, c, "attach");
             var conn = await HijackAsync(ctx, tty);
             // A hijacked client half-closes when it has no stdin, which Kestrel reports as an
             // aborted request: the session ends on a failed write or the container's exit instead.

@@ -28,8 +28,8 @@ public sealed partial class DockerApiHandler
         var body = await ReadJsonAsync(ctx, DockerJson.Default.ExecCreateBody) ?? throw ApiError.BadRequest("exec config cannot be empty");
         if (body.Cmd is not { Count: > 0 }) throw ApiError.BadRequest("No exec command specified");
         var c = await Blocking(() => Containers.Get(a[0]));
-        if (!c.State.Running) throw new ApiError(409, $"container {c.Id} is not running");
-        if (c.State.Paused) throw new ApiError(409, $"container {c.Id} is paused, unpause the container before exec");
+        if (!c.State.Running) throw new ApiError(409, $"Container {c.Id} is not running");
+        if (c.State.Paused) throw new ApiError(409, $"Container {a[0]} is paused, unpause the container before exec");
         var id = ContainerStore.NewId();
         _execs[id] = new ExecSession { Id = id, ContainerId = c.Id, Body = body };
         Berth.Engine.Events.ObjectEvents.ExecCreate(Containers.Store.Root, c, id, body.Cmd);

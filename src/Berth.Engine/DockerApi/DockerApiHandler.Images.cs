@@ -37,7 +37,7 @@ public sealed partial class DockerApiHandler
         var from = Query(ctx, "fromImage");
         if (string.IsNullOrEmpty(from))
         {
-            if (Query(ctx, "fromSrc") is { Length: > 0 }) throw new ApiError(501, "image import is not implemented by Berth yet");
+            if (Query(ctx, "fromSrc") is { Length: > 0 } src) { await ImportImage(ctx, src); return; }
             throw ApiError.BadRequest("fromImage or fromSrc is required");
         }
         var tag = Query(ctx, "tag");
@@ -60,10 +60,44 @@ public sealed partial class DockerApiHandler
             progress.Error(e.Message);
             await progress.FlushAsync();
         }
-        catch (EngineException e) when (e.Kind == ErrorKind.NotFound)
+        catch (Exception e) when (e is EngineException { Kind: ErrorKind.NotFound } or ImageException { Kind: ImageErrorKind.NotFound }
+            && e.Message.Contains("MANIFEST_UNKNOWN", StringComparison.Ordinal))
+        {
+            throw ApiError.NotFound($"manifest for {r.FamiliarString} not found: manifest unknown: manifest unknown");
+        }
+        catch (Exception e) when (e is EngineException { Kind: ErrorKind.NotFound } or ImageException { Kind: ImageErrorKind.NotFound })
         {
             throw ApiError.NotFound($"pull access denied for {r.FamiliarName}, repository does not exist or may require 'docker login': {e.Message}");
         }
+    }
+
+    /// <summary>POST /images/create?fromSrc=-: the body is a (gzipped) tar of a root filesystem
+    /// (`docker import`), with repo[:tag], message and Dockerfile changes from the query; answers
+    /// docker's one progress line holding the new image's id.</summary>
+    async Task ImportImage(HttpContext ctx, string src)
+    {
+        if (src != "-") throw ApiError.BadRequest($"importing from {src}: only the request body (fromSrc=-) is supported");
+        var repo = Query(ctx, "repo") ?? "";
+        if (Query(ctx, "tag") is { Length: > 0 } tag) repo += ":" + tag;
+        string? reference = null;
+        if (repo.Length > 0) reference = ParseRef(repo).WithDefaultTag().ToString();
+        var changes = ctx.Request.Query.TryGetValue("changes", out var ch) ? ch.Where(c => !string.IsNullOrEmpty(c)).Select(c => c!).ToList() : [];
+        var tmp = Path.Combine(DataRoot, "tmp");
+        Directory.CreateDirectory(tmp);
+        var file = Path.Combine(tmp, "import-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            await using (var f = File.Create(file)) await ctx.Request.Body.CopyToAsync(f, ctx.RequestAborted);
+            var id = await Blocking(() =>
+            {
+                using var input = File.OpenRead(file);
+                return ImageCommitter.Import(DataRoot, input, "-", reference, Query(ctx, "message") ?? "", changes);
+            });
+            var progress = new JsonProgress(ctx);
+            progress.Status(id);
+            await progress.FlushAsync();
+        }
+        finally { File.Delete(file); }
     }
 
     // ------------------------------------------------------------------ list / inspect / tag
@@ -85,7 +119,10 @@ public sealed partial class DockerApiHandler
             if (f.TryGetValue("dangling", out var d) && d.Count > 0 && (d[0] is "true" or "1") != (tags.Count == 0)) continue;
             if (f.TryGetValue("reference", out var refs) && !refs.Any(p => img.Names.Any(n => ReferenceMatches(n, p)))) continue;
             if (f.TryGetValue("label", out var ls) && !ls.All(l => LabelMatch(labels, l))) continue;
-            result.Add(SummaryOf(img, config, containers));
+            var summary = SummaryOf(img, config, containers);
+            // docker lists only the tags the reference filter matched
+            if (refs is not null) summary.RepoTags = summary.RepoTags.Where(t => refs.Any(p => ReferenceMatches(ParseRef(t), p))).ToList();
+            result.Add(summary);
         }
         result = result.OrderByDescending(i => i.Created).ToList();
         await WriteJsonAsync(ctx, 200, result, DockerJson.Default.ListImageSummary);
@@ -185,10 +222,15 @@ public sealed partial class DockerApiHandler
 
         static string Short(Descriptor d) => d.Digest.ToString() is var s && s.StartsWith("sha256:", StringComparison.Ordinal) ? s[7..19] : s;
 
+        /// <summary>"Pulling from NAME", held until the manifest was found (the next message): a pull
+        /// of a missing image then fails with an HTTP error, before any stream, as docker's does.</summary>
+        ProgressMessage? _pending;
+
         void Send(ProgressMessage m)
         {
             lock (_gate)
             {
+                if (_pending is { } p) { _pending = null; _queue.Add(p); }
                 _queue.Add(m);
                 if (!Started)
                 {
@@ -221,6 +263,7 @@ public sealed partial class DockerApiHandler
 
         public async Task FlushAsync()
         {
+            lock (_gate) if (_pending is { } p) { _pending = null; Send(p); }
             Task t;
             lock (_gate) t = _writing;
             await t;
@@ -234,7 +277,7 @@ public sealed partial class DockerApiHandler
             {
                 var refText = line[..i];
                 var id = refText.Contains('@') ? refText[(refText.IndexOf('@') + 1)..] : refText[(refText.LastIndexOf(':') + 1)..];
-                Send(new ProgressMessage { status = line[(i + 2)..], id = id });
+                lock (_gate) _pending = new ProgressMessage { status = line[(i + 2)..], id = id };
             }
             else Send(new ProgressMessage { status = line });
         }

@@ -97,8 +97,17 @@ public sealed partial class DockerApiHandler
             if (lastName && users.Count == 0)
             {
                 // every name is gone (lastName): the record goes, with what only it used
+                IReadOnlyList<string> chain = [];
+                try { chain = ChainId.Chain((await ImageLayers.ReadAsync(store, img.Record, ctx.RequestAborted)).DiffIds); }
+                catch (Exception e) when (e is ImageException or FormatException or IOException) { }
+                var snapshotter = OverlaySnapshotter.Create(DataRoot);
+                var before = snapshotter.Layers().ToHashSet(StringComparer.Ordinal);
                 await images.DeleteAsync(img, ctx.RequestAborted);
                 result.Add(new ImageDeleteItem { Deleted = img.Id });
+                // then, as docker lists them, each layer that went with it (top first, by chain id)
+                var after = snapshotter.Layers().ToHashSet(StringComparer.Ordinal);
+                foreach (var layer in chain.Reverse())
+                    if (before.Contains(layer) && !after.Contains(layer)) result.Add(new ImageDeleteItem { Deleted = layer });
             }
         }
         await WriteJsonAsync(ctx, 200, result, DockerJson.Default.ListImageDeleteItem);

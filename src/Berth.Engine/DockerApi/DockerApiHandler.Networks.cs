@@ -15,19 +15,33 @@ public sealed partial class DockerApiHandler
         var f = Filters(ctx);
         OnlyFilters(f, "name", "id", "label", "driver", "type", "scope");
         var list = await Blocking(() => Networks.List());
+        list.AddRange(Predefined.Values);
         if (f.TryGetValue("name", out var names)) list = list.Where(n => names.Any(x => n.Name.Contains(x, StringComparison.Ordinal))).ToList();
         if (f.TryGetValue("id", out var ids)) list = list.Where(n => ids.Any(x => n.Id.StartsWith(x, StringComparison.Ordinal))).ToList();
         if (f.TryGetValue("driver", out var drivers)) list = list.Where(n => drivers.Contains(n.Driver)).ToList();
         if (f.TryGetValue("label", out var labels)) list = list.Where(n => labels.All(l => LabelMatch(n.Labels, l))).ToList();
         if (f.TryGetValue("scope", out var scopes)) list = list.Where(_ => scopes.Contains("local")).ToList();
         if (f.TryGetValue("type", out var types))
-            list = list.Where(n => types.Contains(n.Name == "bridge" ? "builtin" : "custom")).ToList();
+            list = list.Where(n => types.Contains(n.Name is "bridge" || Predefined.ContainsKey(n.Name) ? "builtin" : "custom")).ToList();
         await WriteRawJsonAsync(ctx, 200, NetworkFormat.Json(list, array: true, indented: false));
     }
 
+    /// <summary>docker's two other pre-defined networks, listed and inspected as docker shows them
+    /// (`--network host|none` are container modes to the engine, not records in its store).</summary>
+    static readonly Dictionary<string, NetworkRecord> Predefined = new[] { ("host", "host"), ("none", "null") }.ToDictionary(
+        p => p.Item1,
+        p => new NetworkRecord
+        {
+            Name = p.Item1, Driver = p.Item2, Created = DateTimeOffset.UnixEpoch,
+            Id = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes("berth-network-" + p.Item1))),
+        });
+
+    static NetworkRecord? FindPredefined(string nameOrId) =>
+        Predefined.Values.FirstOrDefault(n => n.Name == nameOrId || (nameOrId.Length >= 12 && n.Id.StartsWith(nameOrId, StringComparison.Ordinal)));
+
     async Task InspectNetwork(HttpContext ctx, string[] a)
     {
-        var n = await Blocking(() => NetworkFormat.Find(Networks, a[0]));
+        var n = FindPredefined(a[0]) ?? await Blocking(() => NetworkFormat.Find(Networks, a[0]));
         await WriteRawJsonAsync(ctx, 200, NetworkFormat.Json([n], array: false, indented: false));
     }
 
@@ -64,6 +78,7 @@ public sealed partial class DockerApiHandler
         await Blocking(() =>
         {
             var mgr = Networks;
+            if (FindPredefined(a[0]) is { } p) throw new ApiError(403, $"{p.Name} is a pre-defined network and cannot be removed");
             var n = NetworkFormat.Find(mgr, a[0]);
             if (n.Name == "bridge") throw new ApiError(403, "bridge is a pre-defined network and cannot be removed");
             if (n.Endpoints.Count > 0)
@@ -102,6 +117,8 @@ public sealed partial class DockerApiHandler
         {
             var n = NetworkFormat.Find(Networks, a[0]);
             var c = Containers.Get(body.Container);
+            if (!c.NetworkSettings.Networks.ContainsKey(n.Name))
+                throw new ApiError(403, $"container {c.Id} is not connected to network {n.Name}");
             ContainerNetworking.DisconnectContainer(Containers.Store, c.Id, n.Name, body.Force);
         });
         await NoContent(ctx, 200);

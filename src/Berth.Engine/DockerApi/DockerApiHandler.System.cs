@@ -164,11 +164,22 @@ public sealed partial class DockerApiHandler
         await WriteJsonAsync(ctx, 201, v, DockerJson.Default.VolumeInfo);
     }
 
-    Task InspectVolume(HttpContext ctx, string[] a) => WriteJsonAsync(ctx, 200, Volumes.Get(a[0]), DockerJson.Default.VolumeInfo);
+    Task InspectVolume(HttpContext ctx, string[] a) => WriteJsonAsync(ctx, 200, GetVolume(a[0]), DockerJson.Default.VolumeInfo);
+
+    /// <summary>A volume, or docker's 404 ("get NAME: no such volume").</summary>
+    VolumeInfo GetVolume(string name)
+    {
+        try { return Volumes.Get(name); }
+        catch (EngineException e) when (e.Kind == ErrorKind.NotFound) { throw ApiError.NotFound($"get {name}: no such volume"); }
+    }
 
     async Task RemoveVolume(HttpContext ctx, string[] a)
     {
         var containers = await Blocking(Containers.List);
+        GetVolume(a[0]);
+        // docker's words for a volume in use: "remove NAME: volume is in use - [ID, …]"
+        var users = containers.Where(c => c.Mounts.Any(m => m.Type == "volume" && m.Name == a[0])).Select(c => c.Id).ToList();
+        if (users.Count > 0) throw new ApiError(409, $"remove {a[0]}: volume is in use - [{string.Join(", ", users)}]");
         Volumes.Remove(a[0], containers);
         await NoContent(ctx);
     }

@@ -75,6 +75,15 @@ public sealed class CreateMount
     public bool ReadOnly { get; set; }
 }
 
+/// <summary>POST /containers/ID/update: the restart policy, and the resources (kept in <see cref="Rest"/>).</summary>
+public sealed class UpdateContainerBody
+{
+    public RestartPolicy? RestartPolicy { get; set; }
+    [JsonExtensionData] public Dictionary<string, JsonElement>? Rest { get; set; }
+}
+
+public sealed class UpdateContainerResponse { public List<string> Warnings { get; set; } = []; }
+
 public sealed class CreateResponse
 {
     public string Id { get; set; } = "";
@@ -451,6 +460,8 @@ public sealed class DiskUsageResponse
 [JsonSerializable(typeof(ErrorResponse))]
 [JsonSerializable(typeof(CreateContainerBody))]
 [JsonSerializable(typeof(CreateResponse))]
+[JsonSerializable(typeof(UpdateContainerBody))]
+[JsonSerializable(typeof(UpdateContainerResponse))]
 [JsonSerializable(typeof(WaitResponse))]
 [JsonSerializable(typeof(List<ContainerSummary>))]
 [JsonSerializable(typeof(ContainerRecord))]

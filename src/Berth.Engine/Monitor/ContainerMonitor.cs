@@ -209,7 +209,10 @@ public sealed unsafe class ContainerMonitor
     bool ShouldRestart()
     {
         if (_stopRequested) return false;
-        var policy = _rec.HostConfig.RestartPolicy;
+        // the stored record's: `docker update --restart` may have changed it while the container ran
+        RestartPolicy policy;
+        try { policy = _store.Load(_id).HostConfig.RestartPolicy; }
+        catch (Exception e) when (e is EngineException or IOException or System.Text.Json.JsonException) { policy = _rec.HostConfig.RestartPolicy; }
         return policy.Name switch
         {
             "always" or "unless-stopped" => true,
@@ -333,6 +336,9 @@ public sealed unsafe class ContainerMonitor
             r.Monitor!.InitStartTime = initStart;
             if (_health is not null) r.State.Health = _health.Started();
         });
+        // "start" here, before the monitor can reap the container: its "die" always comes after
+        Events.ObjectEvents.VolumeMounts(_store.Root, _rec, mount: true);
+        Events.ContainerEvents.Emit(_store.Root, _rec, "start");
         foreach (var f in new[] { _stdoutR, _stderrR, _pty, _stdinW }) if (f is not null) SetNonBlocking(f.Value);
         Timing.Mark("shim: running recorded");
         return null;

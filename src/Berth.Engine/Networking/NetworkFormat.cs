@@ -50,7 +50,7 @@ public static class NetworkFormat
         w.WriteString("Driver", "default");
         w.WriteStartObject("Options"); w.WriteEndObject();
         w.WriteStartArray("Config");
-        w.WriteStartObject(); w.WriteString("Subnet", n.Subnet); w.WriteString("Gateway", n.Gateway); w.WriteEndObject();
+        if (n.Subnet.Length > 0) { w.WriteStartObject(); w.WriteString("Subnet", n.Subnet); w.WriteString("Gateway", n.Gateway); w.WriteEndObject(); }
         w.WriteEndArray();
         w.WriteEndObject();
         w.WriteBoolean("Internal", n.Internal);
