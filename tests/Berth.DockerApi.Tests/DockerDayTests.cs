@@ -301,7 +301,7 @@ public sealed partial class DockerDayTests(DockerdFixture dockerd, ServiceFixtur
         s.Do("events", "--since", since.ToString(CultureInfo.InvariantCulture), "--until", until.ToString(CultureInfo.InvariantCulture),
             "--filter", "container=ev", "--format", "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}");
         s.Do("events", "--since", since.ToString(CultureInfo.InvariantCulture), "--until", until.ToString(CultureInfo.InvariantCulture),
-            "--filter", "type=container", "--filter", "event=die", "--format", "{{.Action}} {{.Actor.Attributes.exitCode}}");
+            "--filter", "type=container", "--filter", "container=ev", "--filter", "event=die", "--format", "{{.Action}} {{.Actor.Attributes.exitCode}}");
         s.Ok("run", "--name", "done1", I, "true");
         s.Ok("create", "--name", "made", I, "true");
         s.Ok("run", "-d", "--name", "live", I, "sleep", "1000");

@@ -332,7 +332,22 @@ public sealed unsafe class ContainerManager
         catch (ArgumentException e) { throw EngineException.Invalid(e.Message); }
         if (!c.State.Running) throw new EngineException(ErrorKind.FailedPrecondition, $"cannot kill container {c.BareName}: container is not running");
         if (Request(c, "kill " + signal) is null) throw new EngineException(ErrorKind.FailedPrecondition, $"cannot kill container {c.BareName}: container is not running");
-        Events.ContainerEvents.Emit(Store.Root, c, "kill", ("signal", Signals.Parse(signal).ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        var number = Signals.Parse(signal);
+        Events.ContainerEvents.Emit(Store.Root, c, "kill", ("signal", number.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        // As dockerd: SIGKILL cannot be caught, so the kill returns once the exit is recorded (a
+        // following inspect or start sees the container stopped); other signals return at once.
+        if (number == 9) WaitForExitRecorded(c);
+    }
+
+    /// <summary>Waits (up to 5 s) until the monitor has recorded the container's exit and is gone.</summary>
+    void WaitForExitRecorded(ContainerRecord c)
+    {
+        for (var i = 0; i < 500 && Store.Exists(c.Id) && Store.Load(c.Id).Monitor is not null; i++)
+        {
+            var cur = Store.Load(c.Id);
+            if (!MonitorAlive(cur)) { Reconcile(c.Id); break; }
+            Thread.Sleep(10);
+        }
     }
 
     /// <summary>Stop signal, then SIGKILL after the timeout (the monitor keeps the clock, so the stop
@@ -345,13 +360,7 @@ public sealed unsafe class ContainerManager
         var t = timeout ?? c.Config.StopTimeout ?? 10;
         var sig = c.Config.StopSignal.Length > 0 ? c.Config.StopSignal : "SIGTERM";
         Request(c, $"stop {sig} {t}", c.State.Paused ? () => Unpause(c) : null);
-        // Wait until the monitor has recorded the exit and is gone.
-        for (var i = 0; i < 500 && Store.Exists(c.Id) && Store.Load(c.Id).Monitor is not null; i++)
-        {
-            var cur = Store.Load(c.Id);
-            if (!MonitorAlive(cur)) { Reconcile(c.Id); break; }
-            Thread.Sleep(10);
-        }
+        WaitForExitRecorded(c);
         Events.ContainerEvents.Emit(Store.Root, c, "stop");
     }
 
