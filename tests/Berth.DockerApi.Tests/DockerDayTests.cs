@@ -137,7 +137,7 @@ public sealed partial class DockerDayTests(DockerdFixture dockerd, ServiceFixtur
         s.Do("exec", "-e", "X=1", "-w", "/www", "-u", "nobody", "web", "sh", "-c", "echo $X; pwd; id -u; id -g");
         // berth-runc's exec (like runc's) adds --additional-gids to the container process's groups (root's 0);
         // dockerd hands its runtime a whole process with only the user's groups
-        s.Known("exec -u keeps group 0", "exec", "-u", "nobody", "web", "id");
+        s.Do("exec", "-u", "nobody", "web", "id");
         // dockerd: exit 126 and the runtime's error on stdout; Berth: 127 and berth-runc's error on stderr
         s.Known("exec of a missing command", "exec", "web", "nosuchcmd");
         s.Do("exec", "web", "sh", "-c", "exit 4");

@@ -753,7 +753,7 @@ public static unsafe partial class EngineCommands
             var envs = new List<string>();
             foreach (var f in p.GetValue(envFile) ?? []) envs.AddRange(ReadEnvFile(f));
             foreach (var e in p.GetValue(env) ?? []) envs.Add(ExpandEnv(e));
-            var args = ContainerManager.ExecArgs(rec, p.GetValue(command)!, envs, p.GetValue(user), p.GetValue(workdir), p.GetValue(tty), p.GetValue(detach));
+            var args = mgr.ExecArgs(rec, p.GetValue(command)!, envs, p.GetValue(user), p.GetValue(workdir), p.GetValue(tty), p.GetValue(detach));
             return mgr.Exec(rec, p.GetValue(command)!, args, stdin: p.GetValue(interactive) || p.GetValue(tty), p.GetValue(detach));
         }));
         return c;

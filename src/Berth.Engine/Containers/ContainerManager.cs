@@ -451,7 +451,10 @@ public sealed unsafe class ContainerManager
         var execId = ContainerStore.NewId();
         Events.ObjectEvents.ExecCreate(Store.Root, c, execId, command);
         Events.ObjectEvents.ExecStart(Store.Root, c, execId, command);
-        var (status, error) = RunAttached(c, args, stdin);
+        int status;
+        string? error;
+        try { (status, error) = RunAttached(c, args, stdin); }
+        finally { ForgetExecArgs(args); }
         if (error is not null) status = RuntimeClient.ExitCodeFor(error) is var code && code != 125 ? code : 126;
         if (!detach || status != 0) Events.ObjectEvents.ExecDie(Store.Root, c, execId, status);
         return status;
@@ -528,23 +531,48 @@ public sealed unsafe class ContainerManager
     }
 
     /// <summary>The runtime's `exec` arguments for a process in a running container (docker exec's
-    /// options: user defaults to the container's, env added to the container's).</summary>
-    public static List<string> ExecArgs(ContainerRecord rec, IReadOnlyList<string> command, IEnumerable<string> env, string? user, string? workdir, bool tty, bool detach)
+    /// options: user defaults to the container's, env added to the container's). As containerd and
+    /// dockerd do, the whole process goes to the runtime as a process file (`exec --process`): the
+    /// user's own groups replace the container process's (runc's --additional-gids would add to
+    /// them, so `-u nobody` kept group 0). The caller removes the file with
+    /// <see cref="ForgetExecArgs"/> once the runtime has returned.</summary>
+    public List<string> ExecArgs(ContainerRecord rec, IReadOnlyList<string> command, IEnumerable<string> env, string? user, string? workdir, bool tty, bool detach)
     {
         if (!rec.State.Running) throw new EngineException(ErrorKind.FailedPrecondition, $"container {rec.BareName} is not running");
         if (rec.State.Paused) throw new EngineException(ErrorKind.FailedPrecondition, $"container {rec.BareName} is paused, unpause the container before exec");
         if (command.Count == 0) throw EngineException.Invalid("no exec command specified");
-        var args = new List<string> { "exec" };
+        Berth.Oci.Runtime.Spec spec;
+        try { spec = Berth.Oci.Runtime.SpecJson.ParseSpecWithoutSeccomp(File.ReadAllBytes(Path.Combine(Store.BundleDir(rec.Id), "config.json"))); }
+        catch (Exception e) when (e is IOException or Berth.Oci.Runtime.SpecException) { throw new EngineException(ErrorKind.FailedPrecondition, $"container {rec.BareName}: its runtime config cannot be read: {e.Message}"); }
+        var basep = spec.Process ?? new Berth.Oci.Runtime.Process();
+        var u = SpecBuilder.ResolveUser(rec.Rootfs, string.IsNullOrEmpty(user) ? rec.Config.User : user);
+        var envs = basep.Env is null ? new List<string>() : [.. basep.Env];
+        foreach (var e in env.Where(e => e.Length > 0))
+        {
+            var key = e.Split('=')[0] + "=";
+            envs.RemoveAll(x => x.StartsWith(key, StringComparison.Ordinal));
+            envs.Add(e);
+        }
+        var proc = new Berth.Oci.Runtime.Process
+        {
+            Args = [.. command], Env = envs, Cwd = string.IsNullOrEmpty(workdir) ? basep.Cwd : workdir, Terminal = tty,
+            User = new Berth.Oci.Runtime.User { Uid = u.Uid, Gid = u.Gid, AdditionalGids = u.AdditionalGids, Umask = basep.User.Umask },
+            Capabilities = basep.Capabilities, NoNewPrivileges = basep.NoNewPrivileges, Rlimits = basep.Rlimits,
+        };
+        var file = Path.Combine(Store.RunDir(rec.Id), $"exec-{ContainerStore.NewId()[..16]}.json");
+        File.WriteAllBytes(file, System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(proc, Berth.Oci.Runtime.SpecJsonContext.Default.Process));
+        var args = new List<string> { "exec", "--process", file };
         if (tty) args.Add("--tty");
         if (detach) args.Add("--detach");
-        foreach (var e in env.Where(e => e.Length > 0)) { args.Add("--env"); args.Add(e); }
-        var u = SpecBuilder.ResolveUser(rec.Rootfs, string.IsNullOrEmpty(user) ? rec.Config.User : user);
-        args.Add("--user"); args.Add($"{u.Uid}:{u.Gid}");
-        foreach (var g in u.AdditionalGids ?? []) { args.Add("--additional-gids"); args.Add(g.ToString()); }
-        if (!string.IsNullOrEmpty(workdir)) { args.Add("--cwd"); args.Add(workdir); }
         args.Add(rec.Id);
-        args.AddRange(command);
         return args;
+    }
+
+    /// <summary>Removes the process file of <see cref="ExecArgs"/> (the runtime has read it).</summary>
+    public static void ForgetExecArgs(List<string> args)
+    {
+        var i = args.IndexOf("--process");
+        if (i >= 0 && i + 1 < args.Count) { try { File.Delete(args[i + 1]); } catch (IOException) { } }
     }
 
     /// <summary>Runs the runtime with its output captured (top through the API): exit status,

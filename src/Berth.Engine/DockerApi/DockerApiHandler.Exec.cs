@@ -73,7 +73,7 @@ public sealed partial class DockerApiHandler
         var c = await Blocking(() => Containers.Get(e.ContainerId));
         var b = e.Body;
         var tty = b.Tty;
-        var args = ContainerManager.ExecArgs(c, b.Cmd!, b.Env ?? [], b.User, b.WorkingDir, tty: false, detach: false);
+        var args = Containers.ExecArgs(c, b.Cmd!, b.Env ?? [], b.User, b.WorkingDir, tty: false, detach: false);
         var log = Path.Combine(Containers.Store.RunDir(c.Id), $"exec-{e.Id[..12]}.log");
 
         using var devnull = RuntimeClient.DevNull();
@@ -96,6 +96,7 @@ public sealed partial class DockerApiHandler
         }
         int pid;
         try { pid = Containers.Runtime.Start(args, childIn, childOut, childErr, log); }
+        catch { ContainerManager.ForgetExecArgs(args); throw; }
         finally { foreach (var f in toClose) f.Dispose(); }
         e.Pid = pid;
         e.Running = true;
@@ -103,6 +104,7 @@ public sealed partial class DockerApiHandler
         var waiter = Blocking(() =>
         {
             var status = Sys.Wait(pid);
+            ContainerManager.ForgetExecArgs(args);
             if (status != 0 && RuntimeClient.LastError(log) is { } err) status = RuntimeClient.ExitCodeFor(err) is var code && code != 125 ? code : 126;
             try { File.Delete(log); } catch (IOException) { }
             e.ExitCode = status;
