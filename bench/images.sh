@@ -72,10 +72,14 @@ for c in "${cmds[@]}"; do
     IFS='|' read -r name prep cmd <<<"$c"
     args+=(--command-name "$name" --prepare "$prep; sync" "$cmd")
 done
+echo "load average before: $(cut -d" " -f1-3 /proc/loadavg)"
 hyperfine "${args[@]}"
+echo "load average after: $(cut -d" " -f1-3 /proc/loadavg)"
 python3 - "$work/result.json" <<'PY'
 import json, statistics, sys
-r = {x["command"]: statistics.median(x["times"]) for x in json.load(open(sys.argv[1]))["results"]}
+res = json.load(open(sys.argv[1]))["results"]
+r = {x["command"]: statistics.median(x["times"]) for x in res}
+print("\nCPU time per run (mean): " + ", ".join(f'{x["command"]} user {x["user"]:.2f} s sys {x["system"]:.2f} s' for x in res))
 b = r.pop("berth", None)
 if b is None: sys.exit(0)
 print(f"\nmedian pull+unpack: berth {b*1000:.0f} ms")

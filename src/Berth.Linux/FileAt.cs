@@ -246,6 +246,46 @@ public static unsafe class FileAt
     public static int TryRename(string from, string to, bool noReplace) =>
         renameat2(AT_FDCWD, from, AT_FDCWD, to, noReplace ? RENAME_NOREPLACE : 0) == 0 ? 0 : Err();
 
+    // linux/fs.h: the inode flags chattr/lsattr show (FS_IOC_GETFLAGS/SETFLAGS pass an int).
+    const ulong FS_IOC_GETFLAGS = 0x80086601, FS_IOC_SETFLAGS = 0x40086602;
+
+    /// <summary>FS_TOPDIR_FL (chattr +T): the directory is the top of unrelated hierarchies, so ext2/3/4's
+    /// Orlov allocator spreads each new subdirectory over the disk as it does the root's.</summary>
+    public const int FS_TOPDIR_FL = 0x00020000;
+
+    /// <summary>Reads a file's inode flags; 0, or an errno (ENOTTY/EOPNOTSUPP where the file system has none).</summary>
+    public static int TryGetInodeFlags(string path, out int flags)
+    {
+        flags = 0;
+        var fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC, 0);
+        if (fd < 0) return Err();
+        try
+        {
+            int f = 0;
+            if (ioctl(fd, FS_IOC_GETFLAGS, &f) != 0) return Err();
+            flags = f;
+            return 0;
+        }
+        finally { close(fd); }
+    }
+
+    /// <summary>Adds inode flags to a file (FS_IOC_SETFLAGS after reading the current ones); 0 when they
+    /// are set (already or now), or an errno: ENOTTY/EOPNOTSUPP where the file system has no such flag.</summary>
+    public static int TryAddInodeFlags(string path, int add)
+    {
+        var fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC, 0);
+        if (fd < 0) return Err();
+        try
+        {
+            int f = 0;
+            if (ioctl(fd, FS_IOC_GETFLAGS, &f) != 0) return Err();
+            if ((f & add) == add) return 0;
+            f |= add;
+            return ioctl(fd, FS_IOC_SETFLAGS, &f) == 0 ? 0 : Err();
+        }
+        finally { close(fd); }
+    }
+
     /// <summary>Copies a regular file's data: a reflink (FICLONE) where the filesystem shares extents,
     /// else copy_file_range in the kernel.</summary>
     public static void CopyData(Fd src, Fd dst, long size, string what)

@@ -48,6 +48,41 @@ public abstract class SnapshotterContract : IDisposable
     }
 
     [Fact]
+    public void New_trees_are_made_under_a_top_directory_where_the_file_system_has_the_flag()
+    {
+        _ = S;
+        // Whether this file system takes FS_TOPDIR_FL at all (ext2/3/4 do; /tmp is the root's ext4 here).
+        var probe = Path.Combine(Temp.Outer, "probe");
+        Directory.CreateDirectory(probe);
+        if (FileAt.TryAddInodeFlags(probe, FileAt.FS_TOPDIR_FL) != 0) return;
+        Assert.Equal(0, FileAt.TryGetInodeFlags(TmpDir, out var flags));
+        Assert.Equal(FileAt.FS_TOPDIR_FL, flags & FileAt.FS_TOPDIR_FL);
+        // Not inherited: what is made inside a layer's tree is placed near that tree, as usual.
+        var layer = Path.Combine(TmpDir, "x");
+        Directory.CreateDirectory(layer);
+        Assert.Equal(0, FileAt.TryGetInodeFlags(layer, out var child));
+        Assert.Equal(0, child & FileAt.FS_TOPDIR_FL);
+        Directory.Delete(layer);
+    }
+
+    [Fact]
+    public async Task A_file_system_without_the_top_directory_flag_still_holds_snapshots()
+    {
+        var dir = Path.Combine("/dev/shm", "berth-images-test-" + Guid.NewGuid().ToString("N")[..12]);
+        Directory.CreateDirectory(dir);
+        try
+        {
+            // tmpfs refuses FS_TOPDIR_FL: the hint is skipped and nothing else changes.
+            Assert.NotEqual(0, FileAt.TryAddInodeFlags(dir, FileAt.FS_TOPDIR_FL));
+            var s = Create(Path.Combine(dir, "root"));
+            var id = await s.ApplyLayerAsync(null, TarBuilder.DiffId(Base), new MemoryStream(Base), LayerCompression.None, default);
+            Assert.True(s.HasLayer(id));
+            Assert.Equal("base\n", File.ReadAllText(Path.Combine(dir, "root", "images", "snapshots", s.Driver, "layers", id["sha256:".Length..], "fs", "etc", "os-release")));
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
     public async Task Layers_are_keyed_by_chain_id_and_listed()
     {
         var (b, t) = await ApplyTwo();
