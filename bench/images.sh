@@ -11,6 +11,9 @@
 # the previous run's 17k files just before a run turns file creation into seconds of system time
 # (perf: ~75% of berth's CPU in ext4 recently_deleted/find_inode_bit), for every tool alike.
 # REUSE_ROOT=1 restores the old way (delete the previous run's storage in --prepare) to compare.
+# (Berth's snapshotter marks its tmp/ with chattr +T, so its layer trees start in other flex groups
+# than the deleted ones and mostly escape the scan; the peers' layer directories stay in their
+# parent's flex group. See docs/benchmarks.md, "inode placement".)
 # For the same reason a run waits until 6 min have passed since the previous run's clean-up
 # (SETTLE=0 skips the wait).
 set -euo pipefail
