@@ -13,24 +13,11 @@ BERTH=${BERTH:-$PWD/out/berth}
 : "${BERTH_BASE:?set BERTH_BASE to the build to compare with}"
 image=$(bench/debian-image.sh)
 work=$(mktemp -d /var/tmp/berth-bench-alloc.XXXXXX)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$work/registry.yml" <<YML
-version: 0.1
-storage:
-  filesystem:
-    rootdirectory: $work/registry
-http:
-  addr: 127.0.0.1:$port
-log:
-  level: error
-YML
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-reg=$!
-cleanup() { kill "$reg" 2>/dev/null || true; wait "$reg" 2>/dev/null || true; rm -rf "$work"; }
+. bench/registry-lib.sh
+reg=""; ref=""
+cleanup() { [ -n "$reg" ] && { kill "$reg" 2>/dev/null || true; wait "$reg" 2>/dev/null || true; }; rm -rf "$work"; }
 trap cleanup EXIT
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
-ref=127.0.0.1:$port/bench/debian:bench
-skopeo copy -q --dest-tls-verify=false "oci:$image" "docker://$ref"
+start_registry "$work" "$image"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for i in $(seq "$N"); do
   for t in base new; do

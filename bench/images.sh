@@ -28,30 +28,17 @@ if [ "${SETTLE:-360}" -gt 0 ] && [ -f "$cleaned" ]; then
     if [ "$wait_s" -gt 0 ]; then echo "waiting ${wait_s}s for the last run's deleted inodes to age (SETTLE=0 skips)" >&2; sleep "$wait_s"; fi
 fi
 work=$(mktemp -d /var/tmp/berth-bench-images.XXXXXX)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$work/registry.yml" <<YML
-version: 0.1
-storage:
-  filesystem:
-    rootdirectory: $work/registry
-http:
-  addr: 127.0.0.1:$port
-log:
-  level: error
-YML
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-reg=$!
+. bench/registry-lib.sh
+reg=""; ref=""
 cleanup() {
-    kill "$reg" 2>/dev/null || true; wait "$reg" 2>/dev/null || true
+    [ -n "$reg" ] && { kill "$reg" 2>/dev/null || true; wait "$reg" 2>/dev/null || true; }
     for d in "$work"/podman*; do [ -d "$d" ] && podman --root "$d/storage" --runroot "$d/run" system reset -f >/dev/null 2>&1 || true; done
     umount -R "$work"/* 2>/dev/null || true
     rm -rf "$work"
     date +%s > "$cleaned"
 }
 trap cleanup EXIT
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
-ref=127.0.0.1:$port/bench/debian:bench
-skopeo copy -q --dest-tls-verify=false "oci:$image" "docker://$ref"
+start_registry "$work" "$image"
 
 # $r is this run's directory suffix: --prepare bumps the counter, the command reads it.
 if [ -n "${REUSE_ROOT:-}" ]; then
