@@ -120,6 +120,40 @@ public sealed class LocalClusterClient : IClusterClient
         await Call(() => _api.CreateAsync(Target(t, obj.Metadata?.NamespaceProperty, null), ToNode(k, obj), false, ct)).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// For kinds the API server neither defaults nor validates beyond metadata (Events): each object is
+    /// stamped (uid, creationTimestamp, apiVersion, kind) and serialized once from the typed data into its
+    /// stored form, and all are written concurrently, so they share the store's commits. No JSON tree,
+    /// no answer decoded. Other kinds take <see cref="CreateOnlyAsync"/> one by one.
+    /// </summary>
+    public async ValueTask CreateManyOnlyAsync<T>(IReadOnlyList<T> objs, CancellationToken ct = default) where T : class, IKubernetesObject<V1ObjectMeta>
+    {
+        var k = Kinds.Of<T>();
+        var t = TypeOf(k);
+        var tasks = new Task[objs.Count];
+        for (var i = 0; i < objs.Count; i++)
+        {
+            var o = objs[i];
+            if (!ApiHandler.CanCreateBuilt(t)) { tasks[i] = CreateOnlyAsync(o, ct).AsTask(); continue; }
+            var m = o.Metadata ?? throw ClusterException.Invalid(k, null, "metadata: Required value");
+            if (string.IsNullOrEmpty(m.Name)) throw ClusterException.Invalid(k, null, "metadata.name: Required value");
+            o.ApiVersion = k.ApiVersion;
+            o.Kind = k.Kind;
+            m.Uid = Json.NewUid();
+            m.CreationTimestamp = Json.NowSeconds();
+            m.ResourceVersion = null;
+            if (!t.Namespaced) m.NamespaceProperty = null;
+            tasks[i] = Call(() => _api.CreateBuiltAsync(Target(t, m.NamespaceProperty, null), m.Name, JsonSerializer.SerializeToUtf8Bytes(o, k.TypeInfo), ct));
+        }
+        ClusterException? first = null;
+        foreach (var task in tasks)
+        {
+            try { await task.ConfigureAwait(false); }
+            catch (ClusterException e) { first ??= e; }
+        }
+        if (first is not null) throw first;
+    }
+
     public ValueTask<T> UpdateAsync<T>(T obj, CancellationToken ct = default) where T : class, IKubernetesObject<V1ObjectMeta> => Replace(obj, null, ct);
 
     public ValueTask<T> UpdateStatusAsync<T>(T obj, CancellationToken ct = default) where T : class, IKubernetesObject<V1ObjectMeta>
