@@ -70,8 +70,37 @@ public sealed class LocalClusterClient : IClusterClient
         var t = TypeOf(k);
         var page = await Call(() => _store.ListAsync(t.Prefix(t.Namespaced ? ns : null), ct: ct)).ConfigureAwait(false);
         var items = new List<T>(page.Items.Count);
-        foreach (var e in page.Items) items.Add(FromEntry<T>(k, e));
+        foreach (var e in page.Items) items.Add(Listed<T>(k, e));
+        SweepListed();
         return new ObjectList<T>(items, page.Revision.ToString());
+    }
+
+    // Lists share decoded objects too: the scheduler's and the controllers' informers list the same
+    // pods at start (50,000 after a restart), and each would otherwise hold its own copy of every one
+    // until the pod next changes. Keyed by (key, revision), held weakly: an object lives as long as a
+    // cache holds it.
+    readonly Dictionary<(string Key, long Revision), WeakReference<object>> _listed = [];
+    int _listedSweepAt = 4096;
+
+    T Listed<T>(ResourceKind k, StoreEntry e) where T : class, IKubernetesObject<V1ObjectMeta>
+    {
+        lock (_listed)
+            if (_listed.TryGetValue((e.Key, e.ModRevision), out var w) && w.TryGetTarget(out var o) && o is T shared) return shared;
+        var obj = FromEntry<T>(k, e);
+        lock (_listed) _listed[(e.Key, e.ModRevision)] = new WeakReference<object>(obj);
+        return obj;
+    }
+
+    void SweepListed()
+    {
+        lock (_listed)
+        {
+            if (_listed.Count < _listedSweepAt) return;
+            foreach (var (key, w) in _listed)
+                if (!w.TryGetTarget(out _)) _listed.Remove(key);
+            _listed.TrimExcess();
+            _listedSweepAt = Math.Max(4096, 2 * _listed.Count);
+        }
     }
 
     public async IAsyncEnumerable<WatchEvent<T>> WatchAsync<T>(string? ns, string resourceVersion, [EnumeratorCancellation] CancellationToken ct = default) where T : class, IKubernetesObject<V1ObjectMeta>

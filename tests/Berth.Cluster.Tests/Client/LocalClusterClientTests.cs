@@ -123,6 +123,27 @@ public class LocalClusterClientTests
     }
 
     [Fact]
+    public async Task Lists_share_decoded_objects_until_they_change()
+    {
+        await using var c = await LocalCluster.StartAsync();
+        await c.Client.CreateAsync(Pod("a"));
+        await c.Client.CreateAsync(Pod("b"));
+        var first = await c.Client.ListAsync<V1Pod>("default");
+        var second = await c.Client.ListAsync<V1Pod>("default");
+        Assert.Equal(2, second.Items.Count);
+        Assert.Same(first.Items[0], second.Items[0]);                      // the informers of one server hold one copy
+        Assert.Same(first.Items[1], second.Items[1]);
+        var b = Kinds.Clone(first.Items.Single(p => p.Metadata.Name == "b"));
+        b.Metadata.Labels = new Dictionary<string, string> { ["x"] = "y" };
+        await c.Client.UpdateAsync(b);
+        var third = await c.Client.ListAsync<V1Pod>("default");
+        Assert.Same(first.Items.Single(p => p.Metadata.Name == "a"), third.Items.Single(p => p.Metadata.Name == "a"));
+        var b3 = third.Items.Single(p => p.Metadata.Name == "b");
+        Assert.NotSame(first.Items.Single(p => p.Metadata.Name == "b"), b3);   // a new revision is a new object
+        Assert.Equal("y", b3.Metadata.Labels["x"]);
+    }
+
+    [Fact]
     public async Task Events_created_together_are_stamped_stored_and_listed()
     {
         await using var c = await LocalCluster.StartAsync("gone");
