@@ -20,8 +20,8 @@ public sealed record DeleteOptions(PropagationPolicy? Propagation = null, string
 /// The seam through which the scheduler and the controllers see the cluster state: typed
 /// get/list/watch/create/update/updateStatus/delete and pods/binding, as the API server offers them.
 /// Implementations: <see cref="InMemoryClusterClient"/> (tests, benchmarks) and
-/// <see cref="LocalClusterClient"/> (inside `berth server`, through the API handler's verbs). Objects handed out by Watch are shared snapshots and must not be mutated; objects
-/// handed out by Get/List belong to the caller.
+/// <see cref="LocalClusterClient"/> (inside `berth server`, through the API handler's verbs). Objects handed out by Watch and List are shared snapshots and must not be mutated
+/// (clone with <see cref="Kinds.Clone{T}"/> to change one); objects handed out by Get belong to the caller.
 /// </summary>
 public interface IClusterClient
 {

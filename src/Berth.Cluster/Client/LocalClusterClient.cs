@@ -15,7 +15,8 @@ namespace Berth.Cluster.Client;
 /// graceful deletion and finalizers, the status subresource and binding behave exactly as for kubectl.
 /// Watches read the store's watch from the given resourceVersion; a compacted version is
 /// <see cref="ClusterErrorKind.Gone"/> and a watch that fell too far behind ends with Gone too (the
-/// informer relists). Objects cross the seam as JSON (source-generated, AOT-safe).
+/// informer relists). Objects cross the seam as JSON (source-generated, AOT-safe); watched and listed
+/// objects are decoded once per revision and shared (never mutated by their readers).
 /// </summary>
 public sealed class LocalClusterClient : IClusterClient
 {
