@@ -4,7 +4,8 @@
 # bench/SchedulerApiBench creates NODES Nodes and PODS Pods over HTTPS with CLIENTS parallel
 # connections (scheduler_perf's SchedulingBasic shape: nodes 4 cpu / 32Gi / 110 pods, pods 100m /
 # 500Mi) and counts bindings on a pod watch. Prints pods bound/s from the first pod create to the
-# last binding, create latency p50/p99, and the server's RSS (idle after start, peak, after).
+# last binding, create latency p50/p99, and the server's RSS (idle after start, peak, after, and IDLE=15 s
+# after the run, when the server has given back the burst's free heap space).
 #
 #   bench/scheduler-api.sh                          5,000 nodes, 50,000 pods, 16 clients
 #   NODES=500 PODS=5000 RUNS=3 bench/scheduler-api.sh
@@ -45,6 +46,8 @@ for ((r = 1; r <= RUNS; r++)); do
         "${bench[@]}" --server https://127.0.0.1:$port --server-pid $pid
     fi
     echo "server after: $(rss)"
+    sleep "${IDLE:-15}"
+    echo "server after ${IDLE:-15} s idle: $(rss)"
     kill $pid; wait $pid 2>/dev/null || true
     rm -rf "$dir"
     trap - EXIT

@@ -75,6 +75,7 @@ public static class ServerHost
             output.WriteLine($"berth server: controllers {string.Join(",", controllers.Select(c => c.Name))} (lease kube-system/kube-controller-manager)");
         }
         output.Flush();
+        components.Add(new IdleMemoryTrimmer().RunAsync(stop.Token));
         var previous = store.CurrentRevision;
         try
         {

@@ -75,6 +75,13 @@ public static class Json
         return text;
     }
 
+    /// <summary><see cref="Now"/> as a UTC DateTime (whole seconds: serialized as "…:ssZ" like Now's text).</summary>
+    public static DateTime NowSeconds()
+    {
+        var t = DateTime.UtcNow;
+        return new DateTime(t.Ticks - t.Ticks % TimeSpan.TicksPerSecond, DateTimeKind.Utc);
+    }
+
     sealed record NowText(long Second, string Text);
     static NowText lastNow = new(-1, "");
 

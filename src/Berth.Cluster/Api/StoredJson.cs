@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Globalization;
+using System.Text;
 using System.Text.Json;
 
 namespace Berth.Cluster.Api;
@@ -52,5 +53,73 @@ internal static class StoredJson
         output.Write(stored[..(metadataStart + 1)]);
         output.Write(rv[..n]);
         output.Write(rest);
+    }
+
+    /// <summary>
+    /// pods/binding on the stored bytes, for a pod with no status.conditions yet (the usual case): the
+    /// bytes <c>BindPodAsync</c>'s tree path would store, i.e. <c>"nodeName"</c> appended to spec and
+    /// <c>"conditions":[PodScheduled=True]</c> appended to status. Reports the facts the binding checks
+    /// (metadata.uid, whether deletionTimestamp is set, a non-empty spec.nodeName) whether or not it
+    /// answers bytes; null when the fast path does not apply (conditions present, spec or status not an
+    /// object, an escaped key, an empty nodeName, malformed JSON): the caller takes the tree path.
+    /// </summary>
+    public static byte[]? BindPod(ReadOnlySpan<byte> stored, string node, string now, out string? uid, out bool deleting, out string? boundTo)
+    {
+        uid = null; deleting = false; boundTo = null;
+        int specEnd = -1, statusEnd = -1;
+        bool specEmpty = true, statusEmpty = true;
+        var r = new Utf8JsonReader(stored, new JsonReaderOptions { MaxDepth = 256 });
+        try
+        {
+            if (!r.Read() || r.TokenType != JsonTokenType.StartObject) return null;
+            while (r.Read() && r.TokenType == JsonTokenType.PropertyName)
+            {
+                if (r.ValueIsEscaped) return null;
+                var which = r.ValueTextEquals("metadata"u8) ? 1 : r.ValueTextEquals("spec"u8) ? 2 : r.ValueTextEquals("status"u8) ? 3 : 0;
+                if (!r.Read()) return null;
+                if (which == 0) { r.Skip(); continue; }
+                if (r.TokenType != JsonTokenType.StartObject) return null;
+                var empty = true;
+                while (r.Read() && r.TokenType == JsonTokenType.PropertyName)
+                {
+                    empty = false;
+                    if (r.ValueIsEscaped) return null;
+                    var key = which == 1 ? (r.ValueTextEquals("uid"u8) ? 1 : r.ValueTextEquals("deletionTimestamp"u8) ? 2 : 0)
+                        : which == 2 ? (r.ValueTextEquals("nodeName"u8) ? 3 : 0)
+                        : (r.ValueTextEquals("conditions"u8) ? 4 : 0);
+                    if (!r.Read()) return null;
+                    switch (key)
+                    {
+                        case 1: uid = r.TokenType == JsonTokenType.String ? r.GetString() : null; break;
+                        case 2: deleting = r.TokenType != JsonTokenType.Null; break;
+                        case 3:
+                            if (r.TokenType != JsonTokenType.String) return null;
+                            boundTo = r.GetString();
+                            if (string.IsNullOrEmpty(boundTo)) { boundTo = null; return null; }
+                            break;
+                        case 4: return null;
+                    }
+                    r.Skip();
+                }
+                if (r.TokenType != JsonTokenType.EndObject) return null;
+                if (which == 2) { specEnd = (int)r.TokenStartIndex; specEmpty = empty; }
+                else if (which == 3) { statusEnd = (int)r.TokenStartIndex; statusEmpty = empty; }
+            }
+            if (r.TokenType != JsonTokenType.EndObject) return null;
+        }
+        catch (JsonException) { return null; }
+        if (specEnd < 0 || statusEnd < 0 || boundTo is not null) return null;
+        var nodeName = Encoding.UTF8.GetBytes((specEmpty ? "" : ",") + "\"nodeName\":\"" + JsonEncodedText.Encode(node) + "\"");
+        var cond = Encoding.UTF8.GetBytes((statusEmpty ? "" : ",") +
+            "\"conditions\":[{\"type\":\"PodScheduled\",\"status\":\"True\",\"lastProbeTime\":null,\"lastTransitionTime\":\"" + JsonEncodedText.Encode(now) + "\"}]");
+        var (first, firstText, second, secondText) = specEnd < statusEnd ? (specEnd, nodeName, statusEnd, cond) : (statusEnd, cond, specEnd, nodeName);
+        var output = new byte[stored.Length + nodeName.Length + cond.Length];
+        var o = output.AsSpan();
+        stored[..first].CopyTo(o); o = o[first..];
+        firstText.CopyTo(o); o = o[firstText.Length..];
+        stored[first..second].CopyTo(o); o = o[(second - first)..];
+        secondText.CopyTo(o); o = o[secondText.Length..];
+        stored[second..].CopyTo(o);
+        return output;
     }
 }

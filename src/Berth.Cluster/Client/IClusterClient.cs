@@ -20,8 +20,8 @@ public sealed record DeleteOptions(PropagationPolicy? Propagation = null, string
 /// The seam through which the scheduler and the controllers see the cluster state: typed
 /// get/list/watch/create/update/updateStatus/delete and pods/binding, as the API server offers them.
 /// Implementations: <see cref="InMemoryClusterClient"/> (tests, benchmarks) and
-/// <see cref="LocalClusterClient"/> (inside `berth server`, through the API handler's verbs). Objects handed out by Watch are shared snapshots and must not be mutated; objects
-/// handed out by Get/List belong to the caller.
+/// <see cref="LocalClusterClient"/> (inside `berth server`, through the API handler's verbs). Objects handed out by Watch and List are shared snapshots and must not be mutated
+/// (clone with <see cref="Kinds.Clone{T}"/> to change one); objects handed out by Get belong to the caller.
 /// </summary>
 public interface IClusterClient
 {
@@ -34,6 +34,20 @@ public interface IClusterClient
     /// <summary><see cref="CreateAsync"/> for a caller that does not read the created object (an implementation may skip decoding it).</summary>
     async ValueTask CreateOnlyAsync<T>(T obj, CancellationToken ct = default) where T : class, IKubernetesObject<V1ObjectMeta> =>
         await CreateAsync(obj, ct).ConfigureAwait(false);
+    /// <summary>
+    /// Creates objects the caller built whole (a component's own Events), answering nothing. All are
+    /// attempted; the first failure is thrown after that. An implementation may write them together.
+    /// </summary>
+    async ValueTask CreateManyOnlyAsync<T>(IReadOnlyList<T> objs, CancellationToken ct = default) where T : class, IKubernetesObject<V1ObjectMeta>
+    {
+        ClusterException? first = null;
+        foreach (var o in objs)
+        {
+            try { await CreateOnlyAsync(o, ct).ConfigureAwait(false); }
+            catch (ClusterException e) { first ??= e; }
+        }
+        if (first is not null) throw first;
+    }
     /// <summary>Replaces spec and metadata (status is kept); optimistic concurrency when metadata.resourceVersion is set.</summary>
     ValueTask<T> UpdateAsync<T>(T obj, CancellationToken ct = default) where T : class, IKubernetesObject<V1ObjectMeta>;
     /// <summary>Replaces status only (the status subresource).</summary>

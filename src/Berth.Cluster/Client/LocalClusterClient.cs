@@ -15,7 +15,8 @@ namespace Berth.Cluster.Client;
 /// graceful deletion and finalizers, the status subresource and binding behave exactly as for kubectl.
 /// Watches read the store's watch from the given resourceVersion; a compacted version is
 /// <see cref="ClusterErrorKind.Gone"/> and a watch that fell too far behind ends with Gone too (the
-/// informer relists). Objects cross the seam as JSON (source-generated, AOT-safe).
+/// informer relists). Objects cross the seam as JSON (source-generated, AOT-safe); watched and listed
+/// objects are decoded once per revision and shared (never mutated by their readers).
 /// </summary>
 public sealed class LocalClusterClient : IClusterClient
 {
@@ -70,8 +71,37 @@ public sealed class LocalClusterClient : IClusterClient
         var t = TypeOf(k);
         var page = await Call(() => _store.ListAsync(t.Prefix(t.Namespaced ? ns : null), ct: ct)).ConfigureAwait(false);
         var items = new List<T>(page.Items.Count);
-        foreach (var e in page.Items) items.Add(FromEntry<T>(k, e));
+        foreach (var e in page.Items) items.Add(Listed<T>(k, e));
+        SweepListed();
         return new ObjectList<T>(items, page.Revision.ToString());
+    }
+
+    // Lists share decoded objects too: the scheduler's and the controllers' informers list the same
+    // pods at start (50,000 after a restart), and each would otherwise hold its own copy of every one
+    // until the pod next changes. Keyed by (key, revision), held weakly: an object lives as long as a
+    // cache holds it.
+    readonly Dictionary<(string Key, long Revision), WeakReference<object>> _listed = [];
+    int _listedSweepAt = 4096;
+
+    T Listed<T>(ResourceKind k, StoreEntry e) where T : class, IKubernetesObject<V1ObjectMeta>
+    {
+        lock (_listed)
+            if (_listed.TryGetValue((e.Key, e.ModRevision), out var w) && w.TryGetTarget(out var o) && o is T shared) return shared;
+        var obj = FromEntry<T>(k, e);
+        lock (_listed) _listed[(e.Key, e.ModRevision)] = new WeakReference<object>(obj);
+        return obj;
+    }
+
+    void SweepListed()
+    {
+        lock (_listed)
+        {
+            if (_listed.Count < _listedSweepAt) return;
+            foreach (var (key, w) in _listed)
+                if (!w.TryGetTarget(out _)) _listed.Remove(key);
+            _listed.TrimExcess();
+            _listedSweepAt = Math.Max(4096, 2 * _listed.Count);
+        }
     }
 
     public async IAsyncEnumerable<WatchEvent<T>> WatchAsync<T>(string? ns, string resourceVersion, [EnumeratorCancellation] CancellationToken ct = default) where T : class, IKubernetesObject<V1ObjectMeta>
@@ -118,6 +148,40 @@ public sealed class LocalClusterClient : IClusterClient
         var k = Kinds.Of<T>();
         var t = TypeOf(k);
         await Call(() => _api.CreateAsync(Target(t, obj.Metadata?.NamespaceProperty, null), ToNode(k, obj), false, ct)).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// For kinds the API server neither defaults nor validates beyond metadata (Events): each object is
+    /// stamped (uid, creationTimestamp, apiVersion, kind) and serialized once from the typed data into its
+    /// stored form, and all are written concurrently, so they share the store's commits. No JSON tree,
+    /// no answer decoded. Other kinds take <see cref="CreateOnlyAsync"/> one by one.
+    /// </summary>
+    public async ValueTask CreateManyOnlyAsync<T>(IReadOnlyList<T> objs, CancellationToken ct = default) where T : class, IKubernetesObject<V1ObjectMeta>
+    {
+        var k = Kinds.Of<T>();
+        var t = TypeOf(k);
+        var tasks = new Task[objs.Count];
+        for (var i = 0; i < objs.Count; i++)
+        {
+            var o = objs[i];
+            if (!ApiHandler.CanCreateBuilt(t)) { tasks[i] = CreateOnlyAsync(o, ct).AsTask(); continue; }
+            var m = o.Metadata ?? throw ClusterException.Invalid(k, null, "metadata: Required value");
+            if (string.IsNullOrEmpty(m.Name)) throw ClusterException.Invalid(k, null, "metadata.name: Required value");
+            o.ApiVersion = k.ApiVersion;
+            o.Kind = k.Kind;
+            m.Uid = Json.NewUid();
+            m.CreationTimestamp = Json.NowSeconds();
+            m.ResourceVersion = null;
+            if (!t.Namespaced) m.NamespaceProperty = null;
+            tasks[i] = Call(() => _api.CreateBuiltAsync(Target(t, m.NamespaceProperty, null), m.Name, JsonSerializer.SerializeToUtf8Bytes(o, k.TypeInfo), ct));
+        }
+        ClusterException? first = null;
+        foreach (var task in tasks)
+        {
+            try { await task.ConfigureAwait(false); }
+            catch (ClusterException e) { first ??= e; }
+        }
+        if (first is not null) throw first;
     }
 
     public ValueTask<T> UpdateAsync<T>(T obj, CancellationToken ct = default) where T : class, IKubernetesObject<V1ObjectMeta> => Replace(obj, null, ct);

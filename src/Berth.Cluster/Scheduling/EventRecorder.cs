@@ -13,7 +13,7 @@ internal sealed class EventRecorder(IClusterClient client, string component)
 {
     readonly Channel<Item> _ch = Channel.CreateBounded<Item>(new BoundedChannelOptions(20_000) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true });
     readonly Dictionary<(string, string, string), (string Name, int Count)> _seen = [];
-    readonly SemaphoreSlim _inflight = new(64);
+    readonly SemaphoreSlim _inflight = new(4); // batches of Scheduled Events in flight
 
     readonly record struct Item(PodInfo Pod, string Type, string Reason, string Message, bool SetCondition, string? Nominated, DateTime At);
 
@@ -25,29 +25,45 @@ internal sealed class EventRecorder(IClusterClient client, string component)
     {
         try
         {
-            await foreach (var it in _ch.Reader.ReadAllAsync(ct).ConfigureAwait(false))
+            var reader = _ch.Reader;
+            while (await reader.WaitToReadAsync(ct).ConfigureAwait(false))
             {
-                if (it.Reason == "Scheduled" && !it.SetCondition)
+                List<Corev1Event>? batch = null;
+                while (reader.TryRead(out var it))
                 {
-                    // One new Event per bound pod, never correlated: many in flight share the store's commits.
-                    await _inflight.WaitAsync(ct).ConfigureAwait(false);
-                    _ = CreateDetachedAsync(it, ct);
-                    continue;
+                    if (it.Reason == "Scheduled" && !it.SetCondition)
+                    {
+                        // One new Event per bound pod, never correlated: written in batches that share
+                        // the store's commits, without waiting for them (a few batches in flight).
+                        (batch ??= []).Add(Build(it));
+                        if (batch.Count < MaxBatch) continue;
+                    }
+                    if (batch is not null) { await WriteBatchAsync(batch, ct).ConfigureAwait(false); batch = null; }
+                    if (it.Reason == "Scheduled" && !it.SetCondition) continue;
+                    try
+                    {
+                        if (it.SetCondition) await SetConditionAsync(it, ct).ConfigureAwait(false);
+                        await WriteEventAsync(it, ct).ConfigureAwait(false);
+                    }
+                    catch (ClusterException) { /* the pod is gone or changed: the next attempt reports again */ }
                 }
-                try
-                {
-                    if (it.SetCondition) await SetConditionAsync(it, ct).ConfigureAwait(false);
-                    await WriteEventAsync(it, ct).ConfigureAwait(false);
-                }
-                catch (ClusterException) { /* the pod is gone or changed: the next attempt reports again */ }
+                if (batch is not null) await WriteBatchAsync(batch, ct).ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException) { }
     }
 
-    async Task CreateDetachedAsync(Item it, CancellationToken ct)
+    const int MaxBatch = 256;
+
+    async Task WriteBatchAsync(List<Corev1Event> batch, CancellationToken ct)
     {
-        try { await CreateEventAsync(it, ct).ConfigureAwait(false); }
+        await _inflight.WaitAsync(ct).ConfigureAwait(false);
+        _ = CreateDetachedAsync(batch, ct);
+    }
+
+    async Task CreateDetachedAsync(List<Corev1Event> batch, CancellationToken ct)
+    {
+        try { await client.CreateManyOnlyAsync(batch, ct).ConfigureAwait(false); }
         catch (Exception e) when (e is ClusterException or OperationCanceledException) { }
         finally { _inflight.Release(); }
     }
@@ -87,16 +103,17 @@ internal sealed class EventRecorder(IClusterClient client, string component)
 
     async Task<string> CreateEventAsync(Item it, CancellationToken ct)
     {
-        var name = $"{it.Pod.Name}.{(it.At - DateTime.UnixEpoch).Ticks * 100:x}";
-        var e = new Corev1Event
-        {
-            Metadata = new V1ObjectMeta { Name = name, NamespaceProperty = it.Pod.Namespace },
-            InvolvedObject = new V1ObjectReference { Kind = "Pod", ApiVersion = "v1", NamespaceProperty = it.Pod.Namespace, Name = it.Pod.Name, Uid = it.Pod.Uid, ResourceVersion = it.Pod.Pod.Metadata?.ResourceVersion },
-            Reason = it.Reason, Message = it.Message, Type = it.Type,
-            Source = new V1EventSource { Component = component }, ReportingComponent = component, ReportingInstance = component,
-            FirstTimestamp = it.At, LastTimestamp = it.At, Count = 1,
-        };
+        var e = Build(it);
         await client.CreateOnlyAsync(e, ct).ConfigureAwait(false);
-        return name;
+        return e.Metadata.Name;
     }
+
+    Corev1Event Build(Item it) => new()
+    {
+        Metadata = new V1ObjectMeta { Name = $"{it.Pod.Name}.{(it.At - DateTime.UnixEpoch).Ticks * 100:x}", NamespaceProperty = it.Pod.Namespace },
+        InvolvedObject = new V1ObjectReference { Kind = "Pod", ApiVersion = "v1", NamespaceProperty = it.Pod.Namespace, Name = it.Pod.Name, Uid = it.Pod.Uid, ResourceVersion = it.Pod.Pod.Metadata?.ResourceVersion },
+        Reason = it.Reason, Message = it.Message, Type = it.Type,
+        Source = new V1EventSource { Component = component }, ReportingComponent = component, ReportingInstance = component,
+        FirstTimestamp = it.At, LastTimestamp = it.At, Count = 1,
+    };
 }

@@ -45,4 +45,50 @@ public class StoredJsonTests
     [InlineData("")]
     public void Values_without_a_metadata_object_are_refused(string stored) =>
         Assert.Equal(-1, StoredJson.MetadataStart(Encoding.UTF8.GetBytes(stored)));
+
+    // BindPodAsync's tree path, as it was before the byte path: the reference the bytes must equal
+    static string TreeBind(string stored, string node, string now)
+    {
+        var pod = JsonNode.Parse(stored)!.AsObject();
+        pod["spec"]!.AsObject()["nodeName"] = node;
+        var status = pod["status"]!.AsObject();
+        status["conditions"] = new JsonArray(new JsonObject { ["type"] = "PodScheduled", ["status"] = "True", ["lastProbeTime"] = null, ["lastTransitionTime"] = now });
+        return pod.ToJsonString();
+    }
+
+    [Theory]
+    [InlineData("""{"kind":"Pod","metadata":{"name":"p","uid":"u1"},"spec":{"containers":[{"name":"c"}],"schedulerName":"default-scheduler"},"status":{"phase":"Pending","qosClass":"Burstable"}}""")]
+    [InlineData("""{"metadata":{"name":"p","uid":"u1"},"status":{},"spec":{}}""")]
+    [InlineData("""{"status":{"phase":"Pending","x":{"conditions":[1]}},"metadata":{"uid":"u1","labels":{"nodeName":"no"}},"spec":{"nodeName":"","a":{"nodeName":"x"}}}""")]
+    public void Binding_on_the_stored_bytes_equals_the_tree_path(string stored)
+    {
+        var now = "2026-11-29T07:30:00Z";
+        foreach (var node in new[] { "node-1", "n\"<ö>" })
+        {
+            var bytes = StoredJson.BindPod(Encoding.UTF8.GetBytes(stored), node, now, out var uid, out var deleting, out var boundTo);
+            if (stored.Contains("\"nodeName\":\"\"")) { Assert.Null(bytes); continue; } // an empty nodeName: the tree path decides
+            Assert.NotNull(bytes);
+            Assert.Equal(TreeBind(stored, node, now), Encoding.UTF8.GetString(bytes));
+            Assert.Equal("u1", uid);
+            Assert.False(deleting);
+            Assert.Null(boundTo);
+        }
+    }
+
+    [Fact]
+    public void Binding_on_the_stored_bytes_reports_what_the_checks_need_or_leaves_it_to_the_tree()
+    {
+        var b = StoredJson.BindPod("""{"metadata":{"uid":"u","deletionTimestamp":"2026-01-01T00:00:00Z"},"spec":{},"status":{}}"""u8, "n", "t", out var uid, out var deleting, out _);
+        Assert.NotNull(b);
+        Assert.Equal("u", uid);
+        Assert.True(deleting);
+        Assert.Null(StoredJson.BindPod("""{"metadata":{"uid":"u"},"spec":{"nodeName":"n0"},"status":{}}"""u8, "n", "t", out _, out _, out var boundTo));
+        Assert.Equal("n0", boundTo);
+        // an existing condition list (an Unschedulable pod), a missing status, escaped keys, bad JSON: the tree path
+        Assert.Null(StoredJson.BindPod("""{"metadata":{},"spec":{},"status":{"conditions":[{"type":"PodScheduled","status":"False"}]}}"""u8, "n", "t", out _, out _, out _));
+        Assert.Null(StoredJson.BindPod("""{"metadata":{},"spec":{}}"""u8, "n", "t", out _, out _, out _));
+        Assert.Null(StoredJson.BindPod("""{"metadata":{},"sp\u0065c":{},"status":{}}"""u8, "n", "t", out _, out _, out _));
+        Assert.Null(StoredJson.BindPod("""{"metadata":{},"spec":{},"status":{"""u8, "n", "t", out _, out _, out _));
+        Assert.Null(StoredJson.BindPod("""{"metadata":{},"spec":[],"status":{}}"""u8, "n", "t", out _, out _, out _));
+    }
 }

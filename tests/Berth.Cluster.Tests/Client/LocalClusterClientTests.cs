@@ -99,6 +99,92 @@ public class LocalClusterClientTests
     }
 
     [Fact]
+    public async Task Binding_replaces_an_unschedulable_condition_and_checks_the_uid()
+    {
+        await using var c = await LocalCluster.StartAsync();
+        var p = await c.Client.CreateAsync(Pod("a"));
+        p.Status ??= new V1PodStatus();
+        PodConditions.Set(p.Status, "PodScheduled", "False", "Unschedulable", "0/1 nodes are available", DateTime.UtcNow);
+        p = await c.Client.UpdateStatusAsync(p);
+        var wrongUid = await Assert.ThrowsAsync<ClusterException>(() => c.Client.BindAsync(new V1Binding { Metadata = new V1ObjectMeta { Name = "a", NamespaceProperty = "default", Uid = "other" }, Target = new V1ObjectReference { Name = "n1" } }).AsTask());
+        Assert.Equal(ClusterErrorKind.Conflict, wrongUid.Kind);
+        await c.Client.BindAsync(new V1Binding { Metadata = new V1ObjectMeta { Name = "a", NamespaceProperty = "default", Uid = p.Metadata.Uid }, Target = new V1ObjectReference { Name = "n1" } });
+        var bound = await c.Client.GetAsync<V1Pod>("default", "a");
+        Assert.Equal("n1", bound!.Spec.NodeName);
+        var cond = Assert.Single(bound.Status.Conditions, x => x.Type == "PodScheduled");
+        Assert.Equal("True", cond.Status);
+        Assert.Null(cond.Reason);
+
+        var fresh = await c.Client.CreateAsync(Pod("b"));
+        var other = await Assert.ThrowsAsync<ClusterException>(() => c.Client.BindAsync(new V1Binding { Metadata = new V1ObjectMeta { Name = "b", NamespaceProperty = "default", Uid = "other" }, Target = new V1ObjectReference { Name = "n1" } }).AsTask());
+        Assert.Equal(ClusterErrorKind.Conflict, other.Kind);
+        Assert.Contains("UID in object meta: " + fresh.Metadata.Uid, other.Message);
+        Assert.Null((await c.Client.GetAsync<V1Pod>("default", "b"))!.Spec.NodeName);
+    }
+
+    [Fact]
+    public async Task Lists_share_decoded_objects_until_they_change()
+    {
+        await using var c = await LocalCluster.StartAsync();
+        await c.Client.CreateAsync(Pod("a"));
+        await c.Client.CreateAsync(Pod("b"));
+        var first = await c.Client.ListAsync<V1Pod>("default");
+        var second = await c.Client.ListAsync<V1Pod>("default");
+        Assert.Equal(2, second.Items.Count);
+        Assert.Same(first.Items[0], second.Items[0]);                      // the informers of one server hold one copy
+        Assert.Same(first.Items[1], second.Items[1]);
+        var b = Kinds.Clone(first.Items.Single(p => p.Metadata.Name == "b"));
+        b.Metadata.Labels = new Dictionary<string, string> { ["x"] = "y" };
+        await c.Client.UpdateAsync(b);
+        var third = await c.Client.ListAsync<V1Pod>("default");
+        Assert.Same(first.Items.Single(p => p.Metadata.Name == "a"), third.Items.Single(p => p.Metadata.Name == "a"));
+        var b3 = third.Items.Single(p => p.Metadata.Name == "b");
+        Assert.NotSame(first.Items.Single(p => p.Metadata.Name == "b"), b3);   // a new revision is a new object
+        Assert.Equal("y", b3.Metadata.Labels["x"]);
+    }
+
+    [Fact]
+    public async Task Events_created_together_are_stamped_stored_and_listed()
+    {
+        await using var c = await LocalCluster.StartAsync("gone");
+        Corev1Event Ev(string name, string ns = "default") => new()
+        {
+            Metadata = new V1ObjectMeta { Name = name, NamespaceProperty = ns, Uid = "client-uid", ResourceVersion = "5" },
+            InvolvedObject = new V1ObjectReference { Kind = "Pod", Name = "p", NamespaceProperty = ns },
+            Reason = "Scheduled", Message = "Successfully assigned", Type = "Normal", Count = 1,
+            FirstTimestamp = new DateTime(2026, 11, 29, 7, 0, 0, 500, DateTimeKind.Utc),
+        };
+        var before = DateTime.UtcNow.AddSeconds(-1);
+        await c.Client.CreateManyOnlyAsync([Ev("e1"), Ev("e2"), Ev("e3")]);
+        var list = await c.Client.ListAsync<Corev1Event>("default");
+        Assert.Equal(["e1", "e2", "e3"], list.Items.Select(e => e.Metadata.Name).Order());
+        var e1 = list.Items.Single(e => e.Metadata.Name == "e1");
+        Assert.NotEqual("client-uid", e1.Metadata.Uid);
+        Assert.Equal(36, e1.Metadata.Uid.Length);
+        Assert.NotEqual(list.Items[0].Metadata.Uid, list.Items[1].Metadata.Uid);
+        Assert.True(e1.Metadata.CreationTimestamp >= before && e1.Metadata.CreationTimestamp <= DateTime.UtcNow);
+        Assert.NotEqual("5", e1.Metadata.ResourceVersion);
+        Assert.Equal("Successfully assigned", e1.Message);
+        // the stored form: kind and apiVersion, creationTimestamp in whole seconds as every other object's
+        var raw = System.Text.Encoding.UTF8.GetString((await c.Store.GetAsync("/registry/events/default/e1"))!.Value);
+        Assert.Contains("\"kind\":\"Event\"", raw);
+        Assert.Contains("\"apiVersion\":\"v1\"", raw);
+        Assert.Matches("\"creationTimestamp\":\"\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ\"", raw);
+        Assert.DoesNotContain("resourceVersion", raw);
+
+        // one refused (exists, missing namespace, terminating namespace) does not stop the others; the first failure is thrown
+        var dup = await Assert.ThrowsAsync<ClusterException>(() => c.Client.CreateManyOnlyAsync([Ev("e1"), Ev("e4")]).AsTask());
+        Assert.Equal(ClusterErrorKind.AlreadyExists, dup.Kind);
+        Assert.NotNull(await c.Client.GetAsync<Corev1Event>("default", "e4"));
+        var missing = await Assert.ThrowsAsync<ClusterException>(() => c.Client.CreateManyOnlyAsync([Ev("x", "nowhere")]).AsTask());
+        Assert.Equal(ClusterErrorKind.NotFound, missing.Kind);
+        await c.Client.DeleteAsync<V1Namespace>(null, "gone");
+        var terminating = await Assert.ThrowsAsync<ClusterException>(() => c.Client.CreateManyOnlyAsync([Ev("x", "gone")]).AsTask());
+        Assert.Equal(ClusterErrorKind.Forbidden, terminating.Kind);
+        Assert.False(ApiHandler.CanCreateBuilt(c.Api.Registry.Find("", "v1", "pods")!));
+    }
+
+    [Fact]
     public async Task Binding_sets_the_node_once_with_PodScheduled_and_bound_pods_delete_gracefully()
     {
         await using var c = await LocalCluster.StartAsync();
