@@ -68,6 +68,15 @@ public sealed partial class DaySide(string name, Dictionary<string, string> env)
         return r;
     }
 
+    /// <summary>A shell pipeline (`sh -c`) with this side's docker environment, recorded in the transcript
+    /// only: the caller notes what it saw (e.g. docker behind `script`, or a tar stream through `docker cp -`).</summary>
+    public ToolResult Shell(string command)
+    {
+        var r = Tools.Run("/bin/sh", ["-c", command], Env, stdin: "", timeoutMs: 90_000);
+        Record("sh -c", [command], r);
+        return r;
+    }
+
     /// <summary>Adds an observation made by the test itself (e.g. an HTTP fetch from the host).</summary>
     public void Note(string observation)
     {
