@@ -48,6 +48,13 @@ public sealed partial class DaySide(string name, Dictionary<string, string> env)
         return r;
     }
 
+    /// <summary><see cref="Note"/> for an observation whose difference is known (see <see cref="Known"/>).</summary>
+    public void KnownNote(string why, string observation)
+    {
+        Note(observation);
+        Observations[^1] = KnownPrefix + why + ") " + Observations[^1];
+    }
+
     public const string KnownPrefix = "(known difference: ";
 
     public ToolResult Ok(params string[] args)

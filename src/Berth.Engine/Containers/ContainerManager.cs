@@ -579,7 +579,9 @@ public sealed unsafe class ContainerManager
 
     /// <summary>A runtime's error starting an exec's process, in dockerd's words.</summary>
     public static string ExecFailure(string runtimeError) =>
-        "OCI runtime exec failed: exec failed: unable to start container process: " + runtimeError + ": unknown";
+        "OCI runtime exec failed: exec failed: unable to start container process: " + runtimeError + ": unknown"
+        // dockerd's hint for any start error that says "not a directory"
+        + (runtimeError.Contains("not a directory", StringComparison.Ordinal) ? ": Are you trying to mount a directory onto a file (or vice-versa)? Check if the specified host path exists and is the expected type" : "");
 
     /// <summary>Removes the process file of <see cref="ExecArgs"/> (the runtime has read it).</summary>
     public static void ForgetExecArgs(List<string> args)
