@@ -48,6 +48,13 @@ public sealed partial class DaySide(string name, Dictionary<string, string> env)
         return r;
     }
 
+    /// <summary><see cref="Note"/> for an observation whose difference is known (see <see cref="Known"/>).</summary>
+    public void KnownNote(string why, string observation)
+    {
+        Note(observation);
+        Observations[^1] = KnownPrefix + why + ") " + Observations[^1];
+    }
+
     public const string KnownPrefix = "(known difference: ";
 
     public ToolResult Ok(params string[] args)
@@ -65,6 +72,15 @@ public sealed partial class DaySide(string name, Dictionary<string, string> env)
         var r = Tools.Run("/usr/bin/docker-compose", ["-p", project, .. args], env, stdin: "");
         Record("docker-compose", args, r);
         Observe("docker-compose", args, r, s => string.Join('\n', s.Split('\n').Order(StringComparer.Ordinal)));
+        return r;
+    }
+
+    /// <summary>A shell pipeline (`sh -c`) with this side's docker environment, recorded in the transcript
+    /// only: the caller notes what it saw (e.g. docker behind `script`, or a tar stream through `docker cp -`).</summary>
+    public ToolResult Shell(string command)
+    {
+        var r = Tools.Run("/bin/sh", ["-c", command], Env, stdin: "", timeoutMs: 90_000);
+        Record("sh -c", [command], r);
         return r;
     }
 

@@ -444,8 +444,8 @@ public sealed unsafe class ContainerManager
     }
 
     /// <summary>`exec` with the caller's stdio (<paramref name="args"/> from <see cref="ExecArgs"/>): emits
-    /// exec_create, exec_start and (unless detached) exec_die; returns the exit code (126/127 as docker
-    /// maps the runtime's error).</summary>
+    /// exec_create, exec_start and (unless detached) exec_die; returns the exit code (126, as dockerd's,
+    /// when the runtime could not start the process).</summary>
     public int Exec(ContainerRecord c, IReadOnlyList<string> command, List<string> args, bool stdin, bool detach)
     {
         var execId = ContainerStore.NewId();
@@ -455,7 +455,8 @@ public sealed unsafe class ContainerManager
         string? error;
         try { (status, error) = RunAttached(c, args, stdin); }
         finally { ForgetExecArgs(args); }
-        if (error is not null) status = RuntimeClient.ExitCodeFor(error) is var code && code != 125 ? code : 126;
+        // the runtime printed its error on the caller's stderr already
+        if (error is not null) status = ExecFailedCode;
         if (!detach || status != 0) Events.ObjectEvents.ExecDie(Store.Root, c, execId, status);
         return status;
     }
@@ -545,7 +546,10 @@ public sealed unsafe class ContainerManager
         try { spec = Berth.Oci.Runtime.SpecJson.ParseSpecWithoutSeccomp(File.ReadAllBytes(Path.Combine(Store.BundleDir(rec.Id), "config.json"))); }
         catch (Exception e) when (e is IOException or Berth.Oci.Runtime.SpecException) { throw new EngineException(ErrorKind.FailedPrecondition, $"container {rec.BareName}: its runtime config cannot be read: {e.Message}"); }
         var basep = spec.Process ?? new Berth.Oci.Runtime.Process();
-        var u = SpecBuilder.ResolveUser(rec.Rootfs, string.IsNullOrEmpty(user) ? rec.Config.User : user);
+        Berth.Oci.Runtime.User u;
+        // dockerd resolves an exec's user itself: its error is the exec's failure (126), not the engine's
+        try { u = SpecBuilder.ResolveUser(rec.Rootfs, string.IsNullOrEmpty(user) ? rec.Config.User : user); }
+        catch (EngineException e) when (e.Kind == ErrorKind.InvalidArgument) { throw new EngineException(ErrorKind.InvalidArgument, e.Message, ExecFailedCode); }
         var envs = basep.Env is null ? new List<string>() : [.. basep.Env];
         foreach (var e in env.Where(e => e.Length > 0))
         {
@@ -559,6 +563,8 @@ public sealed unsafe class ContainerManager
             User = new Berth.Oci.Runtime.User { Uid = u.Uid, Gid = u.Gid, AdditionalGids = u.AdditionalGids, Umask = basep.User.Umask },
             Capabilities = basep.Capabilities, NoNewPrivileges = basep.NoNewPrivileges, Rlimits = basep.Rlimits,
         };
+        if (ExecCheck.Problem(rec.State.Pid, proc) is { } problem)
+            throw new EngineException(ErrorKind.InvalidArgument, ExecFailure(problem), ExecFailedCode);
         var file = Path.Combine(Store.RunDir(rec.Id), $"exec-{ContainerStore.NewId()[..16]}.json");
         File.WriteAllBytes(file, System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(proc, Berth.Oci.Runtime.SpecJsonContext.Default.Process));
         var args = new List<string> { "exec", "--process", file };
@@ -567,6 +573,15 @@ public sealed unsafe class ContainerManager
         args.Add(rec.Id);
         return args;
     }
+
+    /// <summary>dockerd's exit code for every exec whose process could not be started.</summary>
+    public const int ExecFailedCode = 126;
+
+    /// <summary>A runtime's error starting an exec's process, in dockerd's words.</summary>
+    public static string ExecFailure(string runtimeError) =>
+        "OCI runtime exec failed: exec failed: unable to start container process: " + runtimeError + ": unknown"
+        // dockerd's hint for any start error that says "not a directory"
+        + (runtimeError.Contains("not a directory", StringComparison.Ordinal) ? ": Are you trying to mount a directory onto a file (or vice-versa)? Check if the specified host path exists and is the expected type" : "");
 
     /// <summary>Removes the process file of <see cref="ExecArgs"/> (the runtime has read it).</summary>
     public static void ForgetExecArgs(List<string> args)

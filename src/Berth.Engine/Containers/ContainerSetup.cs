@@ -98,7 +98,7 @@ public static class ContainerSetup
         var rp = hc.RestartPolicy;
         if (rp.Name.Length == 0) rp.Name = "no";
         if (rp.Name is not ("no" or "always" or "unless-stopped" or "on-failure"))
-            throw EngineException.Invalid($"invalid restart policy \"{rp.Name}\": expected no, always, unless-stopped or on-failure[:N]");
+            throw EngineException.Invalid($"invalid restart policy '{rp.Name}'");
         if (rp.MaximumRetryCount < 0 || (rp.MaximumRetryCount > 0 && rp.Name != "on-failure"))
             throw EngineException.Invalid($"invalid restart policy \"{rp.Name}:{rp.MaximumRetryCount}\": only on-failure takes a maximum retry count");
         if (rp.Name != "no" && hc.AutoRemove) throw EngineException.Invalid("conflicting options: --restart and --rm");

@@ -240,9 +240,11 @@ public static class ImageCommitter
             cc.Labels = c.Config.Labels.Count > 0 ? new(c.Config.Labels) : null;
             cc.StopSignal = c.Config.StopSignal is "" or "SIGTERM" ? cc.StopSignal : c.Config.StopSignal;
             ApplyChanges(cc, changes);
-            var imageId = Write(store, config, [.. baseLayers], w => ContainerChanges.WriteLayer(c, list, w), reference,
+            var rec = WriteImage(store, config, [.. baseLayers], w => ContainerChanges.WriteLayer(c, list, w), reference,
                 new History { Created = Now(), CreatedBy = string.Join(' ', new[] { c.Path }.Concat(c.Args)), Author = author.Length > 0 ? author : null, Comment = message.Length > 0 ? message : null },
                 author);
+            var imageId = rec.Id;
+            ImageParents.Set(mgr.Store.Root, rec, baseImage.Id);
             if (reference is { Length: > 0 }) Events.ImageEvents.Emit(mgr.Store.Root, "tag", imageId, ImageReference.Parse(reference).WithDefaultTag().FamiliarString, imageId);
             Events.ContainerEvents.Emit(mgr.Store.Root, c, "commit", ("comment", message));
             return imageId;

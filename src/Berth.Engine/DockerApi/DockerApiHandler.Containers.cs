@@ -236,6 +236,8 @@ public sealed partial class DockerApiHandler
         if (string.IsNullOrEmpty(name)) throw ApiError.BadRequest("the new name is required (query parameter name)");
         var c = await Blocking(() => Containers.Get(a[0]));
         if (c.BareName == name.TrimStart('/')) throw ApiError.BadRequest("Renaming a container with the same name as its current name");
+        if (!ContainerStore.ValidName(name.TrimStart('/')))
+            throw ApiError.BadRequest($"Error when allocating new name: Invalid container name (/{name.TrimStart('/')}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
         try { await Blocking(() => Containers.Rename(c.Id, name.TrimStart('/'))); }
         catch (EngineException e) when (e.Kind == ErrorKind.AlreadyExists && NameOwner(e.Message) is { } owner)
         {
@@ -376,7 +378,7 @@ public sealed partial class DockerApiHandler
         var limit = QueryInt(ctx, "limit") ?? -1;
         QueryBool(ctx, "size");
         var f = Filters(ctx);
-        OnlyFilters(f, "id", "name", "label", "status", "exited", "ancestor", "before", "since");
+        OnlyFilters(f, "id", "name", "label", "status", "exited", "ancestor", "before", "since", "publish", "expose", "health");
         var list = await Blocking(Containers.List);
         if (!all && limit <= 0 && !f.ContainsKey("status") && !f.ContainsKey("exited") && !f.ContainsKey("before") && !f.ContainsKey("since"))
             list = list.Where(c => c.State.Running).ToList();
@@ -392,6 +394,14 @@ public sealed partial class DockerApiHandler
                     : list.Where(c => values.Contains(ContainerFormat.State(c))).ToList(),
                 "exited" => list.Where(c => !c.State.Running && c.State.Status == "exited" && values.Any(v => int.TryParse(v, out var n) ? n == c.State.ExitCode : throw ApiError.BadRequest($"invalid filter 'exited={v}'"))).ToList(),
                 "ancestor" => list.Where(c => values.Any(v => Ancestor(c, v))).ToList(),
+                // as dockerd: publish matches a published (host) port, expose a container port (exposed or published)
+                "publish" => list.Where(c => values.Any(v => PortFilter(v, "publish") is var want && c.NetworkSettings.Ports.Any(kv =>
+                    kv.Value is { } bs && bs.Any(b => want.Contains(b.HostPort + "/" + kv.Key.Split('/')[^1]))))).ToList(),
+                "expose" => list.Where(c => values.Any(v => PortFilter(v, "expose") is var want && (c.NetworkSettings.Ports.Keys.Any(want.Contains)
+                    || (c.Config.ExposedPorts?.Keys.Any(want.Contains) ?? false)))).ToList(),
+                "health" => values.FirstOrDefault(v => v is not ("starting" or "healthy" or "unhealthy" or "none")) is { } badHealth
+                    ? throw ApiError.BadRequest($"Unrecognised filter value for health: {badHealth}")
+                    : list.Where(c => values.Contains(c.State.Health?.Status ?? "none")).ToList(),
                 "before" => Relative(list, values, before: true),
                 "since" => Relative(list, values, before: false),
                 _ => list,
@@ -466,13 +476,26 @@ public sealed partial class DockerApiHandler
         await WriteJsonAsync(ctx, 200, c, DockerJson.Default.ContainerRecord);
     }
 
+    /// <summary>A publish/expose filter value (PORT[-END][/PROTO], tcp by default) as the set of "port/proto" keys it names.</summary>
+    static HashSet<string> PortFilter(string v, string name)
+    {
+        var parts = v.Split('/', 2);
+        var proto = parts.Length == 2 && parts[1].Length > 0 ? parts[1] : "tcp";
+        var range = parts[0].Split('-', 2);
+        if (!int.TryParse(range[0], out var lo) || lo is < 1 or > 65535) throw ApiError.BadRequest($"invalid filter '{name}={v}'");
+        var hi = lo;
+        if (range.Length == 2 && (!int.TryParse(range[1], out hi) || hi < lo || hi > 65535)) throw ApiError.BadRequest($"invalid filter '{name}={v}'");
+        return Enumerable.Range(lo, hi - lo + 1).Select(p => $"{p}/{proto}").ToHashSet(StringComparer.Ordinal);
+    }
+
     async Task TopContainer(HttpContext ctx, string[] a)
     {
         var c = await Blocking(() => Containers.Get(a[0]));
         if (!c.State.Running) throw new ApiError(409, $"Container {c.Id} is not running");
         var psArgs = Query(ctx, "ps_args") is { Length: > 0 } pa ? pa.Split(' ', StringSplitOptions.RemoveEmptyEntries) : ["-ef"];
         var (status, output, error) = await Blocking(() => Containers.RunCaptured(c, ["ps", c.Id, .. psArgs]));
-        if (status != 0) throw new ApiError(500, error ?? $"ps exited with status {status}");
+        // dockerd's words for ps output without a PID column
+        if (status != 0) throw new ApiError(500, error == "ps: couldn't find PID field in ps output" ? "Couldn't find PID field in ps output" : error ?? $"ps exited with status {status}");
         var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         var top = new ContainerTop();
         if (lines.Length > 0)

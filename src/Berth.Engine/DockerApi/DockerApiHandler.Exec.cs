@@ -73,7 +73,13 @@ public sealed partial class DockerApiHandler
         var c = await Blocking(() => Containers.Get(e.ContainerId));
         var b = e.Body;
         var tty = b.Tty;
-        var args = Containers.ExecArgs(c, b.Cmd!, b.Env ?? [], b.User, b.WorkingDir, tty: false, detach: false);
+        List<string> args;
+        try { args = Containers.ExecArgs(c, b.Cmd!, b.Env ?? [], b.User, b.WorkingDir, tty: false, detach: false); }
+        catch (EngineException ex) when (ex.ExitCode == ContainerManager.ExecFailedCode)
+        {
+            await FailExec(ctx, e, c, start.Detach, tty, ex.Message);
+            return;
+        }
         var log = Path.Combine(Containers.Store.RunDir(c.Id), $"exec-{e.Id[..12]}.log");
 
         using var devnull = RuntimeClient.DevNull();
@@ -82,8 +88,10 @@ public sealed partial class DockerApiHandler
         var toClose = new List<Fd>();
         if (tty)
         {
-            // A pty of the host's devpts: the process gets it as stdin/stdout/stderr.
-            var pty = Pty.Open("/dev/ptmx", null, null);
+            // A pty of the container's own devpts (as runc's console for dockerd: the process sees
+            // /dev/pts/N in its /dev/pts), else the host's: the process gets it as stdin/stdout/stderr.
+            var root = $"/proc/{c.State.Pid}/root";
+            var pty = c.State.Pid > 0 && File.Exists(root + "/dev/pts/ptmx") ? TryOpenPty(root + "/dev/pts/ptmx", root) ?? Pty.Open("/dev/ptmx", null, null) : Pty.Open("/dev/ptmx", null, null);
             e.PtyMaster = pty.Master;
             toClose.Add(pty.Slave);
             childIn = childOut = childErr = pty.Slave.Value;
@@ -101,15 +109,17 @@ public sealed partial class DockerApiHandler
         e.Pid = pid;
         e.Running = true;
         Berth.Engine.Events.ObjectEvents.ExecStart(Containers.Store.Root, c, e.Id, b.Cmd!);
+        string? startError = null;
         var waiter = Blocking(() =>
         {
             var status = Sys.Wait(pid);
             ContainerManager.ForgetExecArgs(args);
-            if (status != 0 && RuntimeClient.LastError(log) is { } err) status = RuntimeClient.ExitCodeFor(err) is var code && code != 125 ? code : 126;
+            if (status != 0 && RuntimeClient.LastError(log) is { } err) { status = ContainerManager.ExecFailedCode; startError = err; }
             try { File.Delete(log); } catch (IOException) { }
             e.ExitCode = status;
             e.Running = false;
-            Berth.Engine.Events.ObjectEvents.ExecDie(Containers.Store.Root, c, e.Id, status);
+            // as dockerd: an exec whose process never started has no exec_die
+            if (startError is null) Berth.Engine.Events.ObjectEvents.ExecDie(Containers.Store.Root, c, e.Id, status);
             return status;
         });
         if (start.Detach)
@@ -157,6 +167,9 @@ public sealed partial class DockerApiHandler
             // (a pty's master reads EIO once the process and its children closed the slave)
             await Task.WhenAll(pumps);
             await waiter;
+            // the runtime could not start the process: dockerd writes its error on the stream's stdout
+            if (startError is not null)
+                await WriteStreamAsync(conn, tty, 1, System.Text.Encoding.UTF8.GetBytes(ContainerManager.ExecFailure(startError) + "\r\n"), ct);
         }
         catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException) { }
         finally
@@ -165,6 +178,31 @@ public sealed partial class DockerApiHandler
             await conn.DisposeAsync();
         }
         _ = input;
+    }
+
+    /// <summary>An exec whose process cannot start (its command, working directory or user): as dockerd,
+    /// exit code 126, exec_start without exec_die, and the error as the response (detached) or on the
+    /// hijacked stream's stdout, the way docker's CLI prints it.</summary>
+    async Task FailExec(HttpContext ctx, ExecSession e, ContainerRecord c, bool detach, bool tty, string message)
+    {
+        e.ExitCode = ContainerManager.ExecFailedCode;
+        e.Running = false;
+        Berth.Engine.Events.ObjectEvents.ExecStart(Containers.Store.Root, c, e.Id, e.Body.Cmd!);
+        if (detach) throw new ApiError(400, message);
+        var conn = await HijackAsync(ctx, tty);
+        try
+        {
+            await WriteStreamAsync(conn, tty, 1, System.Text.Encoding.UTF8.GetBytes(message + "\r\n"), CancellationToken.None);
+            await conn.FlushAsync(CancellationToken.None);
+        }
+        catch (IOException) { }
+        finally { await conn.DisposeAsync(); }
+    }
+
+    static Pty? TryOpenPty(string ptmx, string prefix)
+    {
+        try { return Pty.Open(ptmx, prefix, null); }
+        catch (SyscallException) { return null; }
     }
 
     /// <summary>A pipe whose one end goes to the child (returned as the int) and other end stays here.</summary>

@@ -172,6 +172,7 @@ public sealed partial class DockerApiHandler
             RepoTags = img.Names.Where(n => n.Tag is not null && n.Digest is null).Select(n => n.FamiliarString).ToList(),
             RepoDigests = img.Names.Select(n => n.FamiliarName).Distinct().Select(n => $"{n}@{img.Record.Target.Digest}").ToList(),
             Comment = config.History?.LastOrDefault()?.Comment ?? "",
+            Parent = ImageParents.Get(DataRoot, img.Record) ?? "",
             Created = config.Created ?? "",
             Author = config.Author ?? "",
             Config = new ImageInspectConfig

@@ -2,6 +2,7 @@ using System.Text.Json;
 using Berth.Engine.Containers;
 using Berth.Images;
 using Berth.Images.Archive;
+using Berth.Images.Content;
 using Berth.Images.Snapshots;
 using Microsoft.AspNetCore.Http;
 
@@ -63,8 +64,15 @@ public sealed partial class DockerApiHandler
         await ctx.Response.Body.WriteAsync(ms.ToArray(), ctx.RequestAborted);
     }
 
+    static StoredImage? TryResolve(ImageStore store, string id)
+    {
+        try { return store.Resolve(id); }
+        catch (ImageException) { return null; }
+    }
+
     /// <summary>GET /images/NAME/history: the config's history, newest first; entries that made a
-    /// layer carry that layer's size (its blob size in the store), the newest the image ID and tags.</summary>
+    /// layer carry that layer's size (its blob size in the store); the newest the image ID and tags, the
+    /// ones below its parents' (<see cref="ImageParents"/>).</summary>
     async Task ImageHistory(HttpContext ctx, string[] a)
     {
         var store = Images;
@@ -86,11 +94,16 @@ public sealed partial class DockerApiHandler
             });
         }
         items.Reverse();
-        if (items.Count > 0)
+        // as dockerd: the image's ID on its own line, then its parent's (and so on) on the lines below,
+        // while the parents are images here; the rest are <missing>
+        StoredImage? at = img;
+        foreach (var item in items)
         {
-            items[0].Id = img.Id;
-            var tags = img.Names.Where(n => n.Tag is not null && n.Digest is null).Select(n => n.FamiliarString).ToList();
-            items[0].Tags = tags.Count > 0 ? tags : null;
+            if (at is null) break;
+            item.Id = at.Id;
+            var tags = at.Names.Where(n => n.Tag is not null && n.Digest is null).Select(n => n.FamiliarString).ToList();
+            item.Tags = tags.Count > 0 ? tags : null;
+            at = ImageParents.Get(DataRoot, at.Record) is { } parent ? TryResolve(store, parent) : null;
         }
         await WriteJsonAsync(ctx, 200, items, DockerJson.Default.ListHistoryItem);
     }

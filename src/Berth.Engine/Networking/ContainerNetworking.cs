@@ -165,9 +165,28 @@ public static class ContainerNetworking
         if (!IsNetworked(c.HostConfig) && c.HostConfig.NetworkMode != "none") return;
         IPAddress? embedded = null;
         if (IsNetworked(c.HostConfig) && Manager(root).Store.TryGet(c.NetworkSettings.Networks.Keys.First()) is { Dns: true } n) embedded = n.GatewayAddress;
-        var hc = c.HostConfig;
-        File.WriteAllText(c.ResolvConfPath, Wrap(() => ContainerNetworkFiles.ResolvConf(embedded, hc.Dns, hc.DnsSearch, hc.DnsOptions)));
+        WriteResolvConf(c, embedded);
         WriteHosts(c, null, null);
+    }
+
+    static void WriteResolvConf(ContainerRecord c, IPAddress? embedded)
+    {
+        var hc = c.HostConfig;
+        var text = Wrap(() => ContainerNetworkFiles.ResolvConf(embedded, hc.Dns, hc.DnsSearch, hc.DnsOptions));
+        // In place (truncate + write): a running container has the file bind-mounted by inode.
+        using var fs = new FileStream(c.ResolvConfPath, FileMode.Create, FileAccess.Write);
+        fs.Write(System.Text.Encoding.UTF8.GetBytes(text));
+    }
+
+    /// <summary>A container whose resolver is not an embedded DNS server (it started on the default
+    /// bridge) that joins a network with one gets that server as its resolver, as dockerd's containers
+    /// get 127.0.0.11 when they join a user-defined network: the network's names resolve from it.</summary>
+    static void UseEmbeddedDns(ContainerRecord c, NetworkManager mgr, string network)
+    {
+        if (!File.Exists(c.ResolvConfPath) || mgr.Store.TryGet(network) is not { Dns: true } net) return;
+        foreach (var other in c.NetworkSettings.Networks.Keys)
+            if (other != network && mgr.Store.TryGet(other) is { Dns: true }) return;
+        WriteResolvConf(c, net.GatewayAddress);
     }
 
     static void WriteHosts(ContainerRecord c, IPAddress? address, IPAddress? gateway)
@@ -336,6 +355,7 @@ public static class ContainerNetworking
                 var netns = $"/proc/{c.State.Pid}/ns/net";
                 ConnectOne(mgr, c, net.Name, isDefault, ep, netns, $"eth{c.NetworkSettings.Networks.Count}", primary: false);
             }
+            if (!isDefault) UseEmbeddedDns(c, mgr, net.Name);
             c.NetworkSettings.Networks[net.Name] = ep;
             store.Save(c, durable: true);
         }

@@ -8,14 +8,45 @@ public sealed class VolumeInfo
 {
     public string CreatedAt { get; set; } = "";
     public string Driver { get; set; } = "local";
+    /// <summary>null in JSON when empty, as dockerd answers.</summary>
+    [JsonConverter(typeof(NullWhenEmptyConverter))]
     public Dictionary<string, string> Labels { get; set; } = [];
     public string Mountpoint { get; set; } = "";
     public string Name { get; set; } = "";
+    [JsonConverter(typeof(NullWhenEmptyConverter))]
     public Dictionary<string, string> Options { get; set; } = [];
     public string Scope { get; set; } = "local";
     /// <summary>Only in `system df` answers (docker's Volume.UsageData); never stored.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public VolumeUsageData? UsageData { get; set; }
+}
+
+/// <summary>A string map that is JSON null when empty (and read back from null as empty).</summary>
+public sealed class NullWhenEmptyConverter : JsonConverter<Dictionary<string, string>>
+{
+    public override bool HandleNull => true;
+
+    public override Dictionary<string, string> Read(ref System.Text.Json.Utf8JsonReader reader, Type typeToConvert, System.Text.Json.JsonSerializerOptions options)
+    {
+        var map = new Dictionary<string, string>();
+        if (reader.TokenType == System.Text.Json.JsonTokenType.Null) return map;
+        if (reader.TokenType != System.Text.Json.JsonTokenType.StartObject) throw new System.Text.Json.JsonException("expected an object of strings");
+        while (reader.Read() && reader.TokenType != System.Text.Json.JsonTokenType.EndObject)
+        {
+            var key = reader.GetString()!;
+            reader.Read();
+            map[key] = reader.GetString() ?? "";
+        }
+        return map;
+    }
+
+    public override void Write(System.Text.Json.Utf8JsonWriter writer, Dictionary<string, string>? value, System.Text.Json.JsonSerializerOptions options)
+    {
+        if (value is null || value.Count == 0) { writer.WriteNullValue(); return; }
+        writer.WriteStartObject();
+        foreach (var (k, v) in value) writer.WriteString(k, v);
+        writer.WriteEndObject();
+    }
 }
 
 public sealed class VolumeUsageData
