@@ -245,7 +245,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
                 Id = o.Id, Rootfs = rootfs, Bundle = bundle, Fifo = fifoFd is null ? fifo : $"/proc/self/fd/{fifoFd.Value}",
                 StartOnSocket = o.StartOnSocket,
                 Seccomp = seccomp?.Bytes, SeccompFlags = seccomp?.Flags ?? 0,
-                NoPivot = o.NoPivot, NoNewKeyring = o.NoNewKeyring, PreserveFds = o.PreserveFds, Executable = SelfExe,
+                NoPivot = o.NoPivot, NoNewKeyring = o.NoNewKeyring, PreserveFds = o.PreserveFds,
                 EarlyCgroupTasks = viaNsexec ? [] : cg.BirthTaskFiles(),
                 LateCgroupProcs = viaNsexec ? [] : cg.LateProcsFiles(spec.Linux.Resources), CgroupMounts = cg.MountSources(), CgroupV2Path = cg.V2Dir,
                 // Root in someone else's user namespace (rootless podman) cannot mknod either.
@@ -257,8 +257,9 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             // A new mount namespace is made from (or cloned from) the spawning thread's, where "/"
             // was already made rslave by ProtectRuntimeBinary (not rootless: that thread cannot unshare).
             plan.RootSlaveDone = !options.RootlessEuid && nsList.Any(n => n.Type == "mount" && string.IsNullOrEmpty(n.Path));
-            ch.Send(SyncMessages.Plan(plan));
-            ch.Send(SyncMessages.ConfigPrefix + System.Text.Encoding.UTF8.GetString(configForInit));
+            plan.Spec = spec;
+            plan.Process = spec.Process!;
+            ch.Send(Init.ContainerInit.CompileCreate(plan, pid));
             if (seccomp?.Notify == true) SendSeccompListener(ch, spec);
             Timing.Mark("create: plan sent");
 
@@ -569,7 +570,8 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
                 }
                 Sys.SetCloexec(childEnd.Value, false);
                 if (inherit is not null) Sys.SetCloexec(inherit.Value, false);
-                var env = new List<string> { $"{Init.ContainerInit.SyncFdEnv}={childEnd.Value}", "DOTNET_EnableDiagnostics=0", "DOTNET_gcServer=0" };
+                // native/initexec.c receives the plan on this socket and carries it out before .NET starts.
+                var env = new List<string> { $"{Init.ContainerInit.InitEnv}={childEnd.Value}" };
                 if (nsexecFlags == 0 && nsexecJoin is not null) nsexecFlags = CLONE_PARENT; // exec
                 if (timeOffsets is not null) env.Add($"{NsexecTimeEnv}={timeOffsets}");
                 if (nsexecFlags != 0)
@@ -1009,7 +1011,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         var plan = new InitPlan
         {
             Id = o.Id, ExecInitPid = rec.InitPid, Process = o.Process, HostMountNs = rec.HostMountNs, Seccomp = seccomp?.Bytes, SeccompFlags = seccomp?.Flags ?? 0,
-            Bundle = rec.Bundle, Rootfs = rec.Rootfs, PreserveFds = o.PreserveFds, Executable = SelfExe,
+            Bundle = rec.Bundle, Rootfs = rec.Rootfs, PreserveFds = o.PreserveFds,
             LateCgroupProcs = viaNsexec ? [] : cg.LateProcsFiles(spec.Linux?.Resources),
         };
         using var mntFd = viaNsexec ? Sys.Open($"/proc/{rec.InitPid}/ns/mnt", O_RDONLY) : null;
@@ -1030,8 +1032,8 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
                 SetUpUserNamespace(pid, null, cg.LateProcsFiles(spec.Linux?.Resources), ch);
             }
             if (seccomp?.Notify == true) plan.SeccompListenerState = ListenerState(spec, pid, ToState(rec, ContainerStatus.Running));
-            ch.Send(SyncMessages.Plan(plan));
-            ch.Send(SyncMessages.ConfigPrefix + System.Text.Encoding.UTF8.GetString(configForInit));
+            plan.Spec = spec;
+            ch.Send(Init.ContainerInit.CompileExec(plan, pid));
             if (seccomp?.Notify == true) SendSeccompListener(ch, spec);
             while (true)
             {
