@@ -1,4 +1,5 @@
-/* nsexec: the one piece of native code in Berth (see DESIGN.md, "Process model").
+/* nsexec: namespaces before .NET starts (see DESIGN.md, "Process model"); native/initexec.c, called
+ * at its end, is the container init's op executor.
  *
  * A user namespace can only be created by a single-threaded process, and a NativeAOT process has
  * threads by the time Main runs. This constructor runs before the .NET runtime starts. It is
