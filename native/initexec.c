@@ -87,6 +87,7 @@ enum {
     OP_CLOSE_RANGE,       /* n0 first fd */
     OP_SETNS_MNT,         /* s0 path */
     OP_EXEC,              /* n0 argc; s0.. argv then env */
+    OP_WAIT,              /* s0 message: wait for it on the sync socket (EOF: exit) */
 };
 
 #define F_BIND_CONSOLE 1
@@ -868,6 +869,13 @@ static void run(struct op *o)
         break;
     }
     case OP_EXEC: op_exec(o); break;
+    case OP_WAIT: {
+        char buf[256];
+        ssize_t n = recv_msg(buf, sizeof buf, NULL);
+        if (n < 0) _exit(1); /* the runtime went away (it kills init when it fails) */
+        if (strcmp(buf, o->s[0]) != 0) die("unexpected message from the runtime: %s", buf);
+        break;
+    }
     default: die("init plan: unknown op %u", o->code);
     }
 }

@@ -201,16 +201,47 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
                 if (rc != 0) throw SyscallException.Last("mkfifo", fifo);
             }
 
-            // Init is spawned before the cgroups are made: its start-up (a few ms) overlaps with creating
-            // them. It joins them itself (writing "0" to each v1 `tasks`, lock-free) before it does
-            // anything else. With a user namespace init (host uid = the mapped root) can no longer
+            // Init is spawned before the cgroups are made, and gets its plan before them: its start-up
+            // and its mounts overlap with creating them. It joins them itself (writing "0" to each v1
+            // `tasks`, lock-free) once the runtime says "cgroups-ready", before the cgroup mount or
+            // the devices (whichever comes first). With a user namespace init (host uid = the mapped root) can no longer
             // write the cgroup files or reach the state dir: the cgroups come first, the spawning
             // thread (and so the intermediate nsexec process and init) is born in them, and the runtime
             // moves init into the late ones (memory) itself while init still waits for its id maps.
-            if (viaNsexec) SetUpCgroups(cg, spec.Linux, record);
+            // Rootless, the hierarchies the caller cannot write are dropped while the cgroups are
+            // made: then too they come first, so that the plan names only the ones that exist.
+            var cgroupsFirst = viaNsexec || options.Rootless;
+            if (cgroupsFirst) SetUpCgroups(cg, spec.Linux, record);
             // With a user namespace init cannot open the fifo by path (the state dir is 0700, owned by
             // the host's root): it inherits an O_PATH descriptor and reopens it through /proc/self/fd.
             using var fifoFd = viaNsexec && fifo is not null ? Sys.Open(fifo, O_PATH) : null;
+            var plan = new InitPlan
+            {
+                Id = o.Id, Rootfs = rootfs, Bundle = bundle, Fifo = fifoFd is null ? fifo : $"/proc/self/fd/{fifoFd.Value}",
+                StartOnSocket = o.StartOnSocket,
+                Seccomp = seccomp?.Bytes, SeccompFlags = seccomp?.Flags ?? 0,
+                NoPivot = o.NoPivot, NoNewKeyring = o.NoNewKeyring, PreserveFds = o.PreserveFds,
+                EarlyCgroupTasks = viaNsexec ? [] : cg.BirthTaskFiles(),
+                LateCgroupProcs = viaNsexec ? [] : cg.LateProcsFiles(spec.Linux.Resources), CgroupMounts = cg.MountSources(), CgroupV2Path = cg.V2Dir,
+                // Root in someone else's user namespace (rootless podman) cannot mknod either.
+                UserNs = userNs || RuntimeOptions.InUserNamespace(),
+                CgroupsLater = !cgroupsFirst,
+                NewCgroupNs = nsList.Any(n => n.Type == "cgroup" && string.IsNullOrEmpty(n.Path)),
+                HostMountNs = record.HostMountNs,
+                // A new mount namespace is made from (or cloned from) the spawning thread's, where "/"
+                // was already made rslave by ProtectRuntimeBinary (not rootless: that thread cannot unshare).
+                RootSlaveDone = !options.RootlessEuid && nsList.Any(n => n.Type == "mount" && string.IsNullOrEmpty(n.Path)),
+                Spec = spec, Process = spec.Process!,
+            };
+            // Without hooks that init runs or a seccomp listener nothing in the plan depends on init's
+            // pid: it is sent before the spawn is joined, and init starts on it as soon as it runs.
+            var planFirst = !viaNsexec && seccomp?.Notify != true
+                && spec.Hooks?.CreateContainer is not { Count: > 0 } && spec.Hooks?.StartContainer is not { Count: > 0 };
+            if (planFirst)
+            {
+                ch.Send(Init.ContainerInit.CompileCreate(plan, 0));
+                Timing.Mark("create: plan sent");
+            }
             pid = early is not null ? early.Join() : SpawnInNamespaces(nsList, childEnd, initPid: 0, cg.BirthTaskFiles(), fifoFd, timeOffsets: TimeOffsetsText(spec.Linux));
             early = null;
             childEnd.Dispose();
@@ -238,30 +269,22 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             Store.Save(record);
             Timing.Mark("create: init spawned");
 
-            if (!viaNsexec) SetUpCgroups(cg, spec.Linux, record);
-
-            var plan = new InitPlan
+            // The plan went ahead (or goes now): init mounts while the cgroups are made, and waits
+            // for "cgroups-ready" before it first needs them.
+            if (!planFirst)
             {
-                Id = o.Id, Rootfs = rootfs, Bundle = bundle, Fifo = fifoFd is null ? fifo : $"/proc/self/fd/{fifoFd.Value}",
-                StartOnSocket = o.StartOnSocket,
-                Seccomp = seccomp?.Bytes, SeccompFlags = seccomp?.Flags ?? 0,
-                NoPivot = o.NoPivot, NoNewKeyring = o.NoNewKeyring, PreserveFds = o.PreserveFds,
-                EarlyCgroupTasks = viaNsexec ? [] : cg.BirthTaskFiles(),
-                LateCgroupProcs = viaNsexec ? [] : cg.LateProcsFiles(spec.Linux.Resources), CgroupMounts = cg.MountSources(), CgroupV2Path = cg.V2Dir,
-                // Root in someone else's user namespace (rootless podman) cannot mknod either.
-                UserNs = userNs || RuntimeOptions.InUserNamespace(),
-            };
-            if (seccomp?.Notify == true) plan.SeccompListenerState = ListenerState(spec, pid, ToState(record, ContainerStatus.Creating));
-            plan.NewCgroupNs = nsList.Any(n => n.Type == "cgroup" && string.IsNullOrEmpty(n.Path));
-            plan.HostMountNs = record.HostMountNs;
-            // A new mount namespace is made from (or cloned from) the spawning thread's, where "/"
-            // was already made rslave by ProtectRuntimeBinary (not rootless: that thread cannot unshare).
-            plan.RootSlaveDone = !options.RootlessEuid && nsList.Any(n => n.Type == "mount" && string.IsNullOrEmpty(n.Path));
-            plan.Spec = spec;
-            plan.Process = spec.Process!;
-            ch.Send(Init.ContainerInit.CompileCreate(plan, pid));
-            if (seccomp?.Notify == true) SendSeccompListener(ch, spec);
-            Timing.Mark("create: plan sent");
+                if (seccomp?.Notify == true) plan.SeccompListenerState = ListenerState(spec, pid, ToState(record, ContainerStatus.Creating));
+                ch.Send(Init.ContainerInit.CompileCreate(plan, pid));
+                if (seccomp?.Notify == true) SendSeccompListener(ch, spec);
+                Timing.Mark("create: plan sent");
+            }
+            if (!cgroupsFirst)
+            {
+                SetUpCgroups(cg, spec.Linux, record);
+                // An init that failed meanwhile has closed its end: its error is read below.
+                try { ch.Send(SyncMessages.CgroupsReady); }
+                catch (SyscallException) { }
+            }
 
             while (true)
             {

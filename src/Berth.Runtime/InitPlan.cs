@@ -38,6 +38,9 @@ public sealed class InitPlan
     /// <summary>cgroup.procs files init writes itself into right before execve (the memory
     /// cgroup, so init's own pages are never charged to the container).</summary>
     public List<string> LateCgroupProcs { get; set; } = new();
+    /// <summary>The runtime sends the plan before the cgroups exist and "cgroups-ready" once they
+    /// do: init mounts meanwhile and waits for it before it first needs them.</summary>
+    public bool CgroupsLater { get; set; }
     /// <summary>v1 `tasks` files init writes "0" to first thing (every hierarchy but memory).</summary>
     public List<string> EarlyCgroupTasks { get; set; } = new();
     /// <summary>Host paths of the container's cgroup in each v1 hierarchy, for the cgroup mount.</summary>
@@ -63,11 +66,11 @@ public sealed class CgroupMountSource
 }
 
 /// <summary>Messages on the sync socket. Parent→init: the plan (binary, see
-/// <see cref="Init.InitProgram"/>), then "seccomp-listener" (+fd) with SCMP_ACT_NOTIFY, "hooks-done",
-/// "start" (`run`, after "ready"). Init→parent: "hooks" (run prestart/createRuntime now), "pty" (+fd),
+/// <see cref="Init.InitProgram"/>), then "seccomp-listener" (+fd) with SCMP_ACT_NOTIFY, "cgroups-ready"
+/// (when the plan went ahead of the cgroups), "hooks-done", "start" (`run`, after "ready"). Init→parent: "hooks" (run prestart/createRuntime now), "pty" (+fd),
 /// "ready", "error:msg".</summary>
 public static class SyncMessages
 {
     public const string Hooks = "hooks", HooksDone = "hooks-done", Pty = "pty", Ready = "ready", ErrorPrefix = "error:",
-        SeccompListener = "seccomp-listener", Start = "start";
+        SeccompListener = "seccomp-listener", Start = "start", CgroupsReady = "cgroups-ready";
 }

@@ -71,6 +71,14 @@ public class BadInputTests
     }, "/afile/sub: Not a directory");
 
     [Fact]
+    public void Mount_that_fails_while_the_runtime_still_makes_the_cgroups_reports_its_own_error() => CreateIsRefused(Edit(c =>
+    {
+        // First in the list: init gets there before it waits for "cgroups-ready".
+        var mounts = (JsonArray)c["mounts"]!;
+        mounts.Insert(0, new JsonObject { ["destination"] = "/early", ["type"] = "tmpfs", ["source"] = "tmpfs", ["options"] = ConfigJson.Arr("size=nonsense") });
+    }), "mount tmpfs to /early: Invalid argument");
+
+    [Fact]
     public void Bind_source_that_does_not_exist_names_the_mount() =>
         CreateIsRefused(Edit(c => c.AddMount("/data", "bind", "/no/such/source", "rbind")), "/no/such/source");
 

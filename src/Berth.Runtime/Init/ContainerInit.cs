@@ -30,16 +30,27 @@ public static class ContainerInit
         var linux = spec.Linux!;
         var w = new InitProgram();
         if (plan.SeccompListenerState is not null) w.Op(InitOp.RecvListener);
-        // Into the container's cgroups (all but memory) before doing any work.
-        foreach (var f in plan.EarlyCgroupTasks) w.Op(InitOp.Write, s: [f, "0"]);
         // Descriptors that must be opened while the host filesystem is still visible.
         if (plan.Fifo is not null) w.Op(InitOp.OpenFifo, s: [plan.Fifo]);
-        foreach (var p in plan.LateCgroupProcs) w.Op(InitOp.OpenLate, s: [p]);
+        // Into the container's cgroups (all but memory; those fds are opened for the end of create).
+        // With CgroupsLater the runtime is still making them while init mounts: init waits for
+        // "cgroups-ready" right before it first needs them (a cgroup mount, else the devices).
+        var joined = false;
+        void JoinCgroups()
+        {
+            if (joined) return;
+            joined = true;
+            if (plan.CgroupsLater) w.Op(InitOp.Wait, s: [SyncMessages.CgroupsReady]);
+            foreach (var f in plan.EarlyCgroupTasks) w.Op(InitOp.Write, s: [f, "0"]);
+            foreach (var p in plan.LateCgroupProcs) w.Op(InitOp.OpenLate, s: [p]);
+        }
+        if (!plan.CgroupsLater) JoinCgroups();
 
         RootfsSetup.PrepareRoot(w, plan);
         w.Op(InitOp.OpenRoot, s: [plan.Rootfs]);
-        var setup = new RootfsSetup(plan, w);
+        var setup = new RootfsSetup(plan, w, JoinCgroups);
         setup.MountAll();
+        JoinCgroups();
         setup.CreateDevices();
         // Like runc, a missing working directory is created inside the rootfs.
         if (plan.Process.Cwd is { Length: > 1 } cwd) w.Op(InitOp.MkPath, s: [cwd]);
@@ -130,8 +141,9 @@ public static class ContainerInit
                 "process.user.additionalGids (setgroups is denied in this rootless user namespace; map gids with newgidmap)", Errno.EPERM).Message);
     }
 
+    /// <summary>pid 0: init not spawned yet; it will be in this process's user namespace.</summary>
     static bool SetgroupsDenied(int pid) =>
-        Sys.TryReadText($"/proc/{pid}/setgroups", out _) is { } text && text.Trim() == "deny";
+        Sys.TryReadText(pid > 0 ? $"/proc/{pid}/setgroups" : "/proc/self/setgroups", out _) is { } text && text.Trim() == "deny";
 
     /// <summary>The candidates execve may use, in PATH order; initexec takes the first executable
     /// one that is not a directory (Go's exec.LookPath, as runc).</summary>
@@ -223,7 +235,7 @@ public enum InitOp : uint
     Write = 1, OpenFifo, OpenLate, Mount, OpenRoot, MountInRoot, MkPath, Symlink, MkNod, BindDev, Ptmx, Keyring,
     HooksSync, Hook, PtyOpen, Pivot, NoPivot, Chroot, Mask, Readonly, SetHostname, SetDomainname, Loopback,
     PtyCtty, Rlimit, Chdir, LookPath, RecvListener, Seccomp, Ready, FifoWait, CapBsetDrop, Prctl, SetIds,
-    Capset, AmbientRaise, Umask, JoinLate, CloseRange, SetNsMnt, Exec,
+    Capset, AmbientRaise, Umask, JoinLate, CloseRange, SetNsMnt, Exec, Wait,
 }
 
 /// <summary>Writes the plan in initexec's wire format: "BIP1" u32:count, then per op u32:code

@@ -9,7 +9,7 @@ namespace Berth.Runtime.Init;
 /// RESOLVE_IN_ROOT, missing mount points created), device nodes and /dev symlinks. Every decision
 /// (flags, which remounts, file or directory, the error text) is made here; initexec carries the
 /// ops out before pivot_root.</summary>
-internal sealed class RootfsSetup(InitPlan plan, InitProgram w)
+internal sealed class RootfsSetup(InitPlan plan, InitProgram w, Action beforeCgroupMount)
 {
     readonly Spec _spec = plan.Spec;
 
@@ -91,6 +91,8 @@ internal sealed class RootfsSetup(InitPlan plan, InitProgram w)
 
     void MountCgroup(Mount m, ParsedMount o)
     {
+        // The container's cgroup directories must exist (and init be in them) before they are bound.
+        beforeCgroupMount();
         var flags = o.Flags & ~(MS_REMOUNT | MS_RDONLY);
         var dir = InitProgram.CreateDir;
         if (plan.CgroupV2Path is not null && plan.CgroupMounts.Count == 0)
