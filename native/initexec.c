@@ -584,7 +584,7 @@ static void op_mask(const char *p)
 static void op_readonly(const char *p)
 {
     struct stat st;
-    if (stat(p, &st) != 0 && lstat(p, &st) != 0) return;
+    if (stat(p, &st) != 0) return; /* not there (a dangling symlink neither): nothing to protect */
     if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) != 0) DIE_ERRNO("mount readonly path %s", p);
     unsigned long locked = MS_NOSUID | MS_NODEV | MS_NOEXEC;
     if (mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC | locked, NULL) != 0 &&

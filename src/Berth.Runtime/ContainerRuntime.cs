@@ -288,7 +288,12 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
 
             while (true)
             {
-                var msg = ch.Receive(out var passed);
+                string? msg;
+                Fd? passed;
+                // An init that exited with "cgroups-ready" unread leaves ECONNRESET on this end, which
+                // the kernel reports (once) before the messages still queued: its error comes next.
+                try { msg = ch.Receive(out passed); }
+                catch (SyscallException e) when (e.Errno == ECONNRESET && !cgroupsFirst) { msg = ch.Receive(out passed); }
                 if (msg is null) throw InitDied(pid, "container init");
                 if (msg == SyncMessages.Hooks)
                 {
@@ -608,6 +613,8 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         t.Start();
         return new SpawnJob(t, () => (pid, error));
     }
+
+    const int ECONNRESET = 104;
 
     /// <summary>Read by native/nsexec.c: "SYNCFD:CLONEFLAGS_HEX".</summary>
     const string NsexecEnv = "_BERTH_NSEXEC";
