@@ -1,4 +1,5 @@
-/* nsexec: the one piece of native code in Berth (see DESIGN.md, "Process model").
+/* nsexec: namespaces before .NET starts (see DESIGN.md, "Process model"); native/initexec.c, called
+ * at its end, is the container init's op executor.
  *
  * A user namespace can only be created by a single-threaded process, and a NativeAOT process has
  * threads by the time Main runs. This constructor runs before the .NET runtime starts. It is
@@ -16,15 +17,17 @@
  *   1. clone(flags | SIGCHLD): the child is born in every requested new namespace at once;
  *   2. the intermediate (parent) sends "pid:<child pid>" on the sync fd and exits 0;
  *   3. the child waits for "maps-done" (the runtime writes uid_map/gid_map meanwhile), becomes
- *      root of its user namespace (setresgid, setgroups, setresuid) and returns, so the .NET
- *      runtime starts and `berth-runc init` runs as usual on the same sync fd.
+ *      root of its user namespace (setresgid, setgroups, setresuid) and goes on to
+ *      native/initexec.c, which runs `berth-runc init`'s plan on the same sync fd (or returns,
+ *      for an exec'd process, so that .NET starts).
  * With CLONE_NEWUSER and _BERTH_NSEXEC_TIME the time namespace must belong to the new user
  * namespace (runc's order; a rootless caller can create it nowhere else), so there are two clones:
  * step 1 clones only the user namespace; after step 3 that child unshares CLONE_NEWTIME, writes
  * the offsets, clones init with the other flags (CLONE_PARENT: the runtime's child, born in the
  * new pid namespace), sends "pid:<init pid>" and exits 0.
  * Any failure sends "error:<what>: <strerror>" on the sync fd and exits 1.
- * Without _BERTH_NSEXEC (every ordinary command) it returns at once.
+ * Without _BERTH_NSEXEC (every ordinary command) it goes straight to initexec, which returns at
+ * once unless this is a container's init.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -85,10 +88,13 @@ static void clone_or_report(int fd, unsigned long flags)
     }
 }
 
+/* native/initexec.c: `berth-runc init` carried out without .NET (returns when not asked for). */
+void berth_initexec(void);
+
 __attribute__((constructor)) static void berth_nsexec(void)
 {
     const char *plan = getenv(NSEXEC_ENV);
-    if (plan == NULL) return;
+    if (plan == NULL) { berth_initexec(); return; }
 
     char *end = NULL;
     errno = 0;
@@ -153,4 +159,5 @@ __attribute__((constructor)) static void berth_nsexec(void)
         new_time_namespace((int)fd, offsets);
         clone_or_report((int)fd, (flags & ~(unsigned long)CLONE_NEWUSER) | CLONE_PARENT);
     }
+    berth_initexec();
 }

@@ -12,9 +12,11 @@ public sealed unsafe class SyncChannel(Fd fd) : IDisposable
     [ThreadStatic] static byte[]? _buffer;
     public Fd Fd { get; } = fd;
 
-    public void Send(string message, int passFd = -1)
+    public void Send(string message, int passFd = -1) => Send(Encoding.UTF8.GetBytes(message), passFd);
+
+    /// <summary>One binary message (init's plan).</summary>
+    public void Send(ReadOnlySpan<byte> data, int passFd = -1)
     {
-        var data = Encoding.UTF8.GetBytes(message);
         if (data.Length > MaxMessage) throw new InvalidOperationException("sync message too large");
         byte* control = stackalloc byte[32];
         fixed (byte* p = data)

@@ -201,16 +201,47 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
                 if (rc != 0) throw SyscallException.Last("mkfifo", fifo);
             }
 
-            // Init is spawned before the cgroups are made: its start-up (a few ms) overlaps with creating
-            // them. It joins them itself (writing "0" to each v1 `tasks`, lock-free) before it does
-            // anything else. With a user namespace init (host uid = the mapped root) can no longer
+            // Init is spawned before the cgroups are made, and gets its plan before them: its start-up
+            // and its mounts overlap with creating them. It joins them itself (writing "0" to each v1
+            // `tasks`, lock-free) once the runtime says "cgroups-ready", before the cgroup mount or
+            // the devices (whichever comes first). With a user namespace init (host uid = the mapped root) can no longer
             // write the cgroup files or reach the state dir: the cgroups come first, the spawning
             // thread (and so the intermediate nsexec process and init) is born in them, and the runtime
             // moves init into the late ones (memory) itself while init still waits for its id maps.
-            if (viaNsexec) SetUpCgroups(cg, spec.Linux, record);
+            // Rootless, the hierarchies the caller cannot write are dropped while the cgroups are
+            // made: then too they come first, so that the plan names only the ones that exist.
+            var cgroupsFirst = viaNsexec || options.Rootless;
+            if (cgroupsFirst) SetUpCgroups(cg, spec.Linux, record);
             // With a user namespace init cannot open the fifo by path (the state dir is 0700, owned by
             // the host's root): it inherits an O_PATH descriptor and reopens it through /proc/self/fd.
             using var fifoFd = viaNsexec && fifo is not null ? Sys.Open(fifo, O_PATH) : null;
+            var plan = new InitPlan
+            {
+                Id = o.Id, Rootfs = rootfs, Bundle = bundle, Fifo = fifoFd is null ? fifo : $"/proc/self/fd/{fifoFd.Value}",
+                StartOnSocket = o.StartOnSocket,
+                Seccomp = seccomp?.Bytes, SeccompFlags = seccomp?.Flags ?? 0,
+                NoPivot = o.NoPivot, NoNewKeyring = o.NoNewKeyring, PreserveFds = o.PreserveFds,
+                EarlyCgroupTasks = viaNsexec ? [] : cg.BirthTaskFiles(),
+                LateCgroupProcs = viaNsexec ? [] : cg.LateProcsFiles(spec.Linux.Resources), CgroupMounts = cg.MountSources(), CgroupV2Path = cg.V2Dir,
+                // Root in someone else's user namespace (rootless podman) cannot mknod either.
+                UserNs = userNs || RuntimeOptions.InUserNamespace(),
+                CgroupsLater = !cgroupsFirst,
+                NewCgroupNs = nsList.Any(n => n.Type == "cgroup" && string.IsNullOrEmpty(n.Path)),
+                HostMountNs = record.HostMountNs,
+                // A new mount namespace is made from (or cloned from) the spawning thread's, where "/"
+                // was already made rslave by ProtectRuntimeBinary (not rootless: that thread cannot unshare).
+                RootSlaveDone = !options.RootlessEuid && nsList.Any(n => n.Type == "mount" && string.IsNullOrEmpty(n.Path)),
+                Spec = spec, Process = spec.Process!,
+            };
+            // Without hooks that init runs or a seccomp listener nothing in the plan depends on init's
+            // pid: it is sent before the spawn is joined, and init starts on it as soon as it runs.
+            var planFirst = !viaNsexec && seccomp?.Notify != true
+                && spec.Hooks?.CreateContainer is not { Count: > 0 } && spec.Hooks?.StartContainer is not { Count: > 0 };
+            if (planFirst)
+            {
+                ch.Send(Init.ContainerInit.CompileCreate(plan, 0));
+                Timing.Mark("create: plan sent");
+            }
             pid = early is not null ? early.Join() : SpawnInNamespaces(nsList, childEnd, initPid: 0, cg.BirthTaskFiles(), fifoFd, timeOffsets: TimeOffsetsText(spec.Linux));
             early = null;
             childEnd.Dispose();
@@ -238,33 +269,31 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
             Store.Save(record);
             Timing.Mark("create: init spawned");
 
-            if (!viaNsexec) SetUpCgroups(cg, spec.Linux, record);
-
-            var plan = new InitPlan
+            // The plan went ahead (or goes now): init mounts while the cgroups are made, and waits
+            // for "cgroups-ready" before it first needs them.
+            if (!planFirst)
             {
-                Id = o.Id, Rootfs = rootfs, Bundle = bundle, Fifo = fifoFd is null ? fifo : $"/proc/self/fd/{fifoFd.Value}",
-                StartOnSocket = o.StartOnSocket,
-                Seccomp = seccomp?.Bytes, SeccompFlags = seccomp?.Flags ?? 0,
-                NoPivot = o.NoPivot, NoNewKeyring = o.NoNewKeyring, PreserveFds = o.PreserveFds, Executable = SelfExe,
-                EarlyCgroupTasks = viaNsexec ? [] : cg.BirthTaskFiles(),
-                LateCgroupProcs = viaNsexec ? [] : cg.LateProcsFiles(spec.Linux.Resources), CgroupMounts = cg.MountSources(), CgroupV2Path = cg.V2Dir,
-                // Root in someone else's user namespace (rootless podman) cannot mknod either.
-                UserNs = userNs || RuntimeOptions.InUserNamespace(),
-            };
-            if (seccomp?.Notify == true) plan.SeccompListenerState = ListenerState(spec, pid, ToState(record, ContainerStatus.Creating));
-            plan.NewCgroupNs = nsList.Any(n => n.Type == "cgroup" && string.IsNullOrEmpty(n.Path));
-            plan.HostMountNs = record.HostMountNs;
-            // A new mount namespace is made from (or cloned from) the spawning thread's, where "/"
-            // was already made rslave by ProtectRuntimeBinary (not rootless: that thread cannot unshare).
-            plan.RootSlaveDone = !options.RootlessEuid && nsList.Any(n => n.Type == "mount" && string.IsNullOrEmpty(n.Path));
-            ch.Send(SyncMessages.Plan(plan));
-            ch.Send(SyncMessages.ConfigPrefix + System.Text.Encoding.UTF8.GetString(configForInit));
-            if (seccomp?.Notify == true) SendSeccompListener(ch, spec);
-            Timing.Mark("create: plan sent");
+                if (seccomp?.Notify == true) plan.SeccompListenerState = ListenerState(spec, pid, ToState(record, ContainerStatus.Creating));
+                ch.Send(Init.ContainerInit.CompileCreate(plan, pid));
+                if (seccomp?.Notify == true) SendSeccompListener(ch, spec);
+                Timing.Mark("create: plan sent");
+            }
+            if (!cgroupsFirst)
+            {
+                SetUpCgroups(cg, spec.Linux, record);
+                // An init that failed meanwhile has closed its end: its error is read below.
+                try { ch.Send(SyncMessages.CgroupsReady); }
+                catch (SyscallException) { }
+            }
 
             while (true)
             {
-                var msg = ch.Receive(out var passed);
+                string? msg;
+                Fd? passed;
+                // An init that exited with "cgroups-ready" unread leaves ECONNRESET on this end, which
+                // the kernel reports (once) before the messages still queued: its error comes next.
+                try { msg = ch.Receive(out passed); }
+                catch (SyscallException e) when (e.Errno == ECONNRESET && !cgroupsFirst) { msg = ch.Receive(out passed); }
                 if (msg is null) throw InitDied(pid, "container init");
                 if (msg == SyncMessages.Hooks)
                 {
@@ -569,7 +598,8 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
                 }
                 Sys.SetCloexec(childEnd.Value, false);
                 if (inherit is not null) Sys.SetCloexec(inherit.Value, false);
-                var env = new List<string> { $"{Init.ContainerInit.SyncFdEnv}={childEnd.Value}", "DOTNET_EnableDiagnostics=0", "DOTNET_gcServer=0" };
+                // native/initexec.c receives the plan on this socket and carries it out before .NET starts.
+                var env = new List<string> { $"{Init.ContainerInit.InitEnv}={childEnd.Value}" };
                 if (nsexecFlags == 0 && nsexecJoin is not null) nsexecFlags = CLONE_PARENT; // exec
                 if (timeOffsets is not null) env.Add($"{NsexecTimeEnv}={timeOffsets}");
                 if (nsexecFlags != 0)
@@ -583,6 +613,8 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         t.Start();
         return new SpawnJob(t, () => (pid, error));
     }
+
+    const int ECONNRESET = 104;
 
     /// <summary>Read by native/nsexec.c: "SYNCFD:CLONEFLAGS_HEX".</summary>
     const string NsexecEnv = "_BERTH_NSEXEC";
@@ -1009,7 +1041,7 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
         var plan = new InitPlan
         {
             Id = o.Id, ExecInitPid = rec.InitPid, Process = o.Process, HostMountNs = rec.HostMountNs, Seccomp = seccomp?.Bytes, SeccompFlags = seccomp?.Flags ?? 0,
-            Bundle = rec.Bundle, Rootfs = rec.Rootfs, PreserveFds = o.PreserveFds, Executable = SelfExe,
+            Bundle = rec.Bundle, Rootfs = rec.Rootfs, PreserveFds = o.PreserveFds,
             LateCgroupProcs = viaNsexec ? [] : cg.LateProcsFiles(spec.Linux?.Resources),
         };
         using var mntFd = viaNsexec ? Sys.Open($"/proc/{rec.InitPid}/ns/mnt", O_RDONLY) : null;
@@ -1030,8 +1062,8 @@ public sealed unsafe class ContainerRuntime(RuntimeOptions options)
                 SetUpUserNamespace(pid, null, cg.LateProcsFiles(spec.Linux?.Resources), ch);
             }
             if (seccomp?.Notify == true) plan.SeccompListenerState = ListenerState(spec, pid, ToState(rec, ContainerStatus.Running));
-            ch.Send(SyncMessages.Plan(plan));
-            ch.Send(SyncMessages.ConfigPrefix + System.Text.Encoding.UTF8.GetString(configForInit));
+            plan.Spec = spec;
+            ch.Send(Init.ContainerInit.CompileExec(plan, pid));
             if (seccomp?.Notify == true) SendSeccompListener(ch, spec);
             while (true)
             {

@@ -61,6 +61,57 @@ public class BadInputTests
             }),
         }), "SCMP_CMP_SOMETIMES");
 
+    // Init's ops (native/initexec.c) name the mount, path or object that failed.
+    [Fact]
+    public void Mount_point_under_a_regular_file_names_the_path() => CreateIsRefused(b =>
+    {
+        File.WriteAllText(Path.Combine(b.Rootfs, "afile"), "x");
+        b.Config.AddMount("/afile/sub", "tmpfs", "tmpfs");
+        b.Save();
+    }, "/afile/sub: Not a directory");
+
+    [Fact]
+    public void Mount_that_fails_while_the_runtime_still_makes_the_cgroups_reports_its_own_error() => CreateIsRefused(Edit(c =>
+    {
+        // First in the list: init gets there before it waits for "cgroups-ready".
+        var mounts = (JsonArray)c["mounts"]!;
+        mounts.Insert(0, new JsonObject { ["destination"] = "/early", ["type"] = "tmpfs", ["source"] = "tmpfs", ["options"] = ConfigJson.Arr("size=nonsense") });
+    }), "mount tmpfs to /early: Invalid argument");
+
+    [Fact]
+    public void Bind_source_that_does_not_exist_names_the_mount() =>
+        CreateIsRefused(Edit(c => c.AddMount("/data", "bind", "/no/such/source", "rbind")), "/no/such/source");
+
+    [Fact]
+    public void Mount_the_kernel_refuses_names_source_and_destination() =>
+        CreateIsRefused(Edit(c => c.AddMount("/mnt/t", "tmpfs", "tmpfs", "size=nonsense")), "mount tmpfs to /mnt/t: Invalid argument");
+
+    [Fact]
+    public void Sysctl_the_kernel_does_not_have_names_the_file() =>
+        CreateIsRefused(Edit(c => c.Linux()["sysctl"] = new JsonObject { ["net.ipv4.no_such_knob"] = "1" }), "open /proc/sys/net/ipv4/no_such_knob: No such file or directory");
+
+    [Fact]
+    public void Sysctl_value_the_kernel_refuses_names_value_and_file() =>
+        CreateIsRefused(Edit(c => c.Linux()["sysctl"] = new JsonObject { ["net.ipv4.ip_forward"] = "banana" }), "write \"banana\" to /proc/sys/net/ipv4/ip_forward: Invalid argument");
+
+    [Fact]
+    public void Rlimit_the_kernel_refuses_names_the_limit() =>
+        CreateIsRefused(Edit(c => c.Proc()["rlimits"] = new JsonArray(new JsonObject
+        {
+            ["type"] = "RLIMIT_NOFILE", ["soft"] = 1024, ["hard"] = 1UL << 40,
+        })), "setrlimit RLIMIT_NOFILE soft=1024 hard=1099511627776: Operation not permitted");
+
+    [Fact]
+    public void Working_directory_that_is_a_file() => CreateIsRefused(b =>
+    {
+        File.WriteAllText(Path.Combine(b.Rootfs, "afile"), "x");
+        b.Config.Proc()["cwd"] = "/afile";
+        b.Save();
+    }, "cannot change to working directory /afile: Not a directory");
+
+    [Fact]
+    public void Command_that_is_a_directory() => CreateIsRefused(Edit(c => c.SetArgs("/dev")), "exec: \"/dev\": is a directory");
+
     [Fact]
     public void Command_not_found_in_the_rootfs() => CreateIsRefused(Edit(c => c.SetArgs("no-such-command")), "no-such-command");
 
