@@ -21,18 +21,8 @@ public sealed class BuildTests(ServiceFixture fx) : IClassFixture<ServiceFixture
         return Tools.Run(ServiceFixture.DockerCli, args, env);
     }
 
-    string Context(string dockerfile, params (string Path, string Text)[] files)
-    {
-        var dir = Directory.CreateTempSubdirectory("berth-build-ctx-").FullName;
-        File.WriteAllText(Path.Combine(dir, "Dockerfile"), dockerfile);
-        foreach (var (p, t) in files)
-        {
-            var full = Path.Combine(dir, p);
-            Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-            File.WriteAllText(full, t);
-        }
-        return dir;
-    }
+    static string Context(string dockerfile, params (string Path, string Text)[] files) =>
+        Berth.Tests.Shared.BuildContextFiles.Write(Directory.CreateTempSubdirectory("berth-build-ctx-").FullName, dockerfile, files);
 
     void NoContainers() => Assert.Equal("", fx.DockerOk("ps", "-aq"));
 

@@ -148,7 +148,8 @@ public sealed partial class DaySide(string name, Dictionary<string, string> env)
 
     [GeneratedRegex(@"sha256:[0-9a-f]{64}")] private static partial Regex Sha256();
     [GeneratedRegex(@"\b[0-9a-f]{64}\b")] private static partial Regex Hex64();
-    [GeneratedRegex(@"\b(?=[0-9a-f]*[0-9])(?=[0-9a-f]*[a-f])[0-9a-f]{12}\b")] private static partial Regex Hex12();
+    // a short id may be all digits (about 1 in 300): every 12-hex-digit word with a digit is an id here
+    [GeneratedRegex(@"\b(?=[0-9a-f]*[0-9])[0-9a-f]{12}\b")] private static partial Regex Hex12();
     [GeneratedRegex(@"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")] private static partial Regex Rfc3339();
     [GeneratedRegex(@"(\d+|About an?|Less than a) (second|minute|hour)s? ago")] private static partial Regex Ago();
     [GeneratedRegex(@"Up (\d+|About an?|Less than a) (second|minute|hour)s?")] private static partial Regex UpFor();

@@ -45,6 +45,30 @@ public sealed class DockerCliTests(ServiceFixture fx) : IClassFixture<ServiceFix
     }
 
     [Fact]
+    public void HostConfig_fields_the_cli_sends_reach_the_engine_as_berth_run_gives_them()
+    {
+        Pull();
+        // the create body's HostConfig is the engine's: --init, --ulimit, --mount and --memory-swap apply as
+        // they do for `berth run` (one code path validates and applies them)
+        var r = fx.Docker("run", "--rm", "--init", "--ulimit", "nofile=1024:2048", "--mount", "type=tmpfs,destination=/scratch,tmpfs-size=1m",
+            "--memory", "64m", "--memory-swap", "128m", fx.Image, "sh", "-c", "[ \"$(cat /proc/1/comm)\" != sh ] && echo init is pid 1; ulimit -n; grep ' /scratch ' /proc/mounts | cut -d' ' -f3");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Equal("init is pid 1\n1024\ntmpfs\n", r.Stdout);
+        var id = fx.DockerOk("create", "--init", "--mount", "type=tmpfs,destination=/scratch", "--ulimit", "nofile=1024:2048", fx.Image, "true").Trim();
+        try
+        {
+            Assert.Equal("""true tmpfs /scratch [{"Name":"nofile","Hard":2048,"Soft":1024}]""", fx.DockerOk("inspect", "--format",
+                "{{json .HostConfig.Init}} {{range .HostConfig.Mounts}}{{.Type}} {{.Target}}{{end}} {{json .HostConfig.Ulimits}}", id).Trim());
+        }
+        finally { fx.Docker("rm", "-f", id); }
+        // docker's validation of --mount, from the engine
+        var bad = fx.Docker("run", "--rm", "--mount", "type=bind,source=/no/such/dir,target=/x", fx.Image, "true");
+        Assert.NotEqual(0, bad.ExitCode);
+        Assert.Contains("bind source path does not exist: /no/such/dir", bad.Stderr);
+        Assert.Empty(fx.Berth("ps", "-aq").Stdout.Trim());
+    }
+
+    [Fact]
     public void Detached_container_ps_logs_exec_stop_rm_seen_by_berth_too()
     {
         Pull();

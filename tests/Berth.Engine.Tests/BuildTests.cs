@@ -25,19 +25,8 @@ public class BuildTests
         Assert.True(p.ExitCode == 0, $"{cmd}: {e}");
     }
 
-    static string Context(EngineSandbox s, string dockerfile, params (string Path, string Text)[] files)
-    {
-        var dir = Path.Combine(s.Dir, "ctx-" + Guid.NewGuid().ToString("N")[..6]);
-        Directory.CreateDirectory(dir);
-        File.WriteAllText(Path.Combine(dir, "Dockerfile"), dockerfile);
-        foreach (var (p, t) in files)
-        {
-            var full = Path.Combine(dir, p);
-            Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-            File.WriteAllText(full, t);
-        }
-        return dir;
-    }
+    static string Context(EngineSandbox s, string dockerfile, params (string Path, string Text)[] files) =>
+        Berth.Tests.Shared.BuildContextFiles.Write(Path.Combine(s.Dir, "ctx-" + Guid.NewGuid().ToString("N")[..6]), dockerfile, files);
 
     static void NothingLeft(EngineSandbox s)
     {

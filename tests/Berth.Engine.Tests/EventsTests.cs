@@ -38,6 +38,10 @@ public class EventsTests
         Assert.Equal(2, History(s, "event=pause", "event=unpause").Count);
         Assert.Empty(History(s, "type=image"));
         Assert.Equal(8, History(s, "label=team=a").Count);
+        // templates read docker's Go field names (the JSON's status/id/from/scope/time are Status/ID/From/Scope/Time)
+        var until = DateTimeOffset.UtcNow.AddSeconds(1).ToUnixTimeSeconds().ToString();
+        Assert.Equal($"die {id} container die local", s.Ok("events", "--since", "0", "--until", until, "--filter", "event=die",
+            "--format", "{{.Status}} {{.ID}} {{.Type}} {{.Action}} {{.Scope}}").Stdout.Trim());
         // the default format: TIME TYPE ACTION ID (attrs)
         var line = s.Ok("events", "--since", "0", "--until", DateTimeOffset.UtcNow.AddSeconds(1).ToUnixTimeSeconds().ToString(), "--filter", "event=create").Lines.Single();
         Assert.Matches($@"^\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{{9}}Z container create {id} \(image=.*, name=ev, team=a\)$", line);

@@ -53,12 +53,30 @@ public class PodTests
         Assert.NotEqual("podhost", s.RunC(["--rm"], "hostname").Stdout.Trim());
 
         Assert.Equal("web Running 1", s.Ok("pod", "ps", "--format", "{{.Name}} {{.Status}} {{.NumberOfContainers}}").Stdout.Trim());
-        var insp = JsonNode.Parse(s.Ok("pod", "inspect", "web").Stdout)!.AsArray()[0]!;
+        // podman 4: one pod is printed as an object; none, or several, as an array
+        var insp = JsonNode.Parse(s.Ok("pod", "inspect", "web").Stdout)!;
         Assert.Equal(id, (string?)insp["Id"]);
         Assert.Equal("front", (string?)insp["Labels"]!["tier"]);
         Assert.Equal("srv", (string?)insp["Containers"]!.AsArray()[0]!["Name"]);
         Assert.Equal(id, (string?)s.Inspect("srv")["Pod"]);
-        Assert.Contains("POD ID", s.Ok("pod", "ls").Lines[0]);
+        Assert.Equal(2, JsonNode.Parse(s.Ok("pod", "inspect", "web", id).Stdout)!.AsArray().Count);
+        // on the default bridge: the pod's address where podman shows it on its infra container
+        Assert.Equal("""["bridge"]""", insp["InfraConfig"]!["Networks"]!.ToJsonString());
+        Assert.Matches(@"^\d+\.\d+\.\d+\.\d+$", (string?)insp["NetworkSettings"]!["Networks"]!["bridge"]!["IPAddress"]);
+        // podman's default columns and headers
+        var ls = s.Ok("pod", "ls").Lines;
+        Assert.Matches(@"^POD ID\s+NAME\s+STATUS\s+CREATED\s+INFRA ID\s+# OF CONTAINERS$", ls[0]);
+        Assert.Matches(@"^[0-9a-f]{12}\s+web\s+Running\s+.* ago\s+1$", ls[1]);
+        Assert.Matches(@"^POD ID\s+NAME\s+STATUS\s+CREATED\s+INFRA ID\s+IDS\s+NAMES\s+STATUS$", s.Ok("pod", "ps", "--ctr-ids", "--ctr-names", "--ctr-status").Lines[0]);
+        Assert.Equal("srv running map[tier:front] front", s.Ok("pod", "ps", "--format", "{{.ContainerNames}} {{.ContainerStatuses}} {{.Labels}} {{.Labels.tier}}").Stdout.Trim());
+        Assert.Matches(@"^web\s+1$", Assert.Single(s.Ok("pod", "ps", "--noheading", "--format", "table {{.Name}}\t{{.NumberOfContainers}}").Lines));
+        var json = JsonNode.Parse(s.Ok("pod", "ps", "--format", "json").Stdout)!.AsArray();
+        Assert.Equal(id, (string?)json[0]!["Id"]);
+        Assert.Equal("srv", (string?)json[0]!["Containers"]![0]!["Names"]);
+        Assert.Equal("web", s.Ok("pod", "ps", "--filter", "label=tier=front", "--filter", "ctr-names=^srv$", "--format", "{{.Name}}").Stdout.Trim());
+        Assert.Empty(s.Ok("pod", "ps", "--filter", "status=exited", "-q").Lines);
+        EngineSandbox.AssertOneLineError(s.Berth("pod", "ps", "--filter", "colour=red"), 125, "invalid filter");
+        EngineSandbox.AssertOneLineError(s.Berth("pod", "ps", "--format", "{{.Nope}}"), 125, "Nope");
 
         EngineSandbox.AssertOneLineError(s.RunC(["--rm", "--pod", "web", "-h", "other"], "true"), 125, "cannot set hostname");
         EngineSandbox.AssertOneLineError(s.RunC(["--rm", "--pod", "nope"], "true"), 125, "no such pod: nope");

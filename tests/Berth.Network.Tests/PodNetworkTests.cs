@@ -65,6 +65,23 @@ public class PodNetworkTests
         Assert.Equal("hello from berth\n", Get($"http://127.0.0.1:{port}/index.html"));
         Assert.Single(w.Veths());
         Assert.NotEmpty(PortRules(w, port));
+        // pod inspect: podman's InfraConfig (nulls for what was not set), and the pod's address, gateway and
+        // ports where podman shows them on its infra container's inspect
+        var insp = JsonNode.Parse(w.Ok("pod", "inspect", pod).Out)!;
+        var cfg = insp["InfraConfig"]!.AsObject();
+        Assert.Equal($$"""{"80/tcp":[{"HostIp":"127.0.0.1","HostPort":"{{port}}"}]}""", cfg["PortBindings"]!.ToJsonString());
+        Assert.Equal("""["bridge"]""", cfg["Networks"]!.ToJsonString());
+        Assert.Equal("""["10.1.1.1"]""", cfg["DNSServer"]!.ToJsonString());
+        Assert.Equal("""["db.local:10.9.8.7"]""", cfg["HostAdd"]!.ToJsonString());
+        Assert.True(cfg.ContainsKey("DNSSearch") && cfg["DNSSearch"] is null && cfg["StaticIP"]!.ToString() == "" && (bool)cfg["HostNetwork"]! == false);
+        Assert.Equal("private", (string?)cfg["uts_ns"]);
+        var endpoint = insp["NetworkSettings"]!["Networks"]!["bridge"]!;
+        Assert.Equal(ip, (string?)endpoint["IPAddress"]);
+        Assert.Equal((string?)net["gateway"], (string?)endpoint["Gateway"]);
+        Assert.Matches("^([0-9a-f]{2}:){5}[0-9a-f]{2}$", (string?)endpoint["MacAddress"]);
+        Assert.Equal($"{ip} 127.0.0.1 {port}", w.Ok("pod", "inspect", "--format",
+            "{{(index .NetworkSettings.Networks \"bridge\").IPAddress}} {{range (index .NetworkSettings.Ports \"80/tcp\")}}{{.HostIp}} {{.HostPort}}{{end}}", pod).Out.Trim());
+        Assert.Equal($"{pod} bridge 1", w.Ok("pod", "ps", "--filter", "network=bridge", "--filter", $"name=^{pod}$", "--format", "{{.Name}} {{.Networks}} {{.NumberOfContainers}}").Out.Trim());
 
         // a container of the pod publishes nothing and joins no network of its own (podman's errors)
         var pub = w.RunC(["--rm", "--pod", pod, "-p", "8081:81"], "true");
@@ -78,6 +95,7 @@ public class PodNetworkTests
         // stop releases the veth, the address and the port rules; start connects again
         w.Ok("pod", "stop", "-t", "1", pod);
         Assert.Equal(0, w.Endpoints("bridge"));
+        Assert.Null(JsonNode.Parse(w.Ok("pod", "inspect", pod).Out)!["NetworkSettings"]);
         Assert.Empty(w.Veths());
         Assert.Empty(PortRules(w, port));
         Assert.False(Answers($"http://127.0.0.1:{port}/index.html"));
@@ -111,6 +129,8 @@ public class PodNetworkTests
         var gateway = (string)w.NetworkState(net)["gateway"]!;
         Assert.Contains($"nameserver {gateway}", w.RunC(["--rm", "--pod", pod], "cat", "/etc/resolv.conf").Out);
         Assert.Equal(1, w.Endpoints(net));
+        Assert.Equal($"{ip} {ip} [{net}]", w.Ok("pod", "inspect", "--format",
+            $"{{{{(index .NetworkSettings.Networks \"{net}\").IPAddress}}}} {{{{.InfraConfig.StaticIP}}}} {{{{.InfraConfig.Networks}}}}", pod).Out.Trim());
 
         // kill stops the infra: the pod leaves the network
         w.Ok("pod", "kill", pod);

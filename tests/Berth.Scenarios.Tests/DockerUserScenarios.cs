@@ -11,7 +11,7 @@ namespace Berth.Scenarios.Tests;
 /// transcripts are in the test output. Where podman and docker disagree, the scenario follows docker and
 /// says so. Containers run with `--network none` on both sides (no host networking is touched).</summary>
 [Collection("side-by-side")]
-public class DockerUserScenarios(PodmanStore podman, ITestOutputHelper output)
+public partial class DockerUserScenarios(PodmanStore podman, ITestOutputHelper output)
 {
     void Compare(Func<Side, List<string>> scenario) => SideBySide.Compare(output, podman, scenario);
 

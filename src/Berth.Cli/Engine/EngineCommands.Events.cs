@@ -35,11 +35,9 @@ public static partial class EngineCommands
                 if (!match(e)) return;
                 string line;
                 if (string.IsNullOrEmpty(fmt)) line = EventJournal.Format(e);
-                else
-                {
-                    var doc = System.Text.Json.Nodes.JsonNode.Parse(JsonSerializer.SerializeToUtf8Bytes(e, EventJsonContext.Default.EngineEvent))!;
-                    line = ContainerFormat.RenderInspect(doc, fmt);
-                }
+                // the message as the API sends it (docker's JSON names: status, id, from, scope, time…)
+                else if (fmt == "{{json .}}") line = System.Text.Encoding.UTF8.GetString(JsonSerializer.SerializeToUtf8Bytes(e, EventJsonContext.Default.EngineEvent));
+                else line = ContainerFormat.RenderInspect(EventJournal.TemplateDocument(e), fmt);
                 Console.Out.Write(line + "\n");
                 Console.Out.Flush();
             }, cts.Token);

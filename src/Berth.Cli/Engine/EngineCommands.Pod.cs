@@ -42,68 +42,79 @@ public static partial class EngineCommands
             }));
             pod.Subcommands.Add(c);
         }
-        foreach (var verb in new[] { "ps", "ls" })
+        foreach (var verb in new[] { "ps", "ls", "list" })
         {
             var c = new Command(verb, "list pods");
             var quiet = new Option<bool>("--quiet", "-q") { Description = "only ids" };
             var noTrunc = new Option<bool>("--no-trunc") { Description = "do not truncate ids" };
-            var format = new Option<string?>("--format") { Description = "table | json | a Go template ({{.ID}} {{.Name}} {{.Status}} {{.NumberOfContainers}}…)" };
-            c.Options.Add(quiet); c.Options.Add(noTrunc); c.Options.Add(format);
+            var noHeading = new Option<bool>("--noheading") { Description = "do not print the header row" };
+            var format = new Option<string?>("--format") { Description = "table | json | a Go template ({{.ID}} {{.Name}} {{.Status}} {{.Created}} {{.InfraID}} {{.NumberOfContainers}} {{.Networks}} {{.Labels}} {{.ContainerNames}}…)" };
+            var filter = new Option<string[]>("--filter", "-f") { Description = "id=, name=REGEX, label=KEY[=VALUE], status=, network=, ctr-names=, ctr-ids=, ctr-status=, ctr-number=" };
+            var sort = new Option<string?>("--sort") { Description = "created (default), id, name or number" };
+            var latest = new Option<bool>("--latest", "-l") { Description = "only the pod created last" };
+            var ctrIds = new Option<bool>("--ctr-ids") { Description = "show the ids of the pod's containers" };
+            var ctrNames = new Option<bool>("--ctr-names") { Description = "show the names of the pod's containers" };
+            var ctrStatus = new Option<bool>("--ctr-status") { Description = "show the states of the pod's containers" };
+            var ns = new Option<bool>("--ns") { Description = "show the pod's cgroup and namespace columns" };
+            foreach (var o in new Option[] { quiet, noTrunc, noHeading, format, filter, sort, latest, ctrIds, ctrNames, ctrStatus, ns }) c.Options.Add(o);
             c.SetAction(p => Guard(() =>
             {
-                var list = Pods(p).List();
+                var list = PodFormat.Sort(PodFormat.Filter(Pods(p).List(), p.GetValue(filter) ?? []), p.GetValue(sort));
+                if (p.GetValue(latest)) list = list.OrderByDescending(x => x.Created, StringComparer.Ordinal).Take(1).ToList();
                 var trunc = !p.GetValue(noTrunc);
                 if (p.GetValue(quiet))
                 {
                     Console.Out.Write(string.Concat(list.Select(x => (trunc ? x.ShortId : x.Id) + "\n")));
                     return 0;
                 }
-                var now = DateTime.UtcNow;
-                var rows = list.Select(x => new Dictionary<string, string>
-                {
-                    ["ID"] = trunc ? x.ShortId : x.Id,
-                    ["Name"] = x.Name,
-                    ["Status"] = x.State,
-                    ["Created"] = Berth.Images.Units.HumanDuration(now - ContainerFormat.ParseTime(x.Created)) + " ago",
-                    ["NumberOfContainers"] = x.NumContainers.ToString(),
-                    ["Hostname"] = x.Hostname,
-                    ["Labels"] = string.Join(',', x.Labels.OrderBy(k => k.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}")),
-                }).ToList();
                 var f = p.GetValue(format);
-                if (string.IsNullOrEmpty(f) || f == "table") f = "table {{.ID}}\t{{.Name}}\t{{.Status}}\t{{.Created}}\t{{.NumberOfContainers}}";
-                var text = ContainerFormat.RenderPs(rows, f);
-                if (f.StartsWith("table", StringComparison.Ordinal))
+                if (f == "json")
                 {
-                    // Headers as podman prints them.
-                    var nl = text.IndexOf('\n');
-                    var head = text[..nl].Replace("CONTAINER ID", "POD ID").Replace("NUMBEROFCONTAINERS", "# OF CONTAINERS");
-                    text = head + text[nl..];
+                    Console.Out.Write(PodFormat.Json(list));
+                    return 0;
                 }
+                // podman's default columns: the container columns asked for replace the count
+                var cols = new List<string> { "{{.ID}}", "{{.Name}}", "{{.Status}}", "{{.Created}}", "{{.InfraID}}" };
+                if (p.GetValue(ctrIds)) cols.Add("{{.ContainerIds}}");
+                if (p.GetValue(ctrNames)) cols.Add("{{.ContainerNames}}");
+                if (p.GetValue(ctrStatus)) cols.Add("{{.ContainerStatuses}}");
+                if (p.GetValue(ns)) { cols.Add("{{.Cgroup}}"); cols.Add("{{.Namespace}}"); }
+                if (!p.GetValue(ctrIds) && !p.GetValue(ctrNames) && !p.GetValue(ctrStatus)) cols.Add("{{.NumberOfContainers}}");
+                if (string.IsNullOrEmpty(f) || f == "table") f = "table " + string.Join("\t", cols);
+                var now = DateTime.UtcNow;
+                string text;
+                try { text = Berth.Engine.Formatting.TemplateOutput.Rows(list.Select(x => PodFormat.Row(x, now, trunc)).ToList(), f, f, PodFormat.Header); }
+                catch (Berth.Engine.Formatting.TemplateException e) { throw EngineException.Invalid(e.Message); }
+                if (p.GetValue(noHeading) && f.TrimStart().StartsWith("table", StringComparison.Ordinal)) text = text[(text.IndexOf('\n') + 1)..];
                 Console.Out.Write(text);
                 return 0;
             }));
             pod.Subcommands.Add(c);
         }
         {
-            var c = new Command("inspect", "show pods' configuration and state");
+            var c = new Command("inspect", "show pods' configuration and state (podman's shape)");
             var names = PodNames();
-            var format = new Option<string?>("--format", "-f") { Description = "a Go template, e.g. {{.State}}" };
+            var format = new Option<string?>("--format", "-f") { Description = "json or a Go template, e.g. {{.State}} {{.InfraConfig.Networks}} {{(index .NetworkSettings.Networks \"bridge\").IPAddress}}" };
             c.Arguments.Add(names); c.Options.Add(format);
             c.SetAction(p => Guard(() =>
             {
                 var mgr = Pods(p);
-                var found = new List<PodRecord>();
+                var found = new List<PodInspect>();
                 var rc = 0;
                 foreach (var n in p.GetValue(names)!)
                 {
-                    try { var r = mgr.Get(n); r.Infra = null; found.Add(r); }
+                    try { found.Add(PodFormat.Inspect(mgr.Get(n))); }
                     catch (EngineException e) { Fail(e.Message, 1); rc = 125; }
                 }
-                if (p.GetValue(format) is { } f)
+                var f = p.GetValue(format);
+                if (f is not null && f != "json")
                     foreach (var r in found)
-                        Console.Out.Write(ContainerFormat.RenderInspect(System.Text.Json.Nodes.JsonNode.Parse(JsonSerializer.SerializeToUtf8Bytes(r, PodJsonContext.Default.PodRecord))!, f) + "\n");
+                        Console.Out.Write(ContainerFormat.RenderInspect(System.Text.Json.Nodes.JsonNode.Parse(JsonSerializer.SerializeToUtf8Bytes(r, PodInspectJsonContext.Relaxed.PodInspect))!, f) + "\n");
+                // podman 4 prints one pod as an object, several (or none) as an array
+                else if (found.Count == 1)
+                    Console.Out.Write(Encoding.UTF8.GetString(JsonSerializer.SerializeToUtf8Bytes(found[0], PodInspectJsonContext.Relaxed.PodInspect)) + "\n");
                 else
-                    Console.Out.Write(Encoding.UTF8.GetString(JsonSerializer.SerializeToUtf8Bytes(found, PodJsonContext.Default.ListPodRecord)) + "\n");
+                    Console.Out.Write(Encoding.UTF8.GetString(JsonSerializer.SerializeToUtf8Bytes(found, PodInspectJsonContext.Relaxed.ListPodInspect)) + "\n");
                 return rc;
             }));
             pod.Subcommands.Add(c);

@@ -542,8 +542,16 @@ public sealed unsafe class ContainerManager
         if (!rec.State.Running) throw new EngineException(ErrorKind.FailedPrecondition, $"container {rec.BareName} is not running");
         if (rec.State.Paused) throw new EngineException(ErrorKind.FailedPrecondition, $"container {rec.BareName} is paused, unpause the container before exec");
         if (command.Count == 0) throw EngineException.Invalid("no exec command specified");
+        return ExecArgs(Store, rec, command, env, user, workdir, tty, detach);
+    }
+
+    /// <summary><see cref="ExecArgs(ContainerRecord, IReadOnlyList{string}, IEnumerable{string}, string?, string?, bool, bool)"/>
+    /// without the checks of the container's state: the one way to build an exec, also for the monitor's
+    /// health checks (which run while the monitor knows the container runs).</summary>
+    public static List<string> ExecArgs(ContainerStore store, ContainerRecord rec, IReadOnlyList<string> command, IEnumerable<string> env, string? user, string? workdir, bool tty, bool detach)
+    {
         Berth.Oci.Runtime.Spec spec;
-        try { spec = Berth.Oci.Runtime.SpecJson.ParseSpecWithoutSeccomp(File.ReadAllBytes(Path.Combine(Store.BundleDir(rec.Id), "config.json"))); }
+        try { spec = Berth.Oci.Runtime.SpecJson.ParseSpecWithoutSeccomp(File.ReadAllBytes(Path.Combine(store.BundleDir(rec.Id), "config.json"))); }
         catch (Exception e) when (e is IOException or Berth.Oci.Runtime.SpecException) { throw new EngineException(ErrorKind.FailedPrecondition, $"container {rec.BareName}: its runtime config cannot be read: {e.Message}"); }
         var basep = spec.Process ?? new Berth.Oci.Runtime.Process();
         Berth.Oci.Runtime.User u;
@@ -565,7 +573,7 @@ public sealed unsafe class ContainerManager
         };
         if (ExecCheck.Problem(rec.State.Pid, proc) is { } problem)
             throw new EngineException(ErrorKind.InvalidArgument, ExecFailure(problem), ExecFailedCode);
-        var file = Path.Combine(Store.RunDir(rec.Id), $"exec-{ContainerStore.NewId()[..16]}.json");
+        var file = Path.Combine(store.RunDir(rec.Id), $"exec-{ContainerStore.NewId()[..16]}.json");
         File.WriteAllBytes(file, System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(proc, Berth.Oci.Runtime.SpecJsonContext.Default.Process));
         var args = new List<string> { "exec", "--process", file };
         if (tty) args.Add("--tty");

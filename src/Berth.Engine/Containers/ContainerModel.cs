@@ -161,6 +161,27 @@ public sealed class HostConfig
     public bool? OomKillDisable { get; set; }
     /// <summary>Run an init as PID 1 that reaps zombies and forwards signals (docker's --init).</summary>
     public bool? Init { get; set; }
+
+    /// <summary>Fills what a request left null (API clients send null for anything unset); an empty log
+    /// driver or restart policy name means the default. Returns this.</summary>
+    public HostConfig Normalize()
+    {
+        Binds ??= []; Dns ??= []; DnsSearch ??= []; DnsOptions ??= []; ExtraHosts ??= [];
+        CapAdd ??= []; CapDrop ??= []; SecurityOpt ??= []; MaskedPaths ??= []; ReadonlyPaths ??= [];
+        Mounts ??= []; Ulimits ??= []; Devices ??= []; GroupAdd ??= [];
+        Tmpfs ??= []; Sysctls ??= []; PortBindings ??= [];
+        foreach (var port in PortBindings.Where(kv => kv.Value is null).Select(kv => kv.Key).ToList()) PortBindings[port] = [];
+        foreach (var m in Mounts) { m.Type ??= ""; m.Source ??= ""; m.Target ??= ""; }
+        foreach (var d in Devices) { d.PathOnHost ??= ""; d.PathInContainer ??= ""; d.CgroupPermissions ??= ""; }
+        foreach (var u in Ulimits) u.Name ??= "";
+        NetworkMode ??= ""; CpusetCpus ??= ""; CpusetMems ??= "";
+        LogConfig ??= new();
+        LogConfig.Config ??= [];
+        if (string.IsNullOrEmpty(LogConfig.Type)) LogConfig.Type = "json-file";
+        RestartPolicy ??= new();
+        if (string.IsNullOrEmpty(RestartPolicy.Name)) RestartPolicy.Name = "no";
+        return this;
+    }
 }
 
 /// <summary>docker's HostConfig.Mounts[] (the --mount flag).</summary>

@@ -173,8 +173,7 @@ public static class HostResources
 
     public static void Validate(HostConfig hc)
     {
-        hc.Mounts ??= []; hc.Ulimits ??= []; hc.Devices ??= []; hc.GroupAdd ??= []; hc.Sysctls ??= [];
-        hc.CpusetCpus ??= ""; hc.CpusetMems ??= "";
+        hc.Normalize();
         const long min = 6 * 1024 * 1024;
         if (hc.MemorySwap > 0 && hc.Memory == 0) throw EngineException.Invalid("You should always set the Memory limit when using Memoryswap limit, see usage");
         if (hc.Memory > 0 && hc.MemorySwap > 0 && hc.MemorySwap < hc.Memory) throw EngineException.Invalid("Minimum memoryswap limit should be larger than memory limit, see usage");

@@ -71,55 +71,21 @@ public sealed partial class DockerApiHandler
         cfg.StopTimeout = b.StopTimeout;
         cfg.Healthcheck = b.Healthcheck;
         if (cfg.Image.Length == 0) throw ApiError.BadRequest("no image specified");
-        var h = b.HostConfig ?? new CreateHostConfig();
-        var hc = rec.HostConfig;
-        hc.Binds = h.Binds ?? [];
+        // the engine's own HostConfig, as the CLI fills it: resources, devices, ulimits and --mount
+        // (HostConfig.Mounts) are validated and applied by the engine as for `berth run`
+        var hc = rec.HostConfig = (b.HostConfig ?? new HostConfig()).Normalize();
         foreach (var bind in hc.Binds)
         {
             var src = bind.Split(':')[0];
             if (src.Length > 0 && !src.StartsWith('/') && bind.Contains(':') && !ContainerStore.ValidName(src))
                 throw ApiError.BadRequest($"create {src}: \"{src}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path");
         }
-        hc.LogConfig = new LogConfig { Type = h.LogConfig?.Type is { Length: > 0 } t ? t : "json-file", Config = h.LogConfig?.Config ?? [] };
-        // docker's "default" is the default bridge ("" to the engine); ports, DNS and endpoints as sent.
-        hc.NetworkMode = h.NetworkMode is null or "default" ? "" : h.NetworkMode;
-        foreach (var (port, bindings) in h.PortBindings ?? []) hc.PortBindings[port] = bindings ?? [];
-        hc.PublishAllPorts = h.PublishAllPorts;
-        hc.Dns = h.Dns ?? [];
-        hc.DnsSearch = h.DnsSearch ?? [];
-        hc.DnsOptions = h.DnsOptions ?? [];
-        hc.ExtraHosts = h.ExtraHosts ?? [];
+        // docker's "default" is the default bridge ("" to the engine); 0 or less pids is no limit
+        if (hc.NetworkMode == "default") hc.NetworkMode = "";
+        if (hc.PidsLimit is <= 0) hc.PidsLimit = null;
         if (b.ExposedPorts is { Count: > 0 } exposed)
             cfg.ExposedPorts = exposed.Keys.ToDictionary(k => k, _ => new Berth.Oci.Image.EmptyObject());
         rec.NetworkingConfig = b.NetworkingConfig;
-        hc.RestartPolicy = h.RestartPolicy is { } rp ? new RestartPolicy { Name = rp.Name ?? "no", MaximumRetryCount = rp.MaximumRetryCount } : new RestartPolicy();
-        if (hc.RestartPolicy.Name.Length == 0) hc.RestartPolicy.Name = "no";
-        hc.AutoRemove = h.AutoRemove;
-        hc.CapAdd = h.CapAdd ?? [];
-        hc.CapDrop = h.CapDrop ?? [];
-        hc.Privileged = h.Privileged;
-        hc.ReadonlyRootfs = h.ReadonlyRootfs;
-        hc.SecurityOpt = h.SecurityOpt ?? [];
-        hc.Tmpfs = h.Tmpfs ?? [];
-        hc.Memory = h.Memory;
-        hc.NanoCpus = h.NanoCpus;
-        hc.PidsLimit = h.PidsLimit is > 0 ? h.PidsLimit : null;
-        foreach (var m in h.Mounts ?? [])
-        {
-            var target = m.Target ?? throw ApiError.BadRequest("invalid mount config: Target must not be empty");
-            switch (m.Type)
-            {
-                case "bind" or "volume":
-                    if (string.IsNullOrEmpty(m.Source)) throw ApiError.BadRequest($"invalid mount config for type \"{m.Type}\": field Source must not be empty");
-                    hc.Binds.Add($"{m.Source}:{target}{(m.ReadOnly ? ":ro" : "")}");
-                    break;
-                case "tmpfs":
-                    hc.Tmpfs[target] = "";
-                    break;
-                default:
-                    throw ApiError.BadRequest($"invalid mount config: mount type \"{m.Type}\" is not supported");
-            }
-        }
         return rec;
     }
 

@@ -32,47 +32,9 @@ public sealed class CreateContainerBody
     public Dictionary<string, JsonElement>? ExposedPorts { get; set; }
     /// <summary>Test/Interval/Timeout/StartPeriod/Retries (nanoseconds), run by the engine's monitor.</summary>
     public Berth.Oci.Image.HealthConfig? Healthcheck { get; set; }
-    public CreateHostConfig? HostConfig { get; set; }
+    /// <summary>The engine's HostConfig as sent (docker's field names); <see cref="Containers.HostConfig.Normalize"/> fills what the client left null.</summary>
+    public HostConfig? HostConfig { get; set; }
     public NetworkingConfig? NetworkingConfig { get; set; }
-}
-
-public sealed class CreateHostConfig
-{
-    public List<string>? Binds { get; set; }
-    public CreateLogConfig? LogConfig { get; set; }
-    public string? NetworkMode { get; set; }
-    public RestartPolicy? RestartPolicy { get; set; }
-    public bool AutoRemove { get; set; }
-    public List<string>? CapAdd { get; set; }
-    public List<string>? CapDrop { get; set; }
-    public bool Privileged { get; set; }
-    public bool ReadonlyRootfs { get; set; }
-    public List<string>? SecurityOpt { get; set; }
-    public Dictionary<string, string>? Tmpfs { get; set; }
-    public long Memory { get; set; }
-    public long NanoCpus { get; set; }
-    public long? PidsLimit { get; set; }
-    public List<CreateMount>? Mounts { get; set; }
-    public Dictionary<string, List<PortBinding>?>? PortBindings { get; set; }
-    public bool PublishAllPorts { get; set; }
-    public List<string>? Dns { get; set; }
-    public List<string>? DnsSearch { get; set; }
-    public List<string>? DnsOptions { get; set; }
-    public List<string>? ExtraHosts { get; set; }
-}
-
-public sealed class CreateLogConfig
-{
-    public string? Type { get; set; }
-    public Dictionary<string, string>? Config { get; set; }
-}
-
-public sealed class CreateMount
-{
-    public string? Type { get; set; }
-    public string? Source { get; set; }
-    public string? Target { get; set; }
-    public bool ReadOnly { get; set; }
 }
 
 /// <summary>POST /containers/ID/update: the restart policy, and the resources (kept in <see cref="Rest"/>).</summary>

@@ -225,6 +225,21 @@ public static class EventJournal
         _ => false,
     };
 
+    /// <summary>What `events --format` templates read: docker's Go field names (Status, ID, From, Scope, Time,
+    /// TimeNano; the JSON has status, id, from…), present on every event as on docker's typed message.</summary>
+    public static System.Text.Json.Nodes.JsonObject TemplateDocument(EngineEvent e)
+    {
+        var attrs = new System.Text.Json.Nodes.JsonObject();
+        foreach (var (k, v) in e.Actor.Attributes) attrs[k] = v;
+        return new()
+        {
+            ["Status"] = e.Status ?? "", ["ID"] = e.Id ?? "", ["From"] = e.From ?? "",
+            ["Type"] = e.Type, ["Action"] = e.Action,
+            ["Actor"] = new System.Text.Json.Nodes.JsonObject { ["ID"] = e.Actor.Id, ["Attributes"] = attrs },
+            ["Scope"] = e.Scope, ["Time"] = e.Time, ["TimeNano"] = e.TimeNano,
+        };
+    }
+
     /// <summary>The line `docker events` prints: "TIME TYPE ACTION ID (k=v, …)", the time with
     /// nanoseconds (Go's RFC3339NanoFixed, here in UTC).</summary>
     public static string Format(EngineEvent e)

@@ -39,10 +39,14 @@ public sealed class GoTemplate
         return sb.ToString();
     }
 
+    /// <summary>The same parsed template with the other treatment of missing fields (nothing is parsed again).</summary>
+    public GoTemplate WithMissingKeyIsError(bool missingKeyIsError) =>
+        missingKeyIsError == MissingKeyIsError ? this : new(_source, _nodes) { MissingKeyIsError = missingKeyIsError };
+
     /// <summary>Fields the template reads from its data at the top level (".ID" → "ID"), in order: a table header is made of them.</summary>
-    public static IEnumerable<string> TopLevelFields(string source)
+    public IEnumerable<string> TopLevelFields()
     {
-        foreach (var n in new Parser(source).ParseAll())
+        foreach (var n in _nodes)
             if (n is ActionNode { Pipe: { Decl.Count: 0, Cmds: [{ Args: [FieldArg { Chain: [var f, ..] } ] }] } }) yield return f;
     }
 

@@ -25,9 +25,10 @@ public static class TemplateOutput
         if (table)
         {
             var names = new JsonObject();
-            foreach (var f in GoTemplate.TopLevelFields(text).Concat(rows.SelectMany(r => r.Select(kv => kv.Key))))
+            foreach (var f in template.TopLevelFields().Concat(rows.SelectMany(r => r.Select(kv => kv.Key))))
                 if (!names.ContainsKey(f)) names[f] = header(f);
-            lines.Add(GoTemplate.Parse(text).Execute(names));
+            // the header row reads the rows' fields from the names: a field below one (.Labels.x) is no value there, not an error
+            lines.Add(template.WithMissingKeyIsError(false).Execute(names));
         }
         foreach (var r in rows) lines.Add(template.Execute(r));
         return table ? Tabwrite(lines) : string.Concat(lines.Select(l => l + "\n"));

@@ -9,7 +9,7 @@ namespace Berth.Engine.Monitor;
 
 /// <summary>
 /// A container's health check, run by its monitor inside the monitor's poll loop: every Interval the
-/// test runs in the container (`berth-runc exec`, as `berth exec` does), its exit code and output
+/// test runs in the container (`berth-runc exec` with a process file, built as `berth exec` builds it), its exit code and output
 /// (first 4096 bytes) become a log entry (the last 5 kept), and State.Health follows docker's rules:
 /// starting until the first success or until Retries consecutive failures counted after the start
 /// period; healthy on success; unhealthy after Retries failures; a check past its Timeout is killed
@@ -21,8 +21,10 @@ public sealed unsafe class HealthChecker
     public const int DefaultRetries = 3, MaxLogEntries = 5, MaxOutput = 4096;
 
     readonly RuntimeClient _runtime;
-    readonly string _id;
-    readonly List<string> _execArgs;
+    readonly ContainerRecord _rec;
+    readonly ContainerStore _store;
+    readonly List<string> _test;
+    List<string>? _execArgs;
     readonly long _intervalMs, _timeoutMs, _startPeriodMs;
     readonly int _retries;
     readonly Action<Action<ContainerRecord>> _update;
@@ -35,9 +37,9 @@ public sealed unsafe class HealthChecker
     readonly List<byte> _output = [];
     DateTime _checkStart;
 
-    HealthChecker(RuntimeClient runtime, string id, List<string> execArgs, HealthConfig h, Action<Action<ContainerRecord>> update)
+    HealthChecker(RuntimeClient runtime, ContainerRecord rec, List<string> test, HealthConfig h, Action<Action<ContainerRecord>> update)
     {
-        _runtime = runtime; _id = id; _execArgs = execArgs; _update = update;
+        _runtime = runtime; _rec = rec; _store = ContainerStore.Of(rec, runtime.StateRoot); _test = test; _update = update;
         _intervalMs = Ms(h.Interval, DefaultInterval);
         _timeoutMs = Ms(h.Timeout, DefaultTimeout);
         _startPeriodMs = Ms(h.StartPeriod, 0);
@@ -52,12 +54,7 @@ public sealed unsafe class HealthChecker
         var h = rec.Config.Healthcheck;
         var argv = Healthcheck.Command(h);
         if (h is null || argv is null) return null;
-        var u = SpecBuilder.ResolveUser(rec.Rootfs, rec.Config.User);
-        var args = new List<string> { "exec", "--user", $"{u.Uid}:{u.Gid}" };
-        foreach (var g in u.AdditionalGids ?? []) { args.Add("--additional-gids"); args.Add(g.ToString()); }
-        args.Add(rec.Id);
-        args.AddRange(argv);
-        return new HealthChecker(runtime, rec.Id, args, h, update);
+        return new HealthChecker(runtime, rec, [.. argv], h, update);
     }
 
     /// <summary>The container (re)started: health starts over as "starting"; the first check is
@@ -119,15 +116,19 @@ public sealed unsafe class HealthChecker
         var fl = fcntl(_out.Value, F_GETFL, 0);
         fcntl(_out.Value, F_SETFL, fl | O_NONBLOCK);
         using var devnull = RuntimeClient.DevNull();
-        var argv = new List<string> { "berth-runc", "--root", _runtime.StateRoot };
-        argv.AddRange(_execArgs);
         _checkStart = DateTime.UtcNow;
         _output.Clear();
         _timedOut = false;
-        try { _pid = Spawn.Start(_runtime.Path, argv, RuntimeClient.ChildEnv(), [(devnull.Value, 0), (w.Value, 1), (w.Value, 2)]); }
-        catch (SyscallException e)
+        try
+        {
+            // the container's user, environment and working directory, as `berth exec` gives them
+            _execArgs = ContainerManager.ExecArgs(_store, _rec, _test, [], null, null, tty: false, detach: false);
+            _pid = Spawn.Start(_runtime.Path, ["berth-runc", "--root", _runtime.StateRoot, .. _execArgs], RuntimeClient.ChildEnv(), [(devnull.Value, 0), (w.Value, 1), (w.Value, 2)]);
+        }
+        catch (Exception e) when (e is SyscallException or EngineException or IOException)
         {
             _out.Dispose(); _out = null;
+            Forget();
             Record(-1, e.Message);
             return;
         }
@@ -168,6 +169,7 @@ public sealed unsafe class HealthChecker
         _pidfd?.Dispose(); _pidfd = null;
         _pid = 0;
         _deadline = long.MaxValue;
+        Forget();
         if (!_timedOut) Record(status < 0 ? -1 : Sys.DecodeStatus(status), Encoding.UTF8.GetString(_output.ToArray()));
         return true;
     }
@@ -184,6 +186,14 @@ public sealed unsafe class HealthChecker
         _pidfd?.Dispose(); _pidfd = null;
         _pid = 0;
         _deadline = long.MaxValue;
+        Forget();
+    }
+
+    /// <summary>Removes the check's process file (the runtime has read it).</summary>
+    void Forget()
+    {
+        if (_execArgs is not null) ContainerManager.ForgetExecArgs(_execArgs);
+        _execArgs = null;
     }
 
     void Record(int exitCode, string output)

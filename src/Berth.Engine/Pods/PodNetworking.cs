@@ -116,6 +116,8 @@ public static class PodNetworking
         info.IPAddress = a.Address.ToString();
         info.IPPrefixLen = a.PrefixLength;
         info.Gateway = a.Gateway.ToString();
+        info.MacAddress = a.Mac;
+        info.NetworkID = mgr.Store.TryGet(network)?.Id;
         info.Dns = a.DnsServer?.ToString();
         info.Ports = a.Ports.Select(m => $"{(m.HostIp is "" ? "0.0.0.0" : m.HostIp)}:{m.HostPort}->{m.ContainerPort}/{m.Protocol}").ToList();
         return info;
@@ -160,7 +162,4 @@ public static class PodNetworking
         using var fs = new FileStream(path, FileMode.Create, FileAccess.Write);
         fs.Write(System.Text.Encoding.UTF8.GetBytes(text));
     }
-
-    /// <summary>ps-style PORTS of a running pod ("127.0.0.1:8080->80/tcp").</summary>
-    public static string PortsColumn(PodRecord p) => p.Infra?.Ports is { Count: > 0 } ports ? string.Join(", ", ports) : "";
 }

@@ -51,6 +51,9 @@ public sealed class PodInfraInfo
     public string? IPAddress { get; set; }
     public int IPPrefixLen { get; set; }
     public string? Gateway { get; set; }
+    public string? MacAddress { get; set; }
+    /// <summary>The network's id (podman's inspect shows it as the endpoint's NetworkID).</summary>
+    public string? NetworkID { get; set; }
     /// <summary>The network's embedded DNS server (user networks), null on the default bridge.</summary>
     public string? Dns { get; set; }
     public List<string>? Ports { get; set; }

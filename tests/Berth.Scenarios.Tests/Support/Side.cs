@@ -45,6 +45,14 @@ public sealed class Side
         return Finish(p, o, e, args);
     }
 
+    /// <summary>`NAME FIRST | NAME SECOND` through /bin/sh, as a user pipes one command into another.</summary>
+    public CmdResult DoPipe(string[] first, string[] second)
+    {
+        string Line(string[] a) => string.Join(' ', _prefix.Concat(a).Select(Quote));
+        var (p, o, e) = Start(null, ["/bin/sh", "-c", Line(first) + " | " + Line(second)], tty: false);
+        return Finish(p, o, e, [.. first, "|", Name, .. second]);
+    }
+
     /// <summary>Like <see cref="Do"/> but the command must succeed.</summary>
     public CmdResult Ok(params string[] args)
     {
