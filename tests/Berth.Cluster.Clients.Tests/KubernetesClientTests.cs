@@ -230,6 +230,19 @@ public sealed class KubernetesClientTests(BerthServer s) : IClassFixture<BerthSe
         await Eventually(() => k.CoreV1.ListNamespacedPodAsync(ns, labelSelector: "app=web"), p => p.Items.Count == 4, "4 pods");
         Assert.Equal(4, (await k.AppsV1.ReadNamespacedDeploymentAsync("web", ns)).Spec.Replicas);
 
+        // a watch of deployments from the create's resourceVersion sees both scalings
+        using (var wcts = new CancellationTokenSource(TimeSpan.FromSeconds(30)))
+        {
+            var seen = new List<int?>();
+            await foreach (var (type, wd) in k.AppsV1.WatchListNamespacedDeploymentAsync(ns, resourceVersion: d.Metadata.ResourceVersion, cancellationToken: wcts.Token))
+            {
+                Assert.Equal(WatchEventType.Modified, type);
+                if (seen.LastOrDefault() != wd.Spec.Replicas) seen.Add(wd.Spec.Replicas);
+                if (wd.Spec.Replicas == 4) break;
+            }
+            Assert.Equal([3, 4], seen.Where(r => r != 2));
+        }
+
         // the status subresource: a pod's status written as a kubelet would; the main resource keeps it
         var pod = (await k.CoreV1.ListNamespacedPodAsync(ns, labelSelector: "app=web")).Items[0];
         pod.Status ??= new V1PodStatus();
