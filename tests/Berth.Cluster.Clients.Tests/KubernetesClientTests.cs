@@ -220,6 +220,9 @@ public sealed class KubernetesClientTests(BerthServer s) : IClassFixture<BerthSe
         var pods = await Eventually(() => k.CoreV1.ListNamespacedPodAsync(ns, labelSelector: "app=web"), p => p.Items.Count == 2, "2 pods");
         Assert.All(pods.Items, p => Assert.Equal("ReplicaSet", p.OwnerReferences().Single().Kind));
 
+        // the controllers settle the deployment's status first: a replace with a resourceVersion read meanwhile would conflict
+        await Eventually(() => k.AppsV1.ReadNamespacedDeploymentAsync("web", ns), x => x.Status?.Replicas == 2 && x.Status.UpdatedReplicas == 2 && x.Status.Conditions?.Count == 2, "the deployment's status");
+        await Task.Delay(500);
         var scale = await k.AppsV1.ReadNamespacedDeploymentScaleAsync("web", ns);
         Assert.Equal(2, scale.Spec.Replicas);
         scale.Spec.Replicas = 3;
