@@ -220,6 +220,9 @@ public sealed class KubernetesClientTests(BerthServer s) : IClassFixture<BerthSe
         var pods = await Eventually(() => k.CoreV1.ListNamespacedPodAsync(ns, labelSelector: "app=web"), p => p.Items.Count == 2, "2 pods");
         Assert.All(pods.Items, p => Assert.Equal("ReplicaSet", p.OwnerReferences().Single().Kind));
 
+        // the controllers settle the deployment's status first: a replace with a resourceVersion read meanwhile would conflict
+        await Eventually(() => k.AppsV1.ReadNamespacedDeploymentAsync("web", ns), x => x.Status?.Replicas == 2 && x.Status.UpdatedReplicas == 2 && x.Status.Conditions?.Count == 2, "the deployment's status");
+        await Task.Delay(500);
         var scale = await k.AppsV1.ReadNamespacedDeploymentScaleAsync("web", ns);
         Assert.Equal(2, scale.Spec.Replicas);
         scale.Spec.Replicas = 3;
@@ -229,6 +232,19 @@ public sealed class KubernetesClientTests(BerthServer s) : IClassFixture<BerthSe
         Assert.Equal(4, patchedScale.Spec.Replicas);
         await Eventually(() => k.CoreV1.ListNamespacedPodAsync(ns, labelSelector: "app=web"), p => p.Items.Count == 4, "4 pods");
         Assert.Equal(4, (await k.AppsV1.ReadNamespacedDeploymentAsync("web", ns)).Spec.Replicas);
+
+        // a watch of deployments from the create's resourceVersion sees both scalings
+        using (var wcts = new CancellationTokenSource(TimeSpan.FromSeconds(30)))
+        {
+            var seen = new List<int?>();
+            await foreach (var (type, wd) in k.AppsV1.WatchListNamespacedDeploymentAsync(ns, resourceVersion: d.Metadata.ResourceVersion, cancellationToken: wcts.Token))
+            {
+                Assert.Equal(WatchEventType.Modified, type);
+                if (seen.LastOrDefault() != wd.Spec.Replicas) seen.Add(wd.Spec.Replicas);
+                if (wd.Spec.Replicas == 4) break;
+            }
+            Assert.Equal([3, 4], seen.Where(r => r != 2));
+        }
 
         // the status subresource: a pod's status written as a kubelet would; the main resource keeps it
         var pod = (await k.CoreV1.ListNamespacedPodAsync(ns, labelSelector: "app=web")).Items[0];

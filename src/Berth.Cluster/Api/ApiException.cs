@@ -74,8 +74,12 @@ public sealed class ApiException(int code, string reason, string message, JsonOb
 /// <summary>A validation failure of one field, as Kubernetes' field.Error (Type: Invalid value / Required value / ...).</summary>
 public sealed record FieldError(string Field, string Reason, string Message)
 {
+    /// <summary>A string value, quoted as Go's %q quotes it.</summary>
     public static FieldError Invalid(string field, string? value, string detail) =>
-        new(field, "FieldValueInvalid", $"Invalid value: \"{value}\": {detail}");
+        new(field, "FieldValueInvalid", $"Invalid value: \"{value?.Replace("\\", "\\\\").Replace("\"", "\\\"").Replace("\n", "\\n")}\": {detail}");
+    /// <summary>A number, printed bare as Kubernetes prints numbers in field errors.</summary>
+    public static FieldError Invalid(string field, long value, string detail) =>
+        new(field, "FieldValueInvalid", $"Invalid value: {value}: {detail}");
     public static FieldError Required(string field, string detail = "") =>
         new(field, "FieldValueRequired", detail.Length == 0 ? "Required value" : $"Required value: {detail}");
     public static FieldError Duplicate(string field, string value) =>

@@ -42,11 +42,16 @@ public sealed partial class ApiHandler
     /// kubectl sends by default), a Warning header each with Warn (the default), nothing with Ignore.
     /// Kinds without a schema are checked at the top level and in metadata only.
     /// </summary>
-    void CheckUnknownFields(HttpContext ctx, ResourceType type, JsonObject obj, FieldValidation.Mode mode)
+    void CheckUnknownFields(HttpContext ctx, ResourceType type, JsonObject obj, FieldValidation.Mode mode, bool patch = false)
     {
-        if (mode == FieldValidation.Mode.Ignore) return;
+        var schema = discovery.OpenApi.DefinitionOf(type.Group, type.Version, type.Kind);
+        if (mode == FieldValidation.Mode.Ignore)
+        {
+            if (schema is not null) FieldValidation.PruneUnknownFields(discovery.OpenApi.Definitions, schema, obj);
+            return;
+        }
         List<string> unknown;
-        if (discovery.OpenApi.DefinitionOf(type.Group, type.Version, type.Kind) is { } def)
+        if (schema is { } def)
             unknown = FieldValidation.UnknownFields(discovery.OpenApi.Definitions, def, obj);
         else
         {
@@ -70,9 +75,35 @@ public sealed partial class ApiHandler
         if (mode == FieldValidation.Mode.Warn)
         {
             foreach (var t in texts) ctx.Response.Headers.Append("Warning", "299 - \"" + t.Replace("\"", "\\\"") + "\"");
+            if (schema is not null && unknown.Count > 0) FieldValidation.PruneUnknownFields(discovery.OpenApi.Definitions, schema, obj);
             return;
         }
-        throw ApiException.BadRequest($"{type.Kind} in version \"{type.Version}\" cannot be handled as a {type.Kind}: strict decoding error: " + string.Join(", ", texts));
+        // a body that does not decode is "cannot be handled as a Kind"; a patch's result only names the fields
+        var prefix = patch ? "" : $"{type.Kind} in version \"{type.Version}\" cannot be handled as a {type.Kind}: ";
+        throw ApiException.BadRequest(prefix + "strict decoding error: " + string.Join(", ", texts));
+    }
+
+    /// <summary>
+    /// A value of the wrong JSON type (a string for spec.replicas) is refused whatever fieldValidation
+    /// says, as Kubernetes' typed decoding refuses it: a 400 naming the field for a body, a 422 on
+    /// "patch" for a patch (with the patch as a strategic merge patch reports it, or the patched object
+    /// for JSON and merge patches), in the API server's words.
+    /// </summary>
+    void CheckTypes(ResourceType type, JsonObject obj, string? patchType = null, string? patch = null)
+    {
+        if (discovery.OpenApi.DefinitionOf(type.Group, type.Version, type.Kind) is not { } def) return;
+        if (TypeCheck.First(discovery.OpenApi.Definitions, def, obj) is not { } m) return;
+        switch (patchType)
+        {
+            case null:
+                throw ApiException.BadRequest($"{type.Kind} in version \"{type.Version}\" cannot be handled as a {type.Kind}: {m.DecodeText}");
+            case "application/strategic-merge-patch+json":
+                JsonNode? patchNode = null;
+                try { patchNode = JsonNode.Parse(patch ?? "null"); } catch (System.Text.Json.JsonException) { }
+                throw ApiException.Invalid("", "", "", [FieldError.Invalid("patch", TypeCheck.GoFormat(patchNode), m.ConvertText)]);
+            default:
+                throw ApiException.Invalid("", "", "", [FieldError.Invalid("patch", obj.ToJsonString(), m.DecodeText)]);
+        }
     }
 
     void Validate(ResourceType type, JsonObject obj, JsonObject? old)
@@ -202,6 +233,25 @@ public sealed partial class ApiHandler
         finally { allocGate.Release(); }
     }
 
+    /// <summary>Whether an update leaves the object as it was (resourceVersion and managedFields aside).</summary>
+    static bool Unchanged(JsonObject old, JsonObject updated)
+    {
+        if (old.Count != updated.Count) return false;
+        foreach (var (k, v) in old)
+        {
+            if (!updated.TryGetPropertyValue(k, out var u)) return false;
+            if (k == "metadata" && v is JsonObject om && u is JsonObject um)
+            {
+                foreach (var (mk, mv) in om)
+                    if (mk is not ("resourceVersion" or "managedFields") && !JsonNode.DeepEquals(mv, um[mk])) return false;
+                foreach (var (mk, _) in um)
+                    if (mk is not ("resourceVersion" or "managedFields") && !om.ContainsKey(mk)) return false;
+            }
+            else if (!JsonNode.DeepEquals(v, u)) return false;
+        }
+        return true;
+    }
+
     /// <summary>Carries over what a client may not change, and the parts another endpoint owns.</summary>
     static void PrepareUpdate(ResourceType type, JsonObject old, JsonObject obj, string? sub)
     {
@@ -278,6 +328,9 @@ public sealed partial class ApiHandler
             Validate(type, obj, old);
             if (type.Kind == "Service" && old.Str("spec.clusterIP") is { } ip && obj.Str("spec.clusterIP") is null) obj.Obj("spec")["clusterIP"] = ip;
             if (dryRun) { obj.Meta()["resourceVersion"] = e.ModRevision.ToString(); return obj; }
+            // A write that changes nothing is not written (no new resourceVersion, no watch event), as the
+            // API server skips it: `kubectl patch` then says "patched (no change)".
+            if (Unchanged(old, obj)) { obj.Meta()["resourceVersion"] = e.ModRevision.ToString(); return obj; }
             try
             {
                 // An object being deleted whose last finalizer is gone is deleted now.
@@ -326,7 +379,7 @@ public sealed partial class ApiHandler
                 var scale = apply(ToScale(type, o)) as JsonObject ?? throw ApiException.BadRequest("patch produced no object");
                 var replicas = scale.Long("spec.replicas");
                 if (replicas is null or < 0)
-                    throw ApiException.Invalid("autoscaling", "Scale", t.Name!, [FieldError.Invalid("spec.replicas", replicas?.ToString(), "must be greater than or equal to 0")]);
+                    throw ApiException.Invalid("autoscaling", "Scale", t.Name!, [replicas is { } r ? FieldError.Invalid("spec.replicas", r, "must be greater than or equal to 0") : FieldError.Required("spec.replicas")]);
                 if (scale.Str("metadata.resourceVersion") is { } srv && srv != o.Str("metadata.resourceVersion"))
                     throw ApiException.Conflict(type.Group, type.Plural, t.Name!, "the object has been modified; please apply your changes to the latest version and try again");
                 o.Obj("spec")["replicas"] = replicas;
@@ -341,7 +394,7 @@ public sealed partial class ApiHandler
             var rv = old.Str("metadata.resourceVersion");
             var patched = apply(old) as JsonObject ?? throw ApiException.BadRequest("the patch produced something other than an object");
             // fieldValidation of the patched object, as for create and update (once: a retried write would repeat the warnings)
-            if (t.Subresource is null && !checkedFields) { CheckUnknownFields(ctx, type, patched, fieldValidation); checkedFields = true; }
+            if (t.Subresource is null && !checkedFields) { CheckTypes(type, patched, contentType, text); CheckUnknownFields(ctx, type, patched, fieldValidation, patch: true); checkedFields = true; }
             var prv = patched.Str("metadata.resourceVersion");
             if (prv is not null && prv != rv)
                 throw ApiException.Conflict(type.Group, type.Plural, t.Name!, "the object has been modified; please apply your changes to the latest version and try again");
@@ -362,7 +415,7 @@ public sealed partial class ApiHandler
         var manager = ctx.Request.Query["fieldManager"].ToString();
         if (manager.Length == 0) throw ApiException.BadRequest("PATCH /apply requires a non-empty fieldManager query parameter");
         var applied = Yaml.ToJson(text) as JsonObject ?? throw ApiException.BadRequest("the applied configuration must be an object");
-        if (t.Subresource is null) CheckUnknownFields(ctx, type, applied, fieldValidation);
+        if (t.Subresource is null) { CheckTypes(type, applied); CheckUnknownFields(ctx, type, applied, fieldValidation); }
         var entry = new JsonObject
         {
             ["manager"] = manager,
@@ -443,7 +496,7 @@ public sealed partial class ApiHandler
     {
         var replicas = scale.Long("spec.replicas");
         if (replicas is null or < 0)
-            throw ApiException.Invalid("autoscaling", "Scale", t.Name!, [FieldError.Invalid("spec.replicas", replicas?.ToString(), "must be greater than or equal to 0")]);
+            throw ApiException.Invalid("autoscaling", "Scale", t.Name!, [replicas is { } r ? FieldError.Invalid("spec.replicas", r, "must be greater than or equal to 0") : FieldError.Required("spec.replicas")]);
         var expected = ParseRv(scale.Str("metadata.resourceVersion"), "resourceVersion");
         var result = await WriteUpdateAsync(t with { Subresource = null }, expected, o => { o.Obj("spec")["replicas"] = replicas; return o; }, dryRun, ct);
         return ToScale(t.Type, result);

@@ -138,6 +138,17 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
         var q = ctx.Request.Query;
         var dryRun = q["dryRun"].ToString() == "All";
         var fieldValidation = FieldValidation.Parse(q["fieldValidation"].ToString());
+        if (target.Type.CreateOnly)
+        {
+            if (method != "POST" || target.Name is not null) throw ApiException.MethodNotAllowed($"the server does not allow this method on the requested resource ({method} {path})");
+            await ReviewAsync(ctx, target, ct);
+            return;
+        }
+        if (target.Subresource is { } sub && KubeletSubresources.Contains(sub))
+        {
+            await KubeletStreamAsync(ctx, target, ct);
+            return;
+        }
         switch (method)
         {
             case "GET" when target.Name is null:
@@ -149,6 +160,7 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
                 return;
             case "POST" when target.Name is null:
                 var created = await ReadObjectAsync(ctx, ct);
+                CheckTypes(target.Type, created);
                 CheckUnknownFields(ctx, target.Type, created, fieldValidation);
                 var (obj, stored) = await CreateStoredAsync(target, created, dryRun, ct);
                 await RespondStoredAsync(ctx, 201, obj, stored, target.Type);
@@ -161,7 +173,7 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
                 return;
             case "PUT" when target.Name is not null:
                 var replacement = await ReadObjectAsync(ctx, ct);
-                if (target.Subresource is null) CheckUnknownFields(ctx, target.Type, replacement, fieldValidation);
+                if (target.Subresource is null) { CheckTypes(target.Type, replacement); CheckUnknownFields(ctx, target.Type, replacement, fieldValidation); }
                 await UpdateAsync(ctx, target, replacement, dryRun, ct);
                 return;
             case "PATCH" when target.Name is not null:
@@ -195,8 +207,10 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
         ResourceType? t;
         if (r[0] == "namespaces" && r.Length >= 3 && (t = registry.Find(group, version, r[2])) is { Namespaced: true })
         {
-            if (r.Length > 5) return null;
-            return new Target(t, r[1], r.Length > 3 ? r[3] : null, r.Length > 4 ? r[4] : null);
+            if (r.Length > 5 && r[4] != "proxy") return null; // pods/NAME/proxy/PATH
+            var nsSub = r.Length > 4 ? r[4] : null;
+            if (nsSub is not null && !t.Subresources.Contains(nsSub)) return null;
+            return new Target(t, r[1], r.Length > 3 ? r[3] : null, nsSub);
         }
         t = registry.Find(group, version, r[0]);
         if (t is null || r.Length > 3) return null;

@@ -22,7 +22,9 @@ public sealed class ApiServer : IAsyncDisposable
     readonly WebApplication app;
     public ApiHandler Handler { get; }
 
-    ApiServer(WebApplication app, ApiHandler handler) { this.app = app; Handler = handler; }
+    readonly IPEndPoint endpoint;
+
+    ApiServer(WebApplication app, ApiHandler handler, IPEndPoint endpoint) { this.app = app; Handler = handler; this.endpoint = endpoint; }
 
     public static ApiServer Create(IStore store, ServerCredentials creds, IPEndPoint endpoint, ApiLimits? limits = null)
     {
@@ -54,7 +56,7 @@ public sealed class ApiServer : IAsyncDisposable
             }
             await handler.HandleAsync(ctx);
         });
-        return new ApiServer(app, handler);
+        return new ApiServer(app, handler, endpoint);
     }
 
     static bool Authenticated(HttpContext ctx, byte[] token)
@@ -75,10 +77,44 @@ public sealed class ApiServer : IAsyncDisposable
         await app.DisposeAsync();
     }
 
-    /// <summary>Creates the namespaces every cluster has (default, kube-system, kube-public, kube-node-lease).</summary>
+    /// <summary>The first address of the service range: the "kubernetes" Service's cluster IP (k3s's).</summary>
+    public const string KubernetesServiceIp = "10.43.0.1";
+
+    /// <summary>
+    /// Creates what every cluster has: the namespaces default, kube-system, kube-public and kube-node-lease,
+    /// and the "kubernetes" Service in default (cluster IP 10.43.0.1, port 443) with Endpoints and an
+    /// EndpointSlice naming this server's address, as the API server maintains them.
+    /// </summary>
     public async Task BootstrapAsync(CancellationToken ct)
     {
         foreach (var ns in new[] { "default", "kube-system", "kube-public", "kube-node-lease" })
             await Handler.CreateIfAbsentAsync("", "v1", "namespaces", null, new JsonObject { ["metadata"] = new JsonObject { ["name"] = ns } }, ct);
+        var labels = new JsonObject { ["component"] = "apiserver", ["provider"] = "kubernetes" };
+        await Handler.CreateIfAbsentAsync("", "v1", "services", "default", new JsonObject
+        {
+            ["metadata"] = new JsonObject { ["name"] = "kubernetes", ["namespace"] = "default", ["labels"] = labels.DeepClone() },
+            ["spec"] = new JsonObject
+            {
+                ["clusterIP"] = KubernetesServiceIp,
+                ["ports"] = new JsonArray(new JsonObject { ["name"] = "https", ["port"] = 443, ["protocol"] = "TCP", ["targetPort"] = endpoint.Port }),
+            },
+        }, ct);
+        var address = endpoint.Address.Equals(IPAddress.Any) ? IPAddress.Loopback.ToString() : endpoint.Address.ToString();
+        await Handler.CreateIfAbsentAsync("", "v1", "endpoints", "default", new JsonObject
+        {
+            ["metadata"] = new JsonObject { ["name"] = "kubernetes", ["namespace"] = "default", ["labels"] = new JsonObject { ["endpointslice.kubernetes.io/skip-mirror"] = "true" } },
+            ["subsets"] = new JsonArray(new JsonObject
+            {
+                ["addresses"] = new JsonArray(new JsonObject { ["ip"] = address }),
+                ["ports"] = new JsonArray(new JsonObject { ["name"] = "https", ["port"] = endpoint.Port, ["protocol"] = "TCP" }),
+            }),
+        }, ct);
+        await Handler.CreateIfAbsentAsync("discovery.k8s.io", "v1", "endpointslices", "default", new JsonObject
+        {
+            ["metadata"] = new JsonObject { ["name"] = "kubernetes", ["namespace"] = "default", ["labels"] = new JsonObject { ["kubernetes.io/service-name"] = "kubernetes" } },
+            ["addressType"] = endpoint.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? "IPv6" : "IPv4",
+            ["endpoints"] = new JsonArray(new JsonObject { ["addresses"] = new JsonArray(address), ["conditions"] = new JsonObject { ["ready"] = true } }),
+            ["ports"] = new JsonArray(new JsonObject { ["name"] = "https", ["port"] = endpoint.Port, ["protocol"] = "TCP" }),
+        }, ct);
     }
 }

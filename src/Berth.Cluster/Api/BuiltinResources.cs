@@ -22,6 +22,7 @@ public static class BuiltinResources
     };
 
     static string None(string? s) => string.IsNullOrEmpty(s) ? "<none>" : s;
+    static string Unknown(string? s) => string.IsNullOrEmpty(s) ? "<unknown>" : s;
 
     /// <summary>Access modes as kubectl abbreviates them (RWO,ROX,RWX,RWOP).</summary>
     static string AccessModes(JsonArray modes) => string.Join(",", modes.Select(m => m?.GetValue<string>() switch
@@ -59,16 +60,25 @@ public static class BuiltinResources
             Columns = [NameCol, Col("Status", NodeStatus), Col("Roles", NodeRoles), AgeCol, Col("Version", o => o.Str("status.nodeInfo.kubeletVersion") ?? ""),
                 Col("Internal-IP", o => None(o.Objects("status.addresses").FirstOrDefault(a => a.Str("type") == "InternalIP")?.Str("address")), 1),
                 Col("External-IP", o => None(o.Objects("status.addresses").FirstOrDefault(a => a.Str("type") == "ExternalIP")?.Str("address")), 1),
-                Col("OS-Image", o => o.Str("status.nodeInfo.osImage") ?? "", 1),
-                Col("Kernel-Version", o => o.Str("status.nodeInfo.kernelVersion") ?? "", 1),
-                Col("Container-Runtime", o => o.Str("status.nodeInfo.containerRuntimeVersion") ?? "", 1)],
+                Col("OS-Image", o => Unknown(o.Str("status.nodeInfo.osImage")), 1),
+                Col("Kernel-Version", o => Unknown(o.Str("status.nodeInfo.kernelVersion")), 1),
+                Col("Container-Runtime", o => Unknown(o.Str("status.nodeInfo.containerRuntimeVersion")), 1)],
             FieldSelectors = ["spec.unschedulable"],
         });
         r.Add(new ResourceType
         {
             Group = "", Version = "v1", Kind = "Pod", Plural = "pods", ShortNames = ["po"], Categories = ["all"], HasStatus = true,
-            ExtraSubresources = ["binding", "eviction"], ResetStatusOnCreate = true,
-            Default = o => { DefaultPodSpec(o.Obj("spec")); o.Obj("status").Default("phase", "Pending"); o.Obj("status").Default("qosClass", "BestEffort"); },
+            ExtraSubresources = ["attach", "binding", "eviction", "exec", "log", "portforward", "proxy"], ResetStatusOnCreate = true,
+            OnCreate = o => AdmitPod(o.Obj("spec")),
+            Default = o =>
+            {
+                DefaultPodSpec(o.Obj("spec"));
+                var st = o.Obj("status");
+                st.Default("phase", "Pending");
+                st.Default("qosClass", "BestEffort");
+                SyncIps(st, "podIP", "podIPs");
+                SyncIps(st, "hostIP", "hostIPs");
+            },
             Validate = (o, old, e) => ValidatePodSpec(o["spec"] as JsonObject, "spec", e),
             Columns = [NameCol, Col("Ready", PodReady), Col("Status", PodStatus), Col("Restarts", PodRestarts, 0, "string"), AgeCol,
                 Col("IP", o => None(o.Str("status.podIP")), 1), Col("Node", o => None(o.Str("spec.nodeName")), 1),
@@ -310,6 +320,10 @@ public static class BuiltinResources
             Group = "coordination.k8s.io", Version = "v1", Kind = "Lease", Plural = "leases",
             Columns = [NameCol, Col("Holder", o => o.Str("spec.holderIdentity") ?? ""), AgeCol],
         });
+        // reviews: answered by ApiHandler.ReviewAsync, never stored
+        r.Add(new ResourceType { Group = "authentication.k8s.io", Version = "v1", Kind = "SelfSubjectReview", Plural = "selfsubjectreviews", Namespaced = false, CreateOnly = true });
+        r.Add(new ResourceType { Group = "authorization.k8s.io", Version = "v1", Kind = "SelfSubjectAccessReview", Plural = "selfsubjectaccessreviews", Namespaced = false, CreateOnly = true });
+        r.Add(new ResourceType { Group = "authorization.k8s.io", Version = "v1", Kind = "SelfSubjectRulesReview", Plural = "selfsubjectrulesreviews", CreateOnly = true });
         return r;
     }
 
@@ -328,6 +342,42 @@ public static class BuiltinResources
     };
 
     // ---- defaulting ----
+
+    /// <summary>
+    /// status.podIP and podIPs (hostIP and hostIPs) say the same thing, as the API server's conversion keeps
+    /// them: the list follows the single field when they differ or the list is missing, and the single field
+    /// is the list's first entry.
+    /// </summary>
+    static void SyncIps(JsonObject status, string single, string list)
+    {
+        var ip = status.Str(single);
+        var first = (status[list] as JsonArray)?.FirstOrDefault() is JsonObject f ? f.Str("ip") : null;
+        if (!string.IsNullOrEmpty(ip) && ip != first) status[list] = new JsonArray(new JsonObject { ["ip"] = ip });
+        else if (string.IsNullOrEmpty(ip) && !string.IsNullOrEmpty(first)) status[single] = first;
+    }
+
+    /// <summary>
+    /// What Kubernetes' admission plugins add to a new pod: ServiceAccount (serviceAccountName "default";
+    /// no token volume: nothing here mounts one), Priority (priority 0 and PreemptLowerPriority without a
+    /// priority class) and DefaultTolerationSeconds (tolerate not-ready and unreachable nodes for 300 s).
+    /// </summary>
+    static void AdmitPod(JsonObject spec)
+    {
+        if (string.IsNullOrEmpty(spec.Str("serviceAccountName"))) spec["serviceAccountName"] = spec.Str("serviceAccount") is { Length: > 0 } sa ? sa : "default";
+        spec["serviceAccount"] = spec.Str("serviceAccountName");
+        if (string.IsNullOrEmpty(spec.Str("priorityClassName"))) spec.Default("priority", 0);
+        spec.Default("preemptionPolicy", "PreemptLowerPriority");
+        var tolerations = spec["tolerations"] as JsonArray;
+        foreach (var key in new[] { "node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable" })
+        {
+            if (tolerations?.OfType<JsonObject>().Any(t => (t.Str("key") == key || t.Str("key") is null && t.Str("operator") == "Exists") && t.Str("effect") is null or "" or "NoExecute") == true) continue;
+            if (tolerations is null) spec["tolerations"] = tolerations = [];
+            tolerations.Add((JsonNode)new JsonObject
+            {
+                ["key"] = key, ["operator"] = "Exists", ["effect"] = "NoExecute", ["tolerationSeconds"] = 300,
+            });
+        }
+    }
 
     public static void DefaultPodSpec(JsonObject spec)
     {
@@ -397,7 +447,7 @@ public static class BuiltinResources
                 {
                     var port = ports[j].Long("containerPort");
                     if (port is null) e.Add(FieldError.Required($"{path}.{list}[{i}].ports[{j}].containerPort"));
-                    else if (port is < 1 or > 65535) e.Add(FieldError.Invalid($"{path}.{list}[{i}].ports[{j}].containerPort", port.ToString(), "must be between 1 and 65535, inclusive"));
+                    else if (port is < 1 or > 65535) e.Add(FieldError.Invalid($"{path}.{list}[{i}].ports[{j}].containerPort", (long)port, "must be between 1 and 65535, inclusive"));
                 }
             }
         var rp = spec.Str("restartPolicy");
@@ -439,7 +489,7 @@ public static class BuiltinResources
     static void ValidateWorkload(JsonObject o, JsonObject? old, List<FieldError> e)
     {
         var replicas = o.Long("spec.replicas");
-        if (replicas < 0) e.Add(FieldError.Invalid("spec.replicas", replicas.ToString(), "must be greater than or equal to 0"));
+        if (replicas < 0) e.Add(FieldError.Invalid("spec.replicas", (long)replicas, "must be greater than or equal to 0"));
         var selector = o["spec"]?["selector"] as JsonObject;
         if (selector is null || (selector["matchLabels"] is not JsonObject { Count: > 0 } && selector["matchExpressions"] is not JsonArray { Count: > 0 }))
             e.Add(FieldError.Required("spec.selector"));
@@ -468,7 +518,7 @@ public static class BuiltinResources
         {
             var port = ports[i].Long("port");
             if (port is null) e.Add(FieldError.Required($"spec.ports[{i}].port"));
-            else if (port is < 1 or > 65535) e.Add(FieldError.Invalid($"spec.ports[{i}].port", port.ToString(), "must be between 1 and 65535, inclusive"));
+            else if (port is < 1 or > 65535) e.Add(FieldError.Invalid($"spec.ports[{i}].port", (long)port, "must be between 1 and 65535, inclusive"));
             if (ports.Count > 1 && string.IsNullOrEmpty(ports[i].Str("name"))) e.Add(FieldError.Required($"spec.ports[{i}].name"));
         }
         if (old is not null && old.Str("spec.clusterIP") is { Length: > 0 } oldIp && o.Str("spec.clusterIP") is { Length: > 0 } newIp && oldIp != newIp)

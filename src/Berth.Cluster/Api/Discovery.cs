@@ -24,6 +24,11 @@ public sealed class Discovery(ResourceRegistry registry, string serverAddress)
         "binding" => ("", "v1", "Binding", ["create"]),
         "eviction" => ("policy", "v1", "Eviction", ["create"]),
         "finalize" => (t.Group, t.Version, t.Kind, ["update"]),
+        "log" => ("", "v1", "Pod", ["get"]),
+        "exec" => ("", "v1", "PodExecOptions", ["create", "get"]),
+        "attach" => ("", "v1", "PodAttachOptions", ["create", "get"]),
+        "portforward" => ("", "v1", "PodPortForwardOptions", ["create", "get"]),
+        "proxy" => ("", "v1", "PodProxyOptions", ["create", "delete", "get", "patch", "update"]),
         _ => (t.Group, t.Version, t.Kind, ["get"]),
     };
 
@@ -88,9 +93,9 @@ public sealed class Discovery(ResourceRegistry registry, string serverAddress)
                 ["singularName"] = t.Singular,
                 ["namespaced"] = t.Namespaced,
                 ["kind"] = t.Kind,
-                ["verbs"] = Arr(Verbs),
-                ["storageVersionHash"] = Hash(t.GroupVersion + "/" + t.Kind),
+                ["verbs"] = Arr(t.CreateOnly ? ["create"] : Verbs),
             };
+            if (!t.CreateOnly) r["storageVersionHash"] = Hash(t.GroupVersion + "/" + t.Kind);
             if (t.ShortNames.Length > 0) r["shortNames"] = Arr(t.ShortNames);
             if (t.Categories.Length > 0) r["categories"] = Arr(t.Categories);
             resources.Add((JsonNode)r);
@@ -98,8 +103,8 @@ public sealed class Discovery(ResourceRegistry registry, string serverAddress)
             {
                 var (g, v, k, verbs) = Sub(t, s);
                 var sr = new JsonObject { ["name"] = $"{t.Plural}/{s}", ["singularName"] = "", ["namespaced"] = t.Namespaced, ["kind"] = k, ["verbs"] = Arr(verbs) };
-                if (g != t.Group) sr["group"] = g;
-                if (v != t.Version) sr["version"] = v;
+                // a subresource served as another group's kind names both (kubectl drain looks for pods/eviction's)
+                if (g != t.Group || v != t.Version) { sr["group"] = g; sr["version"] = v; }
                 resources.Add((JsonNode)sr);
             }
         }
@@ -124,7 +129,7 @@ public sealed class Discovery(ResourceRegistry registry, string serverAddress)
                         ["responseKind"] = new JsonObject { ["group"] = t.Group, ["version"] = t.Version, ["kind"] = t.Kind },
                         ["scope"] = t.Namespaced ? "Namespaced" : "Cluster",
                         ["singularResource"] = t.Singular,
-                        ["verbs"] = Arr(Verbs),
+                        ["verbs"] = Arr(t.CreateOnly ? ["create"] : Verbs),
                     };
                     if (t.ShortNames.Length > 0) r["shortNames"] = Arr(t.ShortNames);
                     if (t.Categories.Length > 0) r["categories"] = Arr(t.Categories);

@@ -61,6 +61,9 @@ public sealed class ResourceType
         }
     }
 
+    /// <summary>A review (SelfSubjectAccessReview …): create only, answered at once, nothing stored.</summary>
+    public bool CreateOnly { get; init; }
+
     /// <summary>Other subresources by name (binding, eviction, finalize).</summary>
     public string[] ExtraSubresources { get; init; } = [];
 }

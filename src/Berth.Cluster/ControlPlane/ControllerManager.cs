@@ -27,6 +27,7 @@ public static class ControllerManager
         new("cronjob-controller", f => new CronJobController(f)),
         new("daemonset-controller", f => new DaemonSetController(f)),
         new("statefulset-controller", f => new StatefulSetController(f)),
+        new("serviceaccount-controller", f => new ServiceAccountController(f)),
         // Off unless named (--controllers=*,node-lifecycle): no node agent heartbeats yet, so every
         // node registered through the API would turn Unknown and be tainted after 40 s.
         new("node-lifecycle-controller", f => new NodeLifecycleController(f), DefaultEnabled: false),

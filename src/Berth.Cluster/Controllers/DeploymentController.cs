@@ -27,12 +27,14 @@ public sealed class DeploymentController : Controller
     readonly Informer<V1ReplicaSet> _rs;
     readonly Informer<V1Pod> _pods;
     readonly TimeProvider _time;
+    readonly ObjectEvents _events;
     public override string Name => "deployment-controller";
 
     public DeploymentController(InformerFactory f, TimeProvider? time = null)
     {
         _client = f.Client;
         _time = time ?? TimeProvider.System;
+        _events = new ObjectEvents(_client, Name, _time);
         _deploys = f.For<V1Deployment>();
         _rs = f.For<V1ReplicaSet>();
         _pods = f.For<V1Pod>();
@@ -211,6 +213,7 @@ public sealed class DeploymentController : Controller
             try
             {
                 var created = Remember(await _client.CreateAsync(rs, ct).ConfigureAwait(false));
+                if (initial > 0) _events.Record(d, "Normal", "ScalingReplicaSet", $"Scaled up replica set {created.Metadata.Name} from 0 to {initial}");
                 await SetDeploymentRevisionAsync(d, revision, ct, $"Created new replica set \"{created.Metadata.Name}\"").ConfigureAwait(false);
                 return created;
             }
@@ -305,12 +308,15 @@ public sealed class DeploymentController : Controller
     async Task ScaleAsync(V1ReplicaSet rs, int replicas, V1Deployment d, CancellationToken ct)
     {
         if ((rs.Spec.Replicas ?? 0) == replicas && AnnotationsSynced(d, rs)) return;
+        int from = rs.Spec.Replicas ?? 0;
         var u = Kinds.Clone(rs);
         u.Spec.Replicas = replicas;
         CopyAnnotations(d, u);
         u.Metadata.ResourceVersion = null;
         Remember(await _client.UpdateAsync(u, ct).ConfigureAwait(false));
         rs.Spec.Replicas = replicas;
+        if (from != replicas)
+            _events.Record(d, "Normal", "ScalingReplicaSet", $"Scaled {(from < replicas ? "up" : "down")} replica set {rs.Metadata.Name} from {from} to {replicas}");
     }
 
     async Task RollingAsync(V1Deployment d, V1ReplicaSet newRs, List<V1ReplicaSet> old, CancellationToken ct)
@@ -381,14 +387,20 @@ public sealed class DeploymentController : Controller
         }
     }
 
-    static void SetCondition(V1DeploymentStatus st, string type, string status, string reason, string message, DateTime now)
+    /// <summary>
+    /// Kubernetes' SetDeploymentCondition: the same status and reason leave the condition alone (unless
+    /// <paramref name="progress"/>: a Progressing=True ReplicaSetUpdated that saw progress gets a new
+    /// lastUpdateTime); a changed one is moved to the end of the list (so `kubectl describe` lists the
+    /// condition that changed last, last), keeping lastTransitionTime while its status stays.
+    /// </summary>
+    static void SetCondition(V1DeploymentStatus st, string type, string status, string reason, string message, DateTime now, bool progress = false)
     {
         st.Conditions ??= [];
         var c = st.Conditions.FirstOrDefault(x => x.Type == type);
-        if (c is null) { st.Conditions.Add(new V1DeploymentCondition { Type = type, Status = status, Reason = reason, Message = message, LastUpdateTime = now, LastTransitionTime = now }); return; }
-        if (c.Status != status) c.LastTransitionTime = now;
-        if (c.Status != status || c.Reason != reason || c.Message != message) c.LastUpdateTime = now;
-        c.Status = status; c.Reason = reason; c.Message = message;
+        if (c is not null && c.Status == status && c.Reason == reason && !progress) return;
+        var transition = c is not null && c.Status == status ? c.LastTransitionTime : now;
+        if (c is not null) st.Conditions.Remove(c);
+        st.Conditions.Add(new V1DeploymentCondition { Type = type, Status = status, Reason = reason, Message = message, LastUpdateTime = now, LastTransitionTime = transition });
     }
 
     async Task SyncStatusAsync(V1Deployment d, List<V1ReplicaSet> all, V1ReplicaSet? newRs, CancellationToken ct)
@@ -430,7 +442,7 @@ public sealed class DeploymentController : Controller
                      prog.LastUpdateTime is { } since && now - since > TimeSpan.FromSeconds(deadline))
                 SetCondition(st, "Progressing", "False", "ProgressDeadlineExceeded", $"ReplicaSet \"{name}\" has timed out progressing.", now);
             else if (moved || prog is null || prog.Reason == "NewReplicaSetAvailable")
-                SetCondition(st, "Progressing", "True", "ReplicaSetUpdated", $"ReplicaSet \"{name}\" is progressing.", now);
+                SetCondition(st, "Progressing", "True", "ReplicaSetUpdated", $"ReplicaSet \"{name}\" is progressing.", now, progress: moved);
             if (!complete && d.Spec.ProgressDeadlineSeconds is { } dl && dl < int.MaxValue) EnqueueAfter(Kinds.Key(d.Metadata), TimeSpan.FromSeconds(Math.Min(dl, 30)));
         }
         var after = Encoding.UTF8.GetString(Kinds.ToJson(new V1Deployment { Status = st }));

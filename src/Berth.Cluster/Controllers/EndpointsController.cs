@@ -93,7 +93,8 @@ public sealed class EndpointsController : Controller
                 var addr = new V1EndpointAddress { Ip = p.Status.PodIP, NodeName = p.Spec?.NodeName, TargetRef = target };
                 if (ready || publishAll) (ss.Addresses ??= []).Add(addr); else (ss.NotReadyAddresses ??= []).Add(addr);
             }
-            slicePorts ??= ports.Select(x => new Discoveryv1EndpointPort { Name = x.Name, Port = x.Port, Protocol = x.Protocol, AppProtocol = x.AppProtocol }).ToList();
+            // an unnamed port has name "" in a slice (the EndpointSlice controller sets it; kubectl describe service dereferences it)
+            slicePorts ??= ports.Select(x => new Discoveryv1EndpointPort { Name = x.Name ?? "", Port = x.Port, Protocol = x.Protocol, AppProtocol = x.AppProtocol }).ToList();
             sliceEndpoints.Add(new V1Endpoint
             {
                 Addresses = [p.Status.PodIP], NodeName = p.Spec?.NodeName, TargetRef = target,

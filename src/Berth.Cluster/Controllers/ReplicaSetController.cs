@@ -18,12 +18,14 @@ public sealed class ReplicaSetController : Controller
     readonly Informer<V1ReplicaSet> _rs;
     readonly Informer<V1Pod> _pods;
     readonly Expectations _exp = new();
+    readonly ObjectEvents _events;
     public const int BurstReplicas = 500;
     public override string Name => "replicaset-controller";
 
     public ReplicaSetController(InformerFactory f)
     {
         _client = f.Client;
+        _events = new ObjectEvents(_client, Name, TimeProvider.System);
         _rs = f.For<V1ReplicaSet>();
         _pods = f.For<V1Pod>();
         _rs.AddHandler(new InformerHandler<V1ReplicaSet>(r => Enqueue(r.Metadata), (_, r) => Enqueue(r.Metadata), r => { _exp.Delete(Kinds.Key(r.Metadata)); Enqueue(r.Metadata); }));
@@ -88,7 +90,7 @@ public sealed class ReplicaSetController : Controller
         {
             int diff = active.Count - want;
             if (diff < 0) await CreatePodsAsync(rs, key, Math.Min(-diff, BurstReplicas), ct).ConfigureAwait(false);
-            else if (diff > 0) await DeletePodsAsync(key, RankForDeletion(active).Take(Math.Min(diff, BurstReplicas)).ToList(), ct).ConfigureAwait(false);
+            else if (diff > 0) await DeletePodsAsync(rs, key, RankForDeletion(active).Take(Math.Min(diff, BurstReplicas)).ToList(), ct).ConfigureAwait(false);
         }
         await UpdateStatusAsync(rs, key, owned, selector, ct).ConfigureAwait(false);
     }
@@ -148,10 +150,16 @@ public sealed class ReplicaSetController : Controller
     {
         try
         {
-            await _client.CreateAsync(PodFromTemplate(rs.Spec.Template, rs.Metadata, rs.Metadata.Name + "-", Owners.ControllerRef("apps/v1", "ReplicaSet", rs.Metadata)), ct).ConfigureAwait(false);
+            var pod = await _client.CreateAsync(PodFromTemplate(rs.Spec.Template, rs.Metadata, rs.Metadata.Name + "-", Owners.ControllerRef("apps/v1", "ReplicaSet", rs.Metadata)), ct).ConfigureAwait(false);
+            _events.Record(rs, "Normal", "SuccessfulCreate", $"Created pod: {pod.Metadata.Name}");
             return true;
         }
-        catch (ClusterException e) { LastCreateError = e.Message; return false; }
+        catch (ClusterException e)
+        {
+            LastCreateError = e.Message;
+            _events.Record(rs, "Warning", "FailedCreate", $"Error creating: {e.Message}");
+            return false;
+        }
     }
 
     /// <summary>A pod from a template: labels, annotations and spec copied, an owner reference to the controller.</summary>
@@ -177,12 +185,16 @@ public sealed class ReplicaSetController : Controller
         .ThenBy(p => PodConditions.IsReady(p) ? 1 : 0)
         .ThenByDescending(p => p.Metadata.CreationTimestamp ?? DateTime.MinValue);
 
-    async Task DeletePodsAsync(string key, List<V1Pod> victims, CancellationToken ct)
+    async Task DeletePodsAsync(V1ReplicaSet rs, string key, List<V1Pod> victims, CancellationToken ct)
     {
         _exp.Expect(key, 0, victims.Count);
         foreach (var p in victims)
         {
-            try { await _client.DeleteAsync<V1Pod>(p.Metadata.NamespaceProperty, p.Metadata.Name, new DeleteOptions(Uid: p.Metadata.Uid), ct).ConfigureAwait(false); }
+            try
+            {
+                await _client.DeleteAsync<V1Pod>(p.Metadata.NamespaceProperty, p.Metadata.Name, new DeleteOptions(Uid: p.Metadata.Uid), ct).ConfigureAwait(false);
+                _events.Record(rs, "Normal", "SuccessfulDelete", $"Deleted pod: {p.Metadata.Name}");
+            }
             catch (ClusterException e) when (e.Kind is ClusterErrorKind.NotFound or ClusterErrorKind.Conflict) { _exp.Lower(key, 0, 1); }
         }
     }

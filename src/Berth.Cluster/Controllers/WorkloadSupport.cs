@@ -6,7 +6,7 @@ using k8s.Models;
 namespace Berth.Cluster.Controllers;
 
 /// <summary>
-/// Small pieces the Job, CronJob, DaemonSet and StatefulSet controllers share: core/v1 Events about
+/// Small pieces the workload controllers share: core/v1 Events about
 /// an object (written in the background; a failed write is dropped, as client-go's recorder does) and
 /// requeues after a delay measured on the controller's <see cref="TimeProvider"/>, so tests can drive
 /// deadlines and schedules with a fake clock.
@@ -21,7 +21,7 @@ internal sealed class ObjectEvents(IClusterClient client, string component, Time
         var e = new Corev1Event
         {
             Metadata = new V1ObjectMeta { Name = $"{m.Name}.{(now - DateTime.UnixEpoch).Ticks * 100:x}{Random.Shared.Next(0x1000):x3}", NamespaceProperty = m.NamespaceProperty ?? "default" },
-            InvolvedObject = new V1ObjectReference { Kind = obj.Kind, ApiVersion = obj.ApiVersion, NamespaceProperty = m.NamespaceProperty, Name = m.Name, Uid = m.Uid, ResourceVersion = m.ResourceVersion },
+            InvolvedObject = new V1ObjectReference { Kind = obj.Kind ?? Kinds.Of<T>().Kind, ApiVersion = obj.ApiVersion ?? Kinds.Of<T>().ApiVersion, NamespaceProperty = m.NamespaceProperty, Name = m.Name, Uid = m.Uid, ResourceVersion = m.ResourceVersion },
             Reason = reason, Message = message, Type = type,
             Source = new V1EventSource { Component = component }, ReportingComponent = component, ReportingInstance = component,
             FirstTimestamp = now, LastTimestamp = now, Count = 1,

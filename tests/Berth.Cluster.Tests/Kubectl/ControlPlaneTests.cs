@@ -48,7 +48,7 @@ public sealed class FakeKubelets : IAsyncDisposable
             ["status"] = new JsonObject
             {
                 ["capacity"] = resources.DeepClone(), ["allocatable"] = resources,
-                ["conditions"] = new JsonArray(new JsonObject { ["type"] = "Ready", ["status"] = "True", ["reason"] = "KubeletReady", ["lastHeartbeatTime"] = Json.Now(), ["lastTransitionTime"] = Json.Now() }),
+                ["conditions"] = new JsonArray(new JsonObject { ["type"] = "Ready", ["status"] = "True", ["reason"] = "KubeletReady", ["message"] = "kubelet is posting ready status", ["lastHeartbeatTime"] = Json.Now(), ["lastTransitionTime"] = Json.Now() }),
                 ["addresses"] = new JsonArray(new JsonObject { ["type"] = "InternalIP", ["address"] = "127.0.0.1" }),
             },
         });
@@ -86,12 +86,18 @@ public sealed class FakeKubelets : IAsyncDisposable
             var n = Interlocked.Increment(ref _ip);
             var now = Json.Now();
             JsonObject Cond(string t) => new() { ["type"] = t, ["status"] = "True", ["lastTransitionTime"] = now };
+            var containers = new JsonArray(pod.Objects("spec.containers").Select(c => (JsonNode?)new JsonObject
+            {
+                ["name"] = c.Str("name"), ["image"] = c.Str("image"), ["imageID"] = "", ["ready"] = true, ["restartCount"] = 0, ["started"] = true,
+                ["state"] = new JsonObject { ["running"] = new JsonObject { ["startedAt"] = now } },
+            }).ToArray());
             await SendAsync(HttpMethod.Patch, $"/api/v1/namespaces/{ns}/pods/{name}/status", new JsonObject
             {
                 ["status"] = new JsonObject
                 {
                     ["phase"] = "Running", ["podIP"] = $"10.244.{n / 250}.{n % 250 + 1}", ["hostIP"] = "127.0.0.1", ["startTime"] = now,
                     ["conditions"] = new JsonArray(Cond("PodScheduled"), Cond("Initialized"), Cond("ContainersReady"), Cond("Ready")),
+                    ["containerStatuses"] = containers,
                 },
             }, "application/merge-patch+json");
         }
