@@ -5,7 +5,8 @@
  * keeps its pid, its subreaper role and the descriptors it is handed. It only carries things out:
  *   - relays the container's stdout/stderr into the json-file log (docker's format, as the engine
  *     reads it back: one JSON object per line, partial lines up to 16 KiB, max-size/max-file
- *     rotation) and to attached clients; holds the output for the starter's attach (--starter);
+ *     rotation) and to attached clients; answers the starter (--report) and holds the output for its
+ *     attach (--hold);
  *   - serves the control socket (src/Berth.Engine/Monitor/MonitorProtocol.cs: one request line,
  *     then frames [type][length BE32][payload]): attach, wait, kill, stop (with its SIGKILL
  *     deadline), resize; stdin from attached clients to the container;
@@ -17,7 +18,7 @@
  * with the listener, the clients and the exit status, and C# records, restarts or finishes.
  *
  * usage: berth-shim --exec-fd FD --listener FD (--pid PID | --wait MS --exit CODE)
- *          [--stdout FD] [--stderr FD] [--pty FD] [--stdin FD] [--starter FD]
+ *          [--stdout FD] [--stderr FD] [--pty FD] [--stdin FD] [--starter FD --report LINE [--hold 1]]
  *          [--log PATH --log-max-size BYTES --log-max-file N] [--health-interval MS]
  *          [--clients SPEC] -- BERTH-SHIM-ARGV...
  */
@@ -538,7 +539,7 @@ static int argfd(const char *s) { int fd = atoi(s); cloexec(fd, 1); return fd; }
 
 int main(int argc, char **argv)
 {
-    const char *client_spec = NULL;
+    const char *client_spec = NULL, *report = NULL;
     long long wait_ms = -1;
     int i;
     for (i = 1; i < argc; i++) {
@@ -555,7 +556,9 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--stderr") == 0) out[2] = argfd(v);
         else if (strcmp(a, "--pty") == 0) pty = argfd(v);
         else if (strcmp(a, "--stdin") == 0) stdin_w = argfd(v);
-        else if (strcmp(a, "--starter") == 0) { starter = argfd(v); holding = 1; }
+        else if (strcmp(a, "--starter") == 0) starter = argfd(v);
+        else if (strcmp(a, "--report") == 0) report = v;
+        else if (strcmp(a, "--hold") == 0) holding = strcmp(v, "1") == 0;
         else if (strcmp(a, "--log") == 0) log_path = v;
         else if (strcmp(a, "--log-max-size") == 0) log_max_size = atoll(v);
         else if (strcmp(a, "--log-max-file") == 0) log_max_file = atoi(v) > 1 ? atoi(v) : 1;
@@ -582,6 +585,14 @@ int main(int argc, char **argv)
     if (wait_ms >= 0) wait_deadline = start + wait_ms;
     else if (health_interval > 0) health_due = start + health_interval;
     reap();
+    /* The starter's answer ("ok PID") once this program runs: `run -d` returns to a monitor in its
+     * steady state. With --hold 1 the pipe stays open until the attach (or the starter goes away). */
+    if (starter >= 0 && report) {
+        char line[256];
+        int n = snprintf(line, sizeof line, "%s\n", report);
+        if (n > 0 && write(starter, line, (size_t)n) < 0) say("starter", errno);
+    }
+    if (!holding) closefd(&starter);
 
     struct pollfd *pfd = NULL;
     struct client **pc = NULL;

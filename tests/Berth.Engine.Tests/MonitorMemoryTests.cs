@@ -17,7 +17,7 @@ public class MonitorMemoryTests
         var id = s.RunDetached(["--name", "idle", "--network", "none"], "sleep", "1000");
         var shim = (int)s.Record(id)["Monitor"]!["Pid"]!;
         Assert.Contains("berth-shim", EngineSandbox.Cmdline(shim));
-        // The monitor answers the starter first, then execs the native monitor: give it a moment.
+        // The native monitor itself answered the starter, so `run -d` has returned to it.
         Assert.True(Settles(shim, IdleAnonymousKiB, out var anon), $"idle monitor: {anon} KiB anonymous memory");
         Assert.Matches("/monitor/berth-monitor-[0-9a-f]{16}$", new FileInfo($"/proc/{shim}/exe").LinkTarget);
         Assert.Equal(1, Threads(shim));

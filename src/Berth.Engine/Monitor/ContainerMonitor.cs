@@ -114,15 +114,15 @@ public sealed unsafe class ContainerMonitor
 
     int _starter;
 
-    /// <summary>fd 3 is the pipe to the starter: one line. With --hold it stays open until the starter
-    /// attaches (or goes away: POLLERR on the write end), so output held for it is not lost; the
-    /// native monitor keeps it from then on.</summary>
-    void Report(string line, bool keepOpen = false)
+    /// <summary>fd 3 is the pipe to the starter: one line, an error from here, "ok PID" from the native
+    /// monitor. With --hold it stays open until the starter attaches (or goes away: POLLERR on the write
+    /// end), so output held for it is not lost.</summary>
+    void Report(string line)
     {
         if (_starter < 0) return;
         var b = Encoding.UTF8.GetBytes(line + "\n");
         fixed (byte* p = b) write(_starter, p, b.Length);
-        if (!keepOpen) CloseStarter();
+        CloseStarter();
     }
 
     void CloseStarter()
@@ -168,7 +168,7 @@ public sealed unsafe class ContainerMonitor
             Report($"error {code} {err}");
             return 0;
         }
-        Report($"ok {_initPid}", keepOpen: _holding);
+        // The native monitor answers "ok PID" once it runs (the starter then finds the monitor in its steady state).
         ExecNative(waitMs: -1);
         return 1; // not reached
     }
@@ -234,7 +234,11 @@ public sealed unsafe class ContainerMonitor
             argv.AddRange(["--pid", Str(_initPid), "--log", _rec.LogPath]);
             foreach (var (name, fd) in new[] { ("--stdout", _stdoutR), ("--stderr", _stderrR), ("--pty", _pty), ("--stdin", _stdinW) })
                 if (fd is not null) { argv.AddRange([name, Str(fd.Value)]); keep.Add(fd.Value); }
-            if (_holding && _starter >= 0) { argv.AddRange(["--starter", Str(_starter)]); keep.Add(_starter); }
+            if (_starter >= 0)
+            {
+                argv.AddRange(["--starter", Str(_starter), "--report", $"ok {_initPid}", "--hold", _holding ? "1" : "0"]);
+                keep.Add(_starter);
+            }
             var logOpts = _rec.HostConfig.LogConfig.Config;
             var maxSize = ParseSize(logOpts.GetValueOrDefault("max-size"));
             if (maxSize > 0) argv.AddRange(["--log-max-size", Str(maxSize)]);
