@@ -20,44 +20,6 @@ public class FormatTests
         Assert.Equal(expected, Berth.Images.Units.HumanDuration(TimeSpan.FromSeconds(seconds)));
 
     [Fact]
-    public void Json_file_lines_escape_and_carry_stream_and_time()
-    {
-        var line = Encoding.UTF8.GetString(JsonFileLog.Format(Encoding.UTF8.GetBytes("a \"q\" \\ \t\u0001é\n"), "stderr", new DateTime(2024, 1, 2, 3, 4, 5, DateTimeKind.Utc)));
-        Assert.EndsWith("\n", line);
-        var j = JsonNode.Parse(line)!;
-        Assert.Equal("a \"q\" \\ \t\u0001é\n", (string)j["log"]!);
-        Assert.Equal("stderr", (string)j["stream"]!);
-        Assert.Equal("2024-01-02T03:04:05.000000000Z", (string)j["time"]!);
-    }
-
-    [Fact]
-    public void Json_file_log_splits_lines_buffers_partials_and_rotates()
-    {
-        var dir = Path.Combine(Path.GetTempPath(), "berth-log-" + Guid.NewGuid().ToString("N")[..8]);
-        Directory.CreateDirectory(dir);
-        try
-        {
-            var path = Path.Combine(dir, "c.log");
-            using (var log = new JsonFileLog(path, maxSize: 300, maxFile: 2))
-            {
-                log.Write(1, "one\ntw"u8);
-                log.Write(1, "o\n"u8);
-                log.Write(2, "partial"u8);
-                log.FlushAll();
-                for (var i = 0; i < 10; i++) log.Write(1, Encoding.UTF8.GetBytes($"more {i}\n"));
-            }
-            Assert.True(File.Exists(path + ".1"));
-            Assert.False(File.Exists(path + ".2"));
-            var all = File.ReadAllLines(path + ".1").Concat(File.ReadAllLines(path)).Select(l => JsonNode.Parse(l)!).ToList();
-            Assert.All(new[] { path, path + ".1" }, f => Assert.True(new FileInfo(f).Length <= 300));
-            Assert.Equal("more 9\n", (string)all[^1]["log"]!);
-            var first = File.ReadAllLines(path + ".1").Select(l => (string)JsonNode.Parse(l)!["log"]!).ToList();
-            Assert.DoesNotContain("one\n", first); // the oldest lines were rotated away (max-file 2)
-        }
-        finally { Directory.Delete(dir, true); }
-    }
-
-    [Fact]
     public void Ps_templates_and_tables()
     {
         var rows = new List<Dictionary<string, string>>

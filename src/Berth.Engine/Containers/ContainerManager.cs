@@ -141,7 +141,9 @@ public sealed unsafe class ContainerManager
             var argv = new List<string> { "berth-shim", "--root", Store.Root, "--runroot", Store.RunRoot, "--runtime", Runtime.Path, "--id", id };
             if (hold) argv.Add("--hold");
             var env = RuntimeClient.ChildEnv();
-            env.Add("DOTNET_GCgen0size=40000"); // hex, without 0x: NativeAOT ignores a value it cannot parse
+            // A small gen0 budget for the monitor's .NET phases (start-up, resume after an exit, health
+            // checks): their peak memory, 100 starts at once. Hex, without 0x: NativeAOT ignores a value it cannot parse.
+            env.Add("DOTNET_GCgen0size=40000");
             // Tuning/measurement hook: BERTH_SHIM_DOTNET_X=V in the caller's environment becomes DOTNET_X=V in the monitor's.
             foreach (System.Collections.DictionaryEntry e in Environment.GetEnvironmentVariables())
                 if (e.Key is string k && k.StartsWith("BERTH_SHIM_DOTNET_", StringComparison.Ordinal))

@@ -30,12 +30,6 @@ public sealed class ContainerStore
         RuntimeRoot = Path.Combine(RunRoot, "runc");
     }
 
-    /// <summary>The store of a container's record, for code that was handed only the record and the runtime
-    /// (the monitor's health checks): the record's log lies in <see cref="Dir"/>, the runtime's root is
-    /// <see cref="RuntimeRoot"/>.</summary>
-    public static ContainerStore Of(ContainerRecord rec, string runtimeRoot) =>
-        new(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetDirectoryName(rec.LogPath)))!, Path.GetDirectoryName(Path.GetFullPath(runtimeRoot))!);
-
     public string Dir(string id) => Path.Combine(ContainersDir, id);
     public string RunDir(string id) => Path.Combine(RunRoot, "containers", id);
     public string RecordPath(string id) => Path.Combine(Dir(id), "container.json");

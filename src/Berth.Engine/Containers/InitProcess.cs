@@ -28,13 +28,21 @@ public static partial class InitProcess
         var image = Embedded();
         if (Same(path, image)) return path;
         Directory.CreateDirectory(dir);
+        WriteExecutable(path, image);
+        return path;
+    }
+
+    /// <summary>Writes an executable whole (temp file, fsync when <paramref name="durable"/>, rename): a
+    /// reader sees the old file or the new one.</summary>
+    internal static void WriteExecutable(string path, ReadOnlySpan<byte> image, bool durable = true)
+    {
         var tmp = path + "." + Environment.ProcessId + ".tmp";
         try
         {
             using (var f = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None))
             {
                 f.Write(image);
-                f.Flush(flushToDisk: true);
+                f.Flush(flushToDisk: durable);
             }
             File.SetUnixFileMode(tmp, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute |
                 UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
@@ -45,7 +53,6 @@ public static partial class InitProcess
             File.Delete(tmp);
             throw;
         }
-        return path;
     }
 
     static bool Same(string path, ReadOnlySpan<byte> image)

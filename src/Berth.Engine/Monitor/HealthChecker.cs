@@ -8,218 +8,179 @@ using static Berth.Linux.Interop.Libc;
 namespace Berth.Engine.Monitor;
 
 /// <summary>
-/// A container's health check, run by its monitor inside the monitor's poll loop: every Interval the
-/// test runs in the container (`berth-runc exec` with a process file, built as `berth exec` builds it), its exit code and output
-/// (first 4096 bytes) become a log entry (the last 5 kept), and State.Health follows docker's rules:
-/// starting until the first success or until Retries consecutive failures counted after the start
-/// period; healthy on success; unhealthy after Retries failures; a check past its Timeout is killed
-/// and fails with exit code -1.
+/// A container's health check. The native monitor keeps the clock: every Interval while the container
+/// runs it spawns `berth-shim --health` (<see cref="RunOnce"/>, as podman's timer runs `podman
+/// healthcheck run`), which runs the test in the container (`berth-runc exec`, as `berth exec` does)
+/// and records its exit code and output (first 4096 bytes) as a log entry (the last 5 kept). State.Health
+/// follows docker's rules: starting until the first success or until Retries consecutive failures
+/// counted after the start period; healthy on success; unhealthy after Retries failures; a check past
+/// its Timeout is killed and fails with exit code -1. A check whose container exits meanwhile is
+/// killed and records nothing.
 /// </summary>
-public sealed unsafe class HealthChecker
+public static unsafe class HealthChecker
 {
     public const long DefaultInterval = 30_000_000_000, DefaultTimeout = 30_000_000_000;
     public const int DefaultRetries = 3, MaxLogEntries = 5, MaxOutput = 4096;
 
-    readonly RuntimeClient _runtime;
-    readonly ContainerRecord _rec;
-    readonly ContainerStore _store;
-    readonly List<string> _test;
-    List<string>? _execArgs;
-    readonly long _intervalMs, _timeoutMs, _startPeriodMs;
-    readonly int _retries;
-    readonly Action<Action<ContainerRecord>> _update;
-    readonly HealthState _state = new();
-
-    long _due = long.MaxValue, _deadline = long.MaxValue, _startedTick;
-    int _pid;
-    bool _timedOut;
-    Fd? _pidfd, _out;
-    readonly List<byte> _output = [];
-    DateTime _checkStart;
-
-    HealthChecker(RuntimeClient runtime, ContainerRecord rec, List<string> test, HealthConfig h, Action<Action<ContainerRecord>> update)
-    {
-        _runtime = runtime; _rec = rec; _store = ContainerStore.Of(rec, runtime.StateRoot); _test = test; _update = update;
-        _intervalMs = Ms(h.Interval, DefaultInterval);
-        _timeoutMs = Ms(h.Timeout, DefaultTimeout);
-        _startPeriodMs = Ms(h.StartPeriod, 0);
-        _retries = h.Retries is > 0 and var r ? r : DefaultRetries;
-    }
-
     static long Ms(long? ns, long def) => Math.Max(1, (ns is > 0 ? ns.Value : def) / 1_000_000);
 
-    /// <summary>The checker for a container, or null when it has no health check (or NONE).</summary>
-    public static HealthChecker? Create(ContainerRecord rec, RuntimeClient runtime, Action<Action<ContainerRecord>> update)
+    /// <summary>Milliseconds between checks, or 0 when the container has no health check (or NONE).</summary>
+    public static long IntervalMs(ContainerRecord rec) =>
+        Healthcheck.Command(rec.Config.Healthcheck) is null ? 0 : Ms(rec.Config.Healthcheck!.Interval, DefaultInterval);
+
+    /// <summary>Health when the container (re)starts: "starting"; a restart keeps the log.</summary>
+    public static HealthState Starting(HealthState? previous) => new() { Status = "starting", FailingStreak = 0, Log = [.. previous?.Log ?? []] };
+
+    /// <summary>`berth-shim --health`: one check of a running container, recorded if the container
+    /// is still the same run of the same monitor (this process's parent) when it ends.</summary>
+    public static int RunOnce(ContainerStore store, RuntimeClient runtime, string id)
     {
+        ContainerRecord rec;
+        try { rec = store.Load(id); }
+        catch (EngineException) { return 0; }
+        var monitor = ProcStat.Read(Environment.ProcessId)?.PPid ?? 0;
         var h = rec.Config.Healthcheck;
-        var argv = Healthcheck.Command(h);
-        if (h is null || argv is null) return null;
-        return new HealthChecker(runtime, rec, [.. argv], h, update);
-    }
+        var test = Healthcheck.Command(h);
+        if (h is null || test is null || rec.Monitor?.Pid != monitor || !rec.State.Running || rec.State.Pid <= 0) return 0;
+        var initPid = rec.State.Pid;
+        var initFd = (int)syscall(SYS_pidfd_open, initPid, 0, 0, 0, 0, 0);
+        if (initFd < 0) return 0;
+        using var init = new Fd(initFd);
 
-    /// <summary>The container (re)started: health starts over as "starting"; the first check is
-    /// one interval away. Returns the state to record.</summary>
-    public HealthState Started()
-    {
-        Abort();
-        _state.Status = "starting";
-        _state.FailingStreak = 0;
-        _startedTick = Environment.TickCount64;
-        _due = _startedTick + _intervalMs;
-        return Snapshot();
-    }
-
-    /// <summary>The container exited: no more checks; a running one is killed.</summary>
-    public void Stopped()
-    {
-        Abort();
-        _due = long.MaxValue;
-    }
-
-    HealthState Snapshot() => new() { Status = _state.Status, FailingStreak = _state.FailingStreak, Log = [.. _state.Log] };
-
-    /// <summary>Milliseconds until this checker needs the loop again (or <paramref name="current"/>).</summary>
-    public int Timeout(int current)
-    {
-        var next = Math.Min(_pid > 0 ? _deadline : _due, long.MaxValue);
-        if (next == long.MaxValue) return current;
-        var left = (int)Math.Clamp(next - Environment.TickCount64, 0, int.MaxValue);
-        return current < 0 ? left : Math.Min(current, left);
-    }
-
-    public void AddPollFds(List<(int Fd, short Events, Action<short> Handle)> fds)
-    {
-        if (_out is not null) fds.Add((_out.Value, POLLIN, _ => ReadOutput()));
-        if (_pidfd is not null) fds.Add((_pidfd.Value, POLLIN, _ => Reap()));
-    }
-
-    /// <summary>After each poll: starts a due check, kills one past its timeout.</summary>
-    public void Tick(bool containerRunning)
-    {
-        var now = Environment.TickCount64;
-        if (_pid > 0 && !_timedOut && now >= _deadline)
+        // the container's user, environment and working directory, as `berth exec` gives them (one way
+        // to build an exec: a process file in the container's run directory, removed when the check ends)
+        List<string> execArgs;
+        try { execArgs = ContainerManager.ExecArgs(store, rec, test, [], null, null, tty: false, detach: false); }
+        catch (Exception e) when (e is EngineException or IOException)
         {
-            _timedOut = true;
-            kill(_pid, 9);
-            Record(-1, $"Health check exceeded timeout ({FormatDuration(_timeoutMs)})");
+            Record(store, id, monitor, initPid, h, DateTime.UtcNow, -1, e.Message);
+            return 0;
         }
-        if (_pid == 0 && containerRunning && now >= _due) StartCheck();
+        try { return Check(store, runtime, id, monitor, initPid, init, h, ["berth-runc", "--root", runtime.StateRoot, .. execArgs]); }
+        finally { ContainerManager.ForgetExecArgs(execArgs); }
     }
 
-    void StartCheck()
+    static int Check(ContainerStore store, RuntimeClient runtime, string id, int monitor, int initPid, Fd init, HealthConfig h, List<string> argv)
     {
-        _due = Environment.TickCount64 + _intervalMs;
+        var timeoutMs = Ms(h.Timeout, DefaultTimeout);
+
         int* fds = stackalloc int[2];
-        if (pipe2(fds, O_CLOEXEC) != 0) return;
-        using var w = new Fd(fds[1]);
-        _out = new Fd(fds[0]);
-        var fl = fcntl(_out.Value, F_GETFL, 0);
-        fcntl(_out.Value, F_SETFL, fl | O_NONBLOCK);
-        using var devnull = RuntimeClient.DevNull();
-        _checkStart = DateTime.UtcNow;
-        _output.Clear();
-        _timedOut = false;
-        try
+        if (pipe2(fds, O_CLOEXEC) != 0) throw SyscallException.Last("pipe2");
+        var output = new List<byte>();
+        var start = DateTime.UtcNow;
+        int pid;
+        using (var w = new Fd(fds[1]))
+        using (var devnull = RuntimeClient.DevNull())
         {
-            // the container's user, environment and working directory, as `berth exec` gives them
-            _execArgs = ContainerManager.ExecArgs(_store, _rec, _test, [], null, null, tty: false, detach: false);
-            _pid = Spawn.Start(_runtime.Path, ["berth-runc", "--root", _runtime.StateRoot, .. _execArgs], RuntimeClient.ChildEnv(), [(devnull.Value, 0), (w.Value, 1), (w.Value, 2)]);
+            try { pid = Spawn.Start(runtime.Path, argv, RuntimeClient.ChildEnv(), [(devnull.Value, 0), (w.Value, 1), (w.Value, 2)]); }
+            catch (SyscallException e)
+            {
+                close(fds[0]);
+                Record(store, id, monitor, initPid, h, start, -1, e.Message);
+                return 0;
+            }
         }
-        catch (Exception e) when (e is SyscallException or EngineException or IOException)
-        {
-            _out.Dispose(); _out = null;
-            Forget();
-            Record(-1, e.Message);
-            return;
-        }
-        var pfd = (int)syscall(SYS_pidfd_open, _pid, 0, 0, 0, 0, 0);
-        _pidfd = pfd >= 0 ? new Fd(pfd) : null;
-        _deadline = Environment.TickCount64 + _timeoutMs;
-    }
-
-    void ReadOutput()
-    {
-        if (_out is null) return;
+        using var outR = new Fd(fds[0]);
+        var execFd = (int)syscall(SYS_pidfd_open, pid, 0, 0, 0, 0, 0);
+        if (execFd < 0) throw SyscallException.Last("pidfd_open", pid.ToString());
+        using var exec = new Fd(execFd);
+        var deadline = Environment.TickCount64 + timeoutMs;
         var buf = new byte[4096];
+        var outOpen = true;
+        var pfds = stackalloc PollFd[3];
         while (true)
         {
-            int n;
-            fixed (byte* p = buf) n = (int)read(_out.Value, p, buf.Length);
-            if (n < 0 && Marshal.GetLastPInvokeError() is Errno.EINTR) continue;
-            if (n < 0 && Marshal.GetLastPInvokeError() is Errno.EAGAIN) return;
-            if (n <= 0) { _out.Dispose(); _out = null; return; }
-            for (var i = 0; i < n && _output.Count < MaxOutput; i++) _output.Add(buf[i]);
+            pfds[0] = new PollFd { Fd = init.Value, Events = POLLIN };
+            pfds[1] = new PollFd { Fd = exec.Value, Events = POLLIN };
+            pfds[2] = new PollFd { Fd = outOpen ? outR.Value : -1, Events = POLLIN };
+            var left = (int)Math.Max(0, deadline - Environment.TickCount64);
+            var n = poll(pfds, 3, left);
+            if (n < 0 && Marshal.GetLastPInvokeError() == Errno.EINTR) continue;
+            if (n < 0) throw SyscallException.Last("poll");
+            if (pfds[0].REvents != 0)
+            {
+                // The container exited: no result (the monitor records the exit).
+                KillAndReap(pid);
+                return 0;
+            }
+            if (outOpen && pfds[2].REvents != 0) outOpen = ReadSome(outR.Value, buf, output);
+            if (pfds[1].REvents != 0 && !outOpen)
+            {
+                int status;
+                while (waitpid(pid, &status, WALL) < 0 && Marshal.GetLastPInvokeError() == Errno.EINTR) { }
+                Record(store, id, monitor, initPid, h, start, Sys.DecodeStatus(status), Encoding.UTF8.GetString(output.ToArray()));
+                return 0;
+            }
+            if (pfds[1].REvents != 0)
+            {
+                // exited; what it wrote is in the pipe (unless a child of it still holds the write end)
+                while (ReadSome(outR.Value, buf, output, nonBlocking: true)) { }
+                outOpen = false;
+                continue;
+            }
+            if (Environment.TickCount64 >= deadline)
+            {
+                KillAndReap(pid);
+                Record(store, id, monitor, initPid, h, start, -1, $"Health check exceeded timeout ({FormatDuration(timeoutMs)})");
+                return 0;
+            }
         }
     }
 
-    void Reap()
+    /// <summary>Reads what is there; false at the end of the output (or when nothing more is ready, non-blocking).</summary>
+    static bool ReadSome(int fd, byte[] buf, List<byte> output, bool nonBlocking = false)
     {
-        int status;
-        var r = waitpid(_pid, &status, WNOHANG | WALL);
-        if (r == _pid) Reaped(_pid, status);
-        else if (r < 0) Reaped(_pid, -1); // reaped elsewhere
-    }
-
-    /// <summary>The monitor reaped a child: true when it was this checker's exec.</summary>
-    public bool Reaped(int pid, int status)
-    {
-        if (pid != _pid || _pid == 0) return false;
-        ReadOutput();
-        _out?.Dispose(); _out = null;
-        _pidfd?.Dispose(); _pidfd = null;
-        _pid = 0;
-        _deadline = long.MaxValue;
-        Forget();
-        if (!_timedOut) Record(status < 0 ? -1 : Sys.DecodeStatus(status), Encoding.UTF8.GetString(_output.ToArray()));
+        if (nonBlocking)
+        {
+            var pfd = new PollFd { Fd = fd, Events = POLLIN };
+            if (poll(&pfd, 1, 0) <= 0) return false;
+        }
+        int n;
+        fixed (byte* p = buf) n = (int)read(fd, p, buf.Length);
+        if (n < 0 && Marshal.GetLastPInvokeError() is Errno.EINTR or Errno.EAGAIN) return true;
+        if (n <= 0) return false;
+        for (var i = 0; i < n && output.Count < MaxOutput; i++) output.Add(buf[i]);
         return true;
     }
 
-    void Abort()
+    static void KillAndReap(int pid)
     {
-        if (_pid > 0)
-        {
-            kill(_pid, 9);
-            int status;
-            waitpid(_pid, &status, WALL);
-        }
-        _out?.Dispose(); _out = null;
-        _pidfd?.Dispose(); _pidfd = null;
-        _pid = 0;
-        _deadline = long.MaxValue;
-        Forget();
+        kill(pid, 9);
+        int status;
+        while (waitpid(pid, &status, WALL) < 0 && Marshal.GetLastPInvokeError() == Errno.EINTR) { }
     }
 
-    /// <summary>Removes the check's process file (the runtime has read it).</summary>
-    void Forget()
+    static void Record(ContainerStore store, string id, int monitor, int initPid, HealthConfig h, DateTime start, int exitCode, string output)
     {
-        if (_execArgs is not null) ContainerManager.ForgetExecArgs(_execArgs);
-        _execArgs = null;
-    }
-
-    void Record(int exitCode, string output)
-    {
-        var entry = new HealthLogEntry
+        try
         {
-            Start = JsonFileLog.FormatTime(_checkStart), End = JsonFileLog.FormatTime(DateTime.UtcNow), ExitCode = exitCode, Output = output,
-        };
-        _state.Log.Add(entry);
-        if (_state.Log.Count > MaxLogEntries) _state.Log.RemoveRange(0, _state.Log.Count - MaxLogEntries);
-        if (exitCode == 0)
-        {
-            _state.FailingStreak = 0;
-            _state.Status = "healthy";
-        }
-        else
-        {
-            var inStartPeriod = _state.Status == "starting" && Environment.TickCount64 - _startedTick < _startPeriodMs;
-            if (!inStartPeriod)
+            using var l = store.Lock(id);
+            var r = store.Load(id);
+            if (r.Monitor?.Pid != monitor || r.State.Pid != initPid || !r.State.Running) return;
+            var state = r.State.Health ??= Starting(null);
+            state.Log.Add(new HealthLogEntry
             {
-                _state.FailingStreak++;
-                if (_state.FailingStreak >= _retries) _state.Status = "unhealthy";
+                Start = JsonFileLog.FormatTime(start), End = JsonFileLog.FormatTime(DateTime.UtcNow), ExitCode = exitCode, Output = output,
+            });
+            if (state.Log.Count > MaxLogEntries) state.Log.RemoveRange(0, state.Log.Count - MaxLogEntries);
+            if (exitCode == 0)
+            {
+                state.FailingStreak = 0;
+                state.Status = "healthy";
             }
+            else
+            {
+                var sinceStart = DateTime.UtcNow - ContainerFormat.ParseTime(r.State.StartedAt);
+                var inStartPeriod = state.Status == "starting" && sinceStart.TotalMilliseconds < Ms(h.StartPeriod, 0);
+                if (!inStartPeriod)
+                {
+                    state.FailingStreak++;
+                    if (state.FailingStreak >= (h.Retries is > 0 and var retries ? retries : DefaultRetries)) state.Status = "unhealthy";
+                }
+            }
+            store.Save(r);
         }
-        var snap = Snapshot();
-        _update(r => r.State.Health = snap);
+        catch (EngineException) { /* removed meanwhile */ }
     }
 
     /// <summary>Go's time.Duration formatting for the timeout message (30s, 1m30s, 500ms).</summary>
