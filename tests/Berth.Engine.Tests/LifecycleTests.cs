@@ -71,7 +71,9 @@ public class LifecycleTests
         Assert.Equal(["1", "/tmp", "0"], e.Lines);
         Assert.Equal("65534", s.Ok("exec", "-u", "nobody", "web", "id", "-u").Stdout.Trim());
         Assert.Equal(5, s.Berth("exec", "web", "sh", "-c", "exit 5").ExitCode);
-        Assert.Equal(127, s.Berth("exec", "web", "no-such-command").ExitCode);
+        var missing = s.Berth("exec", "web", "no-such-command");
+        Assert.Equal(126, missing.ExitCode); // docker exec's code: the runtime could not start the process
+        Assert.Contains("executable file not found in $PATH", missing.Stderr);
         Assert.Equal("piped\n", s.BerthIn("piped\n", "exec", "-i", "web", "cat").Stdout);
 
         Assert.Contains("Up ", s.Ok("ps", "--format", "{{.Names}} {{.Status}}").Stdout);
