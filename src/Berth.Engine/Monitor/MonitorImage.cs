@@ -7,8 +7,9 @@ namespace Berth.Engine.Monitor;
 /// as berth-init is). berth-shim writes it once to <c>ROOT/monitor/berth-monitor-SUM</c> (SUM: the
 /// first 16 hex digits of its SHA-256, fixed at build time) and execs it: a changed monitor gets a new
 /// name, so finding the file is one stat. Written without fsync (100 concurrent first starts would
-/// each sync 0.8 MB): a file cut short by a crash has the wrong size and is written again. Older
-/// versions are left in place (a monitor of an older berth may still exec its own).</summary>
+/// each sync 0.8 MB): a file cut short by a crash has the wrong size and is written again. When a new
+/// version is written, older versions that no process is running are removed (a running monitor
+/// keeps its executable open, and an older berth that still needs its own writes it again).</summary>
 public static partial class MonitorImage
 {
     [LibraryImport("berthmonitor", EntryPoint = "berth_monitor_image")]
@@ -28,6 +29,30 @@ public static partial class MonitorImage
         if (file.Exists && file.Length == (long)length) return path;
         Directory.CreateDirectory(dir);
         InitProcess.WriteExecutable(path, new ReadOnlySpan<byte>(p, checked((int)length)), durable: false);
+        RemoveUnused(dir, path);
         return path;
+    }
+
+    /// <summary>Removes the <c>berth-monitor-*</c> files in <paramref name="dir"/> other than
+    /// <paramref name="keep"/> that no live process has as its executable.</summary>
+    internal static void RemoveUnused(string dir, string keep)
+    {
+        var old = Directory.EnumerateFiles(dir, "berth-monitor-*").Where(f => f != keep).ToList();
+        if (old.Count == 0) return;
+        var running = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var proc in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!char.IsAsciiDigit(Path.GetFileName(proc)[0])) continue;
+            try
+            {
+                if (new FileInfo(Path.Combine(proc, "exe")).LinkTarget is { } exe) running.Add(exe);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        }
+        foreach (var f in old.Where(f => !running.Contains(f)))
+        {
+            try { File.Delete(f); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        }
     }
 }
