@@ -81,4 +81,25 @@ public class GoTemplateTests
         Assert.Equal("{\"ID\":\"abc\",\"Names\":\"web\"}\n{\"ID\":\"defghijklmnop\",\"Names\":\"db\"}\n", TemplateOutput.Rows(rows, "json", "", header));
         Assert.Equal("NAMES\nweb\ndb\n", TemplateOutput.Rows(rows, "table", "{{.Names}}", header));
     }
+
+    [Theory]
+    [InlineData(0L, "0s")]
+    [InlineData(1_000_000_000L, "1s")]
+    [InlineData(90_000_000_000L, "1m30s")]
+    [InlineData(3_600_000_000_000L, "1h0m0s")]
+    [InlineData(1_500_000_000L, "1.5s")]
+    [InlineData(500_000_000L, "500ms")]
+    [InlineData(1_500L, "1.5µs")]
+    [InlineData(7L, "7ns")]
+    [InlineData(-2_000_000_000L, "-2s")]
+    public void Durations_print_as_go_does(long ns, string expected) => Assert.Equal(expected, new GoDuration(ns).ToString());
+
+    [Fact]
+    public void Inspect_healthcheck_durations_print_as_durations_and_stay_numbers_in_json()
+    {
+        var doc = JsonNode.Parse("""{"Config":{"Healthcheck":{"Test":["CMD","true"],"Interval":30000000000,"Timeout":1500000000,"StartPeriod":0,"Retries":3}}}""")!;
+        Assert.Equal("30s 1.5s 0s 3", TemplateOutput.Document(doc, "{{.Config.Healthcheck.Interval}} {{.Config.Healthcheck.Timeout}} {{.Config.Healthcheck.StartPeriod}} {{.Config.Healthcheck.Retries}}"));
+        Assert.Equal("""{"Test":["CMD","true"],"Interval":30000000000,"Timeout":1500000000,"StartPeriod":0,"Retries":3}""", TemplateOutput.Document(doc, "{{json .Config.Healthcheck}}"));
+        Assert.Equal("true", TemplateOutput.Document(doc, "{{gt .Config.Healthcheck.Interval 1}}"));
+    }
 }

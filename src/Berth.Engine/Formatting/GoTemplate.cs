@@ -683,7 +683,7 @@ public sealed class GoTemplate
         }
     }
 
-    internal static readonly JsonSerializerOptions RelaxedJson = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+    internal static readonly JsonSerializerOptions RelaxedJson = new() { TypeInfoResolver = GoDurationContext.Default, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     /// <summary>A JSON number's value, whether parsed (any width) or made here (long or double).</summary>
     static double? Number(JsonNode? n) =>
@@ -692,6 +692,7 @@ public sealed class GoTemplate
         : v.TryGetValue<double>(out var d) ? d
         : v.TryGetValue<int>(out var i) ? i
         : v.TryGetValue<decimal>(out var m) ? (double)m
+        : v.TryGetValue<GoDuration>(out var g) ? g.Nanoseconds
         : null;
 
     static bool Truth(JsonNode? n) => n switch
@@ -716,6 +717,7 @@ public sealed class GoTemplate
     {
         null => "<nil>",
         JsonValue v when ReferenceEquals(v, Missing.Value) => "<no value>",
+        JsonValue v when v.TryGetValue<GoDuration>(out var duration) => duration.ToString(),
         JsonValue v => v.GetValueKind() switch
         {
             JsonValueKind.String => v.GetValue<string>(),

@@ -35,8 +35,11 @@ public static class TemplateOutput
     }
 
     /// <summary>`inspect --format`: the template over one inspect document (no newline added).</summary>
-    public static string Document(JsonNode doc, string format) =>
-        GoTemplate.Parse(Unescape(format == "json" ? "{{json .}}" : format), missingKeyIsError: true).Execute(doc);
+    public static string Document(JsonNode doc, string format)
+    {
+        GoDuration.MarkHealthchecks(doc);
+        return GoTemplate.Parse(Unescape(format == "json" ? "{{json .}}" : format), missingKeyIsError: true).Execute(doc);
+    }
 
     public static string Unescape(string format) => format.Replace("\\t", "\t").Replace("\\n", "\n");
 
