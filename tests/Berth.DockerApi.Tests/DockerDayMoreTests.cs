@@ -192,10 +192,42 @@ public sealed partial class DockerDayTests
         s.DoWith(null, Digits, "top", "svc", "-o", "pid,comm");
         s.DoWith(null, Digits, "top", "svc", "-eo", "user,args");
         s.DoWith(null, t => Regex.Replace(t, @"\d+(\.\d+)?%", "<pct>"), "stats", "--no-stream", "--format", "{{.Name}} {{.CPUPerc}} {{.MemPerc}}", "svc");
-        // Berth updates only the restart policy: changing the cgroup limits of a running container is not done yet
-        s.Known("update of resource limits", "update", "--memory", "64m", "--memory-swap", "128m", "--cpu-shares", "512", "svc");
-        s.Known("update of resource limits", "inspect", "--format", "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.CpuShares}}", "svc");
-        s.Known("update of resource limits", "update", "--memory", "1k", "svc");
+        // resource limits: live in the running container's cgroup, kept in HostConfig, dockerd's rules and errors
+        const string limits = "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.CpuShares}} {{.HostConfig.NanoCpus}} {{.HostConfig.CpuQuota}} {{.HostConfig.PidsLimit}}";
+        s.Do("update", "--memory", "64m", "svc");
+        s.Do("update", "--memory", "64m", "--memory-swap", "128m", "--cpu-shares", "512", "svc");
+        s.Do("inspect", "--format", "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.CpuShares}}", "svc");
+        s.Do("update", "--memory", "1k", "svc");
+        s.Do("update", "--memory", "200m", "svc");
+        s.Do("update", "--cpus", "0.5", "--pids-limit", "50", "svc");
+        s.Do("inspect", "--format", limits, "svc");
+        s.Do("exec", "svc", "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes",
+            "/sys/fs/cgroup/cpu/cpu.shares", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/pids/pids.max");
+        s.Do("update", "--cpu-quota", "20000", "svc");
+        s.Do("update", "--cpus", "0.5", "--cpu-quota", "20000", "svc");
+        s.Do("update", "--cpus", "64", "svc");
+        s.Do("update", "--cpuset-cpus", "99", "svc");
+        s.Do("update", "--memory-reservation", "1k", "svc");
+        s.Do("update", "--pids-limit", "-1", "--memory", "100m", "svc");
+        s.Do("inspect", "--format", limits, "svc");
+        s.Do("exec", "svc", "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/pids/pids.max");
+        s.Do("update", "--blkio-weight", "300", "svc");
+        s.Do("update", "--memory", "32m", "nosuch");
+        s.Do("update", "--pids-limit", "60", "svc", "nosuch", "svc");
+        s.Do("update", "svc");
+        // a stopped container: the limits wait for the start
+        s.Ok("create", "--name", "later", I, "sleep", "1000");
+        s.Do("update", "--memory", "32m", "--memory-swap", "64m", "--pids-limit", "10", "--cpu-period", "50000", "--cpu-quota", "25000", "later");
+        s.Do("inspect", "--format", limits + " {{.HostConfig.CpuPeriod}}", "later");
+        s.Ok("start", "later");
+        s.Do("exec", "later", "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/pids/pids.max",
+            "/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us");
+        s.Ok("stop", "-t", "0", "later");
+        s.Do("update", "--pids-limit", "20", "later");
+        s.Ok("start", "later");
+        s.Do("exec", "later", "cat", "/sys/fs/cgroup/pids/pids.max");
+        s.Do("update", "--cpus", "1", "later");
+        s.Ok("rm", "-f", "later");
         s.Do("update", "--restart", "unless-stopped", "svc");
         s.Do("inspect", "--format", "{{json .HostConfig.RestartPolicy}}", "svc");
         s.Do("rename", "svc", "svc2");

@@ -68,6 +68,24 @@ public sealed class ProtocolTests(ServiceFixture fx) : IClassFixture<ServiceFixt
             var dup = await Send(c, HttpMethod.Post, "/v1.47/containers/create?name=proto1", $$"""{"Image":"{{fx.Image}}","Cmd":["true"]}""");
             Assert.Equal(409, dup.Status);
             Assert.Contains("already in use", Message(dup.Body));
+            // POST /containers/ID/update: dockerd's codes (400 for a bad value, 409 against what is set, 404)
+            // and body; a stopped container's limits are kept for its start
+            var tiny = await Send(c, HttpMethod.Post, "/v1.47/containers/proto1/update", """{"Memory":1024}""");
+            Assert.Equal((400, "Minimum memory limit allowed is 6MB"), (tiny.Status, Message(tiny.Body)));
+            var noSwap = await Send(c, HttpMethod.Post, "/v1.47/containers/proto1/update", """{"Memory":209715200}""");
+            Assert.Equal(409, noSwap.Status);
+            Assert.EndsWith("Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time", Message(noSwap.Body));
+            var missing = await Send(c, HttpMethod.Post, "/v1.47/containers/nosuch/update", """{"CpuShares":512}""");
+            Assert.Equal((404, "No such container: nosuch"), (missing.Status, Message(missing.Body)));
+            var rt = await Send(c, HttpMethod.Post, "/v1.47/containers/proto1/update", """{"CpuRealtimeRuntime":1000}""");
+            Assert.Equal((400, "updating CpuRealtimeRuntime is not supported by Berth"), (rt.Status, Message(rt.Body)));
+            var ok = await Send(c, HttpMethod.Post, "/v1.47/containers/proto1/update",
+                """{"Memory":67108864,"MemorySwap":134217728,"CpuShares":512,"PidsLimit":30,"RestartPolicy":{"Name":"","MaximumRetryCount":0}}""");
+            Assert.Equal(200, ok.Status);
+            Assert.Empty(JsonNode.Parse(ok.Body)!["Warnings"]!.AsArray());
+            var hc = JsonNode.Parse((await Send(c, HttpMethod.Get, "/v1.47/containers/proto1/json")).Body)!["HostConfig"]!;
+            Assert.Equal((67108864L, 134217728L, 512L, 30L), (hc["Memory"]!.GetValue<long>(), hc["MemorySwap"]!.GetValue<long>(),
+                hc["CpuShares"]!.GetValue<long>(), hc["PidsLimit"]!.GetValue<long>()));
         }
         finally { await Send(c, HttpMethod.Delete, "/v1.47/containers/proto1?force=1"); }
     }

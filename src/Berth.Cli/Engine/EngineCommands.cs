@@ -103,6 +103,7 @@ public static unsafe partial class EngineCommands
         root.Subcommands.Add(PauseCommand("pause", true));
         root.Subcommands.Add(PauseCommand("unpause", false));
         root.Subcommands.Add(RenameCommand());
+        root.Subcommands.Add(UpdateCommand());
         root.Subcommands.Add(TopCommand());
         root.Subcommands.Add(VolumeCommand());
         root.Subcommands.Add(StatsCommand());

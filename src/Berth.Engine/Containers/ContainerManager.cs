@@ -11,7 +11,7 @@ namespace Berth.Engine.Containers;
 /// <summary>Owns the lifecycle of containers: daemonless, every call works from the store and the
 /// kernel (the monitor's pid and start time, its control socket) and reconciles what it finds: a
 /// container whose monitor is gone is exited, never a running ghost.</summary>
-public sealed unsafe class ContainerManager
+public sealed unsafe partial class ContainerManager
 {
     public ContainerStore Store { get; }
     public RuntimeClient Runtime { get; }

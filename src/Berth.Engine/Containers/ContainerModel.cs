@@ -152,6 +152,9 @@ public sealed class HostConfig
     public long MemorySwap { get; set; }
     public long MemoryReservation { get; set; }
     public long CpuShares { get; set; }
+    public long CpuPeriod { get; set; }
+    public long CpuQuota { get; set; }
+    public ushort BlkioWeight { get; set; }
     public string CpusetCpus { get; set; } = "";
     public string CpusetMems { get; set; } = "";
     public long ShmSize { get; set; }

@@ -85,8 +85,6 @@ public static class ContainerSetup
             opts.Add(norm == "no-new-privileges=true" ? "no-new-privileges" : norm);
         }
         hc.SecurityOpt = opts;
-        if (hc.Memory != 0 && hc.Memory < 6 * 1024 * 1024) throw EngineException.Invalid("minimum memory limit allowed is 6MB");
-        if (hc.NanoCpus < 0) throw EngineException.Invalid("invalid CPU count: it must be positive");
         if (hc.LogConfig.Type.Length == 0) hc.LogConfig.Type = "json-file";
         if (hc.LogConfig.Type != "json-file") throw EngineException.Invalid($"log driver \"{hc.LogConfig.Type}\": only json-file is available");
         foreach (var (k, v) in hc.LogConfig.Config)

@@ -174,18 +174,11 @@ public static class HostResources
     public static void Validate(HostConfig hc)
     {
         hc.Normalize();
-        const long min = 6 * 1024 * 1024;
-        if (hc.MemorySwap > 0 && hc.Memory == 0) throw EngineException.Invalid("You should always set the Memory limit when using Memoryswap limit, see usage");
-        if (hc.Memory > 0 && hc.MemorySwap > 0 && hc.MemorySwap < hc.Memory) throw EngineException.Invalid("Minimum memoryswap limit should be larger than memory limit, see usage");
-        if (hc.MemorySwap < -1) throw EngineException.Invalid($"invalid memory swap limit {hc.MemorySwap}: -1 (unlimited) or a size");
-        if (hc.MemoryReservation < 0 || (hc.MemoryReservation > 0 && hc.MemoryReservation < min)) throw EngineException.Invalid("Minimum memory reservation allowed is 6MB");
-        if (hc.Memory > 0 && hc.MemoryReservation > 0 && hc.Memory < hc.MemoryReservation)
-            throw EngineException.Invalid("Minimum memory limit can not be less than memory reservation limit, see usage");
-        if (hc.CpuShares < 0) throw EngineException.Invalid($"invalid CPU shares {hc.CpuShares}: it must not be negative");
+        // By default memory+swap is twice the memory (dockerd's adaptContainerSettings).
+        if (hc.Memory > 0 && hc.MemorySwap == 0 && SwapLimitSupported) hc.MemorySwap = hc.Memory * 2;
+        CheckResources(hc, update: false, []);
         if (hc.OomScoreAdj is < -1000 or > 1000) throw EngineException.Invalid($"Invalid value {hc.OomScoreAdj}, range for oom score adj is [-1000, 1000]");
         if (hc.ShmSize < 0) throw EngineException.Invalid("SHM size can not be less than 0");
-        CheckCpuset(hc.CpusetCpus, "/sys/devices/system/cpu/online", "cpuset cpus", "CPUs");
-        CheckCpuset(hc.CpusetMems, "/sys/devices/system/node/online", "cpuset mems", "memory nodes");
         foreach (var (k, _) in hc.Sysctls)
         {
             var allowed = NamespacedSysctls.Contains(k) || k.StartsWith("fs.mqueue.", StringComparison.Ordinal) || k.StartsWith("net.", StringComparison.Ordinal);
@@ -207,10 +200,54 @@ public static class HostResources
         }
     }
 
+    const long MinMemory = 6 * 1024 * 1024;
+
+    /// <summary>The resource fields as dockerd's verifyPlatformContainerResources checks them, at create and
+    /// at update (<paramref name="update"/>: the request holds only what changes; 0 and "" mean unchanged).
+    /// What this kernel cannot do is dropped with a warning, as dockerd does (blkio weight).</summary>
+    public static void CheckResources(HostConfig hc, bool update, List<string> warnings)
+    {
+        if (hc.Memory != 0 && hc.Memory < MinMemory) throw EngineException.Invalid("Minimum memory limit allowed is 6MB");
+        if (!update && hc.MemorySwap > 0 && hc.Memory == 0) throw EngineException.Invalid("You should always set the Memory limit when using Memoryswap limit, see usage");
+        if (hc.Memory > 0 && hc.MemorySwap > 0 && hc.MemorySwap < hc.Memory) throw EngineException.Invalid("Minimum memoryswap limit should be larger than memory limit, see usage");
+        if (hc.MemorySwap < -1) throw EngineException.Invalid($"invalid memory swap limit {hc.MemorySwap}: -1 (unlimited) or a size");
+        if (hc.MemoryReservation < 0 || (hc.MemoryReservation > 0 && hc.MemoryReservation < MinMemory)) throw EngineException.Invalid("Minimum memory reservation allowed is 6MB");
+        if (hc.Memory > 0 && hc.MemoryReservation > 0 && hc.Memory < hc.MemoryReservation)
+            throw EngineException.Invalid("Minimum memory limit can not be less than memory reservation limit, see usage");
+        if (hc.NanoCpus > 0 && hc.CpuPeriod > 0) throw EngineException.Invalid("Conflicting options: Nano CPUs and CPU Period cannot both be set");
+        if (hc.NanoCpus > 0 && hc.CpuQuota > 0) throw EngineException.Invalid("Conflicting options: Nano CPUs and CPU Quota cannot both be set");
+        var ncpu = Environment.ProcessorCount;
+        if (hc.NanoCpus < 0 || hc.NanoCpus > ncpu * 1_000_000_000L)
+            throw EngineException.Invalid($"Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available");
+        if (hc.CpuPeriod != 0 && (hc.CpuPeriod < 1000 || hc.CpuPeriod > 1_000_000))
+            throw EngineException.Invalid("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)");
+        if (hc.CpuQuota > 0 && hc.CpuQuota < 1000) throw EngineException.Invalid("CPU cfs quota can not be less than 1ms (i.e. 1000)");
+        if (hc.CpuShares < 0) throw EngineException.Invalid($"invalid CPU shares {hc.CpuShares}: it must not be negative");
+        // The kernel clamps cpu.shares to [2, 262144]: an update refuses that before anything is written.
+        if (update && hc.CpuShares is > 0 and < 2) throw EngineException.Invalid("The minimum allowed cpu-shares is 2");
+        if (update && hc.CpuShares > 262_144) throw EngineException.Invalid("The maximum allowed cpu-shares is 262144");
+        CheckCpuset(hc.CpusetCpus, "/sys/devices/system/cpu/online", "cpuset cpus", "CPUs");
+        CheckCpuset(hc.CpusetMems, "/sys/devices/system/node/online", "cpuset mems", "memory nodes");
+        if (hc.BlkioWeight > 0 && !BlkioWeightSupported)
+        {
+            warnings.Add("Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.");
+            hc.BlkioWeight = 0;
+        }
+        if (hc.BlkioWeight > 0 && hc.BlkioWeight is < 10 or > 1000) throw EngineException.Invalid("Range of blkio weight is from 10 to 1000");
+    }
+
+    /// <summary>A memory+swap limit can be set (v1 with swap accounting, or v2).</summary>
+    public static bool SwapLimitSupported =>
+        File.Exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes") || File.Exists("/sys/fs/cgroup/cgroup.controllers");
+
+    static bool BlkioWeightSupported =>
+        File.Exists("/sys/fs/cgroup/blkio/blkio.weight") || File.Exists("/sys/fs/cgroup/blkio/blkio.bfq.weight")
+        || (File.Exists("/sys/fs/cgroup/cgroup.controllers") && File.ReadAllText("/sys/fs/cgroup/cgroup.controllers").Split(' ', '\n').Contains("io"));
+
     static void CheckCpuset(string value, string onlineFile, string what, string plural)
     {
         if (value.Length == 0) return;
-        var wanted = ParseList(value) ?? throw EngineException.Invalid($"Invalid value {value} for {what}");
+        var wanted = ParseList(value) ?? throw EngineException.Invalid($"Invalid value {value} for {what}: invalid format: {value}");
         var onlineText = File.Exists(onlineFile) ? File.ReadAllText(onlineFile).Trim() : "0";
         var online = ParseList(onlineText) ?? [];
         if (!wanted.All(online.Contains))
@@ -314,6 +351,29 @@ public static class HostResources
 
     // ------------------------------------------------------------------ the OCI spec
 
+    /// <summary>The cgroup limits of the HostConfig's resource fields, written into the spec's resources:
+    /// at create, and when `update` rewrites the bundle (so a later start keeps the new limits).</summary>
+    public static void SetLimits(LinuxResources res, HostConfig hc)
+    {
+        Memory Mem() => res.Memory ??= new Memory();
+        Cpu Cpu() => res.Cpu ??= new Cpu();
+        if (hc.Memory > 0) Mem().Limit = hc.Memory;
+        if (hc.MemoryReservation > 0) Mem().Reservation = hc.MemoryReservation;
+        if (hc.MemorySwap != 0 && hc.Memory > 0 && SwapLimitSupported) Mem().Swap = hc.MemorySwap;
+        if (hc.CpuShares > 0) Cpu().Shares = (ulong)hc.CpuShares;
+        // --cpus is a quota over a 100 ms period; it excludes --cpu-period/--cpu-quota.
+        if (hc.NanoCpus > 0) { Cpu().Period = 100_000; Cpu().Quota = hc.NanoCpus / 10_000; }
+        else
+        {
+            if (hc.CpuPeriod > 0) Cpu().Period = (ulong)hc.CpuPeriod;
+            if (hc.CpuQuota != 0) Cpu().Quota = hc.CpuQuota;
+        }
+        if (hc.CpusetCpus.Length > 0) Cpu().Cpus = hc.CpusetCpus;
+        if (hc.CpusetMems.Length > 0) Cpu().Mems = hc.CpusetMems;
+        res.Pids = hc.PidsLimit is long limit && limit > 0 ? new Pids { Limit = limit } : null;
+        if (hc.BlkioWeight > 0) (res.BlockIO ??= new BlockIo()).Weight = hc.BlkioWeight;
+    }
+
     /// <summary>What these HostConfig fields change in the spec (after SpecBuilder's defaults).</summary>
     public static void Apply(Spec spec, ContainerRecord c)
     {
@@ -321,13 +381,8 @@ public static class HostResources
         var p = spec.Process!;
         var linux = spec.Linux!;
         var res = linux.Resources ??= new LinuxResources();
-        if (hc.MemoryReservation > 0) (res.Memory ??= new Memory()).Reservation = hc.MemoryReservation;
-        if (hc.MemorySwap != 0 && hc.Memory > 0 && File.Exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes") | File.Exists("/sys/fs/cgroup/cgroup.controllers"))
-            (res.Memory ??= new Memory()).Swap = hc.MemorySwap;
+        SetLimits(res, hc);
         if (hc.OomKillDisable == true) (res.Memory ??= new Memory()).DisableOomKiller = true;
-        if (hc.CpuShares > 0) (res.Cpu ??= new Cpu()).Shares = (ulong)hc.CpuShares;
-        if (hc.CpusetCpus.Length > 0) (res.Cpu ??= new Cpu()).Cpus = hc.CpusetCpus;
-        if (hc.CpusetMems.Length > 0) (res.Cpu ??= new Cpu()).Mems = hc.CpusetMems;
         if (hc.OomScoreAdj != 0) p.OomScoreAdj = hc.OomScoreAdj;
         if (hc.Ulimits.Count > 0)
             p.Rlimits = hc.Ulimits.Select(u => new Rlimit { Type = "RLIMIT_" + u.Name.ToUpperInvariant(), Soft = (ulong)u.Soft, Hard = (ulong)u.Hard }).ToList();

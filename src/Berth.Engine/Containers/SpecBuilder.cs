@@ -94,9 +94,6 @@ public static class SpecBuilder
         var linux = spec.Linux ??= new Oci.Runtime.Linux();
         if (hc.NetworkMode == "host") linux.Namespaces?.RemoveAll(n => n.Type == "network");
         var res = linux.Resources ??= new LinuxResources();
-        if (hc.Memory > 0) res.Memory = new Memory { Limit = hc.Memory };
-        if (hc.NanoCpus > 0) res.Cpu = new Cpu { Period = 100_000, Quota = hc.NanoCpus / 10_000 };
-        if (hc.PidsLimit is long limit && limit > 0) res.Pids = new Pids { Limit = limit };
         if (hc.Privileged)
         {
             res.Devices = [new DeviceCgroup { Allow = true, Access = "rwm" }];

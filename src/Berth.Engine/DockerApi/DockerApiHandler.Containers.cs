@@ -223,12 +223,11 @@ public sealed partial class DockerApiHandler
         await NoContent(ctx, 200);
     }
 
-    /// <summary>POST /containers/ID/update: the restart policy (what `docker update --restart` sends); the
-    /// resource limits, which Berth cannot change on a running container yet, are refused when set.</summary>
+    /// <summary>POST /containers/ID/update: resource limits (live for a running container) and the restart
+    /// policy; Docker's other Resources fields are refused when set.</summary>
     async Task UpdateContainer(HttpContext ctx, string[] a)
     {
-        var body = await ReadJsonAsync(ctx, DockerJson.Default.UpdateContainerBody) ?? new UpdateContainerBody();
-        var c = await Blocking(() => Containers.Get(a[0]));
+        var body = await ReadJsonAsync(ctx, DockerJson.Default.ContainerUpdate) ?? new ContainerUpdate();
         var set = (body.Rest ?? []).Where(kv => kv.Value.ValueKind switch
         {
             JsonValueKind.Null or JsonValueKind.False => false,
@@ -238,16 +237,9 @@ public sealed partial class DockerApiHandler
             JsonValueKind.Object => kv.Value.EnumerateObject().Any(),
             _ => true,
         }).Select(kv => kv.Key).ToList();
-        if (set.Count > 0) throw ApiError.BadRequest($"updating {string.Join(", ", set)} is not supported by Berth: only the restart policy can be updated");
-        if (body.RestartPolicy is { Name.Length: > 0 } rp)
-        {
-            if (rp.Name is not ("no" or "always" or "unless-stopped" or "on-failure")) throw ApiError.BadRequest($"invalid restart policy '{rp.Name}'");
-            if (rp.Name != "on-failure" && rp.MaximumRetryCount != 0) throw ApiError.BadRequest($"maximum retry count cannot be used with restart policy '{rp.Name}'");
-            if (rp.MaximumRetryCount < 0) throw ApiError.BadRequest("maximum retry count cannot be negative");
-            if (c.HostConfig.AutoRemove && rp.Name != "no") throw new ApiError(409, "Restart policy cannot be updated because AutoRemove is enabled for the container");
-            await Blocking(() => Containers.Store.Update(c.Id, r => r.HostConfig.RestartPolicy = new RestartPolicy { Name = rp.Name, MaximumRetryCount = rp.MaximumRetryCount }, durable: true));
-        }
-        await WriteJsonAsync(ctx, 200, new UpdateContainerResponse(), DockerJson.Default.UpdateContainerResponse);
+        if (set.Count > 0) throw ApiError.BadRequest($"updating {string.Join(", ", set)} is not supported by Berth");
+        var warnings = await Blocking(() => Containers.Update(a[0], body));
+        await WriteJsonAsync(ctx, 200, new UpdateContainerResponse { Warnings = warnings }, DockerJson.Default.UpdateContainerResponse);
     }
 
     async Task RemoveContainer(HttpContext ctx, string[] a)

@@ -37,13 +37,6 @@ public sealed class CreateContainerBody
     public NetworkingConfig? NetworkingConfig { get; set; }
 }
 
-/// <summary>POST /containers/ID/update: the restart policy, and the resources (kept in <see cref="Rest"/>).</summary>
-public sealed class UpdateContainerBody
-{
-    public RestartPolicy? RestartPolicy { get; set; }
-    [JsonExtensionData] public Dictionary<string, JsonElement>? Rest { get; set; }
-}
-
 public sealed class UpdateContainerResponse { public List<string> Warnings { get; set; } = []; }
 
 public sealed class CreateResponse
@@ -422,7 +415,7 @@ public sealed class DiskUsageResponse
 [JsonSerializable(typeof(ErrorResponse))]
 [JsonSerializable(typeof(CreateContainerBody))]
 [JsonSerializable(typeof(CreateResponse))]
-[JsonSerializable(typeof(UpdateContainerBody))]
+[JsonSerializable(typeof(ContainerUpdate))]
 [JsonSerializable(typeof(UpdateContainerResponse))]
 [JsonSerializable(typeof(WaitResponse))]
 [JsonSerializable(typeof(List<ContainerSummary>))]
