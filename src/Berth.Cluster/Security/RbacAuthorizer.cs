@@ -41,9 +41,6 @@ public sealed class RbacAuthorizer(IStore store) : IAsyncDisposable
     readonly CancellationTokenSource stop = new();
     Task? loop;
 
-    /// <summary>Raised (on the watch's thread) after an RBAC object changed; the aggregation of ClusterRoles listens.</summary>
-    public event Action? Changed;
-
     /// <summary>Lists the RBAC objects and starts following their changes; returns once the first list is in.</summary>
     public async Task StartAsync(CancellationToken ct)
     {
@@ -65,6 +62,7 @@ public sealed class RbacAuthorizer(IStore store) : IAsyncDisposable
                     foreach (var e in list.Items) objects[e.Key] = e.Value;
                     Rebuild();
                     applied = list.Revision;
+                    listed = list.Revision;
                 }
                 first.TrySetResult();
                 using var w = await store.WatchAsync(Prefix, list.Revision, ct);
@@ -82,7 +80,7 @@ public sealed class RbacAuthorizer(IStore store) : IAsyncDisposable
         first.TrySetCanceled(ct);
     }
 
-    /// <summary>Applies every queued event (up to the watch's progress as read first).</summary>
+    /// <summary>Applies every queued event (up to the watch's progress as read first) not already in a newer list.</summary>
     void Drain(IStoreWatch w)
     {
         var changed = false;
@@ -91,6 +89,7 @@ public sealed class RbacAuthorizer(IStore store) : IAsyncDisposable
             var progress = w.Progress;
             while (w.Events.TryRead(out var e))
             {
+                if (e.Revision <= listed) continue; // CatchUpAsync's list already has it
                 if (e.Type == StoreEventType.Put) objects[e.Entry.Key] = e.Entry.Value;
                 else objects.Remove(e.Entry.Key);
                 applied = Math.Max(applied, e.Revision);
@@ -99,18 +98,32 @@ public sealed class RbacAuthorizer(IStore store) : IAsyncDisposable
             applied = Math.Max(applied, progress);
             if (changed) Rebuild();
         }
-        if (changed) Changed?.Invoke();
     }
 
-    /// <summary>Waits (briefly) until every write the store has acknowledged is applied here.</summary>
-    async ValueTask CatchUpAsync(CancellationToken ct)
+    long listed;
+
+    /// <summary>
+    /// Makes the state include every write the store acknowledged: the queued events when the watch has
+    /// reached that far (SQLite), else one list of the RBAC objects (etcd's watch reports progress only
+    /// every few seconds). Only denials and rule listings wait for this.
+    /// </summary>
+    public async ValueTask CatchUpAsync(CancellationToken ct)
     {
         var target = store.CurrentRevision;
-        for (var i = 0; i < 200 && Volatile.Read(ref applied) < target; i++)
+        if (watch is { } w) Drain(w);
+        if (Volatile.Read(ref applied) >= target) return;
+        var list = await store.ListAsync(Prefix, ct: ct);
+        lock (gate)
         {
-            if (watch is { } w) Drain(w);
-            if (Volatile.Read(ref applied) >= target) break;
-            await Task.Delay(5, ct);
+            if (list.Revision <= applied) return;
+            if (list.Items.Count != objects.Count || list.Items.Any(e => !objects.TryGetValue(e.Key, out var v) || !v.AsSpan().SequenceEqual(e.Value)))
+            {
+                objects.Clear();
+                foreach (var e in list.Items) objects[e.Key] = e.Value;
+                Rebuild();
+            }
+            listed = list.Revision;
+            applied = list.Revision;
         }
     }
 

@@ -50,6 +50,15 @@ public sealed class RequestSecurity(IStore store, RbacAuthorizer rbac, ServiceAc
         var a = RequestAttributes.FromRequest(ctx.Request.Method, ctx.Request.Path.Value ?? "/", IsTrue(ctx.Request.Query["watch"].ToString()));
         var d = await rbac.AuthorizeAsync(user, a, ctx.RequestAborted);
         if (!d.Allowed) throw Forbidden(user, a, d.Reason);
+        // a write of a role or binding is checked against the user's rules (escalation): those must be current
+        if (a.ApiGroup == RbacAuthorizer.Group && a.Verb is "create" or "update" or "patch") await rbac.CatchUpAsync(ctx.RequestAborted);
+        // a GET (WebSocket) to pods/exec, attach or portforward also needs create, as kube 1.31+ requires
+        if (a is { Verb: "get", Resource: "pods", Subresource: "exec" or "attach" or "portforward" })
+        {
+            var create = a with { Verb = "create" };
+            d = await rbac.AuthorizeAsync(user, create, ctx.RequestAborted);
+            if (!d.Allowed) throw Forbidden(user, create, d.Reason);
+        }
         return admitted;
     }
 
