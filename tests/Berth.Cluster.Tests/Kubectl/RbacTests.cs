@@ -12,14 +12,14 @@ namespace Berth.Cluster.Tests.Kubectl;
 /// on a free port with a temporary data directory, and the real kubectl pointed at its kubeconfig. Same
 /// code as out/berth, without needing a fresh NativeAOT build for every change.
 /// </summary>
-public sealed class InProcessBerthServer : BerthServer
+public class InProcessBerthServer : BerthServer
 {
     readonly CancellationTokenSource stop = new();
     Task? running;
 
     public override async Task InitializeAsync()
     {
-        var options = new ServerOptions { DataDir = DataDir, Listen = $"127.0.0.1:{Port}" };
+        var options = new ServerOptions { DataDir = DataDir, Listen = $"127.0.0.1:{Port}", DatastoreEndpoint = DatastoreEndpoint };
         running = Task.Run(() => ServerHost.RunAsync(options, TextWriter.Null, stop.Token));
         var deadline = DateTime.UtcNow.AddSeconds(30);
         while (DateTime.UtcNow < deadline)
@@ -46,8 +46,33 @@ public sealed class InProcessBerthServer : BerthServer
     }
 }
 
+/// <summary><see cref="InProcessBerthServer"/> on a real etcd started for it.</summary>
+public sealed class InProcessEtcdBerthServer : InProcessBerthServer
+{
+    readonly Storage.EtcdServer etcd = new();
+
+    public override async Task InitializeAsync()
+    {
+        await etcd.InitializeAsync();
+        DatastoreEndpoint = etcd.Endpoint;
+        await base.InitializeAsync();
+    }
+
+    public override async Task DisposeAsync()
+    {
+        try { await base.DisposeAsync(); }
+        finally { await etcd.DisposeAsync(); }
+    }
+}
+
+/// <summary>RBAC with kubectl against the server on SQLite (the default store).</summary>
+public sealed class RbacTests(InProcessBerthServer s) : RbacContract(s), IClassFixture<InProcessBerthServer>;
+
+/// <summary>The same with the server's state in etcd (the RBAC watch and catch-up over etcd's revisions).</summary>
+public sealed class EtcdRbacTests(InProcessEtcdBerthServer s) : RbacContract(s), IClassFixture<InProcessEtcdBerthServer>;
+
 /// <summary>Kubernetes RBAC as the real kubectl (1.32) sees it: users from client certificates and ServiceAccount tokens, roles, bindings, reviews.</summary>
-public sealed class RbacTests(InProcessBerthServer s) : IClassFixture<InProcessBerthServer>
+public abstract class RbacContract(InProcessBerthServer s)
 {
     static void Ok(BerthServer.Result r) => Assert.True(r.ExitCode == 0, r.ToString());
 
