@@ -71,7 +71,8 @@ public static class ServerHost
         if (controllers.Count > 0)
         {
             var elector = new LeaderElector(client, "kube-system", "kube-controller-manager", identity, options.LeaderElection);
-            components.Add(elector.RunAsync(t => ControllerManager.RunAsync(client, controllers, t), stop.Token));
+            var caPem = creds.Ca.ExportCertificatePem() + "\n";
+            components.Add(elector.RunAsync(t => ControllerManager.RunAsync(client, controllers, t, caPem), stop.Token));
             output.WriteLine($"berth server: controllers {string.Join(",", controllers.Select(c => c.Name))} (lease kube-system/kube-controller-manager)");
         }
         output.Flush();

@@ -168,6 +168,9 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
             case "POST" when target.Subresource is "binding":
                 await BindAsync(ctx, target, await ReadObjectAsync(ctx, ct), dryRun, ct);
                 return;
+            case "POST" when target.Subresource is "token":
+                await TokenRequestAsync(ctx, target, await ReadObjectAsync(ctx, ct), ct);
+                return;
             case "POST" when target.Subresource is "eviction":
                 await EvictAsync(ctx, target, await ReadObjectAsync(ctx, ct), dryRun, ct);
                 return;

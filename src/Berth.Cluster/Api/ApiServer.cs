@@ -14,8 +14,9 @@ namespace Berth.Cluster.Api;
 
 /// <summary>
 /// The HTTPS front of the API: Kestrel (slim builder, no reflection), TLS with the server's
-/// certificate, authentication by bearer token or a client certificate issued by the server's CA;
-/// anonymous requests get a 401 Status.
+/// certificate, then <see cref="RequestSecurity"/> (authentication by bearer token, ServiceAccount
+/// token or a client certificate issued by the server's CA; impersonation; RBAC authorization):
+/// anonymous requests get a 401 Status, denied ones a 403.
 /// </summary>
 public sealed class ApiServer : IAsyncDisposable
 {
@@ -24,7 +25,13 @@ public sealed class ApiServer : IAsyncDisposable
 
     readonly IPEndPoint endpoint;
 
-    ApiServer(WebApplication app, ApiHandler handler, IPEndPoint endpoint) { this.app = app; Handler = handler; this.endpoint = endpoint; }
+    /// <summary>RBAC over the store: started with the server, it keeps the roles and bindings in memory.</summary>
+    public RbacAuthorizer Authorizer { get; }
+
+    ApiServer(WebApplication app, ApiHandler handler, IPEndPoint endpoint, RbacAuthorizer authorizer)
+    {
+        this.app = app; Handler = handler; this.endpoint = endpoint; Authorizer = authorizer;
+    }
 
     public static ApiServer Create(IStore store, ServerCredentials creds, IPEndPoint endpoint, ApiLimits? limits = null)
     {
@@ -46,35 +53,37 @@ public sealed class ApiServer : IAsyncDisposable
             }));
         });
         var app = builder.Build();
-        var token = Encoding.UTF8.GetBytes(creds.AdminToken);
+        var authorizer = new RbacAuthorizer(store);
+        var tokens = new ServiceAccountTokens(creds.Ca);
+        handler.Tokens = tokens;
+        var security = new RequestSecurity(store, authorizer, tokens, creds.AdminToken);
         app.Run(async ctx =>
         {
-            if (!Authenticated(ctx, token))
+            try { RequestUser.Current = await security.AdmitAsync(ctx); }
+            catch (ApiException e)
             {
-                await ApiHandler.WriteJsonAsync(ctx, 401, ApiException.Status(401, "Unauthorized", "Unauthorized", null));
+                await ApiHandler.WriteJsonAsync(ctx, e.Code, e.ToStatus());
                 return;
             }
+            catch (OperationCanceledException) when (ctx.RequestAborted.IsCancellationRequested) { return; }
             await handler.HandleAsync(ctx);
         });
-        return new ApiServer(app, handler, endpoint);
+        return new ApiServer(app, handler, endpoint, authorizer);
     }
 
-    static bool Authenticated(HttpContext ctx, byte[] token)
+    /// <summary>Loads the RBAC state, then serves.</summary>
+    public async Task StartAsync(CancellationToken ct)
     {
-        var auth = ctx.Request.Headers.Authorization.ToString();
-        if (auth.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
-            return CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(auth[7..].Trim()), token);
-        // Kestrel accepted the certificate only if our CA issued it (ClientCertificateValidation).
-        return ctx.Connection.ClientCertificate is not null;
+        await Authorizer.StartAsync(ct);
+        await app.StartAsync(ct);
     }
-
-    public Task StartAsync(CancellationToken ct) => app.StartAsync(ct);
 
     public async ValueTask DisposeAsync()
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2));
         await app.StopAsync(cts.Token);
         await app.DisposeAsync();
+        await Authorizer.DisposeAsync();
     }
 
     /// <summary>The first address of the service range: the "kubernetes" Service's cluster IP (k3s's).</summary>
@@ -82,6 +91,7 @@ public sealed class ApiServer : IAsyncDisposable
 
     /// <summary>
     /// Creates what every cluster has: the namespaces default, kube-system, kube-public and kube-node-lease,
+    /// the default ClusterRoles and ClusterRoleBindings (<see cref="BootstrapPolicy"/>),
     /// and the "kubernetes" Service in default (cluster IP 10.43.0.1, port 443) with Endpoints and an
     /// EndpointSlice naming this server's address, as the API server maintains them.
     /// </summary>
@@ -89,6 +99,10 @@ public sealed class ApiServer : IAsyncDisposable
     {
         foreach (var ns in new[] { "default", "kube-system", "kube-public", "kube-node-lease" })
             await Handler.CreateIfAbsentAsync("", "v1", "namespaces", null, new JsonObject { ["metadata"] = new JsonObject { ["name"] = ns } }, ct);
+        foreach (var role in BootstrapPolicy.ClusterRoles())
+            await Handler.CreateIfAbsentAsync(RbacAuthorizer.Group, "v1", "clusterroles", null, role, ct);
+        foreach (var binding in BootstrapPolicy.ClusterRoleBindings())
+            await Handler.CreateIfAbsentAsync(RbacAuthorizer.Group, "v1", "clusterrolebindings", null, binding, ct);
         var labels = new JsonObject { ["component"] = "apiserver", ["provider"] = "kubernetes" };
         await Handler.CreateIfAbsentAsync("", "v1", "services", "default", new JsonObject
         {

@@ -153,7 +153,7 @@ public static class BuiltinResources
         r.Add(new ResourceType
         {
             Group = "", Version = "v1", Kind = "ServiceAccount", Plural = "serviceaccounts", ShortNames = ["sa"],
-            Fields = ["secrets", "imagePullSecrets", "automountServiceAccountToken"],
+            Fields = ["secrets", "imagePullSecrets", "automountServiceAccountToken"], ExtraSubresources = ["token"],
             Columns = [NameCol, Col("Secrets", o => o.Arr("secrets").Count, 0, "integer"), AgeCol],
         });
         r.Add(new ResourceType
@@ -324,6 +324,9 @@ public static class BuiltinResources
         r.Add(new ResourceType { Group = "authentication.k8s.io", Version = "v1", Kind = "SelfSubjectReview", Plural = "selfsubjectreviews", Namespaced = false, CreateOnly = true });
         r.Add(new ResourceType { Group = "authorization.k8s.io", Version = "v1", Kind = "SelfSubjectAccessReview", Plural = "selfsubjectaccessreviews", Namespaced = false, CreateOnly = true });
         r.Add(new ResourceType { Group = "authorization.k8s.io", Version = "v1", Kind = "SelfSubjectRulesReview", Plural = "selfsubjectrulesreviews", CreateOnly = true });
+        r.Add(new ResourceType { Group = "authorization.k8s.io", Version = "v1", Kind = "SubjectAccessReview", Plural = "subjectaccessreviews", Namespaced = false, CreateOnly = true });
+        r.Add(new ResourceType { Group = "authorization.k8s.io", Version = "v1", Kind = "LocalSubjectAccessReview", Plural = "localsubjectaccessreviews", CreateOnly = true });
+        RbacResources.Add(r);
         return r;
     }
 

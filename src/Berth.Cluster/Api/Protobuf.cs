@@ -77,6 +77,30 @@ public static class Protobuf
             [6] = I("successfulJobsHistoryLimit"), [7] = I("failedJobsHistoryLimit"), [8] = S("timeZone") },
         ["JobTemplateSpec"] = new() { [1] = M("metadata", "ObjectMeta"), [2] = M("spec", "JobSpec") },
         ["Eviction"] = new() { [1] = M("metadata", "ObjectMeta"), [2] = M("deleteOptions", "DeleteOptions") },
+        // rbac.authorization.k8s.io/v1 (kubectl create role|clusterrole|rolebinding|clusterrolebinding)
+        ["Role"] = new() { [1] = M("metadata", "ObjectMeta"), [2] = Ms("rules", "PolicyRule") },
+        ["ClusterRole"] = new() { [1] = M("metadata", "ObjectMeta"), [2] = Ms("rules", "PolicyRule"), [3] = M("aggregationRule", "AggregationRule") },
+        ["PolicyRule"] = new() { [1] = Ss("verbs"), [2] = Ss("apiGroups"), [3] = Ss("resources"), [4] = Ss("resourceNames"), [5] = Ss("nonResourceURLs") },
+        ["AggregationRule"] = new() { [1] = Ms("clusterRoleSelectors", "LabelSelector") },
+        ["RoleBinding"] = new() { [1] = M("metadata", "ObjectMeta"), [2] = Ms("subjects", "Subject"), [3] = M("roleRef", "RoleRef") },
+        ["ClusterRoleBinding"] = new() { [1] = M("metadata", "ObjectMeta"), [2] = Ms("subjects", "Subject"), [3] = M("roleRef", "RoleRef") },
+        ["Subject"] = new() { [1] = S("kind"), [2] = S("apiGroup"), [3] = S("name"), [4] = S("namespace") },
+        ["RoleRef"] = new() { [1] = S("apiGroup"), [2] = S("kind"), [3] = S("name") },
+        // authorization.k8s.io/v1 and authentication.k8s.io/v1 (kubectl auth can-i, auth whoami, create token)
+        ["SelfSubjectAccessReview"] = new() { [1] = M("metadata", "ObjectMeta"), [2] = M("spec", "SelfSubjectAccessReviewSpec") },
+        ["SelfSubjectAccessReviewSpec"] = new() { [1] = M("resourceAttributes", "ResourceAttributes"), [2] = M("nonResourceAttributes", "NonResourceAttributes") },
+        ["SubjectAccessReview"] = new() { [1] = M("metadata", "ObjectMeta"), [2] = M("spec", "SubjectAccessReviewSpec") },
+        ["LocalSubjectAccessReview"] = new() { [1] = M("metadata", "ObjectMeta"), [2] = M("spec", "SubjectAccessReviewSpec") },
+        ["SubjectAccessReviewSpec"] = new() { [1] = M("resourceAttributes", "ResourceAttributes"), [2] = M("nonResourceAttributes", "NonResourceAttributes"),
+            [3] = S("user"), [4] = Ss("groups"), [6] = S("uid") },
+        ["ResourceAttributes"] = new() { [1] = S("namespace"), [2] = S("verb"), [3] = S("group"), [4] = S("version"), [5] = S("resource"), [6] = S("subresource"), [7] = S("name") },
+        ["NonResourceAttributes"] = new() { [1] = S("path"), [2] = S("verb") },
+        ["SelfSubjectRulesReview"] = new() { [1] = M("metadata", "ObjectMeta"), [2] = M("spec", "SelfSubjectRulesReviewSpec") },
+        ["SelfSubjectRulesReviewSpec"] = new() { [1] = S("namespace") },
+        ["SelfSubjectReview"] = new() { [1] = M("metadata", "ObjectMeta") },
+        ["TokenRequest"] = new() { [1] = M("metadata", "ObjectMeta"), [2] = M("spec", "TokenRequestSpec") },
+        ["TokenRequestSpec"] = new() { [1] = Ss("audiences"), [3] = M("boundObjectRef", "BoundObjectReference"), [4] = I("expirationSeconds") },
+        ["BoundObjectReference"] = new() { [1] = S("kind"), [2] = S("apiVersion"), [3] = S("name"), [4] = S("uid") },
     };
 
     // gogo-protobuf writes every non-pointer field, zero or not; Go's JSON drops them (omitempty). Zero
@@ -87,7 +111,7 @@ public static class Protobuf
         "terminationGracePeriodSeconds", "activeDeadlineSeconds", "startingDeadlineSeconds", "successfulJobsHistoryLimit",
         "failedJobsHistoryLimit", "ttlSecondsAfterFinished", "gracePeriodSeconds", "deletionGracePeriodSeconds",
         "suspend", "manualSelector", "automountServiceAccountToken", "immutable", "enableServiceLinks", "controller",
-        "blockOwnerDeletion", "orphanDependents", "optional",
+        "blockOwnerDeletion", "orphanDependents", "optional", "expirationSeconds",
     ];
 
     /// <summary>Decodes an envelope; the object's kind must be one of the table's top-level messages.</summary>
@@ -118,7 +142,7 @@ public static class Protobuf
                 else r.Skip(wire);
             }
             if (!Schemas.ContainsKey(kind) || kind.Contains("Spec") || kind is "ObjectMeta" or "Container")
-                throw ApiException.UnsupportedMediaType($"the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (protobuf is supported for Namespace, ConfigMap, Secret, ServiceAccount, Service, Pod, Deployment, Job, CronJob, Eviction, DeleteOptions; not \"{kind}\")");
+                throw ApiException.UnsupportedMediaType($"the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (protobuf is supported for Namespace, ConfigMap, Secret, ServiceAccount, Service, Pod, Deployment, Job, CronJob, Eviction, DeleteOptions, the RBAC kinds, access reviews and TokenRequest; not \"{kind}\")");
             var obj = Message(raw, kind);
             obj.Remove("apiVersion");
             obj.Remove("kind");

@@ -104,6 +104,7 @@ public static class Kinds
         Add(new() { Group = "", Version = "v1", Kind = "PersistentVolumeClaim", Plural = "persistentvolumeclaims", Namespaced = true, Type = typeof(V1PersistentVolumeClaim), TypeInfo = c.V1PersistentVolumeClaim,
             GetSpec = o => ((V1PersistentVolumeClaim)o).Spec, SpecInfo = c.V1PersistentVolumeClaimSpec, GetStatus = o => ((V1PersistentVolumeClaim)o).Status, SetStatus = (o, s) => ((V1PersistentVolumeClaim)o).Status = (V1PersistentVolumeClaimStatus?)s });
         Add(new() { Group = "discovery.k8s.io", Version = "v1", Kind = "EndpointSlice", Plural = "endpointslices", Namespaced = true, Type = typeof(V1EndpointSlice), TypeInfo = c.V1EndpointSlice });
+        Add(new() { Group = "rbac.authorization.k8s.io", Version = "v1", Kind = "ClusterRole", Plural = "clusterroles", Namespaced = false, Type = typeof(V1ClusterRole), TypeInfo = c.V1ClusterRole });
         Add(new() { Group = "coordination.k8s.io", Version = "v1", Kind = "Lease", Plural = "leases", Namespaced = true, Type = typeof(V1Lease), TypeInfo = c.V1Lease,
             GetSpec = null });
         return d;
@@ -138,6 +139,8 @@ public static class Kinds
 [JsonSerializable(typeof(V1CronJobSpec))]
 [JsonSerializable(typeof(V1EndpointSlice))]
 [JsonSerializable(typeof(V1Lease))]
+[JsonSerializable(typeof(V1ClusterRole))]
+[JsonSerializable(typeof(V1PolicyRule))]
 [JsonSerializable(typeof(V1ControllerRevision))]
 [JsonSerializable(typeof(V1PersistentVolumeClaim))]
 [JsonSerializable(typeof(V1PersistentVolumeClaimSpec))]

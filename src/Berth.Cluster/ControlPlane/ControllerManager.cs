@@ -28,6 +28,8 @@ public static class ControllerManager
         new("daemonset-controller", f => new DaemonSetController(f)),
         new("statefulset-controller", f => new StatefulSetController(f)),
         new("serviceaccount-controller", f => new ServiceAccountController(f)),
+        new("clusterrole-aggregation-controller", f => new ClusterRoleAggregationController(f)),
+        new("root-ca-certificate-publisher-controller", f => new RootCaPublisher(f, f.RootCaPem)),
         // Off unless named (--controllers=*,node-lifecycle): no node agent heartbeats yet, so every
         // node registered through the API would turn Unknown and be tainted after 40 s.
         new("node-lifecycle-controller", f => new NodeLifecycleController(f), DefaultEnabled: false),
@@ -59,9 +61,10 @@ public static class ControllerManager
         All.FirstOrDefault(d => d.Name == name || d.Name == name + "-controller");
 
     /// <summary>Starts the informers, then every controller's workers; returns when <paramref name="ct"/> is cancelled.</summary>
-    public static async Task RunAsync(IClusterClient client, IReadOnlyList<ControllerDescriptor> controllers, CancellationToken ct)
+    /// <param name="rootCaPem">The cluster CA that every namespace's kube-root-ca.crt ConfigMap carries.</param>
+    public static async Task RunAsync(IClusterClient client, IReadOnlyList<ControllerDescriptor> controllers, CancellationToken ct, string? rootCaPem = null)
     {
-        var factory = new InformerFactory(client);
+        var factory = new InformerFactory(client) { RootCaPem = rootCaPem };
         var running = controllers.Select(d => d.Create(factory)).ToList();
         try
         {

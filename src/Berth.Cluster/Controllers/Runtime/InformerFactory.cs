@@ -14,6 +14,9 @@ public sealed class InformerFactory(IClusterClient client)
 
     public IClusterClient Client => client;
 
+    /// <summary>The cluster CA (PEM) the root-ca-cert-publisher hands out; null outside `berth server`.</summary>
+    public string? RootCaPem { get; init; }
+
     public Informer<T> For<T>() where T : class, IKubernetesObject<V1ObjectMeta>
     {
         lock (_informers)
