@@ -333,13 +333,23 @@ public sealed unsafe partial class ContainerManager
         try { Signals.Parse(signal); }
         catch (ArgumentException e) { throw EngineException.Invalid(e.Message); }
         if (!c.State.Running) throw new EngineException(ErrorKind.FailedPrecondition, $"cannot kill container {c.BareName}: container is not running");
-        if (Request(c, "kill " + signal) is null) throw new EngineException(ErrorKind.FailedPrecondition, $"cannot kill container {c.BareName}: container is not running");
         var number = Signals.Parse(signal);
-        Events.ContainerEvents.Emit(Store.Root, c, "kill", ("signal", number.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        // as dockerd: the event before the signal, so a SIGKILL's "kill" comes before the "die"
+        KillEvent(c, number);
+        if (Request(c, "kill " + signal) is null) throw new EngineException(ErrorKind.FailedPrecondition, $"cannot kill container {c.BareName}: container is not running");
+        // as dockerd: a paused container is resumed, so the signal is delivered
+        if (c.State.Paused)
+        {
+            Unpause(c);
+            Store.Update(c.Id, r => { r.State.Paused = false; if (r.State.Running) r.State.Status = "running"; });
+        }
         // As dockerd: SIGKILL cannot be caught, so the kill returns once the exit is recorded (a
         // following inspect or start sees the container stopped); other signals return at once.
         if (number == 9) WaitForExitRecorded(c);
     }
+
+    void KillEvent(ContainerRecord c, int signal) =>
+        Events.ContainerEvents.Emit(Store.Root, c, "kill", ("signal", signal.ToString(System.Globalization.CultureInfo.InvariantCulture)));
 
     /// <summary>Waits (up to 5 s) until the monitor has recorded the container's exit and is gone.</summary>
     void WaitForExitRecorded(ContainerRecord c)
@@ -361,7 +371,18 @@ public sealed unsafe partial class ContainerManager
         Store.Update(c.Id, r => r.ManuallyStopped = true);
         var t = timeout ?? c.Config.StopTimeout ?? 10;
         var sig = c.Config.StopSignal.Length > 0 ? c.Config.StopSignal : "SIGTERM";
-        Request(c, $"stop {sig} {t}", c.State.Paused ? () => Unpause(c) : null);
+        // as dockerd: a "kill" event for the stop signal, and one for the SIGKILL when the timeout passes
+        // (the monitor sends that one at the same moment; its "die" comes after it has reaped the process)
+        int number;
+        try { number = Signals.Parse(sig); }
+        catch (ArgumentException) { number = 15; }
+        KillEvent(c, t <= 0 ? 9 : number);
+        var answered = 0;
+        using (var escalate = t <= 0 ? null : new Timer(_ => { if (Interlocked.Exchange(ref answered, 1) == 0) KillEvent(c, 9); }, null, t * 1000L, Timeout.Infinite))
+        {
+            Request(c, $"stop {sig} {t}", c.State.Paused ? () => Unpause(c) : null);
+            Interlocked.Exchange(ref answered, 1);
+        }
         WaitForExitRecorded(c);
         Events.ContainerEvents.Emit(Store.Root, c, "stop");
     }
@@ -381,6 +402,7 @@ public sealed unsafe partial class ContainerManager
             if (!force)
                 throw new EngineException(ErrorKind.FailedPrecondition,
                     $"cannot remove container \"{c.BareName}\": container is running: stop the container before removing or force remove");
+            KillEvent(c, 9);
             Request(c, "stop SIGKILL 0", c.State.Paused ? () => Unpause(c) : null);
             for (var i = 0; i < 500 && Store.Exists(c.Id) && Store.Load(c.Id).Monitor is { } m; i++)
             {
@@ -405,9 +427,10 @@ public sealed unsafe partial class ContainerManager
     public void Pause(string nameOrId, bool pause)
     {
         var c = Get(nameOrId);
-        if (!c.State.Running) throw new EngineException(ErrorKind.FailedPrecondition, $"container {c.BareName} is not running");
-        if (pause && c.State.Paused) throw new EngineException(ErrorKind.FailedPrecondition, $"container {c.BareName} is already paused");
-        if (!pause && !c.State.Paused) throw new EngineException(ErrorKind.FailedPrecondition, $"container {c.BareName} is not paused");
+        // dockerd's wording: the container by its full id
+        if (!c.State.Running) throw new EngineException(ErrorKind.FailedPrecondition, $"Container {c.Id} is not running");
+        if (pause && c.State.Paused) throw new EngineException(ErrorKind.FailedPrecondition, $"Container {c.Id} is already paused");
+        if (!pause && !c.State.Paused) throw new EngineException(ErrorKind.FailedPrecondition, $"Container {c.Id} is not paused");
         var log = Path.Combine(Store.RunDir(c.Id), "pause.log");
         using (var devnull = RuntimeClient.DevNull())
         {

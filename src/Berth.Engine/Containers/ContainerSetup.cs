@@ -36,7 +36,7 @@ public static class ContainerSetup
         cfg.Entrypoint = ep is { Count: > 0 } ? ep : null;
         cfg.Cmd = cmd is { Count: > 0 } ? cmd : null;
         var argv = (cfg.Entrypoint ?? []).Concat(cfg.Cmd ?? []).ToList();
-        if (argv.Count == 0) throw EngineException.Invalid("no command specified");
+        if (argv.Count == 0) throw EngineException.Invalid("No command specified");
         c.Path = argv[0];
         c.Args = argv.Skip(1).ToList();
 
@@ -67,7 +67,11 @@ public static class ContainerSetup
         HostResources.Validate(hc);
         Healthcheck.Complete(cfg, image?.Healthcheck);
         c.Mounts.AddRange(HostResources.MountPoints(hc));
-        Volumes.ContainerVolumes.AddImageVolumes(c, image?.Volumes);
+        // the request's own Config.Volumes (`docker run -v /path`) get anonymous volumes as the image's do
+        var volumes = cfg.Volumes is { Count: > 0 } asked
+            ? new Dictionary<string, Berth.Oci.Image.EmptyObject>(image?.Volumes ?? [], StringComparer.Ordinal).Concat(asked).DistinctBy(kv => kv.Key).ToDictionary()
+            : image?.Volumes;
+        Volumes.ContainerVolumes.AddImageVolumes(c, volumes);
         HostResources.CheckDuplicates(c.Mounts);
     }
 
@@ -86,11 +90,14 @@ public static class ContainerSetup
         }
         hc.SecurityOpt = opts;
         if (hc.LogConfig.Type.Length == 0) hc.LogConfig.Type = "json-file";
-        if (hc.LogConfig.Type != "json-file") throw EngineException.Invalid($"log driver \"{hc.LogConfig.Type}\": only json-file is available");
+        if (hc.LogConfig.Type is not ("json-file" or "none")) throw EngineException.Invalid($"log driver \"{hc.LogConfig.Type}\": only json-file and none are available");
         foreach (var (k, v) in hc.LogConfig.Config)
         {
+            if (hc.LogConfig.Type == "none") throw EngineException.Invalid($"failed to initialize logging driver: unknown log opt '{k}' for none log driver");
             if (k is not ("max-size" or "max-file")) throw EngineException.Invalid($"invalid log option \"{k}\": expected max-size=SIZE or max-file=N");
-            if (k == "max-size") Monitor.ContainerMonitor.ParseSize(v);
+            if (k == "max-size")
+                try { Monitor.ContainerMonitor.ParseSize(v); }
+                catch (EngineException) { throw EngineException.Invalid($"failed to initialize logging driver: invalid size: '{v}'"); }
             if (k == "max-file" && (!int.TryParse(v, out var n) || n < 1)) throw EngineException.Invalid($"invalid max-file \"{v}\"");
         }
         var rp = hc.RestartPolicy;

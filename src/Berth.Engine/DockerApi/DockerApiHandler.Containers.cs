@@ -85,6 +85,9 @@ public sealed partial class DockerApiHandler
         if (hc.PidsLimit is <= 0) hc.PidsLimit = null;
         if (b.ExposedPorts is { Count: > 0 } exposed)
             cfg.ExposedPorts = exposed.Keys.ToDictionary(k => k, _ => new Berth.Oci.Image.EmptyObject());
+        // `docker run -v /path`: an anonymous volume
+        if (b.Volumes is { Count: > 0 } volumes)
+            cfg.Volumes = volumes.Keys.ToDictionary(k => k, _ => new Berth.Oci.Image.EmptyObject());
         rec.NetworkingConfig = b.NetworkingConfig;
         return rec;
     }
@@ -259,7 +262,7 @@ public sealed partial class DockerApiHandler
         var f = Filters(ctx);
         OnlyFilters(f, "until", "label");
         var list = await Blocking(Containers.List);
-        var until = f.TryGetValue("until", out var u) && u.Count > 0 ? ParseTimeArg(u[0], "until") : (DateTime?)null;
+        var until = f.TryGetValue("until", out var u) && u.Count > 0 ? PruneUntil(u[0]) : (DateTime?)null;
         var result = new PruneContainersResponse();
         foreach (var c in list.Where(c => !c.State.Running))
         {
@@ -334,7 +337,7 @@ public sealed partial class DockerApiHandler
     {
         var all = QueryBool(ctx, "all");
         var limit = QueryInt(ctx, "limit") ?? -1;
-        QueryBool(ctx, "size");
+        var size = QueryBool(ctx, "size");
         var f = Filters(ctx);
         OnlyFilters(f, "id", "name", "label", "status", "exited", "ancestor", "before", "since", "publish", "expose", "health");
         var list = await Blocking(Containers.List);
@@ -368,6 +371,17 @@ public sealed partial class DockerApiHandler
         if (limit > 0) list = list.Take(limit).ToList();
         var now = DateTime.UtcNow;
         var summaries = list.Select(c => SummaryOf(c, now)).ToList();
+        // ps -s: the container's own layer and, with the image's, its whole filesystem ("virtual")
+        if (size)
+            await Blocking(() =>
+            {
+                for (var i = 0; i < list.Count; i++)
+                {
+                    summaries[i].SizeRw = EngineMaintenance.ContainerSize(Containers, list[i]);
+                    summaries[i].SizeRootFs = summaries[i].SizeRw + (list[i].Image.Length > 0 ? ImageSize(list[i].Image) : 0);
+                }
+                return true;
+            });
         await WriteJsonAsync(ctx, 200, summaries, DockerJson.Default.ListContainerSummary);
     }
 
@@ -377,15 +391,21 @@ public sealed partial class DockerApiHandler
         Names = [c.Name],
         Image = c.Config.Image.Length > 0 ? c.Config.Image : c.Rootfs,
         ImageID = c.Image,
-        Command = string.Join(' ', c.Args.Prepend(c.Path)),
+        Command = SummaryCommand(c),
         Created = new DateTimeOffset(ContainerFormat.ParseTime(c.Created), TimeSpan.Zero).ToUnixTimeSeconds(),
         Labels = c.Config.Labels,
         State = ContainerFormat.State(c),
         Status = ContainerFormat.Status(c, now),
         HostConfig = { NetworkMode = c.HostConfig.NetworkMode },
+        NetworkSettings = { Networks = c.NetworkSettings.Networks },
         Mounts = c.Mounts,
         Ports = PortSummaries(c.NetworkSettings),
     };
+
+    /// <summary>dockerd's list Command: the path, then the arguments, those with a space in single
+    /// quotes (not escaped: `sh -c 'echo 'a b''`).</summary>
+    static string SummaryCommand(ContainerRecord c) =>
+        string.Join(' ', c.Args.Select(a => a.Contains(' ', StringComparison.Ordinal) ? "'" + a + "'" : a).Prepend(c.Path));
 
     /// <summary>docker's summary Ports: one entry per binding of a published port, one without
     /// IP/PublicPort per exposed port (the CLI's PORTS column is made from these).</summary>
@@ -480,10 +500,14 @@ public sealed partial class DockerApiHandler
         var since = Query(ctx, "since") is { Length: > 0 } s && s != "0" ? ParseTimeArg(s, "since") : (DateTime?)null;
         var until = Query(ctx, "until") is { Length: > 0 } u && u != "0" ? ParseTimeArg(u, "until") : (DateTime?)null;
         var tailArg = Query(ctx, "tail");
-        int? tail = tailArg is null or "" or "all" ? null
-            : int.TryParse(tailArg, out var tn) ? (tn < 0 ? null : tn) : throw ApiError.BadRequest($"invalid value for \"tail\": \"{tailArg}\"");
+        // dockerd reads a tail that is not a number as "all"
+        int? tail = int.TryParse(tailArg, out var tn) && tn >= 0 ? tn : null;
+        var details = QueryBool(ctx, "details");
         if (!stdout && !stderr) throw ApiError.BadRequest("you must choose at least one stream");
         var c = await Blocking(() => Containers.Get(a[0]));
+        if (c.HostConfig.LogConfig.Type == "none") throw new ApiError(501, "configured logging driver does not support reading");
+        // --details: the log's attributes (none are configured by Berth's json-file) and a space before each line
+        var prefix = details ? " " : "";
         var tty = c.Config.Tty;
         ctx.Response.StatusCode = 200;
         ctx.Response.ContentType = tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream";
@@ -505,7 +529,7 @@ public sealed partial class DockerApiHandler
             if (!next.IsCompleted) await body.FlushAsync(ct);
             if (!await next) break;
             var e = entries.Current;
-            var text = Encoding.UTF8.GetBytes(timestamps ? e.Time + " " + e.Text : e.Text);
+            var text = Encoding.UTF8.GetBytes((timestamps ? e.Time + " " : "") + prefix + e.Text);
             await WriteStreamAsync(body, tty, e.Stream == "stderr" ? (byte)2 : (byte)1, text, ct);
         }
         await body.FlushAsync(ct);
@@ -533,6 +557,13 @@ public sealed partial class DockerApiHandler
         var t = ContainerFormat.ParseTime(s);
         if (t == DateTime.MinValue) throw ApiError.BadRequest($"invalid value for \"{what}\": \"{s}\"");
         return t;
+    }
+
+    /// <summary>A prune's `until` filter, with dockerd's error for one it cannot read.</summary>
+    static DateTime PruneUntil(string v)
+    {
+        try { return ParseTimeArg(v, "until"); }
+        catch (ApiError) { throw ApiError.BadRequest($"failed to parse value as time or duration: \"{v}\""); }
     }
 
     // ------------------------------------------------------------------ attach

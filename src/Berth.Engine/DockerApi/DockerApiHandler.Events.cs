@@ -20,7 +20,7 @@ public sealed partial class DockerApiHandler
         var now = DateTimeOffset.UtcNow;
         long? since = Query(ctx, "since") is { Length: > 0 } s ? EventTime(s, "since") : null;
         long? until = Query(ctx, "until") is { Length: > 0 } u ? EventTime(u, "until") : null;
-        if (since is { } a && until is { } b && a > b) throw ApiError.BadRequest("since must be before until");
+        if (since is { } a && until is { } b && a > b) throw ApiError.BadRequest($"`since` time ({Query(ctx, "since")}) cannot be after `until` time ({Query(ctx, "until")})");
         var filters = Filters(ctx).SelectMany(kv => kv.Value.Select(v => kv.Key + "=" + v)).ToList();
         var match = EventJournal.Filter(filters);
         ctx.Response.StatusCode = 200;
@@ -89,11 +89,17 @@ public sealed partial class DockerApiHandler
         {
             var store = Images;
             r.Images = [];
-            foreach (var img in store.List())
+            var all = store.List();
+            // as dockerd: an image's shared size is that of its layers another image uses too
+            static IEnumerable<string> Layers(ImageRecord rec) =>
+                rec.Blobs.Where(b => b != rec.Target.Digest && b != rec.Manifest.Digest && b != rec.Config.Digest);
+            var users = all.SelectMany(i => Layers(i.Record).Distinct()).CountBy(b => b).ToDictionary(kv => kv.Key, kv => kv.Value);
+            foreach (var img in all)
             {
                 var config = await ReadConfigAsync(store, img, ctx.RequestAborted);
                 var s = SummaryOf(img, config, containers);
-                s.SharedSize = 0;
+                s.SharedSize = Layers(img.Record).Distinct().Where(b => users[b] > 1)
+                    .Sum(b => Berth.Oci.Image.Digest.TryParse(b, out var d) ? store.Content.SizeOf(d) ?? 0 : 0);
                 r.Images.Add(s);
             }
             r.LayersSize = r.Images.Sum(i => i.Size);
@@ -129,7 +135,7 @@ public sealed partial class DockerApiHandler
 
     long ImageSize(string imageId)
     {
-        try { return Images.Resolve(imageId).Record.Size; }
+        try { var rec = Images.Resolve(imageId).Record; return rec.Size - rec.Config.Size; }
         catch (Berth.Images.ImageException) { return 0; }
     }
 }

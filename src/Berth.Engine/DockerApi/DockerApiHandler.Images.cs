@@ -48,10 +48,15 @@ public sealed partial class DockerApiHandler
         var r = ParseRef(input).WithDefaultTag();
         var progress = new JsonProgress(ctx);
         var options = RegistryFor(r.Domain);
+        // as dockerd: "up to date" when the name already meant the image pulled, "newer" when it is new or moved
+        string? before = null;
+        try { before = Images.Resolve(r.ToString()).Id; }
+        catch (ImageException) { }
         try
         {
             await ContainerImages.PullAsync(DataRoot, r.ToString(), progress, ctx.RequestAborted, options);
-            progress.Status(progress.Transferred > 0 ? $"Status: Downloaded newer image for {r.FamiliarString}" : $"Status: Image is up to date for {r.FamiliarString}");
+            var after = Images.Resolve(r.ToString()).Id;
+            progress.Status(progress.Transferred > 0 || before != after ? $"Status: Downloaded newer image for {r.FamiliarString}" : $"Status: Image is up to date for {r.FamiliarString}");
             await progress.FlushAsync();
         }
         catch (Exception e) when (e is EngineException or ImageException or HttpRequestException && progress.Started)
@@ -111,9 +116,19 @@ public sealed partial class DockerApiHandler
         var store = Images;
         var result = new List<ImageSummary>();
         var containers = await Blocking(Containers.List);
+        // before=/since=IMAGE: images created strictly before or after that one
+        async Task<DateTimeOffset?> CreatedOf(string key)
+        {
+            if (!f.TryGetValue(key, out var v) || v.Count == 0) return null;
+            return CreatedTime(await ReadConfigAsync(store, ResolveImage(v[0]), ctx.RequestAborted));
+        }
+        var beforeTime = await CreatedOf("before");
+        var sinceTime = await CreatedOf("since");
         foreach (var img in store.List())
         {
             var config = await ReadConfigAsync(store, img, ctx.RequestAborted);
+            if (beforeTime is { } bt && !(CreatedTime(config) < bt)) continue;
+            if (sinceTime is { } st && !(CreatedTime(config) > st)) continue;
             var tags = img.Names.Where(n => n.Tag is not null && n.Digest is null).Select(n => n.FamiliarString).ToList();
             var labels = config.Config?.Labels ?? [];
             if (f.TryGetValue("dangling", out var d) && d.Count > 0 && (d[0] is "true" or "1") != (tags.Count == 0)) continue;
@@ -134,11 +149,14 @@ public sealed partial class DockerApiHandler
         RepoTags = img.Names.Where(n => n.Tag is not null && n.Digest is null).Select(n => n.FamiliarString).ToList(),
         RepoDigests = img.Names.Select(n => n.FamiliarName).Distinct().Select(n => $"{n}@{img.Record.Target.Digest}").ToList(),
         Created = UnixSeconds(config.Created),
-        Size = img.Record.Size,
-        VirtualSize = img.Record.Size,
+        Size = img.Record.Size - img.Record.Config.Size,
+        VirtualSize = img.Record.Size - img.Record.Config.Size,
         Labels = config.Config?.Labels ?? [],
         Containers = containers.Count(c => c.Image == img.Id),
     };
+
+    static DateTimeOffset CreatedTime(ImageConfigFile config) =>
+        config.Created is { } cr && DateTimeOffset.TryParse(cr, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var t) ? t : DateTimeOffset.MinValue;
 
     static long UnixSeconds(string? rfc3339) =>
         rfc3339 is { } cr && DateTimeOffset.TryParse(cr, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var t) ? t.ToUnixTimeSeconds() : 0;
@@ -188,8 +206,8 @@ public sealed partial class DockerApiHandler
             Architecture = config.Architecture,
             Variant = config.Variant,
             Os = config.Os,
-            Size = img.Record.Size,
-            VirtualSize = img.Record.Size,
+            Size = img.Record.Size - img.Record.Config.Size,
+            VirtualSize = img.Record.Size - img.Record.Config.Size,
             GraphDriver = { Name = "overlay2" },
             RootFS = { Type = config.RootFs.Type, Layers = [.. config.RootFs.DiffIds] },
             Metadata = { LastTagTime = img.Record.Stored },
@@ -212,7 +230,8 @@ public sealed partial class DockerApiHandler
 
     /// <summary>docker's JSON progress stream: one JSON message per line, begun lazily so an error
     /// before any progress can still be an HTTP status.</summary>
-    sealed class JsonProgress(HttpContext ctx) : ITransferProgress
+    /// <param name="push">a push's stream: its layers start as "Preparing" (a pull's as "Pulling fs layer")</param>
+    sealed class JsonProgress(HttpContext ctx, bool push = false) : ITransferProgress
     {
         readonly object _gate = new();
         readonly List<ProgressMessage> _queue = [];
@@ -278,7 +297,14 @@ public sealed partial class DockerApiHandler
             {
                 var refText = line[..i];
                 var id = refText.Contains('@') ? refText[(refText.IndexOf('@') + 1)..] : refText[(refText.LastIndexOf(':') + 1)..];
-                lock (_gate) _pending = new ProgressMessage { status = line[(i + 2)..], id = id };
+                var status = line[(i + 2)..];
+                // as dockerd: "TAG: Pulling from PATH" (the repository without its registry), "REF@DIGEST: …" by digest
+                if (ImageReference.TryParse(refText, out var pulled, out _))
+                {
+                    status = "Pulling from " + pulled.Path;
+                    if (pulled.Digest is not null) id = pulled.FamiliarString;
+                }
+                lock (_gate) _pending = new ProgressMessage { status = status, id = id };
             }
             else Send(new ProgressMessage { status = line });
         }
@@ -287,7 +313,7 @@ public sealed partial class DockerApiHandler
         {
             if (kind != "layer") return;
             lock (_gate) _sizes[Short(blob)] = blob.Size;
-            Send(new ProgressMessage { status = "Pulling fs layer", progressDetail = new(), id = Short(blob) });
+            Send(new ProgressMessage { status = push ? "Preparing" : "Pulling fs layer", progressDetail = new(), id = Short(blob) });
         }
 
         public void BlobProgress(Descriptor blob, long done)

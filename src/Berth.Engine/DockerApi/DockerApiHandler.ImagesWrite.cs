@@ -54,8 +54,20 @@ public sealed partial class DockerApiHandler
         var input = string.IsNullOrEmpty(tag) ? name : name + ":" + tag;
         var target = ParseRef(input).WithDefaultTag();
         var store = Images;
-        var img = ResolveImage(target.ToString());
-        var progress = new JsonProgress(ctx);
+        var progress = new JsonProgress(ctx, push: true);
+        StoredImage img;
+        try { img = store.Resolve(target.ToString()); }
+        catch (ImageException e) when (e.Kind == ImageErrorKind.NotFound)
+        {
+            // as dockerd: a repository with no image at all is refused; a missing tag of one that has
+            // images fails in the push's stream
+            if (!store.ListNames().Any(n => n.Name.Name == target.Name))
+                throw ApiError.NotFound($"An image does not exist locally with the tag: {target.FamiliarName}");
+            progress.Status($"The push refers to repository [{target.Name}]");
+            progress.Error($"tag does not exist: {target.FamiliarString}");
+            await progress.FlushAsync();
+            return;
+        }
         try
         {
             var digest = await new ImageManager(DataRoot).PushAsync(img, target, RegistryFor(target.Domain, CredentialsOf(ctx)), progress, ctx.RequestAborted);
@@ -121,17 +133,37 @@ public sealed partial class DockerApiHandler
         OnlyFilters(f, "dangling", "until", "label");
         var store = Images;
         var result = new PruneImagesResponse();
+        // dangling=false (`prune -a`): every image no container uses goes, its names first
+        var unusedToo = f.TryGetValue("dangling", out var dv) && dv.Any(v => v is "false" or "0");
+        var used = unusedToo ? (await Blocking(Containers.List)).Select(c => c.Image).ToHashSet(StringComparer.Ordinal) : [];
         using (store.LockExclusive())
         {
+            if (unusedToo)
+            {
+                var images = new ImageManager(DataRoot);
+                foreach (var img in store.List().Where(i => !used.Contains(i.Id)).ToList())
+                    foreach (var n in img.Names.ToList())
+                    {
+                        var gone = images.Untag(img, n);
+                        result.ImagesDeleted.Add(new ImageDeleteItem { Untagged = n.FamiliarString });
+                        if (gone is null) continue;
+                        result.ImagesDeleted.Add(new ImageDeleteItem { Deleted = img.Id });
+                        Berth.Engine.Events.ImageEvents.Emit(DataRoot, "delete", img.Id, img.Id);
+                    }
+            }
             var r = store.CollectGarbage(dangling: true);
             await ImageLayers.CollectAsync(store, OverlaySnapshotter.Create(DataRoot), ctx.RequestAborted);
-            result.ImagesDeleted = r.DeletedImages.Select(id => new ImageDeleteItem { Deleted = id }).ToList();
+            result.ImagesDeleted.AddRange(r.DeletedImages.Select(id => new ImageDeleteItem { Deleted = id }));
             result.SpaceReclaimed = r.BytesFreed;
             foreach (var id in r.DeletedImages) Berth.Engine.Events.ImageEvents.Emit(DataRoot, "delete", id, id);
             Berth.Engine.Events.ImageEvents.Pruned(DataRoot, r.BytesFreed);
         }
         await WriteJsonAsync(ctx, 200, result, DockerJson.Default.PruneImagesResponse);
     }
+
+    /// <summary>POST /build/prune: Berth's builds keep no cache, so there is nothing to remove.</summary>
+    static Task PruneBuildCache(HttpContext ctx, string[] _) =>
+        WriteJsonAsync(ctx, 200, new PruneBuildCacheResponse(), DockerJson.Default.PruneBuildCacheResponse);
 
     /// <summary>POST /auth: checks the credentials against the registry (nothing is stored: docker's
     /// CLI keeps them in its own config.json).</summary>

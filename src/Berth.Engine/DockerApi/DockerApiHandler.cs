@@ -105,6 +105,7 @@ public sealed partial class DockerApiHandler
             case "commit" when Is("POST", 1): return (CommitContainer, []);
             case "auth" when Is("POST", 1): return (Auth, []);
             case "build" when Is("POST", 1): return (BuildImage, []);
+            case "build" when Is("POST", 2) && s[1] == "prune": return (PruneBuildCache, []);
             case "containers":
                 if (Is("POST", 2) && s[1] == "create") return (CreateContainer, []);
                 if (get && s.Length == 2 && s[1] == "json") return (ListContainers, []);
@@ -348,7 +349,7 @@ public sealed partial class DockerApiHandler
     static void OnlyFilters(Dictionary<string, List<string>> f, params string[] known)
     {
         foreach (var k in f.Keys)
-            if (!known.Contains(k)) throw ApiError.BadRequest($"invalid filter '{k}'");
+            if (!known.Contains(k)) throw ApiError.BadRequest($"Invalid filter '{k}'");
     }
 
     /// <summary>Runs blocking engine work off the request's thread.</summary>

@@ -30,6 +30,7 @@ public sealed class CreateContainerBody
     public string? StopSignal { get; set; }
     public int? StopTimeout { get; set; }
     public Dictionary<string, JsonElement>? ExposedPorts { get; set; }
+    public Dictionary<string, JsonElement>? Volumes { get; set; }
     /// <summary>Test/Interval/Timeout/StartPeriod/Retries (nanoseconds), run by the engine's monitor.</summary>
     public Berth.Oci.Image.HealthConfig? Healthcheck { get; set; }
     /// <summary>The engine's HostConfig as sent (docker's field names); <see cref="Containers.HostConfig.Normalize"/> fills what the client left null.</summary>
@@ -81,7 +82,7 @@ public sealed class PortSummary
 }
 
 public sealed class SummaryHostConfig { public string NetworkMode { get; set; } = ""; }
-public sealed class SummaryNetworkSettings { public Dictionary<string, JsonElement> Networks { get; set; } = []; }
+public sealed class SummaryNetworkSettings { public Dictionary<string, EndpointSettings> Networks { get; set; } = []; }
 
 public sealed class ContainerTop
 {
@@ -304,6 +305,12 @@ public sealed class ImageDeleteItem
     public string? Deleted { get; set; }
 }
 
+public sealed class PruneBuildCacheResponse
+{
+    public List<string> CachesDeleted { get; set; } = [];
+    public long SpaceReclaimed { get; set; }
+}
+
 public sealed class PruneImagesResponse
 {
     public List<ImageDeleteItem> ImagesDeleted { get; set; } = [];
@@ -432,6 +439,7 @@ public sealed class DiskUsageResponse
 [JsonSerializable(typeof(ImageInspect))]
 [JsonSerializable(typeof(List<ImageDeleteItem>))]
 [JsonSerializable(typeof(PruneImagesResponse))]
+[JsonSerializable(typeof(PruneBuildCacheResponse))]
 [JsonSerializable(typeof(ProgressMessage))]
 [JsonSerializable(typeof(AuthConfig))]
 [JsonSerializable(typeof(AuthResponse))]

@@ -151,7 +151,7 @@ public sealed unsafe class ContainerMonitor
             _rec = r;
         }
         // The log exists from the start (the native monitor appends to it).
-        using (Sys.Open(_rec.LogPath, O_WRONLY | O_CREAT | O_APPEND, 0x1a0)) { }
+        using (Sys.Open(LogPath, O_WRONLY | O_CREAT | O_APPEND, 0x1a0)) { }
 
         Timing.Mark("shim: record loaded, socket bound");
         var err = CreateAndStart();
@@ -231,7 +231,7 @@ public sealed unsafe class ContainerMonitor
         var argv = new List<string> { "berth-shim", "--exec-fd", Str(self), "--listener", Str(_listener.Value) };
         if (waitMs < 0)
         {
-            argv.AddRange(["--pid", Str(_initPid), "--log", _rec.LogPath]);
+            argv.AddRange(["--pid", Str(_initPid), "--log", LogPath]);
             foreach (var (name, fd) in new[] { ("--stdout", _stdoutR), ("--stderr", _stderrR), ("--pty", _pty), ("--stdin", _stdinW) })
                 if (fd is not null) { argv.AddRange([name, Str(fd.Value)]); keep.Add(fd.Value); }
             if (_starter >= 0)
@@ -259,6 +259,9 @@ public sealed unsafe class ContainerMonitor
         execve(strings.Add(path), strings.AddArray(argv), strings.AddArray(env));
         throw SyscallException.Last("execve", path);
     }
+
+    /// <summary>Where the output is logged: the json-file log, or nowhere with the "none" log driver.</summary>
+    string LogPath => _rec.HostConfig.LogConfig.Type == "none" ? "/dev/null" : _rec.LogPath;
 
     static string Str(long v) => v.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
