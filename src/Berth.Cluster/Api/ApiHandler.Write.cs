@@ -179,9 +179,35 @@ public sealed partial class ApiHandler
 
     readonly System.Collections.Concurrent.ConcurrentDictionary<string, (long Revision, bool Terminating)> namespaceStates = new(StringComparer.Ordinal);
 
-    /// <summary>The NamespaceLifecycle admission check: no new content in a namespace that is missing or being terminated.</summary>
+    NamespaceLister? namespaceLister;
+
+    internal NamespaceLister Namespaces
+    {
+        get
+        {
+            if (namespaceLister is { } l) return l;
+            var created = new NamespaceLister(store, registry.Find("", "v1", "namespaces")!.KeyPrefix);
+            if (Interlocked.CompareExchange(ref namespaceLister, created, null) is { } other) { created.Dispose(); return other; }
+            return created;
+        }
+    }
+
+    /// <summary>Stops the namespace lister's watch (the server is stopping).</summary>
+    internal void StopBackground() => namespaceLister?.Dispose();
+
+    /// <summary>A write of a namespace by this server (see <see cref="NamespaceLister.Written"/>).</summary>
+    void NamespaceWritten(ResourceType type, string? name, long revision)
+    {
+        if (type.Kind == "Namespace" && type.Group.Length == 0 && name is not null) Namespaces.Written(name, revision);
+    }
+
+    /// <summary>
+    /// The NamespaceLifecycle admission check: no new content in a namespace that is missing or being terminated.
+    /// A namespace the lister knows as active needs no store read; otherwise the store is asked.
+    /// </summary>
     async Task CheckNamespaceActiveAsync(ResourceType type, string name, string ns, CancellationToken ct)
     {
+        if (Namespaces.IsKnownActive(ns)) return;
         var nsType = registry.Find("", "v1", "namespaces")!;
         var e = await store.GetAsync(nsType.Key(null, ns), ct) ?? throw ApiException.NotFound("", "namespaces", ns);
         // the decoded answer is kept per revision of the namespace: creates in one namespace parse it once
@@ -343,10 +369,12 @@ public sealed partial class ApiHandler
                     && !(type.Kind == "Namespace" && obj.Arr("spec.finalizers").Count > 0))
                 {
                     var d = await store.DeleteAsync(key, e.ModRevision, ct);
+                    NamespaceWritten(type, t.Name, d.ModRevision);
                     obj.Meta()["resourceVersion"] = d.ModRevision.ToString();
                     return obj;
                 }
                 var w = await store.UpdateAsync(key, Encode(obj), e.ModRevision, ct);
+                NamespaceWritten(type, t.Name, w.ModRevision);
                 obj.Meta()["resourceVersion"] = w.ModRevision.ToString();
                 return obj;
             }
@@ -680,6 +708,7 @@ public sealed partial class ApiHandler
                 try
                 {
                     var d = await store.DeleteAsync(key, e.ModRevision, ct);
+                    NamespaceWritten(type, t.Name, d.ModRevision);
                     meta["resourceVersion"] = d.ModRevision.ToString();
                     return (obj, true);
                 }
@@ -703,6 +732,7 @@ public sealed partial class ApiHandler
             try
             {
                 var w = await store.UpdateAsync(key, Encode(obj), e.ModRevision, ct);
+                NamespaceWritten(type, t.Name, w.ModRevision);
                 meta["resourceVersion"] = w.ModRevision.ToString();
                 return (obj, false);
             }

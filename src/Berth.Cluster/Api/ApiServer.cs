@@ -75,6 +75,7 @@ public sealed class ApiServer : IAsyncDisposable
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2));
         await app.StopAsync(cts.Token);
         await app.DisposeAsync();
+        Handler.StopBackground();
     }
 
     /// <summary>The first address of the service range: the "kubernetes" Service's cluster IP (k3s's).</summary>
