@@ -38,29 +38,42 @@ public sealed partial class ApiHandler
     ];
 
     /// <summary>
-    /// fieldValidation: fields the kind's schema does not declare (at any depth) are a 400 with Strict (what
-    /// kubectl sends by default), a Warning header each with Warn (the default), nothing with Ignore.
-    /// Kinds without a schema are checked at the top level and in metadata only.
+    /// The decoding checks of a written object, in one walk against its kind's schema (<see cref="SchemaCheck"/>):
+    /// <para>A value of the wrong JSON type (a string for spec.replicas) is refused whatever fieldValidation
+    /// says, as Kubernetes' typed decoding refuses it: a 400 naming the field for a body, a 422 on
+    /// "patch" for a patch (with the patch as a strategic merge patch reports it, or the patched object
+    /// for JSON and merge patches), in the API server's words.</para>
+    /// <para>fieldValidation: fields the kind's schema does not declare (at any depth) are a 400 with Strict (what
+    /// kubectl sends by default), a Warning header each with Warn (the default), nothing with Ignore; with Warn
+    /// and Ignore they are dropped. Kinds without a schema are checked at the top level and in metadata only.</para>
+    /// <paramref name="patchType"/> is the content type of a patch (null for a create, update or apply) and
+    /// <paramref name="patch"/> its text.
     /// </summary>
-    void CheckUnknownFields(HttpContext ctx, ResourceType type, JsonObject obj, FieldValidation.Mode mode, bool patch = false)
+    void CheckFields(HttpContext ctx, ResourceType type, JsonObject obj, FieldValidation.Mode mode, bool isPatch = false, string? patchType = null, string? patch = null)
     {
-        var schema = discovery.OpenApi.DefinitionOf(type.Group, type.Version, type.Kind);
-        if (mode == FieldValidation.Mode.Ignore)
-        {
-            if (schema is not null) FieldValidation.PruneUnknownFields(discovery.OpenApi.Definitions, schema, obj);
-            return;
-        }
+        var schema = discovery.OpenApi.CompiledOf(type.Group, type.Version, type.Kind);
         List<string> unknown;
-        if (schema is { } def)
-            unknown = FieldValidation.UnknownFields(discovery.OpenApi.Definitions, def, obj);
+        SchemaCheckResult? found = null;
+        if (schema is not null)
+        {
+            found = SchemaCheck.Check(discovery.OpenApi.Definitions, schema, obj);
+            if (found.Mismatch is { } m) ThrowTypeMismatch(type, obj, m, patchType, patch);
+            unknown = found.Unknown;
+        }
         else
         {
+            if (mode == FieldValidation.Mode.Ignore) return;
             unknown = [];
             foreach (var (k, _) in obj)
                 if (k is not ("apiVersion" or "kind" or "metadata") && !type.Fields.Contains(k)) unknown.Add(k);
             if (obj["metadata"] is JsonObject meta)
                 foreach (var (k, _) in meta)
                     if (!MetaFields.Contains(k)) unknown.Add("metadata." + k);
+        }
+        if (mode == FieldValidation.Mode.Ignore)
+        {
+            found?.Prune();
+            return;
         }
         // with the JSON body's repeated keys (found by ReadObjectAsync), in document order as Kubernetes lists them
         var body = ctx.Items[DuplicatesKey] as byte[];
@@ -75,24 +88,16 @@ public sealed partial class ApiHandler
         if (mode == FieldValidation.Mode.Warn)
         {
             foreach (var t in texts) ctx.Response.Headers.Append("Warning", "299 - \"" + t.Replace("\"", "\\\"") + "\"");
-            if (schema is not null && unknown.Count > 0) FieldValidation.PruneUnknownFields(discovery.OpenApi.Definitions, schema, obj);
+            if (unknown.Count > 0) found?.Prune();
             return;
         }
         // a body that does not decode is "cannot be handled as a Kind"; a patch's result only names the fields
-        var prefix = patch ? "" : $"{type.Kind} in version \"{type.Version}\" cannot be handled as a {type.Kind}: ";
+        var prefix = isPatch ? "" : $"{type.Kind} in version \"{type.Version}\" cannot be handled as a {type.Kind}: ";
         throw ApiException.BadRequest(prefix + "strict decoding error: " + string.Join(", ", texts));
     }
 
-    /// <summary>
-    /// A value of the wrong JSON type (a string for spec.replicas) is refused whatever fieldValidation
-    /// says, as Kubernetes' typed decoding refuses it: a 400 naming the field for a body, a 422 on
-    /// "patch" for a patch (with the patch as a strategic merge patch reports it, or the patched object
-    /// for JSON and merge patches), in the API server's words.
-    /// </summary>
-    void CheckTypes(ResourceType type, JsonObject obj, string? patchType = null, string? patch = null)
+    static void ThrowTypeMismatch(ResourceType type, JsonObject obj, TypeMismatch m, string? patchType, string? patch)
     {
-        if (discovery.OpenApi.DefinitionOf(type.Group, type.Version, type.Kind) is not { } def) return;
-        if (TypeCheck.First(discovery.OpenApi.Definitions, def, obj) is not { } m) return;
         switch (patchType)
         {
             case null:
@@ -174,9 +179,35 @@ public sealed partial class ApiHandler
 
     readonly System.Collections.Concurrent.ConcurrentDictionary<string, (long Revision, bool Terminating)> namespaceStates = new(StringComparer.Ordinal);
 
-    /// <summary>The NamespaceLifecycle admission check: no new content in a namespace that is missing or being terminated.</summary>
+    NamespaceLister? namespaceLister;
+
+    internal NamespaceLister Namespaces
+    {
+        get
+        {
+            if (namespaceLister is { } l) return l;
+            var created = new NamespaceLister(store, registry.Find("", "v1", "namespaces")!.KeyPrefix);
+            if (Interlocked.CompareExchange(ref namespaceLister, created, null) is { } other) { created.Dispose(); return other; }
+            return created;
+        }
+    }
+
+    /// <summary>Stops the namespace lister's watch (the server is stopping).</summary>
+    internal void StopBackground() => namespaceLister?.Dispose();
+
+    /// <summary>A write of a namespace by this server (see <see cref="NamespaceLister.Written"/>).</summary>
+    void NamespaceWritten(ResourceType type, string? name, long revision)
+    {
+        if (type.Kind == "Namespace" && type.Group.Length == 0 && name is not null) Namespaces.Written(name, revision);
+    }
+
+    /// <summary>
+    /// The NamespaceLifecycle admission check: no new content in a namespace that is missing or being terminated.
+    /// A namespace the lister knows as active needs no store read; otherwise the store is asked.
+    /// </summary>
     async Task CheckNamespaceActiveAsync(ResourceType type, string name, string ns, CancellationToken ct)
     {
+        if (Namespaces.IsKnownActive(ns)) return;
         var nsType = registry.Find("", "v1", "namespaces")!;
         var e = await store.GetAsync(nsType.Key(null, ns), ct) ?? throw ApiException.NotFound("", "namespaces", ns);
         // the decoded answer is kept per revision of the namespace: creates in one namespace parse it once
@@ -338,10 +369,12 @@ public sealed partial class ApiHandler
                     && !(type.Kind == "Namespace" && obj.Arr("spec.finalizers").Count > 0))
                 {
                     var d = await store.DeleteAsync(key, e.ModRevision, ct);
+                    NamespaceWritten(type, t.Name, d.ModRevision);
                     obj.Meta()["resourceVersion"] = d.ModRevision.ToString();
                     return obj;
                 }
                 var w = await store.UpdateAsync(key, Encode(obj), e.ModRevision, ct);
+                NamespaceWritten(type, t.Name, w.ModRevision);
                 obj.Meta()["resourceVersion"] = w.ModRevision.ToString();
                 return obj;
             }
@@ -394,7 +427,7 @@ public sealed partial class ApiHandler
             var rv = old.Str("metadata.resourceVersion");
             var patched = apply(old) as JsonObject ?? throw ApiException.BadRequest("the patch produced something other than an object");
             // fieldValidation of the patched object, as for create and update (once: a retried write would repeat the warnings)
-            if (t.Subresource is null && !checkedFields) { CheckTypes(type, patched, contentType, text); CheckUnknownFields(ctx, type, patched, fieldValidation, patch: true); checkedFields = true; }
+            if (t.Subresource is null && !checkedFields) { CheckFields(ctx, type, patched, fieldValidation, isPatch: true, contentType, text); checkedFields = true; }
             var prv = patched.Str("metadata.resourceVersion");
             if (prv is not null && prv != rv)
                 throw ApiException.Conflict(type.Group, type.Plural, t.Name!, "the object has been modified; please apply your changes to the latest version and try again");
@@ -415,7 +448,7 @@ public sealed partial class ApiHandler
         var manager = ctx.Request.Query["fieldManager"].ToString();
         if (manager.Length == 0) throw ApiException.BadRequest("PATCH /apply requires a non-empty fieldManager query parameter");
         var applied = Yaml.ToJson(text) as JsonObject ?? throw ApiException.BadRequest("the applied configuration must be an object");
-        if (t.Subresource is null) { CheckTypes(type, applied); CheckUnknownFields(ctx, type, applied, fieldValidation); }
+        if (t.Subresource is null) CheckFields(ctx, type, applied, fieldValidation);
         var entry = new JsonObject
         {
             ["manager"] = manager,
@@ -675,6 +708,7 @@ public sealed partial class ApiHandler
                 try
                 {
                     var d = await store.DeleteAsync(key, e.ModRevision, ct);
+                    NamespaceWritten(type, t.Name, d.ModRevision);
                     meta["resourceVersion"] = d.ModRevision.ToString();
                     return (obj, true);
                 }
@@ -698,6 +732,7 @@ public sealed partial class ApiHandler
             try
             {
                 var w = await store.UpdateAsync(key, Encode(obj), e.ModRevision, ct);
+                NamespaceWritten(type, t.Name, w.ModRevision);
                 meta["resourceVersion"] = w.ModRevision.ToString();
                 return (obj, false);
             }

@@ -160,8 +160,7 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
                 return;
             case "POST" when target.Name is null:
                 var created = await ReadObjectAsync(ctx, ct);
-                CheckTypes(target.Type, created);
-                CheckUnknownFields(ctx, target.Type, created, fieldValidation);
+                CheckFields(ctx, target.Type, created, fieldValidation);
                 var (obj, stored) = await CreateStoredAsync(target, created, dryRun, ct);
                 await RespondStoredAsync(ctx, 201, obj, stored, target.Type);
                 return;
@@ -176,7 +175,7 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
                 return;
             case "PUT" when target.Name is not null:
                 var replacement = await ReadObjectAsync(ctx, ct);
-                if (target.Subresource is null) { CheckTypes(target.Type, replacement); CheckUnknownFields(ctx, target.Type, replacement, fieldValidation); }
+                if (target.Subresource is null) CheckFields(ctx, target.Type, replacement, fieldValidation);
                 await UpdateAsync(ctx, target, replacement, dryRun, ct);
                 return;
             case "PATCH" when target.Name is not null:
@@ -234,7 +233,7 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
         if (type.Contains("yaml", StringComparison.Ordinal)) node = Yaml.ToJson(Encoding.UTF8.GetString(bytes));
         else
         {
-            // the body is kept for fieldValidation (CheckUnknownFields: repeated keys and the fields'
+            // the body is kept for fieldValidation (CheckFields: repeated keys and the fields'
             // document order); with repeated keys the last value wins
             ctx.Items[DuplicatesKey] = bytes;
             node = FieldValidation.HasDuplicateFields(bytes) ? FieldValidation.ParseLastWins(bytes) : ParseJson(bytes);

@@ -83,6 +83,7 @@ public sealed class ApiServer : IAsyncDisposable
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2));
         await app.StopAsync(cts.Token);
         await app.DisposeAsync();
+        Handler.StopBackground();
         await Authorizer.DisposeAsync();
     }
 

@@ -6,7 +6,8 @@ namespace Berth.Cluster.Api;
 /// <summary>
 /// fieldValidation against the kinds' OpenAPI schemas: the fields of an object that its schema does not
 /// declare, at any depth, named as Kubernetes' strict decoding names them
-/// ("spec.template.spec.containers[0].imagee"), in document order.
+/// ("spec.template.spec.containers[0].imagee"), in document order. The walk that finds them is
+/// <see cref="SchemaCheck"/>'s (one walk with the type check); this class has the mode and the repeated keys.
 /// </summary>
 internal static class FieldValidation
 {
@@ -142,60 +143,6 @@ internal static class FieldValidation
                 return null;
             default:
                 return JsonNode.Parse(e.GetRawText());
-        }
-    }
-
-    public static List<string> UnknownFields(JsonObject definitions, string definition, JsonObject obj)
-    {
-        var found = new List<string>();
-        Walk(definitions, definitions[definition], obj, "", found, prune: false);
-        return found;
-    }
-
-    /// <summary>
-    /// Removes the fields the schema does not declare, as decoding into Kubernetes' typed objects drops
-    /// them (fieldValidation Warn and Ignore keep the object, not those fields).
-    /// </summary>
-    public static void PruneUnknownFields(JsonObject definitions, string definition, JsonObject obj) =>
-        Walk(definitions, definitions[definition], obj, "", null, prune: true);
-
-    static JsonNode? Resolve(JsonObject definitions, JsonNode? schema)
-    {
-        for (var i = 0; i < 8 && schema is JsonObject s; i++)
-        {
-            if (s["$ref"] is JsonValue r) schema = definitions[r.GetValue<string>()["#/definitions/".Length..]];
-            else if (s["allOf"] is JsonArray { Count: > 0 } all) schema = all[0];
-            else return s;
-        }
-        return schema;
-    }
-
-    static void Walk(JsonObject definitions, JsonNode? schema, JsonNode? value, string path, List<string>? found, bool prune)
-    {
-        schema = Resolve(definitions, schema);
-        if (schema is not JsonObject s || value is null) return;
-        if (s["properties"] is JsonObject props && value is JsonObject o)
-        {
-            List<string>? unknown = null;
-            foreach (var (k, v) in o)
-            {
-                var p = found is null ? "" : path.Length == 0 ? k : path + "." + k;
-                if (props[k] is { } field) Walk(definitions, field, v, p, found, prune);
-                else
-                {
-                    found?.Add(p);
-                    if (prune) (unknown ??= []).Add(k);
-                }
-            }
-            foreach (var k in unknown ?? []) o.Remove(k);
-        }
-        else if (s["items"] is { } items && value is JsonArray a)
-        {
-            for (var i = 0; i < a.Count; i++) Walk(definitions, items, a[i], found is null ? "" : $"{path}[{i}]", found, prune);
-        }
-        else if (s["additionalProperties"] is JsonObject values && value is JsonObject m)
-        {
-            foreach (var (k, v) in m) Walk(definitions, values, v, found is null ? "" : path + "." + k, found, prune);
         }
     }
 }

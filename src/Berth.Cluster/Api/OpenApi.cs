@@ -57,6 +57,12 @@ public sealed class OpenApiDocuments(ResourceRegistry registry)
         }
     }
 
+    readonly System.Collections.Concurrent.ConcurrentDictionary<string, SchemaNode> compiled = new(StringComparer.Ordinal);
+
+    /// <summary>A kind's schema compiled for the write path's checks (<see cref="SchemaCheck"/>), if it has one; built once.</summary>
+    internal SchemaNode? CompiledOf(string group, string version, string kind) =>
+        DefinitionOf(group, version, kind) is { } def ? compiled.GetOrAdd(def, d => SchemaNode.Compile(Definitions, d)) : null;
+
     /// <summary>Touches every node once, so that concurrent readers never race on JsonObject's lazy set-up.</summary>
     static JsonNode Materialize(JsonNode node)
     {

@@ -25,18 +25,12 @@ internal sealed record TypeMismatch(string Path, string Struct, string GoType, s
 
 internal static partial class TypeCheck
 {
+    internal const string QuantityError = "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
     const string QuantityDef = "io.k8s.apimachinery.pkg.api.resource.Quantity";
     const string IntOrStringDef = "io.k8s.apimachinery.pkg.util.intstr.IntOrString";
-    const string QuantityError = "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
 
     [GeneratedRegex(@"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")]
     private static partial Regex QuantityPattern();
-
-    /// <summary>The first value of <paramref name="obj"/> its kind's schema (<paramref name="definition"/>) does not allow, or null.</summary>
-    public static TypeMismatch? First(JsonObject definitions, string definition, JsonObject obj) =>
-        Walk(definitions, new JsonObject { ["$ref"] = "#/definitions/" + definition }, obj, "", ShortName(definition));
-
-    static string ShortName(string def) => def[(def.LastIndexOf('.') + 1)..];
 
     /// <summary>"io.k8s.api.apps.v1.DeploymentSpec" → "v1.DeploymentSpec", as Go prints a type.</summary>
     static string GoName(string def)
@@ -45,21 +39,10 @@ internal static partial class TypeCheck
         return parts.Length >= 2 ? parts[^2] + "." + parts[^1] : def;
     }
 
-    static (JsonObject? Schema, string? Def) Resolve(JsonObject definitions, JsonNode? schema)
+    /// <summary>The Go type of a field whose schema is <paramref name="schema"/> ("int32", "[]v1.Container", "v1.PodSpec").</summary>
+    internal static string GoType(JsonObject definitions, JsonNode? schema)
     {
-        string? def = null;
-        for (var i = 0; i < 8 && schema is JsonObject s; i++)
-        {
-            if (s["$ref"] is JsonValue r) { def = r.GetValue<string>()["#/definitions/".Length..]; schema = definitions[def]; }
-            else if (s["allOf"] is JsonArray { Count: > 0 } all) schema = all[0];
-            else return (s, def);
-        }
-        return (schema as JsonObject, def);
-    }
-
-    static string GoType(JsonObject definitions, JsonNode? schema)
-    {
-        var (s, def) = Resolve(definitions, schema);
+        var (s, def) = SchemaNode.Resolve(definitions, schema);
         if (def == QuantityDef) return "resource.Quantity";
         if (def == IntOrStringDef) return "intstr.IntOrString";
         if (s is null) return "interface {}";
@@ -78,10 +61,30 @@ internal static partial class TypeCheck
     }
 
     /// <summary>A JSON number that is a whole number in int64's range (however the node holds it).</summary>
-    static bool IsInteger(JsonNode n, out long value) =>
-        long.TryParse(n.ToJsonString(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out value);
+    internal static bool IsInteger(JsonNode n, out long value)
+    {
+        if (n is JsonValue v)
+        {
+            if (v.TryGetValue<long>(out value)) return true;
+            if (v.TryGetValue<int>(out var i)) { value = i; return true; }
+            if (v.TryGetValue<JsonElement>(out var e) && e.ValueKind == JsonValueKind.Number) return e.TryGetInt64(out value);
+        }
+        return long.TryParse(n.ToJsonString(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out value);
+    }
 
-    static string Kind(JsonNode n) => n.GetValueKind() switch
+    /// <summary>A quantity is a number or a string in the quantity syntax.</summary>
+    internal static bool IsQuantity(JsonNode value, JsonValueKind kind) =>
+        kind == JsonValueKind.Number || kind == JsonValueKind.String && QuantityPattern().IsMatch(value.GetValue<string>());
+
+    /// <summary>An int-or-string is a string or a whole number in int32's range.</summary>
+    internal static bool IsIntOrString(JsonNode value, JsonValueKind kind) =>
+        kind == JsonValueKind.String || kind == JsonValueKind.Number && IsInteger(value, out var i) && i is >= int.MinValue and <= int.MaxValue;
+
+    /// <summary>What Go says when a value does not decode into an int-or-string.</summary>
+    internal static string IntOrStringConvertText(JsonNode value) =>
+        $"json: cannot unmarshal {(value.GetValueKind() == JsonValueKind.Number ? "number " + value.ToJsonString() : Kind(value))} into Go value of type int32";
+
+    internal static string Kind(JsonNode n) => n.GetValueKind() switch
     {
         JsonValueKind.String => "string",
         JsonValueKind.Number => "number",
@@ -100,68 +103,8 @@ internal static partial class TypeCheck
         _ => "map",
     };
 
-    static TypeMismatch? Walk(JsonObject definitions, JsonNode? schemaNode, JsonNode? value, string path, string parent)
-    {
-        if (value is null) return null; // null is every type's zero value
-        var (schema, def) = Resolve(definitions, schemaNode);
-        if (schema is null) return null;
-        TypeMismatch Mismatch(string valueText, string? special = null, string? convert = null)
-        {
-            var goType = GoType(definitions, schemaNode);
-            convert ??= ConvertText(goType, value);
-            return new TypeMismatch(path, parent, goType, valueText, special, convert);
-        }
-        var kind = value.GetValueKind();
-        if (def == QuantityDef)
-        {
-            var ok = kind == JsonValueKind.Number || kind == JsonValueKind.String && QuantityPattern().IsMatch(value.GetValue<string>());
-            return ok ? null : Mismatch(Kind(value), QuantityError, QuantityError);
-        }
-        if (def == IntOrStringDef || schema.Str("format") == "int-or-string")
-        {
-            if (kind == JsonValueKind.String || kind == JsonValueKind.Number && IsInteger(value, out var i) && i is >= int.MinValue and <= int.MaxValue) return null;
-            var text = $"json: cannot unmarshal {(kind == JsonValueKind.Number ? "number " + value.ToJsonString() : Kind(value))} into Go value of type int32";
-            return Mismatch(Kind(value), null, text) with { Special = null, GoType = "int32" };
-        }
-        if (schema["properties"] is JsonObject props)
-        {
-            if (value is not JsonObject o) return Mismatch(Kind(value));
-            var name = def is null ? parent : ShortName(def);
-            foreach (var (k, v) in o)
-                if (props[k] is { } field && Walk(definitions, field, v, path.Length == 0 ? k : path + "." + k, name) is { } m) return m;
-            return null;
-        }
-        switch (schema.Str("type"))
-        {
-            case "integer":
-                if (kind != JsonValueKind.Number) return Mismatch(Kind(value));
-                var int32 = schema.Str("format") == "int32";
-                if (!IsInteger(value, out var n) || int32 && n is < int.MinValue or > int.MaxValue)
-                    return Mismatch("number " + value.ToJsonString());
-                return null;
-            case "number":
-                return kind == JsonValueKind.Number ? null : Mismatch(Kind(value));
-            case "boolean":
-                return kind is JsonValueKind.True or JsonValueKind.False ? null : Mismatch(Kind(value));
-            case "string":
-                return kind == JsonValueKind.String ? null : Mismatch(Kind(value));
-            case "array":
-                if (value is not JsonArray a) return Mismatch(Kind(value));
-                foreach (var item in a)
-                    if (Walk(definitions, schema["items"], item, path, parent) is { } m) return m;
-                return null;
-            case "object" when schema["additionalProperties"] is JsonObject values:
-                if (value is not JsonObject map) return Mismatch(Kind(value));
-                foreach (var (_, v) in map)
-                    if (Walk(definitions, values, v, path, parent) is { } m) return m;
-                return null;
-            default:
-                return null;
-        }
-    }
-
     /// <summary>What runtime.DefaultUnstructuredConverter says when it cannot put <paramref name="value"/> into a <paramref name="goType"/>.</summary>
-    static string ConvertText(string goType, JsonNode value)
+    internal static string ConvertText(string goType, JsonNode value)
     {
         var src = UnstructuredKind(value);
         if (goType.StartsWith("[]", StringComparison.Ordinal)) return $"cannot restore slice from {src}";
