@@ -18,7 +18,8 @@ internal sealed class OpenApiRootsAttribute(params Type[] roots) : Attribute
     typeof(V1Secret), typeof(Corev1Event), typeof(V1ServiceAccount), typeof(V1Binding),
     typeof(V1Deployment), typeof(V1ReplicaSet), typeof(V1DaemonSet), typeof(V1StatefulSet),
     typeof(V1Job), typeof(V1CronJob), typeof(V1EndpointSlice), typeof(V1Lease), typeof(V1Scale), typeof(V1Eviction),
-    typeof(V1PersistentVolumeClaim), typeof(V1PersistentVolume), typeof(V1ControllerRevision))]
+    typeof(V1PersistentVolumeClaim), typeof(V1PersistentVolume), typeof(V1ControllerRevision),
+    typeof(V1ReplicationController), typeof(V1Ingress), typeof(V1PodDisruptionBudget))]
 internal static partial class OpenApiSchemas;
 
 /// <summary>

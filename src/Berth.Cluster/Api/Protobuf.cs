@@ -77,6 +77,9 @@ public static class Protobuf
             [6] = I("successfulJobsHistoryLimit"), [7] = I("failedJobsHistoryLimit"), [8] = S("timeZone") },
         ["JobTemplateSpec"] = new() { [1] = M("metadata", "ObjectMeta"), [2] = M("spec", "JobSpec") },
         ["Eviction"] = new() { [1] = M("metadata", "ObjectMeta"), [2] = M("deleteOptions", "DeleteOptions") },
+        ["PodDisruptionBudget"] = new() { [1] = M("metadata", "ObjectMeta"), [2] = M("spec", "PodDisruptionBudgetSpec") },
+        ["PodDisruptionBudgetSpec"] = new() { [1] = new("minAvailable", K.IntOrStr), [2] = M("selector", "LabelSelector"), [3] = new("maxUnavailable", K.IntOrStr),
+            [4] = S("unhealthyPodEvictionPolicy") },
     };
 
     // gogo-protobuf writes every non-pointer field, zero or not; Go's JSON drops them (omitempty). Zero
@@ -118,7 +121,7 @@ public static class Protobuf
                 else r.Skip(wire);
             }
             if (!Schemas.ContainsKey(kind) || kind.Contains("Spec") || kind is "ObjectMeta" or "Container")
-                throw ApiException.UnsupportedMediaType($"the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (protobuf is supported for Namespace, ConfigMap, Secret, ServiceAccount, Service, Pod, Deployment, Job, CronJob, Eviction, DeleteOptions; not \"{kind}\")");
+                throw ApiException.UnsupportedMediaType($"the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (protobuf is supported for Namespace, ConfigMap, Secret, ServiceAccount, Service, Pod, Deployment, Job, CronJob, Eviction, PodDisruptionBudget, DeleteOptions; not \"{kind}\")");
             var obj = Message(raw, kind);
             obj.Remove("apiVersion");
             obj.Remove("kind");

@@ -106,6 +106,8 @@ public static class Kinds
         Add(new() { Group = "discovery.k8s.io", Version = "v1", Kind = "EndpointSlice", Plural = "endpointslices", Namespaced = true, Type = typeof(V1EndpointSlice), TypeInfo = c.V1EndpointSlice });
         Add(new() { Group = "coordination.k8s.io", Version = "v1", Kind = "Lease", Plural = "leases", Namespaced = true, Type = typeof(V1Lease), TypeInfo = c.V1Lease,
             GetSpec = null });
+        Add(new() { Group = "policy", Version = "v1", Kind = "PodDisruptionBudget", Plural = "poddisruptionbudgets", Namespaced = true, Type = typeof(V1PodDisruptionBudget), TypeInfo = c.V1PodDisruptionBudget,
+            GetSpec = o => ((V1PodDisruptionBudget)o).Spec, SpecInfo = c.V1PodDisruptionBudgetSpec, GetStatus = o => ((V1PodDisruptionBudget)o).Status, SetStatus = (o, s) => ((V1PodDisruptionBudget)o).Status = (V1PodDisruptionBudgetStatus?)s });
         return d;
     }
 }
@@ -138,6 +140,8 @@ public static class Kinds
 [JsonSerializable(typeof(V1CronJobSpec))]
 [JsonSerializable(typeof(V1EndpointSlice))]
 [JsonSerializable(typeof(V1Lease))]
+[JsonSerializable(typeof(V1PodDisruptionBudget))]
+[JsonSerializable(typeof(V1PodDisruptionBudgetSpec))]
 [JsonSerializable(typeof(V1ControllerRevision))]
 [JsonSerializable(typeof(V1PersistentVolumeClaim))]
 [JsonSerializable(typeof(V1PersistentVolumeClaimSpec))]

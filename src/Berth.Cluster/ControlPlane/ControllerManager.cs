@@ -28,6 +28,7 @@ public static class ControllerManager
         new("daemonset-controller", f => new DaemonSetController(f)),
         new("statefulset-controller", f => new StatefulSetController(f)),
         new("serviceaccount-controller", f => new ServiceAccountController(f)),
+        new("disruption-controller", f => new DisruptionController(f)),
         // Off unless named (--controllers=*,node-lifecycle): no node agent heartbeats yet, so every
         // node registered through the API would turn Unknown and be tainted after 40 s.
         new("node-lifecycle-controller", f => new NodeLifecycleController(f), DefaultEnabled: false),
