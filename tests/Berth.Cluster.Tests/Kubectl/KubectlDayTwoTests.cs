@@ -119,7 +119,10 @@ public sealed class KubectlDayTwoTests(BerthServer s) : IClassFixture<BerthServe
         var dir = Directory.CreateDirectory(Path.Combine(s.DataDir, "manifests")).FullName;
         File.WriteAllText(Path.Combine(dir, "a.yaml"), Manifest);
         File.WriteAllText(Path.Combine(dir, "b.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n  labels: {app: api}\ndata: {c: \"1\"}\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: token\n  labels: {app: api}\nstringData: {t: x}\n");
-        Lines(await K($"-n files apply -f {dir}"), "deployment.apps/api unchanged", "configmap/settings configured", "configmap/extra created", "secret/token created");
+        // (replace dropped the last-applied annotation: apply warns and writes it back, so both objects are "configured")
+        var applied = await K($"-n files apply -f {dir}");
+        Lines(applied, "deployment.apps/api configured", "configmap/settings configured", "configmap/extra created", "secret/token created");
+        Assert.StartsWith("Warning: resource deployments/api is missing the kubectl.kubernetes.io/last-applied-configuration annotation which is required by kubectl apply.", applied.Stderr);
 
         // --prune -l: what was applied with the label but is no longer in the files goes (the default allow-list)
         var pruned = await K($"-n files apply --prune -l app=api -f {Path.Combine(dir, "a.yaml")}");
