@@ -185,7 +185,7 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
             case "DELETE" when target.Name is null && target.Type.CanDeleteCollection:
                 await DeleteCollectionAsync(ctx, target, dryRun, ct);
                 return;
-            case "DELETE" when target.Subresource is null:
+            case "DELETE" when target.Name is not null && target.Subresource is null:
                 await DeleteAsync(ctx, target, dryRun, ct);
                 return;
         }
