@@ -98,15 +98,65 @@ public sealed class PythonClientTests(BerthServer s) : IClassFixture<BerthServer
         print("done")
         """;
 
+    /// <summary>List at a resourceVersion, watch from one with a timeout, and delete a collection by label.</summary>
+    const string CollectionScript = """
+        import sys, time
+        from kubernetes import client, config, watch
+
+        config.load_kube_config(sys.argv[1])
+        ns = sys.argv[2]
+        core = client.CoreV1Api()
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+
+        def pod(name, app):
+            return client.V1Pod(metadata=client.V1ObjectMeta(name=name, labels={"app": app}),
+                                spec=client.V1PodSpec(node_selector={"none": "x"}, containers=[client.V1Container(name="c", image="busybox:1")]))
+
+        for i in range(3):
+            core.create_namespaced_pod(ns, pod("bulk-%d" % i, "bulk"))
+        core.create_namespaced_pod(ns, pod("keep", "keep"))
+        listed = core.list_namespaced_pod(ns, resource_version="0")
+        print("listed", len(listed.items), int(listed.metadata.resource_version) > 0)
+        rv = core.list_namespaced_pod(ns).metadata.resource_version
+
+        st = core.delete_collection_namespaced_pod(ns, label_selector="app=bulk")
+        print("deleted collection", st.kind)
+        print("left", sorted(p.metadata.name for p in core.list_namespaced_pod(ns).items))
+
+        w = watch.Watch()
+        events = []
+        start = time.time()
+        for ev in w.stream(core.list_namespaced_pod, ns, resource_version=rv, timeout_seconds=3):
+            events.append((ev["type"], ev["object"].metadata.name))
+        # (the scheduler may also mark the unschedulable pods: MODIFIED events are not counted)
+        print("watched from rv", sorted(e for e in events if e[0] != "MODIFIED"))
+        print("timed out", time.time() - start < 20)
+        core.delete_namespace(ns)
+        print("done")
+        """;
+
     [Fact]
-    public async Task Deployment_pods_watch_patch_scale_and_foreground_delete()
+    public async Task List_at_a_version_watch_from_one_and_delete_a_collection_by_label()
+    {
+        var lines = await RunAsync(CollectionScript, "py-coll");
+        Assert.Equal([
+            "listed 4 True",
+            "deleted collection PodList",
+            "left ['keep']",
+            "watched from rv [('DELETED', 'bulk-0'), ('DELETED', 'bulk-1'), ('DELETED', 'bulk-2')]",
+            "timed out True",
+            "done",
+        ], lines);
+    }
+
+    async Task<string[]> RunAsync(string scriptText, string ns)
     {
         var dir = Directory.CreateTempSubdirectory("berth-py-");
         try
         {
             var script = Path.Combine(dir.FullName, "client.py");
-            await File.WriteAllTextAsync(script, Script);
-            var psi = new ProcessStartInfo("/usr/bin/python3", [script, s.Kubeconfig, "py-e2e"]) { RedirectStandardOutput = true, RedirectStandardError = true };
+            await File.WriteAllTextAsync(script, scriptText);
+            var psi = new ProcessStartInfo("/usr/bin/python3", [script, s.Kubeconfig, ns]) { RedirectStandardOutput = true, RedirectStandardError = true };
             psi.Environment["HOME"] = dir.FullName;
             using var p = Process.Start(psi)!;
             var stdout = p.StandardOutput.ReadToEndAsync();
@@ -116,27 +166,33 @@ public sealed class PythonClientTests(BerthServer s) : IClassFixture<BerthServer
             catch (OperationCanceledException) { p.Kill(); throw new TimeoutException($"the python client did not finish: {await stdout}"); }
             var output = await stdout;
             Assert.True(p.ExitCode == 0, $"exit {p.ExitCode}\n{output}\n{await stderr}");
-            var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-            Assert.Equal([
-                "namespace True",
-                "created py True RollingUpdate",
-                "watched 2",
-                "pods 2 True",
-                "other 0",
-                "page 1 True",
-                "patched web busybox:2 1 80",
-                "scaled 3",
-                "scale 3 app=py",
-                "deployment ADDED py 3",
-                "quiet watch 0 True",
-                "conflict 409 Conflict",
-                "notfound 404",
-                "service True 8080",
-                "events True True",
-                "deleted True 0 0",
-                "done",
-            ], lines);
+            return output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         }
         finally { dir.Delete(true); }
+    }
+
+    [Fact]
+    public async Task Deployment_pods_watch_patch_scale_and_foreground_delete()
+    {
+        var lines = await RunAsync(Script, "py-e2e");
+        Assert.Equal([
+            "namespace True",
+            "created py True RollingUpdate",
+            "watched 2",
+            "pods 2 True",
+            "other 0",
+            "page 1 True",
+            "patched web busybox:2 1 80",
+            "scaled 3",
+            "scale 3 app=py",
+            "deployment ADDED py 3",
+            "quiet watch 0 True",
+            "conflict 409 Conflict",
+            "notfound 404",
+            "service True 8080",
+            "events True True",
+            "deleted True 0 0",
+            "done",
+        ], lines);
     }
 }

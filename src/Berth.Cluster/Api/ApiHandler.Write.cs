@@ -142,6 +142,7 @@ public sealed partial class ApiHandler
         if (type.ResetStatusOnCreate) obj.Remove("status");
         type.OnCreate?.Invoke(obj);
         type.Default?.Invoke(obj);
+        DropEmptyMetadata(obj);
         Validate(type, obj, null);
         if (type.Namespaced) await CheckNamespaceActiveAsync(type, name, t.Namespace!, ct);
         if (type.Kind == "Service") await AllocateServiceAsync(obj, ct);
@@ -264,6 +265,17 @@ public sealed partial class ApiHandler
         finally { allocGate.Release(); }
     }
 
+    /// <summary>
+    /// ObjectMeta's maps and lists are omitempty in the API server's types: an empty one (`annotations: {}`
+    /// from kubectl's apply and diff patches) is not kept, so it neither shows nor counts as a change.
+    /// </summary>
+    static void DropEmptyMetadata(JsonObject obj)
+    {
+        if (obj["metadata"] is not JsonObject meta) return;
+        foreach (var k in new[] { "labels", "annotations", "finalizers", "ownerReferences", "managedFields" })
+            if (meta[k] is JsonObject { Count: 0 } or JsonArray { Count: 0 } || meta.ContainsKey(k) && meta[k] is null) meta.Remove(k);
+    }
+
     /// <summary>Whether an update leaves the object as it was (resourceVersion and managedFields aside).</summary>
     static bool Unchanged(JsonObject old, JsonObject updated)
     {
@@ -356,6 +368,7 @@ public sealed partial class ApiHandler
             }
             else PrepareUpdate(type, old, obj, t.Subresource);
             type.Default?.Invoke(obj);
+            DropEmptyMetadata(obj);
             Validate(type, obj, old);
             if (type.Kind == "Service" && old.Str("spec.clusterIP") is { } ip && obj.Str("spec.clusterIP") is null) obj.Obj("spec")["clusterIP"] = ip;
             if (dryRun) { obj.Meta()["resourceVersion"] = e.ModRevision.ToString(); return obj; }
@@ -614,11 +627,84 @@ public sealed partial class ApiHandler
         conditions.Add((JsonNode)new JsonObject { ["type"] = "PodScheduled", ["status"] = "True", ["lastProbeTime"] = null, ["lastTransitionTime"] = now });
     }
 
+    /// <summary>
+    /// POST pods/x/eviction, as the API server's eviction REST: a pod that is pending, finished or already
+    /// deleting is deleted at once; otherwise the one PodDisruptionBudget selecting it must allow a
+    /// disruption (429 TooManyRequests when it does not: `kubectl drain` retries), which is taken from its
+    /// status (disruptionsAllowed - 1, the pod recorded in disruptedPods) before the pod is deleted.
+    /// </summary>
     async Task EvictAsync(HttpContext ctx, Target t, JsonObject eviction, bool dryRun, CancellationToken ct)
     {
         var options = eviction["deleteOptions"] as JsonObject ?? new JsonObject();
-        await DeleteOneAsync(t with { Subresource = null }, options, dryRun, ct);
+        if (options["dryRun"] is JsonArray dr && dr.Any(x => x?.GetValue<string>() == "All")) dryRun = true;
+        var podTarget = t with { Subresource = null };
+        var entry = await store.GetAsync(t.Type.Key(t.Namespace, t.Name!), ct) ?? throw ApiException.NotFound(t.Type.Group, t.Type.Plural, t.Name!);
+        var pod = Decode(entry);
+        if (!CanIgnoreDisruptionBudget(pod))
+        {
+            var pdbType = registry.Find("policy", "v1", "poddisruptionbudgets")!;
+            var budgets = new List<JsonObject>();
+            foreach (var e in (await store.ListAsync(pdbType.Prefix(t.Namespace), ct: ct)).Items)
+            {
+                var b = Decode(e);
+                if (b["spec"]?["selector"] is JsonObject sel && sel.Count > 0 && LabelSelector.FromJson(sel) is { Requirements.Count: > 0 } ls && ls.Matches(pod["metadata"]?["labels"] as JsonObject))
+                    budgets.Add(b);
+            }
+            if (budgets.Count > 1)
+                throw new ApiException(500, "", "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.");
+            if (budgets.Count == 1)
+            {
+                var pdb = budgets[0];
+                var name = pdb.Str("metadata.name")!;
+                var (current, desired) = (pdb.Long("status.currentHealthy") ?? 0, pdb.Long("status.desiredHealthy") ?? 0);
+                // an unready pod does not count as healthy: taking it costs the budget nothing
+                if (!(!PodReady(pod) && current >= desired && desired > 0))
+                    await WriteUpdateAsync(new Target(pdbType, t.Namespace, name, "status"), 0, b =>
+                    {
+                        if ((b.Long("status.observedGeneration") ?? 0) < (b.Long("metadata.generation") ?? 0))
+                            throw TooManyEvictions($"The disruption budget {name} is still being processed by the server.", 10);
+                        var allowed = b.Long("status.disruptionsAllowed") ?? 0;
+                        if (allowed < 0) throw ApiException.Forbidden("policy", "poddisruptionbudget", name, "pdb disruptions allowed is negative");
+                        if (allowed == 0)
+                            throw TooManyEvictions($"The disruption budget {name} needs {b.Long("status.desiredHealthy") ?? 0} healthy pods and has {b.Long("status.currentHealthy") ?? 0} currently", 0);
+                        var st = b.Obj("status");
+                        st["disruptionsAllowed"] = allowed - 1;
+                        if (allowed - 1 == 0) DisruptionAllowedCondition(st, false);
+                        st.Obj("disruptedPods")[t.Name!] = Json.Now();
+                        return b;
+                    }, dryRun, ct);
+            }
+        }
+        await DeleteOneAsync(podTarget, options, dryRun, ct);
         await WriteJsonAsync(ctx, 201, Success());
+    }
+
+    /// <summary>A pod that is pending, finished or already being deleted is evicted without asking its budget.</summary>
+    static bool CanIgnoreDisruptionBudget(JsonObject pod) =>
+        pod.Str("status.phase") is "Succeeded" or "Failed" or "Pending" || pod.Str("metadata.deletionTimestamp") is not null;
+
+    static bool PodReady(JsonObject pod) => pod.Objects("status.conditions").Any(c => c.Str("type") == "Ready" && c.Str("status") == "True");
+
+    /// <summary>The 429 of a refused eviction (its cause names the budget; kubectl drain retries).</summary>
+    static ApiException TooManyEvictions(string cause, int retryAfterSeconds)
+    {
+        var details = new JsonObject { ["causes"] = new JsonArray(new JsonObject { ["reason"] = "DisruptionBudget", ["message"] = cause }) };
+        if (retryAfterSeconds > 0) details["retryAfterSeconds"] = retryAfterSeconds;
+        return new ApiException(429, "TooManyRequests", "Cannot evict pod as it would violate the pod's disruption budget.", details);
+    }
+
+    /// <summary>The PDB's DisruptionAllowed condition as the disruption controller and the eviction path set it.</summary>
+    internal static void DisruptionAllowedCondition(JsonObject status, bool allowed)
+    {
+        var conditions = status["conditions"] as JsonArray ?? (JsonArray)(status["conditions"] = new JsonArray());
+        var c = conditions.OfType<JsonObject>().FirstOrDefault(x => x.Str("type") == "DisruptionAllowed");
+        var (st, reason) = allowed ? ("True", "SufficientPods") : ("False", "InsufficientPods");
+        if (c is null) conditions.Add((JsonNode)(c = new JsonObject { ["type"] = "DisruptionAllowed" }));
+        if (c.Str("status") != st) c["lastTransitionTime"] = Json.Now();
+        c["status"] = st;
+        c["reason"] = reason;
+        c["message"] = "";
+        c["observedGeneration"] = status.Long("observedGeneration") ?? 0;
     }
 
     static JsonObject Success() => new()

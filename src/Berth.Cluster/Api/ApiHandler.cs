@@ -59,6 +59,9 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
     static async Task WriteStatusAsync(HttpContext ctx, ApiException e)
     {
         if (ctx.Response.HasStarted) return;
+        // a Status that says when to retry says it in the header too, as the API server's error writer does
+        if (e.Details?["retryAfterSeconds"] is JsonValue ra && ra.TryGetValue<int>(out var after) && after > 0)
+            ctx.Response.Headers.RetryAfter = after.ToString(System.Globalization.CultureInfo.InvariantCulture);
         await WriteJsonAsync(ctx, e.Code, e.ToStatus());
     }
 
@@ -181,10 +184,10 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
             case "PATCH" when target.Name is not null:
                 await PatchAsync(ctx, target, fieldValidation, dryRun, ct);
                 return;
-            case "DELETE" when target.Name is null:
+            case "DELETE" when target.Name is null && target.Type.CanDeleteCollection:
                 await DeleteCollectionAsync(ctx, target, dryRun, ct);
                 return;
-            case "DELETE" when target.Subresource is null:
+            case "DELETE" when target.Name is not null && target.Subresource is null:
                 await DeleteAsync(ctx, target, dryRun, ct);
                 return;
         }

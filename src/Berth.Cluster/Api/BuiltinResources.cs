@@ -45,7 +45,7 @@ public static class BuiltinResources
         r.Add(new ResourceType
         {
             Group = "", Version = "v1", Kind = "Namespace", Plural = "namespaces", ShortNames = ["ns"], Namespaced = false,
-            HasStatus = true, ExtraSubresources = ["finalize"], NameRule = Validation.CheckDns1123Label,
+            HasStatus = true, ExtraSubresources = ["finalize"], NameRule = Validation.CheckDns1123Label, CanDeleteCollection = false,
             OnCreate = o => o.Obj("spec").Default("finalizers", new JsonArray("kubernetes")),
             Default = o =>
             {
@@ -193,6 +193,25 @@ public static class BuiltinResources
                 Col("StorageClass", o => None(o.Str("spec.storageClassName"))), Col("VolumeAttributesClass", o => None(o.Str("spec.volumeAttributesClassName"))),
                 Col("Reason", o => o.Str("status.reason") ?? ""), AgeCol, Col("VolumeMode", o => o.Str("spec.volumeMode") ?? "Filesystem", 1)],
         });
+        // Served so that `kubectl apply --prune` finds every kind of its default allow-list; no
+        // replication controller runs (ReplicaSets are the workload controllers here).
+        r.Add(new ResourceType
+        {
+            Group = "", Version = "v1", Kind = "ReplicationController", Plural = "replicationcontrollers", ShortNames = ["rc"], Categories = ["all"],
+            HasStatus = true, HasScale = true, TracksGeneration = true, ResetStatusOnCreate = true,
+            Default = o =>
+            {
+                var spec = o.Obj("spec");
+                spec.Default("replicas", 1);
+                if (spec["template"]?["spec"] is JsonObject ps) DefaultPodSpec(ps);
+                // the selector defaults to the template's labels, as the API server does
+                if (spec["selector"] is null && spec["template"]?["metadata"]?["labels"] is JsonObject tl) spec["selector"] = tl.DeepClone();
+                o.Obj("status").Default("replicas", 0);
+            },
+            Columns = [NameCol, Col("Desired", o => o.Long("spec.replicas") ?? 0, 0, "integer"), Col("Current", o => o.Long("status.replicas") ?? 0, 0, "integer"),
+                Col("Ready", o => o.Long("status.readyReplicas") ?? 0, 0, "integer"), AgeCol,
+                Col("Containers", Containers, 1), Col("Images", Images, 1), Col("Selector", o => Selector(o["spec"]?["selector"] as JsonObject), 1)],
+        });
         // apps/v1
         r.Add(Workload("Deployment", "deployments", ["deploy"],
             [NameCol, Col("Ready", o => $"{o.Long("status.readyReplicas") ?? 0}/{o.Long("spec.replicas") ?? 0}"),
@@ -314,6 +333,29 @@ public static class BuiltinResources
                 Col("Endpoints", o => { var a = o.Objects("endpoints").SelectMany(e => e.Arr("addresses").Select(x => x?.GetValue<string>())).ToList(); return a.Count == 0 ? "<unset>" : string.Join(",", a.Take(3)) + (a.Count > 3 ? $" + {a.Count - 3} more..." : ""); }),
                 AgeCol],
             Validate = (o, _, e) => { if (o.Str("addressType") is not ("IPv4" or "IPv6" or "FQDN")) e.Add(FieldError.NotSupported("addressType", o.Str("addressType"), ["IPv4", "IPv6", "FQDN"])); },
+        });
+        // networking.k8s.io/v1 Ingress: stored and shown (no ingress controller runs here)
+        r.Add(new ResourceType
+        {
+            Group = "networking.k8s.io", Version = "v1", Kind = "Ingress", Plural = "ingresses", ShortNames = ["ing"], HasStatus = true,
+            Columns = [NameCol, Col("Class", o => None(o.Str("spec.ingressClassName"))),
+                Col("Hosts", o => o.Objects("spec.rules").Select(r => r.Str("host")).Where(h => !string.IsNullOrEmpty(h)).ToList() is { Count: > 0 } hosts
+                    ? string.Join(",", hosts.Take(4)) + (hosts.Count > 4 ? $" + {hosts.Count - 4} more..." : "") : "*"),
+                Col("Address", o => string.Join(",", o.Objects("status.loadBalancer.ingress").Select(i => i.Str("ip") ?? i.Str("hostname")).Where(a => !string.IsNullOrEmpty(a)))),
+                Col("Ports", o => o.Arr("spec.tls").Count > 0 ? "80, 443" : "80"), AgeCol],
+        });
+        // policy/v1 PodDisruptionBudget: the disruption controller keeps its status, evictions honour it
+        r.Add(new ResourceType
+        {
+            Group = "policy", Version = "v1", Kind = "PodDisruptionBudget", Plural = "poddisruptionbudgets", ShortNames = ["pdb"],
+            HasStatus = true, TracksGeneration = true, ResetStatusOnCreate = true,
+            Default = o =>
+            {
+                var st = o.Obj("status");
+                foreach (var f in new[] { "disruptionsAllowed", "currentHealthy", "desiredHealthy", "expectedPods" }) st.Default(f, 0);
+            },
+            Columns = [NameCol, Col("Min Available", o => IntOrString(o["spec"]?["minAvailable"]) ?? "N/A"), Col("Max Unavailable", o => IntOrString(o["spec"]?["maxUnavailable"]) ?? "N/A"),
+                new("Allowed Disruptions", "integer", "Calculated number of pods that may be disrupted at this time.", (o, _) => o.Long("status.disruptionsAllowed") ?? 0), AgeCol],
         });
         r.Add(new ResourceType
         {
@@ -636,6 +678,8 @@ public static class BuiltinResources
         var end = Json.ParseTime(o.Str("status.completionTime")) ?? DateTimeOffset.UtcNow;
         return Json.HumanDuration(end - start);
     }
+
+    static string? IntOrString(JsonNode? v) => v is null ? null : v is JsonValue jv && jv.TryGetValue<string>(out var str) ? str : v.ToJsonString();
 
     static string Containers(JsonObject o) => string.Join(",", o.Objects("spec.template.spec.containers").Select(c => c.Str("name")));
     static string Images(JsonObject o) => string.Join(",", o.Objects("spec.template.spec.containers").Select(c => c.Str("image")));

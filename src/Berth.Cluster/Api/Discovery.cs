@@ -13,7 +13,6 @@ public sealed class Discovery(ResourceRegistry registry, string serverAddress)
 {
     public const string AggregatedV2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
     public OpenApiDocuments OpenApi { get; } = new(registry);
-    static readonly string[] Verbs = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
 
     static JsonArray Arr(IEnumerable<string> items) => new(items.Select(i => (JsonNode?)JsonValue.Create(i)).ToArray());
 
@@ -93,7 +92,7 @@ public sealed class Discovery(ResourceRegistry registry, string serverAddress)
                 ["singularName"] = t.Singular,
                 ["namespaced"] = t.Namespaced,
                 ["kind"] = t.Kind,
-                ["verbs"] = Arr(t.CreateOnly ? ["create"] : Verbs),
+                ["verbs"] = Arr(t.Verbs),
             };
             if (!t.CreateOnly) r["storageVersionHash"] = Hash(t.GroupVersion + "/" + t.Kind);
             if (t.ShortNames.Length > 0) r["shortNames"] = Arr(t.ShortNames);
@@ -129,7 +128,7 @@ public sealed class Discovery(ResourceRegistry registry, string serverAddress)
                         ["responseKind"] = new JsonObject { ["group"] = t.Group, ["version"] = t.Version, ["kind"] = t.Kind },
                         ["scope"] = t.Namespaced ? "Namespaced" : "Cluster",
                         ["singularResource"] = t.Singular,
-                        ["verbs"] = Arr(t.CreateOnly ? ["create"] : Verbs),
+                        ["verbs"] = Arr(t.Verbs),
                     };
                     if (t.ShortNames.Length > 0) r["shortNames"] = Arr(t.ShortNames);
                     if (t.Categories.Length > 0) r["categories"] = Arr(t.Categories);

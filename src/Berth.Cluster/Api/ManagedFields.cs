@@ -25,22 +25,43 @@ internal static class ManagedFields
         return result;
     }
 
+    /// <summary>
+    /// The 409 the API server answers (its getConflictMessage): one conflict on one line, several grouped
+    /// under each manager ("conflicts with \"m\":" then "- .path" lines), managers in sorted order.
+    /// </summary>
     public static ApiException ConflictError(ResourceType type, string name, List<(string[] Path, JsonObject Owner)> conflicts)
     {
         var causes = new JsonArray();
-        var lines = new List<string>();
         foreach (var (path, owner) in conflicts)
-        {
-            var field = Display(path);
-            var msg = $"conflict with \"{owner.Str("manager")}\"" + (owner.Str("operation") == "Update" ? " using " + owner.Str("apiVersion") : "");
-            causes.Add((JsonNode)new JsonObject { ["reason"] = "FieldManagerConflict", ["message"] = msg, ["field"] = field });
-            lines.Add($"- {msg}: {field}");
-        }
+            causes.Add((JsonNode)new JsonObject { ["reason"] = "FieldManagerConflict", ["message"] = "conflict with " + PrintManager(owner), ["field"] = Display(path) });
         var details = new JsonObject { ["name"] = name, ["kind"] = type.Plural, ["causes"] = causes };
         if (type.Group.Length > 0) details["group"] = type.Group;
-        var header = conflicts.Count == 1 ? "Apply failed with 1 conflict" : $"Apply failed with {conflicts.Count} conflicts";
-        return new ApiException(409, "Conflict", $"{header}: " + string.Join("\n", lines), details);
+        string message;
+        if (conflicts.Count == 1) message = $"Apply failed with 1 conflict: conflict with {PrintManager(conflicts[0].Owner)}: {Display(conflicts[0].Path)}";
+        else
+        {
+            var lines = new List<string>();
+            foreach (var group in conflicts.GroupBy(c => PrintManager(c.Owner)).OrderBy(g => ManagerKey(g.First().Owner), StringComparer.Ordinal))
+            {
+                lines.Add($"conflicts with {group.Key}:");
+                lines.AddRange(group.Select(c => "- " + Display(c.Path)));
+            }
+            message = $"Apply failed with {conflicts.Count} conflicts: " + string.Join("\n", lines);
+        }
+        return new ApiException(409, "Conflict", message, details);
     }
+
+    /// <summary>A manager as the API server names it: "m", "m" with subresource "s", "m" using apps/v1 (Update).</summary>
+    static string PrintManager(JsonObject owner)
+    {
+        var s = $"\"{owner.Str("manager")}\"";
+        if (owner.Str("subresource") is { Length: > 0 } sub) s += $" with subresource \"{sub}\"";
+        return owner.Str("operation") == "Update" ? s + " using " + owner.Str("apiVersion") : s;
+    }
+
+    /// <summary>The manager identifier the API server sorts by (its JSON encoding: manager, operation, apiVersion for Update).</summary>
+    static string ManagerKey(JsonObject owner) =>
+        $"{{\"manager\":\"{owner.Str("manager")}\",\"operation\":\"{owner.Str("operation")}\"" + (owner.Str("operation") == "Update" ? $",\"apiVersion\":\"{owner.Str("apiVersion")}\"" : "") + "}";
 
     /// <summary>Takes a field out of a manager's set (a forced apply takes it over), pruning emptied parents.</summary>
     public static void Release(JsonObject owner, string[] path)
@@ -94,5 +115,21 @@ internal static class ManagedFields
     static bool SameValue(JsonNode? a, JsonNode? b) => JsonNode.DeepEquals(a, b) ||
         a is JsonValue va && b is JsonValue vb && va.ToString() == vb.ToString();
 
-    static string Display(string[] path) => string.Concat(path.Select(s => s.StartsWith("f:", StringComparison.Ordinal) ? "." + s[2..] : "[" + s[2..] + "]"));
+    /// <summary>A field path as structured-merge-diff prints it: .spec.containers[name="nginx"].image, [=value] for set items.</summary>
+    static string Display(string[] path) => string.Concat(path.Select(s => s[..2] switch
+    {
+        "f:" => "." + s[2..],
+        "k:" when JsonNode.Parse(s[2..]) is JsonObject key => "[" + string.Join(",", key.Select(kv => $"{kv.Key}={Scalar(kv.Value)}").Order(StringComparer.Ordinal)) + "]",
+        "v:" => "[=" + Scalar(JsonNode.Parse(s[2..])) + "]",
+        "i:" => "[" + s[2..] + "]",
+        _ => s,
+    }));
+
+    /// <summary>A key value as structured-merge-diff's value.ToString: strings quoted, numbers and booleans bare.</summary>
+    static string Scalar(JsonNode? v) => v switch
+    {
+        null => "null",
+        JsonValue sv when sv.TryGetValue<string>(out var str) => "\"" + str.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"",
+        _ => v.ToJsonString(),
+    };
 }

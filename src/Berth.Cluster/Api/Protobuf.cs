@@ -101,6 +101,9 @@ public static class Protobuf
         ["TokenRequest"] = new() { [1] = M("metadata", "ObjectMeta"), [2] = M("spec", "TokenRequestSpec") },
         ["TokenRequestSpec"] = new() { [1] = Ss("audiences"), [3] = M("boundObjectRef", "BoundObjectReference"), [4] = I("expirationSeconds") },
         ["BoundObjectReference"] = new() { [1] = S("kind"), [2] = S("apiVersion"), [3] = S("name"), [4] = S("uid") },
+        ["PodDisruptionBudget"] = new() { [1] = M("metadata", "ObjectMeta"), [2] = M("spec", "PodDisruptionBudgetSpec") },
+        ["PodDisruptionBudgetSpec"] = new() { [1] = new("minAvailable", K.IntOrStr), [2] = M("selector", "LabelSelector"), [3] = new("maxUnavailable", K.IntOrStr),
+            [4] = S("unhealthyPodEvictionPolicy") },
     };
 
     // gogo-protobuf writes every non-pointer field, zero or not; Go's JSON drops them (omitempty). Zero
@@ -142,7 +145,7 @@ public static class Protobuf
                 else r.Skip(wire);
             }
             if (!Schemas.ContainsKey(kind) || kind.Contains("Spec") || kind is "ObjectMeta" or "Container")
-                throw ApiException.UnsupportedMediaType($"the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (protobuf is supported for Namespace, ConfigMap, Secret, ServiceAccount, Service, Pod, Deployment, Job, CronJob, Eviction, DeleteOptions, the RBAC kinds, access reviews and TokenRequest; not \"{kind}\")");
+                throw ApiException.UnsupportedMediaType($"the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (protobuf is supported for Namespace, ConfigMap, Secret, ServiceAccount, Service, Pod, Deployment, Job, CronJob, Eviction, PodDisruptionBudget, DeleteOptions, the RBAC kinds, access reviews and TokenRequest; not \"{kind}\")");
             var obj = Message(raw, kind);
             obj.Remove("apiVersion");
             obj.Remove("kind");

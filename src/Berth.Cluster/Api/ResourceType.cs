@@ -61,6 +61,14 @@ public sealed class ResourceType
         }
     }
 
+    /// <summary>Serves DELETE on the collection (namespaces do not: kube's namespace storage has no deletecollection).</summary>
+    public bool CanDeleteCollection { get; init; } = true;
+
+    /// <summary>The verbs discovery lists for the resource.</summary>
+    public string[] Verbs => CreateOnly ? ["create"]
+        : CanDeleteCollection ? ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+        : ["create", "delete", "get", "list", "patch", "update", "watch"];
+
     /// <summary>A review (SelfSubjectAccessReview …): create only, answered at once, nothing stored.</summary>
     public bool CreateOnly { get; init; }
 

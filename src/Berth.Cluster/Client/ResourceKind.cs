@@ -107,6 +107,8 @@ public static class Kinds
         Add(new() { Group = "rbac.authorization.k8s.io", Version = "v1", Kind = "ClusterRole", Plural = "clusterroles", Namespaced = false, Type = typeof(V1ClusterRole), TypeInfo = c.V1ClusterRole });
         Add(new() { Group = "coordination.k8s.io", Version = "v1", Kind = "Lease", Plural = "leases", Namespaced = true, Type = typeof(V1Lease), TypeInfo = c.V1Lease,
             GetSpec = null });
+        Add(new() { Group = "policy", Version = "v1", Kind = "PodDisruptionBudget", Plural = "poddisruptionbudgets", Namespaced = true, Type = typeof(V1PodDisruptionBudget), TypeInfo = c.V1PodDisruptionBudget,
+            GetSpec = o => ((V1PodDisruptionBudget)o).Spec, SpecInfo = c.V1PodDisruptionBudgetSpec, GetStatus = o => ((V1PodDisruptionBudget)o).Status, SetStatus = (o, s) => ((V1PodDisruptionBudget)o).Status = (V1PodDisruptionBudgetStatus?)s });
         return d;
     }
 }
@@ -141,6 +143,8 @@ public static class Kinds
 [JsonSerializable(typeof(V1Lease))]
 [JsonSerializable(typeof(V1ClusterRole))]
 [JsonSerializable(typeof(V1PolicyRule))]
+[JsonSerializable(typeof(V1PodDisruptionBudget))]
+[JsonSerializable(typeof(V1PodDisruptionBudgetSpec))]
 [JsonSerializable(typeof(V1ControllerRevision))]
 [JsonSerializable(typeof(V1PersistentVolumeClaim))]
 [JsonSerializable(typeof(V1PersistentVolumeClaimSpec))]

@@ -92,7 +92,12 @@ public class ApiServerTests(ApiFixture f) : IClassFixture<ApiFixture>
         Assert.Equal(HttpStatusCode.OK, code);
         Assert.Equal("APIGroupDiscoveryList", apis.Str("kind"));
         var groups = apis.Objects("items").Select(i => i.Str("metadata.name")).ToList();
-        Assert.Equal(["apps", "batch", "discovery.k8s.io", "coordination.k8s.io", "authentication.k8s.io", "authorization.k8s.io", "rbac.authorization.k8s.io"], groups);
+        Assert.Equal(["apps", "batch", "discovery.k8s.io", "networking.k8s.io", "policy", "coordination.k8s.io", "authentication.k8s.io", "authorization.k8s.io", "rbac.authorization.k8s.io"], groups);
+        // namespaces have no deletecollection (kube's namespace storage has none): not listed, and refused with 405
+        var (_, coreV1) = await Send(HttpMethod.Get, "/api/v1");
+        Assert.DoesNotContain("deletecollection", coreV1.Objects("resources").Single(r => r.Str("name") == "namespaces").Arr("verbs").Select(v => v!.GetValue<string>()));
+        var (deleteAll, refused) = await Send(HttpMethod.Delete, "/api/v1/namespaces?dryRun=All");
+        Assert.Equal((HttpStatusCode.MethodNotAllowed, "MethodNotAllowed"), (deleteAll, refused.Str("reason")));
         var deploy = apis.Objects("items").First().Objects("versions").First().Objects("resources").First(r => r.Str("resource") == "deployments");
         Assert.Contains(deploy.Objects("subresources"), s => s.Str("subresource") == "scale" && s.Str("responseKind.kind") == "Scale");
         var (_, core) = await Send(HttpMethod.Get, "/api", accept: "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList");

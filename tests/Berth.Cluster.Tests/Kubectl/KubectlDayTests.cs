@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Berth.Cluster.Api;
+using static Berth.Cluster.Tests.Kubectl.KubectlChecks;
 
 namespace Berth.Cluster.Tests.Kubectl;
 
@@ -44,24 +45,6 @@ public sealed class KubectlDayTests(BerthServer s) : IClassFixture<BerthServer>
             targetPort: 80
         """;
 
-    static void Ok(BerthServer.Result r) => Assert.True(r.ExitCode == 0, r.ToString());
-
-    /// <summary>Exit status 1 and exactly this one line on stderr, nothing on stdout.</summary>
-    static void FailsWith(BerthServer.Result r, string stderr)
-    {
-        Assert.True(r.ExitCode == 1, r.ToString());
-        Assert.Equal(stderr, r.Stderr.TrimEnd('\n'));
-        Assert.Equal("", r.Stdout);
-    }
-
-    static void Lines(BerthServer.Result r, params string[] expected)
-    {
-        Ok(r);
-        Assert.Equal(expected, r.Stdout.TrimEnd('\n').Split('\n'));
-    }
-
-    static string[] Rows(string stdout) => stdout.TrimEnd('\n').Split('\n');
-
     /// <summary>The value of a `describe` field ("Replicas:   3 desired | …" → "3 desired | …").</summary>
     static string Field(string describe, string name)
     {
@@ -72,27 +55,8 @@ public sealed class KubectlDayTests(BerthServer s) : IClassFixture<BerthServer>
 
     async Task<BerthServer.Result> K(string args, string? stdin = null, IDictionary<string, string>? env = null) => await s.Kubectl(args, stdin, env);
 
-    async Task<JsonObject> Json(string args)
-    {
-        var r = await K(args + " -o json");
-        Ok(r);
-        return JsonNode.Parse(r.Stdout)!.AsObject();
-    }
-
-    async Task<JsonObject> Until(string args, Func<JsonObject, bool> ok, string what, int seconds = 60)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(seconds);
-        JsonObject? last = null;
-        while (DateTime.UtcNow < deadline)
-        {
-            var r = await K(args + " -o json");
-            if (r.ExitCode == 0 && (last = JsonNode.Parse(r.Stdout)!.AsObject()) is { } o && ok(o)) return o;
-            await Task.Delay(200);
-        }
-        throw new TimeoutException($"timed out waiting for {what}; last: {last}");
-    }
-
-    static List<JsonObject> Live(JsonObject list) => list.Objects("items").Where(p => p.Str("metadata.deletionTimestamp") is null).ToList();
+    Task<JsonObject> Json(string args) => KubectlChecks.Json(s, args);
+    Task<JsonObject> Until(string args, Func<JsonObject, bool> ok, string what, int seconds = 60) => KubectlChecks.Until(s, args, ok, what, seconds);
 
     async Task<FakeKubelets> KubeletsAsync()
     {
