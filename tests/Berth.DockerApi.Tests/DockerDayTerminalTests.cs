@@ -105,7 +105,9 @@ public sealed partial class DockerDayTests
         s.Do("rm", "att");
 
         // run -it: the size at start and after a resize
-        s.Note(Screen("run -it, stty size", OnTerminal(s, $"run -it --rm {I} sh", 30, 90,
+        // (dockerd's stty in a fresh run -it fails now and then with ECHILD, "stty: standard input: No child
+        // processes", as in run -t below: shown side by side, not compared; attach and exec -it compare sizes)
+        s.KnownNote("dockerd's stty sometimes fails with ECHILD", Screen("run -it, stty size", OnTerminal(s, $"run -it --rm {I} sh", 30, 90,
             ("expect", "# "), ("send", "stty size\r"), ("expect", "30 90"), ("expect", "# "), ("size", "50 132"), ("sleep", "1"),
             ("send", "stty size\r"), ("expect", "50 132"), ("expect", "# "), ("send", "exit\r"))));
         // run -t without -i: a terminal for output only, of the caller's size
