@@ -97,7 +97,7 @@ public sealed partial class DockerDayTests
         s.Do("inspect", "--format", "{{.State.Status}}", "att");
         // the terminal's size reaches the container's pty (POST /containers/ID/resize)
         s.Note(Screen("attach, stty size", OnTerminal(s, "attach att", 33, 101,
-            ("sleep", "1"), ("send", "stty size\r"), ("expect", "33 101"), ("expect", "# "), ("size", "40 120"), ("sleep", "1"),
+            ("sleep", "1"), ("send", "stty size\r"), ("expect", "33 101"), ("expect", "# "), ("size", "40 120"), ("sleep", "3"),
             ("send", "stty size\r"), ("expect", "40 120"), ("expect", "# "), ("send", "\u0010\u0011"))));
         // exit from the attached shell ends the container with its code
         s.Note(Screen("attach, exit", OnTerminal(s, "attach att", 24, 80, ("send", "exit 5\r"))));
@@ -108,7 +108,7 @@ public sealed partial class DockerDayTests
         // (dockerd's stty in a fresh run -it fails now and then with ECHILD, "stty: standard input: No child
         // processes", as in run -t below: shown side by side, not compared; attach and exec -it compare sizes)
         s.KnownNote("dockerd's stty sometimes fails with ECHILD", Screen("run -it, stty size", OnTerminal(s, $"run -it --rm {I} sh", 30, 90,
-            ("expect", "# "), ("send", "stty size\r"), ("expect", "30 90"), ("expect", "# "), ("size", "50 132"), ("sleep", "1"),
+            ("expect", "# "), ("send", "stty size\r"), ("expect", "30 90"), ("expect", "# "), ("size", "50 132"), ("sleep", "3"),
             ("send", "stty size\r"), ("expect", "50 132"), ("expect", "# "), ("send", "exit\r"))));
         // run -t without -i: a terminal for output only, of the caller's size
         // (dockerd's container has no usable stdin without -i: its stty fails with "No child processes";
@@ -129,7 +129,7 @@ public sealed partial class DockerDayTests
         s.Do("run", "--rm", "-t", I, "sh", "-c", "echo $TERM");
         s.Do("run", "--rm", "-t", "-e", "TERM=dumb", I, "sh", "-c", "echo $TERM");
         s.Note(Screen("exec -it, size and ctrl-c", OnTerminal(s, "exec -it ex sh", 35, 110,
-            ("expect", "# "), ("send", "stty size\r"), ("expect", "35 110"), ("expect", "# "), ("size", "45 140"), ("sleep", "1"),
+            ("expect", "# "), ("send", "stty size\r"), ("expect", "35 110"), ("expect", "# "), ("size", "45 140"), ("sleep", "3"),
             ("send", "stty size\r"), ("expect", "45 140"), ("expect", "# "), ("send", "sleep 100\r"), ("sleep", "1"), ("send", "\u0003"),
             ("expect", "# "), ("send", "echo back $?\r"), ("expect", "back"), ("expect", "# "), ("send", "exit 6\r"))));
         s.Do("rm", "-f", "ex");
