@@ -69,7 +69,7 @@ enum {
     OP_SETHOSTNAME,       /* s0 name */
     OP_SETDOMAINNAME,     /* s0 name */
     OP_LOOPBACK,
-    OP_PTY_CTTY,          /* setsid, TIOCSCTTY, stdio, send "pty" + master */
+    OP_PTY_CTTY,          /* TIOCSCTTY (after SETSID), stdio, send "pty" + master */
     OP_RLIMIT,            /* n0 resource, n1 soft, n2 hard, s0 label */
     OP_CHDIR,             /* s0 cwd */
     OP_LOOKPATH,          /* s0 name; flag: name has a '/'; s1.. candidates */
@@ -88,6 +88,7 @@ enum {
     OP_SETNS_MNT,         /* s0 path */
     OP_EXEC,              /* n0 argc; s0.. argv then env */
     OP_WAIT,              /* s0 message: wait for it on the sync socket (EOF: exit) */
+    OP_SETSID,            /* a new session: the process leads it (and its pty may become its controlling tty) */
 };
 
 #define F_BIND_CONSOLE 1
@@ -542,7 +543,6 @@ static void op_pty_open(struct op *o)
 
 static void op_pty_ctty(void)
 {
-    if (setsid() < 0) DIE_ERRNO("setsid");
     if (ioctl(pty_slave, TIOCSCTTY, NULL) != 0) DIE_ERRNO("ioctl(TIOCSCTTY)");
     for (int i = 0; i < 3; i++)
         if (dup3(pty_slave, i, 0) < 0) DIE_ERRNO("dup3 pty");
@@ -789,6 +789,7 @@ static void run(struct op *o)
     case OP_SETHOSTNAME: if (sethostname(o->s[0], o->len[0]) != 0) DIE_ERRNO("sethostname %s", o->s[0]); break;
     case OP_SETDOMAINNAME: if (setdomainname(o->s[0], o->len[0]) != 0) DIE_ERRNO("setdomainname %s", o->s[0]); break;
     case OP_LOOPBACK: op_loopback(); break;
+    case OP_SETSID: if (setsid() < 0) DIE_ERRNO("setsid"); break;
     case OP_PTY_CTTY: op_pty_ctty(); break;
     case OP_RLIMIT: {
         struct rlimit64 { uint64_t cur, max; } lim = { o->n[1], o->n[2] };

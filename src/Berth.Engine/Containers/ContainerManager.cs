@@ -562,18 +562,20 @@ public sealed unsafe partial class ContainerManager
     /// user's own groups replace the container process's (runc's --additional-gids would add to
     /// them, so `-u nobody` kept group 0). The caller removes the file with
     /// <see cref="ForgetExecArgs"/> once the runtime has returned.</summary>
-    public List<string> ExecArgs(ContainerRecord rec, IReadOnlyList<string> command, IEnumerable<string> env, string? user, string? workdir, bool tty, bool detach)
+    public List<string> ExecArgs(ContainerRecord rec, IReadOnlyList<string> command, IEnumerable<string> env, string? user, string? workdir, bool tty, bool detach,
+        Berth.Oci.Runtime.Box? consoleSize = null)
     {
         if (!rec.State.Running) throw new EngineException(ErrorKind.FailedPrecondition, $"container {rec.BareName} is not running");
         if (rec.State.Paused) throw new EngineException(ErrorKind.FailedPrecondition, $"container {rec.BareName} is paused, unpause the container before exec");
         if (command.Count == 0) throw EngineException.Invalid("no exec command specified");
-        return ExecArgs(Store, rec, command, env, user, workdir, tty, detach);
+        return ExecArgs(Store, rec, command, env, user, workdir, tty, detach, consoleSize);
     }
 
-    /// <summary><see cref="ExecArgs(ContainerRecord, IReadOnlyList{string}, IEnumerable{string}, string?, string?, bool, bool)"/>
+    /// <summary><see cref="ExecArgs(ContainerRecord, IReadOnlyList{string}, IEnumerable{string}, string?, string?, bool, bool, Berth.Oci.Runtime.Box?)"/>
     /// without the checks of the container's state: the one way to build an exec, also for the monitor's
     /// health checks (which run while the monitor knows the container runs).</summary>
-    public static List<string> ExecArgs(ContainerStore store, ContainerRecord rec, IReadOnlyList<string> command, IEnumerable<string> env, string? user, string? workdir, bool tty, bool detach)
+    public static List<string> ExecArgs(ContainerStore store, ContainerRecord rec, IReadOnlyList<string> command, IEnumerable<string> env, string? user, string? workdir, bool tty, bool detach,
+        Berth.Oci.Runtime.Box? consoleSize = null)
     {
         Berth.Oci.Runtime.Spec spec;
         try { spec = Berth.Oci.Runtime.SpecJson.ParseSpecWithoutSeccomp(File.ReadAllBytes(Path.Combine(store.BundleDir(rec.Id), "config.json"))); }
@@ -584,6 +586,15 @@ public sealed unsafe partial class ContainerManager
         try { u = SpecBuilder.ResolveUser(rec.Rootfs, string.IsNullOrEmpty(user) ? rec.Config.User : user); }
         catch (EngineException e) when (e.Kind == ErrorKind.InvalidArgument) { throw new EngineException(ErrorKind.InvalidArgument, e.Message, ExecFailedCode); }
         var envs = basep.Env is null ? new List<string>() : [.. basep.Env];
+        // dockerd's exec environment: TERM=xterm with a terminal and none without, whatever the container
+        // was created with, unless the container's own env sets TERM
+        if (!rec.Config.Env.Any(e => e.StartsWith("TERM=", StringComparison.Ordinal)))
+        {
+            var at = envs.FindIndex(e => e.StartsWith("TERM=", StringComparison.Ordinal));
+            if (at >= 0) envs.RemoveAt(at);
+            else at = envs.FindIndex(e => e.StartsWith("HOSTNAME=", StringComparison.Ordinal)) + 1;
+            if (tty) envs.Insert(at > 0 ? at : envs.Count, "TERM=xterm");
+        }
         foreach (var e in env.Where(e => e.Length > 0))
         {
             var key = e.Split('=')[0] + "=";
@@ -592,7 +603,7 @@ public sealed unsafe partial class ContainerManager
         }
         var proc = new Berth.Oci.Runtime.Process
         {
-            Args = [.. command], Env = envs, Cwd = string.IsNullOrEmpty(workdir) ? basep.Cwd : workdir, Terminal = tty,
+            Args = [.. command], Env = envs, Cwd = string.IsNullOrEmpty(workdir) ? basep.Cwd : workdir, Terminal = tty, ConsoleSize = tty ? consoleSize : null,
             User = new Berth.Oci.Runtime.User { Uid = u.Uid, Gid = u.Gid, AdditionalGids = u.AdditionalGids, Umask = basep.User.Umask },
             Capabilities = basep.Capabilities, NoNewPrivileges = basep.NoNewPrivileges, Rlimits = basep.Rlimits,
         };

@@ -137,6 +137,8 @@ public sealed class HostConfig
     public List<string> CapDrop { get; set; } = [];
     public bool Privileged { get; set; }
     public bool ReadonlyRootfs { get; set; }
+    /// <summary>[height, width] of the terminal at start (API 1.42; the client resizes it after).</summary>
+    public List<uint>? ConsoleSize { get; set; }
     public List<string> SecurityOpt { get; set; } = [];
     public Dictionary<string, string> Tmpfs { get; set; } = [];
     public long Memory { get; set; }

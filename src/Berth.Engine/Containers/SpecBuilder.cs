@@ -31,6 +31,8 @@ public static class SpecBuilder
         var p = spec.Process ??= new Process();
 
         p.Terminal = cfg.Tty;
+        // the pty is made at the client's size, so the first prompt needs no SIGWINCH (as with dockerd)
+        p.ConsoleSize = cfg.Tty && hc.ConsoleSize is [var rows, var cols] && (rows > 0 || cols > 0) ? new Box { Height = rows, Width = cols } : null;
         p.Args = [.. c.Args.Prepend(c.Path)];
         var env = new List<string>();
         void SetEnv(string kv)

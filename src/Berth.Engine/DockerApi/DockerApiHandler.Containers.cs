@@ -580,6 +580,7 @@ public sealed partial class DockerApiHandler
         var id = c.Id;
         stdin &= c.Config.OpenStdin;
         var tty = c.Config.Tty;
+        var detachKeys = DetachKeysOf(ctx);
         _pendingAttach.AddOrUpdate(id, 1, (_, n) => n + 1);
         try
         {
@@ -617,10 +618,12 @@ public sealed partial class DockerApiHandler
             }
             if (monitor is null) return;
             _pendingAttach.AddOrUpdate(id, 0, (_, n) => n - 1);
-            if (await RelayAsync(monitor, conn, stdin, tty, ct) is { } exit)
+            var (exit, detached) = await RelayAsync(monitor, conn, stdin, tty, detachKeys, ct);
+            if (detached) Berth.Engine.Events.ContainerEvents.Emit(Containers.Store.Root, c, "detach");
+            else if (exit is not null)
             {
                 if (_exitCodes.Count > 1000) _exitCodes.Clear();
-                _exitCodes[id] = exit;
+                _exitCodes[id] = exit.Value;
                 Changed(id);
             }
         }
@@ -695,11 +698,21 @@ public sealed partial class DockerApiHandler
         protected override void Dispose(bool disposing) { if (disposing) abortOnDispose?.Abort(); }
     }
 
+    /// <summary>The attach's detach sequence (query detachKeys, else docker's ctrl-p,ctrl-q).</summary>
+    static byte[] DetachKeysOf(HttpContext ctx)
+    {
+        var spec = Query(ctx, "detachKeys");
+        try { return DetachKeys.Parse(string.IsNullOrEmpty(spec) ? DetachKeys.Default : spec); }
+        catch (EngineException e) { throw ApiError.BadRequest(e.Message); }
+    }
+
     /// <summary>Monitor frames → the client (framed unless TTY); the client's bytes → the
-    /// container's stdin (its half-close closes stdin). Ends when the container exits or the client leaves.</summary>
-    static async Task<int?> RelayAsync(Fd monitor, Stream conn, bool stdin, bool tty, CancellationToken ct)
+    /// container's stdin (its half-close closes stdin). Ends when the container exits, the client leaves
+    /// or (with a TTY, as dockerd) types <paramref name="detachKeys"/>: then the container runs on.</summary>
+    static async Task<(int? Exit, bool Detached)> RelayAsync(Fd monitor, Stream conn, bool stdin, bool tty, byte[] detachKeys, CancellationToken ct)
     {
         int? exit = null;
+        var detached = false;
         using var sock = new Socket(new SafeSocketHandle((nint)monitor.Release(), ownsHandle: true));
         using var ms = new NetworkStream(sock, ownsSocket: false);
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -709,10 +722,23 @@ public sealed partial class DockerApiHandler
             input = Task.Run(async () =>
             {
                 var buf = new byte[32 * 1024];
+                var escape = tty ? new DetachKeyScanner(detachKeys) : null;
                 try
                 {
                     int n;
-                    while ((n = await conn.ReadAsync(buf, cts.Token)) > 0) await ms.WriteAsync(buf.AsMemory(0, n), cts.Token);
+                    while ((n = await conn.ReadAsync(buf, cts.Token)) > 0)
+                    {
+                        if (escape is null) { await ms.WriteAsync(buf.AsMemory(0, n), cts.Token); continue; }
+                        var (pass, hit) = escape.Feed(buf.AsSpan(0, n));
+                        if (pass.Length > 0) await ms.WriteAsync(pass, cts.Token);
+                        if (hit)
+                        {
+                            // the container keeps its stdin: the attach just ends
+                            Volatile.Write(ref detached, true);
+                            await cts.CancelAsync();
+                            return;
+                        }
+                    }
                 }
                 catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException or SocketException) { }
                 try { sock.Shutdown(SocketShutdown.Send); } catch (Exception e) when (e is SocketException or ObjectDisposedException) { }
@@ -740,6 +766,7 @@ public sealed partial class DockerApiHandler
             }
         }
         catch (EndOfStreamException) { }
+        catch (OperationCanceledException) when (Volatile.Read(ref detached)) { }
         finally
         {
             cts.Cancel();
@@ -747,6 +774,6 @@ public sealed partial class DockerApiHandler
             try { await conn.FlushAsync(CancellationToken.None); } catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException) { }
             await conn.DisposeAsync();
         }
-        return exit;
+        return (exit, Volatile.Read(ref detached));
     }
 }

@@ -63,8 +63,10 @@ public sealed partial class DockerApiHandler
         await NoContent(ctx, 200);
     }
 
-    /// <summary>Runs the exec through the runtime (as `berth exec` does) with its stdio on pipes, or
-    /// on a pty when Tty is set; the hijacked connection carries them.</summary>
+    /// <summary>Runs the exec through the runtime (as `berth exec` does) with its stdio on pipes; with
+    /// Tty, the runtime makes the process's terminal (`exec --tty --console-socket`, as containerd asks
+    /// runc: the pty of the container's devpts, the process's controlling terminal) and hands the
+    /// master here. The hijacked connection carries them.</summary>
     async Task StartExec(HttpContext ctx, string[] a)
     {
         var e = GetExec(a[0]);
@@ -74,7 +76,7 @@ public sealed partial class DockerApiHandler
         var b = e.Body;
         var tty = b.Tty;
         List<string> args;
-        try { args = Containers.ExecArgs(c, b.Cmd!, b.Env ?? [], b.User, b.WorkingDir, tty: false, detach: false); }
+        try { args = Containers.ExecArgs(c, b.Cmd!, b.Env ?? [], b.User, b.WorkingDir, tty, detach: false, ConsoleSize(start.ConsoleSize ?? b.ConsoleSize)); }
         catch (EngineException ex) when (ex.ExitCode == ContainerManager.ExecFailedCode)
         {
             await FailExec(ctx, e, c, start.Detach, tty, ex.Message);
@@ -84,17 +86,13 @@ public sealed partial class DockerApiHandler
 
         using var devnull = RuntimeClient.DevNull();
         Fd? stdinW = null, stdoutR = null, stderrR = null;
-        int childIn, childOut, childErr;
+        int childIn = devnull.Value, childOut = devnull.Value, childErr = devnull.Value;
         var toClose = new List<Fd>();
+        ConsoleListener? console = null;
         if (tty)
         {
-            // A pty of the container's own devpts (as runc's console for dockerd: the process sees
-            // /dev/pts/N in its /dev/pts), else the host's: the process gets it as stdin/stdout/stderr.
-            var root = $"/proc/{c.State.Pid}/root";
-            var pty = c.State.Pid > 0 && File.Exists(root + "/dev/pts/ptmx") ? TryOpenPty(root + "/dev/pts/ptmx", root) ?? Pty.Open("/dev/ptmx", null, null) : Pty.Open("/dev/ptmx", null, null);
-            e.PtyMaster = pty.Master;
-            toClose.Add(pty.Slave);
-            childIn = childOut = childErr = pty.Slave.Value;
+            console = new ConsoleListener(Containers.Store.RunDir(c.Id), e.Id[..12]);
+            args.InsertRange(args.Count - 1, ["--console-socket", console.Path]);
         }
         else
         {
@@ -104,7 +102,7 @@ public sealed partial class DockerApiHandler
         }
         int pid;
         try { pid = Containers.Runtime.Start(args, childIn, childOut, childErr, log); }
-        catch { ContainerManager.ForgetExecArgs(args); throw; }
+        catch { ContainerManager.ForgetExecArgs(args); console?.Dispose(); throw; }
         finally { foreach (var f in toClose) f.Dispose(); }
         e.Pid = pid;
         e.Running = true;
@@ -113,6 +111,7 @@ public sealed partial class DockerApiHandler
         var waiter = Blocking(() =>
         {
             var status = Sys.Wait(pid);
+            console?.Abandon();
             ContainerManager.ForgetExecArgs(args);
             if (status != 0 && RuntimeClient.LastError(log) is { } err) { status = ContainerManager.ExecFailedCode; startError = err; }
             try { File.Delete(log); } catch (IOException) { }
@@ -122,6 +121,11 @@ public sealed partial class DockerApiHandler
             if (startError is null) Berth.Engine.Events.ObjectEvents.ExecDie(Containers.Store.Root, c, e.Id, status);
             return status;
         });
+        // the runtime sends the master once the process has its terminal (nothing if it failed first)
+        if (console is not null)
+        {
+            using (console) e.PtyMaster = await Blocking(console.Receive);
+        }
         if (start.Detach)
         {
             await NoContent(ctx, 200);
@@ -146,7 +150,7 @@ public sealed partial class DockerApiHandler
                 finally { gate.Release(); }
             }
         }
-        var input = (tty || stdinW is not null) && b.AttachStdin ? Task.Run(async () =>
+        var input = (tty ? e.PtyMaster is not null : stdinW is not null) && b.AttachStdin ? Task.Run(async () =>
         {
             var buf = new byte[32 * 1024];
             var target = tty ? e.PtyMaster!.Value : stdinW!.Value;
@@ -161,7 +165,7 @@ public sealed partial class DockerApiHandler
         try
         {
             var pumps = new List<Task>();
-            if (tty) pumps.Add(Pump(e.PtyMaster!, 1));
+            if (tty && e.PtyMaster is not null) pumps.Add(Pump(e.PtyMaster, 1));
             if (stdoutR is not null) pumps.Add(Pump(stdoutR, 1));
             if (stderrR is not null) pumps.Add(Pump(stderrR, 2));
             // (a pty's master reads EIO once the process and its children closed the slave)
@@ -199,10 +203,49 @@ public sealed partial class DockerApiHandler
         finally { await conn.DisposeAsync(); }
     }
 
-    static Pty? TryOpenPty(string ptmx, string prefix)
+    /// <summary>Docker's ConsoleSize ([height, width]) as the process's consoleSize.</summary>
+    static Berth.Oci.Runtime.Box? ConsoleSize(List<uint>? hw) =>
+        hw is [var h, var w] && (h > 0 || w > 0) ? new Berth.Oci.Runtime.Box { Height = h, Width = w } : null;
+
+    /// <summary>The socket an exec's runtime sends its pty master to (`--console-socket`): in the
+    /// container's run directory, or the temp directory when that path is too long for a socket.</summary>
+    sealed unsafe class ConsoleListener : IDisposable
     {
-        try { return Pty.Open(ptmx, prefix, null); }
-        catch (SyscallException) { return null; }
+        readonly Lock _lock = new();
+        Fd? _fd;
+        public string Path { get; }
+
+        public ConsoleListener(string runDir, string name)
+        {
+            var p = System.IO.Path.Combine(runDir, $"console-{name}.sock");
+            if (System.Text.Encoding.UTF8.GetByteCount(p) >= 100) p = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"berth-console-{name}.sock");
+            Path = p;
+            _fd = Monitor.MonitorProtocol.Listen(p);
+        }
+
+        /// <summary>The master the runtime sent; null when it ended without sending one.</summary>
+        public Fd? Receive()
+        {
+            int listener;
+            lock (_lock) { if (_fd is null) return null; listener = _fd.Value; }
+            var c = accept4(listener, null, null, SOCK_CLOEXEC);
+            if (c < 0) return null; // Abandon: the runtime is gone
+            using var ch = new SyncChannel(new Fd(c));
+            try { ch.Receive(out var master); return master; }
+            catch (SyscallException) { return null; }
+        }
+
+        /// <summary>The runtime has exited: a Receive still waiting for it returns.</summary>
+        public void Abandon()
+        {
+            lock (_lock) if (_fd is not null) shutdown(_fd.Value, SHUT_RDWR);
+        }
+
+        public void Dispose()
+        {
+            lock (_lock) { _fd?.Dispose(); _fd = null; }
+            try { File.Delete(Path); } catch (IOException) { }
+        }
     }
 
     /// <summary>A pipe whose one end goes to the child (returned as the int) and other end stays here.</summary>

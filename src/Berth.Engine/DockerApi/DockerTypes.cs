@@ -108,12 +108,15 @@ public sealed class ExecCreateBody
     public string? User { get; set; }
     public string? WorkingDir { get; set; }
     public string? DetachKeys { get; set; }
+    /// <summary>[height, width] of the exec's terminal (API 1.42).</summary>
+    public List<uint>? ConsoleSize { get; set; }
 }
 
 public sealed class ExecStartBody
 {
     public bool Detach { get; set; }
     public bool Tty { get; set; }
+    public List<uint>? ConsoleSize { get; set; }
 }
 
 public sealed class IdResponse { public string Id { get; set; } = ""; }

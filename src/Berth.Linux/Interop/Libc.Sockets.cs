@@ -10,7 +10,7 @@ public static unsafe partial class Libc
     [LibraryImport(L2, SetLastError = true)] public static partial int listen(int fd, int backlog);
     [LibraryImport(L2, SetLastError = true)] public static partial int accept4(int fd, byte* addr, int* len, int flags);
     [LibraryImport(L2, SetLastError = true)] public static partial int shutdown(int fd, int how);
-    public const int SHUT_RD = 0, SHUT_WR = 1;
+    public const int SHUT_RD = 0, SHUT_WR = 1, SHUT_RDWR = 2;
     public const short POLLOUT = 4, POLLERR = 8, POLLNVAL = 0x20;
     public const int F_GETFL = 3, F_SETFL = 4, O_APPEND = 0x400;
 }

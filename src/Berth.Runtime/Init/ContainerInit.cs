@@ -127,6 +127,9 @@ public static class ContainerInit
     static void PrepareProcess(InitProgram w, InitPlan plan, bool setgroupsDenied)
     {
         var p = plan.Process;
+        // Every process, with a terminal or not, leads a session of its own, as runc's (its nsexec
+        // calls setsid for create and exec alike); a terminal then becomes its controlling tty.
+        w.Op(InitOp.Setsid);
         if (p.Terminal) w.Op(InitOp.PtyCtty);
         foreach (var r in p.Rlimits ?? [])
             w.Op(InitOp.Rlimit, 0, (ulong)Rlimits.Parse(r.Type), r.Soft, r.Hard, s: [$"{r.Type} soft={r.Soft} hard={r.Hard}"]);
@@ -235,7 +238,7 @@ public enum InitOp : uint
     Write = 1, OpenFifo, OpenLate, Mount, OpenRoot, MountInRoot, MkPath, Symlink, MkNod, BindDev, Ptmx, Keyring,
     HooksSync, Hook, PtyOpen, Pivot, NoPivot, Chroot, Mask, Readonly, SetHostname, SetDomainname, Loopback,
     PtyCtty, Rlimit, Chdir, LookPath, RecvListener, Seccomp, Ready, FifoWait, CapBsetDrop, Prctl, SetIds,
-    Capset, AmbientRaise, Umask, JoinLate, CloseRange, SetNsMnt, Exec, Wait,
+    Capset, AmbientRaise, Umask, JoinLate, CloseRange, SetNsMnt, Exec, Wait, Setsid,
 }
 
 /// <summary>Writes the plan in initexec's wire format: "BIP1" u32:count, then per op u32:code
