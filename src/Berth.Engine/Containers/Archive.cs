@@ -189,8 +189,9 @@ public static class ContainerArchive
     }
 
     /// <summary>PUT /containers/ID/archive: extracts a tar into the directory at
-    /// <paramref name="path"/>, which must exist. Without <paramref name="copyUidGid"/> the files
-    /// belong to the container's root (docker cp without -a).</summary>
+    /// <paramref name="path"/>, which must exist. The files get the owners the tar names, as dockerd's
+    /// untar sets them (Testcontainers' CopyAsync sends its uid/gid so); <paramref name="copyUidGid"/>
+    /// (docker cp -a) changes that only for a container with a configured user, which is not done here.</summary>
     public static void Put(ContainerManager mgr, string nameOrId, string path, Stream input, bool copyUidGid)
     {
         var c = mgr.Get(nameOrId);
@@ -206,7 +207,7 @@ public static class ContainerArchive
             try
             {
                 LayerUnpacker.Unpack(input, Oci.Image.LayerCompression.None, RootfsPath.ProcFdPath(dir),
-                    new UnpackOptions { Whiteouts = WhiteoutMode.None, Chown = copyUidGid }, expectedDiffId: null);
+                    new UnpackOptions { Whiteouts = WhiteoutMode.None, Chown = true }, expectedDiffId: null);
             }
             catch (LayerException e) { throw new EngineException(ErrorKind.InvalidArgument, $"copying into container {c.BareName}: {e.Message.Replace("layer: ", "")}"); }
         }

@@ -78,9 +78,14 @@ public sealed partial class DockerApiHandler
             {
                 try
                 {
+                    // one write per message, "\r\n" included: as a chunk of its own the separator is a
+                    // buffer docker-compose 1.29 cannot decode at the stream's end ("Compose tried decoding")
                     var bytes = JsonSerializer.SerializeToUtf8Bytes(m, DockerJson.Default.ProgressMessage);
-                    await ctx.Response.Body.WriteAsync(bytes, ctx.RequestAborted);
-                    await ctx.Response.Body.WriteAsync("\r\n"u8.ToArray(), ctx.RequestAborted);
+                    var line = new byte[bytes.Length + 2];
+                    bytes.CopyTo(line, 0);
+                    line[^2] = (byte)'\r';
+                    line[^1] = (byte)'\n';
+                    await ctx.Response.Body.WriteAsync(line, ctx.RequestAborted);
                     await ctx.Response.Body.FlushAsync(ctx.RequestAborted);
                 }
                 catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException) { }

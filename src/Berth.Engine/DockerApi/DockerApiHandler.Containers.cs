@@ -648,12 +648,16 @@ public sealed partial class DockerApiHandler
             return await upgrade.UpgradeAsync();
         }
         var transport = ctx.Features.Get<IConnectionTransportFeature>()?.Transport;
-        if (transport is not null && ctx.Request.Headers.Upgrade.ToString().Equals("tcp", StringComparison.OrdinalIgnoreCase))
+        if (transport is not null)
         {
             // Kestrel does not upgrade a request that had a body (exec start has one): the 101 is
             // written on the connection itself, which is closed (not reused) when the stream ends.
+            // Without "Upgrade: tcp" (Docker.DotNet asks for none) dockerd hijacks all the same and
+            // answers a bare 200: what the client writes after the request body is the stream's stdin.
             await ctx.Request.Body.CopyToAsync(Stream.Null, CancellationToken.None);
-            var head = $"HTTP/1.1 101 UPGRADED\r\nContent-Type: {contentType}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n";
+            var head = ctx.Request.Headers.Upgrade.ToString().Equals("tcp", StringComparison.OrdinalIgnoreCase)
+                ? $"HTTP/1.1 101 UPGRADED\r\nContent-Type: {contentType}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
+                : $"HTTP/1.1 200 OK\r\nContent-Type: {contentType}\r\n\r\n";
             // Output goes to the socket itself, so it is in the kernel before the connection is aborted.
             Stream output = ctx.Features.Get<IConnectionSocketFeature>()?.Socket is { } socket
                 ? new NetworkStream(socket, ownsSocket: false)

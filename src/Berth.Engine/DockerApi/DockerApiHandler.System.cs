@@ -186,11 +186,18 @@ public sealed partial class DockerApiHandler
 
     async Task PruneVolumes(HttpContext ctx, string[] _)
     {
+        // every unused volume, named ones too, as dockerd did up to API 1.41 (Debian's 20.10, the
+        // reference here); `all` (1.42's opt-in to that) is accepted, label and label! narrow the set
+        var f = Filters(ctx);
+        OnlyFilters(f, "label", "label!", "all");
         var containers = await Blocking(Containers.List);
         var used = UsedVolumes(containers);
         var result = new PruneVolumesResponse();
         var store = Volumes;
-        foreach (var v in store.List().Where(v => !used.Contains(v.Name)))
+        var candidates = store.List().Where(v => !used.Contains(v.Name));
+        if (f.TryGetValue("label", out var labels)) candidates = candidates.Where(v => labels.All(l => LabelMatch(v.Labels, l)));
+        if (f.TryGetValue("label!", out var notLabels)) candidates = candidates.Where(v => !notLabels.Any(l => LabelMatch(v.Labels, l)));
+        foreach (var v in candidates.ToList())
         {
             var size = DirSize(v.Mountpoint);
             try { store.Remove(v.Name, containers); result.VolumesDeleted.Add(v.Name); result.SpaceReclaimed += size; }

@@ -31,8 +31,10 @@ public static class ContainerNetworking
     {
         var hc = c.HostConfig;
         var cfg = c.Config;
-        if (hc.NetworkMode is "" or "default") hc.NetworkMode = "bridge";
         var request = c.NetworkingConfig?.EndpointsConfig ?? [];
+        // docker: with the default mode and one endpoint in the request, the container joins that network
+        // only (Testcontainers' WithNetwork sends just NetworkingConfig)
+        if (hc.NetworkMode is "" or "default") hc.NetworkMode = request.Count == 1 ? request.Keys.First() : "bridge";
         c.NetworkingConfig = null;
 
         var exposed = new Dictionary<string, EmptyObject>(StringComparer.Ordinal);
