@@ -172,9 +172,12 @@ public class VolumeOptionsTests
         s.RunDetached(["--name", "alw", "--restart", "always", "-v", "vt:/d"], "sleep", "1000");
         s.Ok("exec", "alw", "sh", "-c", "echo before > /d/x");
         var data = Data(s, "vt");
-        // power loss: processes and /run go, the mount (in this test's namespace) stays behind, stale
+        // power loss: processes and /run go; the next command finds the monitor gone and releases the mount
         s.SimulateReboot();
-        Assert.Equal(["tmpfs"], MountsAt(data));
+        Assert.Empty(MountsAt(data));
+        // a mount left behind with no user on record (say, by a monitor killed before a reboot of /run only)
+        Assert.Equal(0, Tool("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", data).ExitCode);
+        File.WriteAllText(Path.Combine(data, "stale"), "");
         s.Ok("system", "boot");
         EngineSandbox.WaitUntil(() => s.Ok("inspect", "--format", "{{.State.Running}}", "alw").Stdout.Trim() == "true", "alw running");
         Assert.Equal(["tmpfs"], MountsAt(data)); // one mount: the stale one was replaced
