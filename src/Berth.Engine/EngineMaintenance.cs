@@ -64,37 +64,43 @@ public static class EngineMaintenance
     }
 
     /// <summary>Dangling images (no name), or with <paramref name="all"/> every image no container
-    /// uses; images a container uses stay. Blobs and layers nothing needs are collected after.</summary>
+    /// uses; images a container uses stay, and so do images with children until their children go
+    /// (as dockerd: a dangling parent goes with its last child). Each deleted image is listed with its
+    /// names ("untagged: …") and the layers that went with it ("deleted: …").</summary>
     public static async Task<PruneReport> PruneImagesAsync(ContainerManager mgr, bool all, CancellationToken ct)
     {
-        var store = new ImageStore(mgr.Store.Root);
-        var inUse = ImagesInUse(mgr);
+        var root = mgr.Store.Root;
+        var images = new ImageManager(root);
+        var store = images.Store;
+        var containers = mgr.List();
+        var inUse = new HashSet<string>(containers.Select(c => c.Image), StringComparer.Ordinal);
         var deleted = new List<string>();
         long before;
         using (store.LockExclusive())
         {
             before = BlobBytes(store);
-            var named = store.ListNames().ToList();
-            foreach (var r in store.ListRecords().ToList())
+            bool progress;
+            do
             {
-                if (inUse.ContainsKey(r.Id)) continue;
-                var names = named.Where(n => n.Target == r.Target.Digest).Select(n => n.Name).ToList();
-                if (names.Count > 0 && !all) continue;
-                foreach (var n in names)
+                progress = false;
+                var named = store.ListNames().ToList();
+                foreach (var r in store.ListRecords().OrderBy(r => r.Id, StringComparer.Ordinal).ToList())
                 {
-                    store.Untag(n);
-                    deleted.Add("untagged: " + n.FamiliarString);
-                    ImageEvents.Emit(mgr.Store.Root, "untag", r.Id, r.Id, r.Id);
+                    if (inUse.Contains(r.Id) || ImageRemoval.Children(root, store, r.Id).Count > 0) continue;
+                    var names = named.Where(n => n.Target == r.Target.Digest).Select(n => n.Name).ToList();
+                    if (names.Count > 0 && !all) continue;
+                    if (!store.ListRecords().Any(x => x.Target.Digest == r.Target.Digest)) continue;
+                    var steps = new List<ImageDeleteStep>();
+                    await ImageRemoval.DeleteWithLayersAsync(root, images, containers, new StoredImage(r, names), steps, ct).ConfigureAwait(false);
+                    deleted.AddRange(steps.Select(s => s.Untagged is not null ? "untagged: " + s.Untagged : "deleted: " + s.Deleted));
+                    progress = true;
                 }
-                store.DeleteRecord(r.Target.Digest);
-                deleted.Add("deleted: " + r.Id);
-                ImageEvents.Emit(mgr.Store.Root, "delete", r.Id, r.Id);
-            }
+            } while (progress);
             store.CollectGarbage(dangling: false);
-            await ImageLayers.CollectAsync(store, OverlaySnapshotter.Create(mgr.Store.Root), ct).ConfigureAwait(false);
+            await ImageLayers.CollectAsync(store, OverlaySnapshotter.Create(root), ct).ConfigureAwait(false);
         }
         var report = new PruneReport(deleted, Math.Max(0, before - BlobBytes(store)));
-        ImageEvents.Pruned(mgr.Store.Root, report.SpaceReclaimed);
+        ImageEvents.Pruned(root, report.SpaceReclaimed);
         return report;
     }
 

@@ -678,8 +678,18 @@ public static unsafe partial class EngineCommands
         {
             var c = new Command("create", "create a volume");
             var name = new Argument<string?>("name") { Arity = ArgumentArity.ZeroOrOne };
-            c.Arguments.Add(name);
-            c.SetAction(p => Guard(() => { Console.Out.Write(Store(p).Create(p.GetValue(name), existingOk: false).Name + "\n"); return 0; }));
+            var driver = new Option<string?>("--driver", "-d") { Description = "volume driver (local)" };
+            var opts = new Option<string[]>("--opt", "-o") { Description = "the local driver's options: type=…, device=…, o=… (as mount(8))" };
+            var labels = new Option<string[]>("--label") { Description = "set a label KEY[=VALUE]" };
+            c.Arguments.Add(name); c.Options.Add(driver); c.Options.Add(opts); c.Options.Add(labels);
+            c.SetAction(p => Guard(() =>
+            {
+                Dictionary<string, string> Map(string[]? items) =>
+                    (items ?? []).Select(i => i.Split('=', 2)).GroupBy(kv => kv[0]).ToDictionary(g => g.Key, g => g.Last().Length > 1 ? g.Last()[1] : "");
+                var vol = Store(p).Create(p.GetValue(name), existingOk: false, Map(p.GetValue(labels)), Map(p.GetValue(opts)), p.GetValue(driver));
+                Console.Out.Write(vol.Name + "\n");
+                return 0;
+            }));
             v.Subcommands.Add(c);
         }
         {

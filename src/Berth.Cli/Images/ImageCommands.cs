@@ -254,10 +254,9 @@ public static class ImageCommands
     }
 
     /// <summary>
-    /// `rmi` as docker's daemon does it (daemon/images/image_delete.go): a name untags (and the image
-    /// goes only with its last name, digest names of a repository going with its last tag); an ID
-    /// untags every name and deletes the image, but an image with several names that are not one
-    /// tag of one repository needs -f ("must be forced").
+    /// `rmi` as docker's daemon does it (<see cref="Berth.Engine.Containers.ImageRemoval"/>): a name
+    /// untags (and the image goes only with its last name); an ID untags every name and deletes the
+    /// image; children, containers and several names are dockerd's conflicts.
     /// </summary>
     static Command Remove(string name)
     {
@@ -271,44 +270,21 @@ public static class ImageCommands
             var manager = Manager(p);
             var store = manager.Store;
             var failed = 0;
+            List<Berth.Engine.Containers.ContainerRecord>? containers = null;
             using var l = store.LockExclusive();
             foreach (var input in p.GetValue(images)!)
             {
                 try
                 {
-                    var img = store.Resolve(input);
-                    var named = ImageReference.TryParse(input, out var r, out _) ? r.WithDefaultTag() : null;
-                    var untag = new List<ImageReference>();
-                    if (named is not null && img.Names.Contains(named))
-                    {
-                        untag.Add(named);
-                        // a repository's digest names go with its last tag
-                        var rest = img.Names.Where(n => n != named && n.Name == named.Name).ToList();
-                        if (named.Tag is not null && rest.All(n => n.Tag is null)) untag.AddRange(rest);
-                    }
-                    else
-                    {
-                        var tags = img.Names.Count(n => n.Tag is not null);
-                        var single = tags <= 1 && img.Names.Select(n => n.Name).Distinct().Count() <= 1;
-                        if (!single && !p.GetValue(force))
-                            throw ImageException.Precondition($"conflict: unable to delete {Digest.Parse(img.Id).Encoded[..12]} (must be forced) - image is referenced in multiple repositories");
-                        untag.AddRange(img.Names);
-                    }
-                    // The last reference of an image a container uses: docker's conflict, unless -f.
-                    if (!p.GetValue(force) && img.Names.All(untag.Contains)
-                        && Berth.Engine.EngineMaintenance.RemoveConflict(ContainerManagerOf(p), img.Id, input) is { } conflict)
-                        throw ImageException.Precondition(conflict);
-                    foreach (var n in untag)
-                    {
-                        manager.Untag(img, n);
-                        Console.Out.WriteLine($"Untagged: {n.FamiliarString}");
-                    }
-                    if (store.ListNames().Any(n => n.Target == img.Record.Target.Digest)) continue;
-                    var before = store.Content.ListBlobs().ToHashSet();
-                    await manager.DeleteAsync(img, ct).ConfigureAwait(false);
-                    Console.Out.WriteLine($"Deleted: {img.Id}");
-                    foreach (var b in before.Where(b => !store.Content.Exists(b)).Select(b => b.ToString()).Where(b => b != img.Id && img.Record.Blobs.Contains(b)))
-                        Console.Out.WriteLine($"Deleted: {b}");
+                    // the engine's rules (children, containers, several names), the Docker API's too
+                    containers ??= ContainerManagerOf(p).List();
+                    foreach (var step in await Berth.Engine.Containers.ImageRemoval.RemoveAsync(p.GetValue(BerthCli.DataRoot)!, containers, input, p.GetValue(force), ct).ConfigureAwait(false))
+                        Console.Out.WriteLine(step.Untagged is not null ? $"Untagged: {step.Untagged}" : $"Deleted: {step.Deleted}");
+                }
+                catch (Berth.Engine.EngineException e)
+                {
+                    Console.Error.WriteLine($"berth: {OneLine(e.Message)}");
+                    failed++;
                 }
                 catch (ImageException e)
                 {

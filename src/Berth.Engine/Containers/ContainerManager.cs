@@ -253,6 +253,9 @@ public sealed unsafe partial class ContainerManager
         using (var devnull = RuntimeClient.DevNull())
             Runtime.Run(["delete", "--force", c.Id], devnull.Value, devnull.Value, devnull.Value);
         try { Directory.Delete(Store.RunDir(c.Id), true); } catch (DirectoryNotFoundException) { }
+        // its volumes' mounts go with their last user
+        try { Volumes.VolumeMounts.Release(c, Store.Root, Store.RunRoot); }
+        catch (Exception e) when (e is EngineException or SyscallException or IOException) { }
         var wasRunning = c.State.Running || c.State.Status is "running" or "paused";
         c.Monitor = null;
         ReleaseNetworks(c);

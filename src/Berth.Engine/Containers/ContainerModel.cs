@@ -202,7 +202,19 @@ public sealed class HostMount
 }
 
 public sealed class BindOptions { public string Propagation { get; set; } = ""; }
-public sealed class VolumeOptions { public bool NoCopy { get; set; } public Dictionary<string, string>? Labels { get; set; } }
+public sealed class VolumeOptions
+{
+    public bool NoCopy { get; set; }
+    public Dictionary<string, string>? Labels { get; set; }
+    /// <summary>The driver that creates the volume if it does not exist, with its options (--mount's volume-driver, volume-opt).</summary>
+    public VolumeDriverConfig? DriverConfig { get; set; }
+}
+
+public sealed class VolumeDriverConfig
+{
+    public string Name { get; set; } = "";
+    public Dictionary<string, string>? Options { get; set; }
+}
 public sealed class TmpfsOptions { public long SizeBytes { get; set; } public uint Mode { get; set; } }
 
 public sealed class Ulimit
@@ -243,6 +255,9 @@ public sealed class MountPoint
     public string Mode { get; set; } = "";
     public bool RW { get; set; } = true;
     public string Propagation { get; set; } = "rprivate";
+    /// <summary>How a volume that does not exist yet is created (--mount's volume-driver, volume-opt,
+    /// volume-label); used while the container is created, never stored.</summary>
+    [JsonIgnore] public VolumeOptions? CreateWith { get; set; }
 }
 
 [JsonSourceGenerationOptions(WriteIndented = true, IndentSize = 4, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]

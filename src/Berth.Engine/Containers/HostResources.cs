@@ -45,6 +45,14 @@ public static class HostResources
                     var kv = val.Split('=', 2);
                     ((m.VolumeOptions ??= new()).Labels ??= [])[kv[0]] = kv.Length > 1 ? kv[1] : "";
                     break;
+                case "volume-driver":
+                    ((m.VolumeOptions ??= new()).DriverConfig ??= new()).Name = val;
+                    break;
+                case "volume-opt":
+                    var opt = val.Split('=', 2);
+                    if (opt.Length < 2) throw EngineException.Invalid($"invalid argument \"{value}\" for \"--mount\" flag: invalid value for {key}: {val}");
+                    (((m.VolumeOptions ??= new()).DriverConfig ??= new()).Options ??= [])[opt[0]] = opt[1];
+                    break;
                 case "tmpfs-size":
                     long size;
                     try { size = ParseRam(val); }
@@ -314,6 +322,7 @@ public static class HostResources
                         throw EngineException.Invalid(Bad($"invalid volume name \"{m.Source}\": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"));
                     mp.Type = "volume"; mp.Driver = "local"; mp.Name = m.Source; mp.Propagation = "";
                     mp.Mode = m.VolumeOptions?.NoCopy == true ? "nocopy" : "z";
+                    mp.CreateWith = m.VolumeOptions;
                     break;
                 case "tmpfs":
                     if (m.Source.Length > 0) throw EngineException.Invalid(Bad("field Source must not be specified"));

@@ -52,13 +52,13 @@ public sealed class ImageManager(string dataRoot)
         ImageEvents.Emit(dataRoot, "tag", image.Id, name.FamiliarString, image.Id);
     }
 
-    /// <summary>Removes one name of <paramref name="image"/>, and its record when no name is left
-    /// (<see cref="ImageStore.Untag"/>; the exclusive store lock held). Event: untag.</summary>
-    public ImageRecord? Untag(StoredImage image, ImageReference name)
+    /// <summary>Removes one name of <paramref name="image"/>; the image stays, without a name if it was
+    /// the last (whether it goes is <see cref="ImageRemoval"/>'s decision; the exclusive store lock held).
+    /// Event: untag.</summary>
+    public void Untag(StoredImage image, ImageReference name)
     {
-        var deleted = Store.Untag(name);
+        if (!Store.RemoveName(name)) throw new EngineException(ErrorKind.NotFound, $"No such image: {name.FamiliarString}");
         ImageEvents.Emit(dataRoot, "untag", image.Id, image.Id, image.Id);
-        return deleted;
     }
 
     /// <summary>Deletes <paramref name="image"/>'s record and collects the blobs and layer snapshots

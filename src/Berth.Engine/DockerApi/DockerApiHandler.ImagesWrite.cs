@@ -85,43 +85,15 @@ public sealed partial class DockerApiHandler
         var force = QueryBool(ctx, "force");
         QueryBool(ctx, "noprune");
         var input = a[0];
-        var images = new ImageManager(DataRoot);
-        var store = images.Store;
-        var result = new List<ImageDeleteItem>();
+        var store = Images;
         var containers = await Blocking(Containers.List);
+        List<ImageDeleteStep> steps;
         using (store.LockExclusive())
         {
-            var img = ResolveImage(input);
-            var byName = ImageReference.TryParse(input, out var r, out _) && img.Names.Contains(r.WithDefaultTag());
-            var names = byName ? [r.WithDefaultTag()] : img.Names.ToList();
-            var lastName = names.Count >= img.Names.Count;
-            var users = containers.Where(c => c.Image == img.Id).ToList();
-            if (lastName && users.Count > 0 && !force)
-                throw new ApiError(409, $"conflict: unable to remove repository reference \"{input}\" (must force) - container {users[0].ShortId} is using its referenced image {Short(img.Id)}");
-            if (!byName && img.Names.Select(n => n.Name).Distinct().Count() > 1 && !force)
-                throw new ApiError(409, $"conflict: unable to delete {Short(img.Id)} (must be forced) - image is referenced in multiple repositories");
-            foreach (var n in names)
-            {
-                images.Untag(img, n);
-                result.Add(new ImageDeleteItem { Untagged = n.FamiliarString });
-            }
-            if (img.Names.Count == 0) store.DeleteRecord(img.Record.Target.Digest);
-            if (lastName && users.Count == 0)
-            {
-                // every name is gone (lastName): the record goes, with what only it used
-                IReadOnlyList<string> chain = [];
-                try { chain = ChainId.Chain((await ImageLayers.ReadAsync(store, img.Record, ctx.RequestAborted)).DiffIds); }
-                catch (Exception e) when (e is ImageException or FormatException or IOException) { }
-                var snapshotter = OverlaySnapshotter.Create(DataRoot);
-                var before = snapshotter.Layers().ToHashSet(StringComparer.Ordinal);
-                await images.DeleteAsync(img, ctx.RequestAborted);
-                result.Add(new ImageDeleteItem { Deleted = img.Id });
-                // then, as docker lists them, each layer that went with it (top first, by chain id)
-                var after = snapshotter.Layers().ToHashSet(StringComparer.Ordinal);
-                foreach (var layer in chain.Reverse())
-                    if (before.Contains(layer) && !after.Contains(layer)) result.Add(new ImageDeleteItem { Deleted = layer });
-            }
+            ResolveImage(input);
+            steps = await ImageRemoval.RemoveAsync(DataRoot, containers, input, force, ctx.RequestAborted);
         }
+        var result = steps.Select(s => new ImageDeleteItem { Untagged = s.Untagged, Deleted = s.Deleted }).ToList();
         await WriteJsonAsync(ctx, 200, result, DockerJson.Default.ListImageDeleteItem);
     }
 
@@ -131,33 +103,15 @@ public sealed partial class DockerApiHandler
     {
         var f = Filters(ctx);
         OnlyFilters(f, "dangling", "until", "label");
-        var store = Images;
-        var result = new PruneImagesResponse();
-        // dangling=false (`prune -a`): every image no container uses goes, its names first
-        var unusedToo = f.TryGetValue("dangling", out var dv) && dv.Any(v => v is "false" or "0");
-        var used = unusedToo ? (await Blocking(Containers.List)).Select(c => c.Image).ToHashSet(StringComparer.Ordinal) : [];
-        using (store.LockExclusive())
+        // dangling=false is `image prune -a`: every image no container uses (the CLI's and the API's one engine code)
+        var all = f.TryGetValue("dangling", out var d) && d.Any(v => v is "false" or "0");
+        var report = await EngineMaintenance.PruneImagesAsync(Containers, all, ctx.RequestAborted);
+        var result = new PruneImagesResponse
         {
-            if (unusedToo)
-            {
-                var images = new ImageManager(DataRoot);
-                foreach (var img in store.List().Where(i => !used.Contains(i.Id)).ToList())
-                    foreach (var n in img.Names.ToList())
-                    {
-                        var gone = images.Untag(img, n);
-                        result.ImagesDeleted.Add(new ImageDeleteItem { Untagged = n.FamiliarString });
-                        if (gone is null) continue;
-                        result.ImagesDeleted.Add(new ImageDeleteItem { Deleted = img.Id });
-                        Berth.Engine.Events.ImageEvents.Emit(DataRoot, "delete", img.Id, img.Id);
-                    }
-            }
-            var r = store.CollectGarbage(dangling: true);
-            await ImageLayers.CollectAsync(store, OverlaySnapshotter.Create(DataRoot), ctx.RequestAborted);
-            result.ImagesDeleted.AddRange(r.DeletedImages.Select(id => new ImageDeleteItem { Deleted = id }));
-            result.SpaceReclaimed = r.BytesFreed;
-            foreach (var id in r.DeletedImages) Berth.Engine.Events.ImageEvents.Emit(DataRoot, "delete", id, id);
-            Berth.Engine.Events.ImageEvents.Pruned(DataRoot, r.BytesFreed);
-        }
+            ImagesDeleted = report.Deleted.Select(line => line.StartsWith("untagged: ", StringComparison.Ordinal)
+                ? new ImageDeleteItem { Untagged = line["untagged: ".Length..] } : new ImageDeleteItem { Deleted = line["deleted: ".Length..] }).ToList(),
+            SpaceReclaimed = report.SpaceReclaimed,
+        };
         await WriteJsonAsync(ctx, 200, result, DockerJson.Default.PruneImagesResponse);
     }
 

@@ -158,9 +158,8 @@ public sealed partial class DockerApiHandler
     async Task CreateVolume(HttpContext ctx, string[] _)
     {
         var body = await ReadJsonAsync(ctx, DockerJson.Default.VolumeCreateBody) ?? new VolumeCreateBody();
-        if (body.Driver is { Length: > 0 } d && d != "local") throw ApiError.BadRequest($"volume driver \"{d}\": only local is available");
-        if (body.DriverOpts is { Count: > 0 }) throw ApiError.BadRequest("volume driver options are not supported");
-        var v = await Blocking(() => Volumes.Create(string.IsNullOrEmpty(body.Name) ? null : body.Name, existingOk: true, body.Labels));
+        // the local driver's options (type, device, o) are checked and kept by the same engine code as `berth volume create -o`
+        var v = await Blocking(() => Volumes.Create(string.IsNullOrEmpty(body.Name) ? null : body.Name, existingOk: true, body.Labels, body.DriverOpts, body.Driver));
         await WriteJsonAsync(ctx, 201, v, DockerJson.Default.VolumeInfo);
     }
 

@@ -203,6 +203,7 @@ public sealed unsafe class ContainerMonitor
                 _runtime.Run(["delete", "--force", _id], devnull.Value, devnull.Value, devnull.Value);
             ReapAll();
             ReleaseNetworks(); // connected again (same address if free) by the next CreateAndStart
+            ReleaseVolumes(); // dockerd's cleanup at each exit: mounted again by the next start
             ExecNative(waitMs: _backoff);
             return;
         }
@@ -288,8 +289,31 @@ public sealed unsafe class ContainerMonitor
         };
     }
 
-    /// <summary>Returns the runtime's error, or null when the container runs.</summary>
+    /// <summary>Returns the runtime's error, or null when the container runs. The container's volumes
+    /// with mount options are mounted first (<see cref="Volumes.VolumeMounts"/>) and released if it
+    /// does not start.</summary>
     string? CreateAndStart()
+    {
+        try { Volumes.VolumeMounts.Acquire(_rec, _store.Root, _store.RunRoot, Environment.ProcessId); }
+        catch (Exception e) when (e is EngineException or SyscallException or IOException) { return e.Message; }
+        string? err;
+        try { err = CreateAndStartContainer(); }
+        catch { ReleaseVolumes(); throw; }
+        if (err is not null) ReleaseVolumes();
+        return err;
+    }
+
+    /// <summary>The container no longer uses its volumes (it exited, or did not start).</summary>
+    void ReleaseVolumes()
+    {
+        try { Volumes.VolumeMounts.Release(_rec, _store.Root, _store.RunRoot); }
+        catch (Exception e) when (e is EngineException or SyscallException or IOException)
+        {
+            try { File.AppendAllText(System.IO.Path.Combine(_runDir, "shim.log"), e.Message + "\n"); } catch (IOException) { }
+        }
+    }
+
+    string? CreateAndStartContainer()
     {
         using var devnull = RuntimeClient.DevNull();
         var tty = _rec.Config.Tty;
@@ -431,6 +455,8 @@ public sealed unsafe class ContainerMonitor
         using var devnull = RuntimeClient.DevNull();
         var deleting = _runtime.Start(["delete", "--force", _id], devnull.Value, devnull.Value, devnull.Value);
         ReleaseNetworks();
+        // before the record says exited: whoever waits for the exit finds the volumes' mounts gone
+        ReleaseVolumes();
         var now = JsonFileLog.FormatTime(DateTime.UtcNow);
         // die before the record says exited, so a `stop` waiting on the record reports after it.
         ContainerRecord current = _rec;

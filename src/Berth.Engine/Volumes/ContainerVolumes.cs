@@ -35,14 +35,22 @@ public static class ContainerVolumes
         foreach (var mp in c.Mounts.Where(m => m.Type == "volume" && m.Source.Length == 0))
         {
             var anonymous = string.IsNullOrEmpty(mp.Name);
-            var vol = store.Create(anonymous ? null : mp.Name, existingOk: !anonymous);
+            var with = mp.CreateWith;
+            var vol = store.Create(anonymous ? null : mp.Name, existingOk: !anonymous, with?.Labels, with?.DriverConfig?.Options, with?.DriverConfig?.Name);
             if (anonymous) File.WriteAllText(Path.Combine(store.Dir, vol.Name, AnonymousMarker), c.Id);
             mp.Name = vol.Name;
             mp.Source = vol.Mountpoint;
         }
-        foreach (var mp in c.Mounts.Where(m => m.Type == "volume" && m.Mode != "nocopy"))
-            if (Directory.Exists(mp.Source) && !Directory.EnumerateFileSystemEntries(mp.Source).Any())
-                CopyUp(c.Rootfs, mp.Destination, mp.Source);
+        // a volume with mount options is filled when it is mounted, at start (VolumeMounts)
+        foreach (var mp in c.Mounts.Where(m => m.Type == "volume" && m.Mode != "nocopy" && store.Options(m.Name!).Count == 0))
+            FillIfEmpty(c, mp);
+    }
+
+    /// <summary>docker's copy of the image's content at the mount's destination into an empty volume.</summary>
+    internal static void FillIfEmpty(ContainerRecord c, MountPoint mp)
+    {
+        if (Directory.Exists(mp.Source) && !Directory.EnumerateFileSystemEntries(mp.Source).Any())
+            CopyUp(c.Rootfs, mp.Destination, mp.Source);
     }
 
     /// <summary>Removes the anonymous volumes created for this container (`rm -v`, --rm, a failed create).</summary>
@@ -55,9 +63,9 @@ public static class ContainerVolumes
             var marker = Path.Combine(dir, AnonymousMarker);
             try
             {
-                if (File.Exists(marker) && File.ReadAllText(marker).Trim() == c.Id) Directory.Delete(dir, true);
+                if (File.Exists(marker) && File.ReadAllText(marker).Trim() == c.Id) store.DeleteDirectory(mp.Name!);
             }
-            catch (IOException) { }
+            catch (Exception e) when (e is IOException or EngineException) { }
         }
     }
 

@@ -1,5 +1,7 @@
 using System.Text.Json.Serialization;
 using Berth.Engine.Containers;
+using Berth.Linux;
+using static Berth.Linux.Interop.Libc;
 
 namespace Berth.Engine.Volumes;
 
@@ -62,19 +64,51 @@ public sealed class VolumeUsageData
 public sealed partial class VolumeJsonContext : JsonSerializerContext;
 
 /// <summary>Local named volumes: &lt;root&gt;/volumes/NAME/_data, bind-mounted into containers. Creating
-/// one is a mkdir (atomic: two creators cannot both win); no lock.</summary>
+/// one is a mkdir (atomic: two creators cannot both win); no lock. A volume created with the local
+/// driver's options (type, device, o: docker's `volume create -o`) keeps them in opts.json beside
+/// _data; <see cref="VolumeMounts"/> mounts it at _data while containers use it.</summary>
 public sealed class VolumeStore(string root)
 {
     public string Dir { get; } = Path.Combine(Path.GetFullPath(root), "volumes");
 
     public string DataPath(string name) => Path.Combine(Dir, name, "_data");
 
+    /// <summary>The local driver's option keys (dockerd 20.10's validOpts) and the keys each one needs.</summary>
+    static readonly string[] ValidOptions = ["type", "o", "device", "size"];
+    static readonly (string Key, string[] Needs)[] RequiredWith =
+        [("device", ["type"]), ("type", ["device"]), ("o", ["device", "type"])];
+
+    /// <summary>Checks a volume request as dockerd's local driver does (driver name, option keys, the
+    /// options each needs); messages are dockerd's, prefixed with "create NAME: ".</summary>
+    public static void Validate(string name, string? driver, IReadOnlyDictionary<string, string>? options)
+    {
+        if (driver is { Length: > 0 } d && d != "local")
+            throw new EngineException(ErrorKind.NotFound, $"create {name}: error looking up volume plugin {d}: plugin \"{d}\" not found");
+        if (options is null || options.Count == 0) return;
+        foreach (var key in options.Keys.Order(StringComparer.Ordinal))
+            if (!ValidOptions.Contains(key)) throw EngineException.Invalid($"create {name}: invalid option: \"{key}\"");
+        if (options.TryGetValue("size", out var size))
+        {
+            long bytes;
+            try { bytes = HostResources.ParseRam(size); }
+            catch (EngineException) { throw EngineException.Invalid($"create {name}: invalid size: '{size}'"); }
+            // dockerd has project quotas on xfs only; this store has none
+            if (bytes > 0) throw EngineException.Invalid($"create {name}: quota size requested but no quota support");
+        }
+        foreach (var (key, needs) in RequiredWith)
+            if (options.ContainsKey(key))
+                foreach (var n in needs)
+                    if (!options.ContainsKey(n)) throw EngineException.Invalid($"create {name}: missing required option: \"{n}\"");
+    }
+
     /// <summary>Creates the volume; with <paramref name="existingOk"/> (a `-v NAME:/path`), an
-    /// existing one is fine.</summary>
-    public VolumeInfo Create(string? name, bool existingOk, Dictionary<string, string>? labels = null)
+    /// existing one is fine (its options stay as they were).</summary>
+    public VolumeInfo Create(string? name, bool existingOk, Dictionary<string, string>? labels = null,
+        Dictionary<string, string>? options = null, string? driver = null)
     {
         name ??= ContainerStore.NewId();
         if (!ContainerStore.ValidName(name)) throw EngineException.Invalid($"invalid volume name \"{name}\": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
+        Validate(name, driver, options);
         Directory.CreateDirectory(Dir);
         var dir = Path.Combine(Dir, name);
         try { Directory.CreateDirectory(dir); }
@@ -85,20 +119,24 @@ public sealed class VolumeStore(string root)
             if (!existingOk) throw new EngineException(ErrorKind.AlreadyExists, $"volume with name {name} already exists");
             return Get(name);
         }
+        // labels (docker's volume create --label, compose's com.docker.compose.*) and the driver's
+        // options beside _data, written atomically before _data: once _data exists, they are there
+        if (labels is { Count: > 0 }) WriteMap(dir, "labels.json", labels);
+        if (options is { Count: > 0 }) WriteMap(dir, "opts.json", options);
         // mkdir of _data is the atomic step: whoever makes it created the volume
         var info = new DirectoryInfo(data);
         try { info.Create(); }
         catch (IOException) { }
-        // labels (docker's volume create --label, compose's com.docker.compose.*) beside _data, written atomically
-        if (labels is { Count: > 0 })
-        {
-            var tmp = Path.Combine(dir, $".labels.json.{Environment.ProcessId}");
-            File.WriteAllBytes(tmp, System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(labels, VolumeJsonContext.Default.DictionaryStringString));
-            File.Move(tmp, Path.Combine(dir, "labels.json"), overwrite: true);
-        }
         var v = Get(name);
         Events.ObjectEvents.Volume(root, "create", name);
         return v;
+    }
+
+    static void WriteMap(string dir, string file, Dictionary<string, string> map)
+    {
+        var tmp = Path.Combine(dir, $".{file}.{Environment.ProcessId}");
+        File.WriteAllBytes(tmp, System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(map, VolumeJsonContext.Default.DictionaryStringString));
+        File.Move(tmp, Path.Combine(dir, file), overwrite: true);
     }
 
     public VolumeInfo Get(string name)
@@ -109,13 +147,18 @@ public sealed class VolumeStore(string root)
         {
             Name = name, Mountpoint = data,
             CreatedAt = Directory.GetCreationTimeUtc(data).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'"),
-            Labels = ReadLabels(name),
+            Labels = ReadMap(name, "labels.json"),
+            Options = Options(name),
         };
     }
 
-    Dictionary<string, string> ReadLabels(string name)
+    /// <summary>The local driver's options the volume was created with (empty: a plain directory), by key.</summary>
+    public Dictionary<string, string> Options(string name) =>
+        ReadMap(name, "opts.json").OrderBy(kv => kv.Key, StringComparer.Ordinal).ToDictionary(kv => kv.Key, kv => kv.Value);
+
+    Dictionary<string, string> ReadMap(string name, string file)
     {
-        try { return System.Text.Json.JsonSerializer.Deserialize(File.ReadAllBytes(Path.Combine(Dir, name, "labels.json")), VolumeJsonContext.Default.DictionaryStringString) ?? []; }
+        try { return System.Text.Json.JsonSerializer.Deserialize(File.ReadAllBytes(Path.Combine(Dir, name, file)), VolumeJsonContext.Default.DictionaryStringString) ?? []; }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or System.Text.Json.JsonException) { return []; }
     }
 
@@ -131,7 +174,18 @@ public sealed class VolumeStore(string root)
         var user = containers.FirstOrDefault(c => c.Mounts.Any(m => m.Type == "volume" && m.Name == name));
         if (user is not null)
             throw new EngineException(ErrorKind.FailedPrecondition, $"remove {name}: volume is in use by container {user.ShortId}");
-        Directory.Delete(Path.Combine(Dir, name), true);
+        DeleteDirectory(name);
         Events.ObjectEvents.Volume(root, "destroy", name);
+    }
+
+    /// <summary>Deletes the volume's directory. A mount left at _data (a crash while a container used
+    /// it) is detached first, and never recursed into: a bind volume's host directory stays as it is.</summary>
+    public void DeleteDirectory(string name)
+    {
+        var data = DataPath(name);
+        if (MountInfo.IsMountPoint(data)) umount2(data, MNT_DETACH);
+        if (MountInfo.IsMountPoint(data))
+            throw new EngineException(ErrorKind.FailedPrecondition, $"remove {name}: its mount at {data} cannot be detached");
+        Directory.Delete(Path.Combine(Dir, name), true);
     }
 }
