@@ -33,8 +33,10 @@ public static class ContainerNetworking
         var cfg = c.Config;
         var request = c.NetworkingConfig?.EndpointsConfig ?? [];
         // docker: with the default mode and one endpoint in the request, the container joins that network
-        // only (Testcontainers' WithNetwork sends just NetworkingConfig)
-        if (hc.NetworkMode is "" or "default") hc.NetworkMode = request.Count == 1 ? request.Keys.First() : "bridge";
+        // only (Testcontainers' WithNetwork sends just NetworkingConfig); docker's CLI names the mode
+        // itself ("default") as the endpoint's key
+        if (hc.NetworkMode is "" or "default")
+            hc.NetworkMode = request.Count == 1 && request.Keys.First() is { Length: > 0 } only && only != "default" ? only : "bridge";
         c.NetworkingConfig = null;
 
         var exposed = new Dictionary<string, EmptyObject>(StringComparer.Ordinal);
