@@ -16,10 +16,12 @@ public class MonitorImageTests
             var busy = Path.Combine(dir, "berth-monitor-0000000000000002");
             var keep = Path.Combine(dir, "berth-monitor-0000000000000003");
             var other = Path.Combine(dir, "unrelated");
+            var writing = Path.Combine(dir, "berth-monitor-0000000000000004.123.tmp");
             File.Copy("/bin/sleep", idle);
             File.Copy("/bin/sleep", busy);
             File.Copy("/bin/sleep", keep);
             File.WriteAllText(other, "x");
+            File.WriteAllText(writing, "x");
             running = Process.Start(busy, "60");
 
             MonitorImage.RemoveUnused(dir, keep);
@@ -28,6 +30,7 @@ public class MonitorImageTests
             Assert.True(File.Exists(busy), "a version a live process runs is kept");
             Assert.True(File.Exists(keep));
             Assert.True(File.Exists(other));
+            Assert.True(File.Exists(writing), "another start's copy being written is left alone");
         }
         finally
         {

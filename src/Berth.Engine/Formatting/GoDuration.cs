@@ -15,7 +15,7 @@ public readonly record struct GoDuration(long Nanoseconds)
     /// <summary>The inspect fields that are durations in docker's types (container and image config).</summary>
     static readonly string[] HealthcheckFields = ["Interval", "Timeout", "StartPeriod", "StartInterval"];
 
-    public static JsonValue Node(long nanoseconds) => JsonValue.Create(new GoDuration(nanoseconds), GoDurationContext.Default.GoDuration);
+    public static JsonValue Node(long nanoseconds) => JsonValue.Create(new GoDuration(nanoseconds), GoDurationContext.Default.GoDuration)!;
 
     /// <summary>Marks the healthcheck durations of an inspect document (any <c>Healthcheck</c> object in it) as <see cref="GoDuration"/>s.</summary>
     public static void MarkHealthchecks(JsonNode? node)

@@ -33,11 +33,13 @@ public static partial class MonitorImage
         return path;
     }
 
-    /// <summary>Removes the <c>berth-monitor-*</c> files in <paramref name="dir"/> other than
+    /// <summary>Removes the <c>berth-monitor-SUM</c> files in <paramref name="dir"/> other than
     /// <paramref name="keep"/> that no live process has as its executable.</summary>
     internal static void RemoveUnused(string dir, string keep)
     {
-        var old = Directory.EnumerateFiles(dir, "berth-monitor-*").Where(f => f != keep).ToList();
+        // only finished versions (berth-monitor-SUM): a SUM.PID.tmp is another start writing its copy
+        var old = Directory.EnumerateFiles(dir, "berth-monitor-*")
+            .Where(f => f != keep && !Path.GetFileName(f).Contains('.', StringComparison.Ordinal)).ToList();
         if (old.Count == 0) return;
         var running = new HashSet<string>(StringComparer.Ordinal);
         foreach (var proc in Directory.EnumerateDirectories("/proc"))
