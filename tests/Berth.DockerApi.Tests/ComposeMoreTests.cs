@@ -83,8 +83,9 @@ public sealed class ComposeMoreTests(ServiceFixture fx) : IClassFixture<ServiceF
             Assert.Equal("api-page\n", Eventually(() => Run(dir, project, "exec", "-T", "client", "busybox", "wget", "-qO-", "http://backend.internal:9090/index.html")));
             Assert.Equal("from-env-file\n", Eventually(() => Run(dir, project, "exec", "-T", "client", "busybox", "wget", "-qO-", "http://web:8080/index.html")));
             var noService = Run(dir, project, "exec", "-T", "nosuch", "true");
-            Assert.NotEqual(0, noService.ExitCode);
-            Assert.Contains("No such service: nosuch", noService.Stderr);
+            // compose 1.29 finds no such service itself and exits 1; its NoSuchService message is not
+            // printed by Debian's build (nothing on either stream), so only the exit code is checked
+            Assert.Equal(1, noService.ExitCode);
 
             // logs --tail 1: the last line of each replica only
             var logs = Ok(dir, project, "logs", "--no-color", "--tail", "1", "web");
@@ -110,7 +111,7 @@ public sealed class ComposeMoreTests(ServiceFixture fx) : IClassFixture<ServiceF
             Ok(dir, project, "stop", "api");
             Assert.Matches(@"\bExit \d+", Ok(dir, project, "ps", "api"));
             Ok(dir, project, "start", "api");
-            Assert.Equal("api-built\napi-built\n", Ok(dir, project, "exec", "-T", "api", "cat", "/data/log"));
+            Assert.Equal("api-built\napi-built\n", Ok(dir, project, "exec", "-T", "api", "busybox", "cat", "/data/log"));
 
             // down: containers and network go, the named volume and the built image stay
             Ok(dir, project, "down", "-t", "1");
@@ -119,7 +120,7 @@ public sealed class ComposeMoreTests(ServiceFixture fx) : IClassFixture<ServiceF
             Assert.Contains($"{project}_data", fx.DockerOk("volume", "ls", "--format", "{{.Name}}"));
             Assert.Contains(builtImage, fx.DockerOk("images", "--format", "{{.Repository}}"));
             Ok(dir, project, "up", "-d");
-            Assert.Equal("api-built\napi-built\napi-built\n", Eventually(() => Run(dir, project, "exec", "-T", "api", "cat", "/data/log"), "api-built\napi-built\napi-built\n"));
+            Assert.Equal("api-built\napi-built\napi-built\n", Eventually(() => Run(dir, project, "exec", "-T", "api", "busybox", "cat", "/data/log"), "api-built\napi-built\napi-built\n"));
 
             // down -v --rmi local: the volume and the built image go too; the pulled image stays
             Ok(dir, project, "down", "-v", "--rmi", "local", "-t", "1");
