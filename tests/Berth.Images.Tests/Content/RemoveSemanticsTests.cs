@@ -33,7 +33,7 @@ public sealed class RemoveSemanticsTests : IDisposable
         // one name left: by ID untags it and deletes the image, its blobs and its layers
         var rm = _berth.Ok("rmi", img.Config.Digest);
         Assert.StartsWith($"Untagged: localhost/rmi/x:2\nDeleted: {img.Config.Digest}\n", rm);
-        Assert.Contains($"Deleted: {img.Layers[0].Digest}", rm);
+        Assert.Contains($"Deleted: {img.DiffId(0)}", rm);
         Assert.Empty(Blobs());
         Assert.Contains("is not known", _berth.Fails("rmi", id12));
 

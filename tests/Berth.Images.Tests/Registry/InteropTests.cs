@@ -189,7 +189,7 @@ public sealed class InteropTests(RegistryFixture fx) : IClassFixture<RegistryFix
         Assert.Contains("must be forced", _berth.Fails("rmi", a.Config.Digest[7..19]));
         var rm = _berth.Ok("rmi", "-f", a.Config.Digest[7..19]);
         Assert.Contains("Untagged: plain:latest", rm);
-        Assert.Contains($"Deleted: {a.Layers[0].Digest}", rm);
+        Assert.Contains($"Deleted: {a.DiffId(0)}", rm);
         Assert.Empty(Directory.GetFiles(Path.Combine(_berth.Root, "images", "blobs", "sha256")));
         Assert.Equal("", _berth.Ok("images", "-q"));
         Assert.Contains("is not known", _berth.Fails("rmi", nameA));

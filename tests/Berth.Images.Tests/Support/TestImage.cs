@@ -24,6 +24,10 @@ public sealed class TestImage
 
     public Descriptor Top => Index ?? Manifest;
 
+    /// <summary>The uncompressed digest of layer <paramref name="i"/>; the first layer's is also its chain id
+    /// (what `rmi` reports as deleted, as dockerd does).</summary>
+    public string DiffId(int i) => Digest.Sha256(Gunzip(Blobs[Layers[i].Digest])).ToString();
+
     Descriptor Add(byte[] data, string mediaType)
     {
         var d = Digest.Sha256(data).ToString();
