@@ -178,8 +178,6 @@ public sealed partial class ApiHandler
         catch (StoreKeyExistsException) { throw ApiException.AlreadyExists(type.Group, type.Plural, name); }
     }
 
-    readonly System.Collections.Concurrent.ConcurrentDictionary<string, (long Revision, bool Terminating)> namespaceStates = new(StringComparer.Ordinal);
-
     NamespaceLister? namespaceLister;
 
     internal NamespaceLister Namespaces
@@ -211,15 +209,7 @@ public sealed partial class ApiHandler
         if (Namespaces.IsKnownActive(ns)) return;
         var nsType = registry.Find("", "v1", "namespaces")!;
         var e = await store.GetAsync(nsType.Key(null, ns), ct) ?? throw ApiException.NotFound("", "namespaces", ns);
-        // the decoded answer is kept per revision of the namespace: creates in one namespace parse it once
-        bool terminating;
-        if (namespaceStates.TryGetValue(ns, out var known) && known.Revision == e.ModRevision) terminating = known.Terminating;
-        else
-        {
-            terminating = Decode(e).Str("metadata.deletionTimestamp") is not null;
-            if (namespaceStates.Count > 10_000) namespaceStates.Clear();
-            namespaceStates[ns] = (e.ModRevision, terminating);
-        }
+        bool terminating = Decode(e).Str("metadata.deletionTimestamp") is not null;
         if (terminating)
             throw ApiException.Forbidden(type.Group, type.Plural, name, $"unable to create new content in namespace {ns} because it is being terminated");
     }
@@ -272,9 +262,11 @@ public sealed partial class ApiHandler
     static void DropEmptyMetadata(JsonObject obj)
     {
         if (obj["metadata"] is not JsonObject meta) return;
-        foreach (var k in new[] { "labels", "annotations", "finalizers", "ownerReferences", "managedFields" })
+        foreach (var k in OmitEmptyMetadata)
             if (meta[k] is JsonObject { Count: 0 } or JsonArray { Count: 0 } || meta.ContainsKey(k) && meta[k] is null) meta.Remove(k);
     }
+
+    static readonly string[] OmitEmptyMetadata = ["labels", "annotations", "finalizers", "ownerReferences", "managedFields"];
 
     /// <summary>Whether an update leaves the object as it was (resourceVersion and managedFields aside).</summary>
     static bool Unchanged(JsonObject old, JsonObject updated)

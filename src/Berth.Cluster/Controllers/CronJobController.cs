@@ -144,7 +144,13 @@ public sealed class CronJobController : Controller
             return;
         }
         var name = JobName(cj.Metadata.Name, when);
-        if (st.Active!.Any(a => a.Name == name) || st.LastScheduleTime == when) return;
+        if (st.Active!.Any(a => a.Name == name))
+        {
+            // Created by an earlier pass whose status write was lost (it conflicted): that pass ran this time.
+            if (st.LastScheduleTime is null || st.LastScheduleTime < when) st.LastScheduleTime = when;
+            return;
+        }
+        if (st.LastScheduleTime == when) return;
         if (cj.Spec.ConcurrencyPolicy == "Forbid" && st.Active!.Count > 0)
         {
             _events.Record(cj, "Normal", "JobAlreadyActive", "Not starting job because prior execution is running and concurrency policy is Forbid");

@@ -151,12 +151,6 @@ public sealed class JobController : Controller
             else if (succeeded) { uSucceeded.Add(uid); recorded = true; }
             else { uFailed.Add(uid); recorded = true; newFailures++; }
         }
-        if (newFailures > 0)
-            lock (_lock)
-            {
-                _backoff.TryGetValue(job.Metadata.Uid, out var b);
-                _backoff[job.Metadata.Uid] = (b.Count + newFailures, now);
-            }
         if (recorded)
         {
             st.UncountedTerminatedPods = new V1UncountedTerminatedPods { Succeeded = indexed ? [] : [.. uSucceeded], Failed = [.. uFailed] };
@@ -165,6 +159,14 @@ public sealed class JobController : Controller
             baseline = StatusJson(job.Status);
             st = Kinds.Clone(job.Status);
         }
+        // The back-off counts a failure once it is recorded in the status (kube updates its backoff
+        // record after the status write): a pass whose write conflicted counts nothing, its retry does.
+        if (newFailures > 0)
+            lock (_lock)
+            {
+                _backoff.TryGetValue(job.Metadata.Uid, out var b);
+                _backoff[job.Metadata.Uid] = (b.Count + newFailures, now);
+            }
         // 2. Remove the finalizer from every recorded pod; 3. count them.
         foreach (var p in pods)
             if (PodFacts.HasFinalizer(p, TrackingFinalizer) && !FinalizerRemovalPending(p) && (uSucceeded.Contains(p.Metadata.Uid) || uFailed.Contains(p.Metadata.Uid)))

@@ -88,10 +88,10 @@ public sealed partial class DockerApiHandler
         Fd? stdinW = null, stdoutR = null, stderrR = null;
         int childIn = devnull.Value, childOut = devnull.Value, childErr = devnull.Value;
         var toClose = new List<Fd>();
-        ConsoleListener? console = null;
+        Monitor.ConsoleSocket? console = null;
         if (tty)
         {
-            console = new ConsoleListener(Containers.Store.RunDir(c.Id), e.Id[..12]);
+            console = Monitor.ConsoleSocket.In(Containers.Store.RunDir(c.Id), e.Id[..12]);
             args.InsertRange(args.Count - 1, ["--console-socket", console.Path]);
         }
         else
@@ -206,47 +206,6 @@ public sealed partial class DockerApiHandler
     /// <summary>Docker's ConsoleSize ([height, width]) as the process's consoleSize.</summary>
     static Berth.Oci.Runtime.Box? ConsoleSize(List<uint>? hw) =>
         hw is [var h, var w] && (h > 0 || w > 0) ? new Berth.Oci.Runtime.Box { Height = h, Width = w } : null;
-
-    /// <summary>The socket an exec's runtime sends its pty master to (`--console-socket`): in the
-    /// container's run directory, or the temp directory when that path is too long for a socket.</summary>
-    sealed unsafe class ConsoleListener : IDisposable
-    {
-        readonly Lock _lock = new();
-        Fd? _fd;
-        public string Path { get; }
-
-        public ConsoleListener(string runDir, string name)
-        {
-            var p = System.IO.Path.Combine(runDir, $"console-{name}.sock");
-            if (System.Text.Encoding.UTF8.GetByteCount(p) >= 100) p = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"berth-console-{name}.sock");
-            Path = p;
-            _fd = Monitor.MonitorProtocol.Listen(p);
-        }
-
-        /// <summary>The master the runtime sent; null when it ended without sending one.</summary>
-        public Fd? Receive()
-        {
-            int listener;
-            lock (_lock) { if (_fd is null) return null; listener = _fd.Value; }
-            var c = accept4(listener, null, null, SOCK_CLOEXEC);
-            if (c < 0) return null; // Abandon: the runtime is gone
-            using var ch = new SyncChannel(new Fd(c));
-            try { ch.Receive(out var master); return master; }
-            catch (SyscallException) { return null; }
-        }
-
-        /// <summary>The runtime has exited: a Receive still waiting for it returns.</summary>
-        public void Abandon()
-        {
-            lock (_lock) if (_fd is not null) shutdown(_fd.Value, SHUT_RDWR);
-        }
-
-        public void Dispose()
-        {
-            lock (_lock) { _fd?.Dispose(); _fd = null; }
-            try { File.Delete(Path); } catch (IOException) { }
-        }
-    }
 
     /// <summary>A pipe whose one end goes to the child (returned as the int) and other end stays here.</summary>
     static unsafe (int Child, Fd Ours) Pipe(out Fd childEnd, List<Fd> toClose, bool readEndForChild)

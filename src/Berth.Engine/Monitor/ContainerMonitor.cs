@@ -317,7 +317,7 @@ public sealed unsafe class ContainerMonitor
     {
         using var devnull = RuntimeClient.DevNull();
         var tty = _rec.Config.Tty;
-        Fd? consoleListener = null;
+        ConsoleSocket? console = null;
         Fd? stdinR = null, stdoutW = null, stderrW = null;
         try { Networking.ContainerNetworking.JoinTargetNamespace(_rec, _store); }
         catch (EngineException e) { return e.Message; }
@@ -330,8 +330,8 @@ public sealed unsafe class ContainerMonitor
             : new List<string> { "run", "--detach", "--bundle", _store.BundleDir(_id), "--pid-file", "init.pid" };
         if (tty)
         {
-            consoleListener = MonitorProtocol.Listen("console.sock");
-            args.Add("--console-socket"); args.Add("console.sock");
+            console = new ConsoleSocket("console.sock");
+            args.Add("--console-socket"); args.Add(console.Path);
         }
         else
         {
@@ -352,17 +352,12 @@ public sealed unsafe class ContainerMonitor
         }
         if (rc != 0)
         {
-            consoleListener?.Dispose();
+            console?.Dispose();
             return RuntimeClient.LastError("runc.log") ?? LastStderrLine() ?? $"runtime create exited with status {rc}";
         }
-        if (consoleListener is not null)
+        if (console is not null)
         {
-            var c = accept4(consoleListener.Value, null, null, SOCK_CLOEXEC);
-            if (c < 0) throw SyscallException.Last("accept", "console socket");
-            using var ch = new SyncChannel(new Fd(c));
-            ch.Receive(out _pty);
-            consoleListener.Dispose();
-            File.Delete("console.sock");
+            using (console) _pty = console.Receive();
             if (_pty is null) return "runtime did not send the pty master";
             if (_rec.Config.OpenStdin) _stdinW = null; // stdin goes through the pty master
         }
