@@ -32,7 +32,7 @@ internal sealed class PolicyLister(IStore store, string keyPrefix) : IDisposable
         lock (gate)
         {
             if (!synced || pending.ContainsKey(ns)) return null;
-            return byNamespace.TryGetValue(ns, out var m) ? m.Values : [];
+            return byNamespace.TryGetValue(ns, out var m) ? [.. m.Values] : [];
         }
     }
 
