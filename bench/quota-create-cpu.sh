@@ -15,7 +15,7 @@ trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 200); do [ -f "$dir/admin.kubeconfig" ] && (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.05; done
 sleep 1
 cpu() { awk '{print ($14+$15)/100}' /proc/$pid/stat; }
-python3 - "$dir" "$port" 50 warm <<'PY'
+creates() { python3 - "$dir" "$port" "$1" "$2" <<'PY'
 import http.client, json, ssl, sys
 d, port, n, tag = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 ctx = ssl.create_default_context(cafile=f"{d}/ca.crt"); ctx.load_cert_chain(f"{d}/admin.crt", f"{d}/admin.key")
@@ -25,6 +25,8 @@ for i in range(n):
     h.request("POST", "/api/v1/namespaces/default/pods", body, {"Content-Type": "application/json"}); r = h.getresponse(); r.read()
     if r.status != 201: raise SystemExit(f"HTTP {r.status}")
 PY
+}
+creates 50 warm
 if [ -n "${QUOTA:-}" ]; then python3 - "$dir" "$port" <<'PY'
 import http.client, json, ssl, sys
 d, port = sys.argv[1], int(sys.argv[2])
@@ -36,15 +38,6 @@ if r.status != 201: raise SystemExit(f"HTTP {r.status}")
 PY
 sleep 1; fi
 before=$(cpu)
-python3 - "$dir" "$port" "$N" p <<'PY'
-import http.client, json, ssl, sys
-d, port, n, tag = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-ctx = ssl.create_default_context(cafile=f"{d}/ca.crt"); ctx.load_cert_chain(f"{d}/admin.crt", f"{d}/admin.key")
-h = http.client.HTTPSConnection("127.0.0.1", port, context=ctx)
-for i in range(n):
-    body = json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"{tag}{i}"}, "spec": {"containers": [{"name": "c", "image": "nginx:1", "resources": {"requests": {"cpu": "100m"}}}]}})
-    h.request("POST", "/api/v1/namespaces/default/pods", body, {"Content-Type": "application/json"}); r = h.getresponse(); r.read()
-    if r.status != 201: raise SystemExit(f"HTTP {r.status}")
-PY
+creates "$N" p
 after=$(cpu)
 echo "$BERTH${QUOTA:+ (quota)}: server CPU for $N pod creates: $(echo "$after - $before" | bc) s"
