@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
+using Berth.Cluster.Api.Admission;
 using Berth.Cluster.Storage;
 using Microsoft.AspNetCore.Http;
 
@@ -142,10 +143,12 @@ public sealed partial class ApiHandler
         if (type.ResetStatusOnCreate) obj.Remove("status");
         type.OnCreate?.Invoke(obj);
         type.Default?.Invoke(obj);
+        if (type.Namespaced) await Admission.MutateAsync(type, t.Namespace!, obj, ct);
         DropEmptyMetadata(obj);
         Validate(type, obj, null);
         if (type.Namespaced) await CheckNamespaceActiveAsync(type, name, t.Namespace!, ct);
         if (type.Kind == "Service") await AllocateServiceAsync(obj, ct);
+        if (type.Namespaced) await Admission.ValidateAsync(type, t.Namespace!, obj, null, dryRun, ct);
         if (dryRun)
         {
             if (await store.GetAsync(type.Key(t.Namespace, name), ct) is not null) throw ApiException.AlreadyExists(type.Group, type.Plural, name);
@@ -154,6 +157,7 @@ public sealed partial class ApiHandler
         try
         {
             var e = await store.CreateAsync(type.Key(t.Namespace, name), Encode(obj), ct);
+            Admission.Written(type, t.Namespace, e.ModRevision);
             meta["resourceVersion"] = e.ModRevision.ToString();
             return (obj, e);
         }
@@ -191,8 +195,26 @@ public sealed partial class ApiHandler
         }
     }
 
-    /// <summary>Stops the namespace lister's watch (the server is stopping).</summary>
-    internal void StopBackground() => namespaceLister?.Dispose();
+    AdmissionChain? admission;
+
+    /// <summary>LimitRanger and ResourceQuota (see <see cref="AdmissionChain"/>).</summary>
+    internal AdmissionChain Admission
+    {
+        get
+        {
+            if (admission is { } a) return a;
+            var created = new AdmissionChain(store, registry.Find("", "v1", "resourcequotas")!, registry.Find("", "v1", "limitranges")!);
+            if (Interlocked.CompareExchange(ref admission, created, null) is { } other) { created.Dispose(); return other; }
+            return created;
+        }
+    }
+
+    /// <summary>Stops the namespace and policy listers' watches (the server is stopping).</summary>
+    internal void StopBackground()
+    {
+        namespaceLister?.Dispose();
+        admission?.Dispose();
+    }
 
     /// <summary>A write of a namespace by this server (see <see cref="NamespaceLister.Written"/>).</summary>
     void NamespaceWritten(ResourceType type, string? name, long revision)
@@ -363,6 +385,7 @@ public sealed partial class ApiHandler
             DropEmptyMetadata(obj);
             Validate(type, obj, old);
             if (type.Kind == "Service" && old.Str("spec.clusterIP") is { } ip && obj.Str("spec.clusterIP") is null) obj.Obj("spec")["clusterIP"] = ip;
+            if (t.Subresource is null && type.Namespaced) await Admission.ValidateAsync(type, t.Namespace!, obj, old, dryRun, ct);
             if (dryRun) { obj.Meta()["resourceVersion"] = e.ModRevision.ToString(); return obj; }
             // A write that changes nothing is not written (no new resourceVersion, no watch event), as the
             // API server skips it: `kubectl patch` then says "patched (no change)".
@@ -375,11 +398,13 @@ public sealed partial class ApiHandler
                 {
                     var d = await store.DeleteAsync(key, e.ModRevision, ct);
                     NamespaceWritten(type, t.Name, d.ModRevision);
+                    Admission.Written(type, t.Namespace, d.ModRevision);
                     obj.Meta()["resourceVersion"] = d.ModRevision.ToString();
                     return obj;
                 }
                 var w = await store.UpdateAsync(key, Encode(obj), e.ModRevision, ct);
                 NamespaceWritten(type, t.Name, w.ModRevision);
+                Admission.Written(type, t.Namespace, w.ModRevision);
                 obj.Meta()["resourceVersion"] = w.ModRevision.ToString();
                 return obj;
             }
@@ -787,6 +812,7 @@ public sealed partial class ApiHandler
                 {
                     var d = await store.DeleteAsync(key, e.ModRevision, ct);
                     NamespaceWritten(type, t.Name, d.ModRevision);
+                    Admission.Written(type, t.Namespace, d.ModRevision);
                     meta["resourceVersion"] = d.ModRevision.ToString();
                     return (obj, true);
                 }
@@ -811,6 +837,7 @@ public sealed partial class ApiHandler
             {
                 var w = await store.UpdateAsync(key, Encode(obj), e.ModRevision, ct);
                 NamespaceWritten(type, t.Name, w.ModRevision);
+                Admission.Written(type, t.Namespace, w.ModRevision);
                 meta["resourceVersion"] = w.ModRevision.ToString();
                 return (obj, false);
             }

@@ -372,7 +372,7 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
     }
 
     /// <summary>The stored form: the object without resourceVersion (the entry's revision is). No copy: the field is taken out and put back.</summary>
-    static byte[] Encode(JsonObject o)
+    internal static byte[] Encode(JsonObject o)
     {
         var meta = o["metadata"] as JsonObject;
         JsonNode? rv = null;

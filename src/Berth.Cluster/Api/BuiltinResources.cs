@@ -193,6 +193,19 @@ public static class BuiltinResources
                 Col("StorageClass", o => None(o.Str("spec.storageClassName"))), Col("VolumeAttributesClass", o => None(o.Str("spec.volumeAttributesClassName"))),
                 Col("Reason", o => o.Str("status.reason") ?? ""), AgeCol, Col("VolumeMode", o => o.Str("spec.volumeMode") ?? "Filesystem", 1)],
         });
+        // core/v1 ResourceQuota and LimitRange: enforced by the admission chain (Api/Admission), status kept by the quota controller
+        r.Add(new ResourceType
+        {
+            Group = "", Version = "v1", Kind = "ResourceQuota", Plural = "resourcequotas", ShortNames = ["quota"], HasStatus = true, ResetStatusOnCreate = true,
+            Default = Admission.PolicyTypes.DefaultQuota, Validate = Admission.PolicyTypes.ValidateQuota,
+            Columns = [NameCol, AgeCol, Col("Request", o => Admission.PolicyTypes.QuotaCell(o, false)), Col("Limit", o => Admission.PolicyTypes.QuotaCell(o, true))],
+        });
+        r.Add(new ResourceType
+        {
+            Group = "", Version = "v1", Kind = "LimitRange", Plural = "limitranges", ShortNames = ["limits"], Fields = ["spec"],
+            Default = Admission.PolicyTypes.DefaultLimitRange, Validate = Admission.PolicyTypes.ValidateLimitRange,
+            Columns = [NameCol, new("Created At", "date", "Created At", (o, _) => o.Str("metadata.creationTimestamp"))],
+        });
         // Served so that `kubectl apply --prune` finds every kind of its default allow-list; no
         // replication controller runs (ReplicaSets are the workload controllers here).
         r.Add(new ResourceType
@@ -438,6 +451,12 @@ public static class BuiltinResources
                 c.Default("terminationMessagePath", "/dev/termination-log");
                 c.Default("terminationMessagePolicy", "File");
                 c.Default("resources", new JsonObject());
+                // a limit without a request: the request is the limit (SetDefaults_Pod)
+                if (c["resources"]?["limits"] is JsonObject { Count: > 0 } lim)
+                {
+                    var req = c.Obj("resources").Obj("requests");
+                    foreach (var (k, v) in lim) if (!req.ContainsKey(k)) req[k] = v?.DeepClone();
+                }
                 if (c["imagePullPolicy"] is null)
                 {
                     var image = c.Str("image") ?? "";

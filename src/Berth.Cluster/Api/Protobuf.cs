@@ -104,6 +104,16 @@ public static class Protobuf
         ["PodDisruptionBudget"] = new() { [1] = M("metadata", "ObjectMeta"), [2] = M("spec", "PodDisruptionBudgetSpec") },
         ["PodDisruptionBudgetSpec"] = new() { [1] = new("minAvailable", K.IntOrStr), [2] = M("selector", "LabelSelector"), [3] = new("maxUnavailable", K.IntOrStr),
             [4] = S("unhealthyPodEvictionPolicy") },
+        // core/v1 ResourceQuota (kubectl create quota) and LimitRange
+        ["ResourceQuota"] = new() { [1] = M("metadata", "ObjectMeta"), [2] = M("spec", "ResourceQuotaSpec"), [3] = M("status", "ResourceQuotaStatus") },
+        ["ResourceQuotaSpec"] = new() { [1] = new("hard", K.MapQty), [2] = Ss("scopes"), [3] = M("scopeSelector", "ScopeSelector") },
+        ["ScopeSelector"] = new() { [1] = Ms("matchExpressions", "ScopedResourceSelectorRequirement") },
+        ["ScopedResourceSelectorRequirement"] = new() { [1] = S("scopeName"), [2] = S("operator"), [3] = Ss("values") },
+        ["ResourceQuotaStatus"] = new() { [1] = new("hard", K.MapQty), [2] = new("used", K.MapQty) },
+        ["LimitRange"] = new() { [1] = M("metadata", "ObjectMeta"), [2] = M("spec", "LimitRangeSpec") },
+        ["LimitRangeSpec"] = new() { [1] = Ms("limits", "LimitRangeItem") },
+        ["LimitRangeItem"] = new() { [1] = S("type"), [2] = new("max", K.MapQty), [3] = new("min", K.MapQty), [4] = new("default", K.MapQty),
+            [5] = new("defaultRequest", K.MapQty), [6] = new("maxLimitRequestRatio", K.MapQty) },
     };
 
     // gogo-protobuf writes every non-pointer field, zero or not; Go's JSON drops them (omitempty). Zero
@@ -145,7 +155,7 @@ public static class Protobuf
                 else r.Skip(wire);
             }
             if (!Schemas.ContainsKey(kind) || kind.Contains("Spec") || kind is "ObjectMeta" or "Container")
-                throw ApiException.UnsupportedMediaType($"the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (protobuf is supported for Namespace, ConfigMap, Secret, ServiceAccount, Service, Pod, Deployment, Job, CronJob, Eviction, PodDisruptionBudget, DeleteOptions, the RBAC kinds, access reviews and TokenRequest; not \"{kind}\")");
+                throw ApiException.UnsupportedMediaType($"the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (protobuf is supported for Namespace, ConfigMap, Secret, ServiceAccount, Service, Pod, Deployment, Job, CronJob, Eviction, PodDisruptionBudget, ResourceQuota, LimitRange, DeleteOptions, the RBAC kinds, access reviews and TokenRequest; not \"{kind}\")");
             var obj = Message(raw, kind);
             obj.Remove("apiVersion");
             obj.Remove("kind");

@@ -109,6 +109,9 @@ public static class Kinds
             GetSpec = null });
         Add(new() { Group = "policy", Version = "v1", Kind = "PodDisruptionBudget", Plural = "poddisruptionbudgets", Namespaced = true, Type = typeof(V1PodDisruptionBudget), TypeInfo = c.V1PodDisruptionBudget,
             GetSpec = o => ((V1PodDisruptionBudget)o).Spec, SpecInfo = c.V1PodDisruptionBudgetSpec, GetStatus = o => ((V1PodDisruptionBudget)o).Status, SetStatus = (o, s) => ((V1PodDisruptionBudget)o).Status = (V1PodDisruptionBudgetStatus?)s });
+        Add(new() { Group = "", Version = "v1", Kind = "ResourceQuota", Plural = "resourcequotas", Namespaced = true, Type = typeof(V1ResourceQuota), TypeInfo = c.V1ResourceQuota,
+            GetSpec = o => ((V1ResourceQuota)o).Spec, SpecInfo = c.V1ResourceQuotaSpec, GetStatus = o => ((V1ResourceQuota)o).Status, SetStatus = (o, s) => ((V1ResourceQuota)o).Status = (V1ResourceQuotaStatus?)s });
+        Add(new() { Group = "", Version = "v1", Kind = "LimitRange", Plural = "limitranges", Namespaced = true, Type = typeof(V1LimitRange), TypeInfo = c.V1LimitRange });
         return d;
     }
 }
@@ -145,6 +148,9 @@ public static class Kinds
 [JsonSerializable(typeof(V1PolicyRule))]
 [JsonSerializable(typeof(V1PodDisruptionBudget))]
 [JsonSerializable(typeof(V1PodDisruptionBudgetSpec))]
+[JsonSerializable(typeof(V1ResourceQuota))]
+[JsonSerializable(typeof(V1ResourceQuotaSpec))]
+[JsonSerializable(typeof(V1LimitRange))]
 [JsonSerializable(typeof(V1ControllerRevision))]
 [JsonSerializable(typeof(V1PersistentVolumeClaim))]
 [JsonSerializable(typeof(V1PersistentVolumeClaimSpec))]
