@@ -40,11 +40,6 @@ public sealed class ApiServer : IAsyncDisposable
         var handler = new ApiHandler(store, registry, discovery, limits ?? new ApiLimits());
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        // Kestrel continues a request on the thread its socket read completed on instead of queueing it to the
-        // thread pool again (that thread is already a thread-pool thread: the runtime's socket engine hands
-        // completions off, since DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS is not set). One hand-off less per read and write.
-        if (Environment.GetEnvironmentVariable("BERTH_API_INLINE") != "0")
-            builder.WebHost.UseSockets(o => o.UnsafePreferInlineScheduling = true);
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.AddServerHeader = false;
