@@ -9,6 +9,8 @@
 #
 #   bench/scheduler-api.sh                          5,000 nodes, 50,000 pods, 16 clients
 #   NODES=500 PODS=5000 RUNS=3 bench/scheduler-api.sh
+#   HTTP=2 bench/scheduler-api.sh                   the bench client as client-go: 16 HTTP/2 streams over CONNECTIONS=1
+#                                           TLS connection instead of 16 HTTP/1.1 connections (see docs/benchmarks.md)
 #   PRECREATE=1 bench/scheduler-api.sh      nodes and pods created with the scheduler off (--disable-scheduler
 #                                           --disable-controllers), then the server restarted with its
 #                                           scheduler on the same data: bind rate alone, from its start
@@ -16,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BERTH=${BERTH:-$PWD/out/berth}
-NODES=${NODES:-5000} PODS=${PODS:-50000} CLIENTS=${CLIENTS:-16} RUNS=${RUNS:-1}
+NODES=${NODES:-5000} PODS=${PODS:-50000} CLIENTS=${CLIENTS:-16} RUNS=${RUNS:-1} HTTP=${HTTP:-1.1} CONNECTIONS=${CONNECTIONS:-1}
 dotnet build bench/SchedulerApiBench -c Release --nologo -v quiet >/dev/null
 dll=bench/SchedulerApiBench/bin/Release/net10.0/SchedulerApiBench.dll
 [ -f "$dll" ] || dll=$(ls bench/SchedulerApiBench/bin/Release/net10.0/*/SchedulerApiBench.dll | head -1)
@@ -31,7 +33,7 @@ rss() { echo "RSS $(awk '/VmRSS/ {print $2/1024 " MiB"}' /proc/$pid/status), pea
 for ((r = 1; r <= RUNS; r++)); do
     dir=$(mktemp -d)
     trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
-    bench=(dotnet "$dll" --data-dir "$dir" --nodes "$NODES" --pods "$PODS" --clients "$CLIENTS")
+    bench=(dotnet "$dll" --data-dir "$dir" --nodes "$NODES" --pods "$PODS" --clients "$CLIENTS" --http "$HTTP" --connections "$CONNECTIONS")
     if [ "${PRECREATE:-0}" = 1 ]; then
         start "$dir" --disable-scheduler --disable-controllers
         echo "== run $r (pre-created): server pid $pid, idle $(rss)"

@@ -3,6 +3,10 @@
 // in-server scheduler binds them; one watch on pods counts the bindings. Throughput = pods bound per
 // second from the first pod create to the last binding. Also the create latency under that load.
 // Usage: SchedulerApiBench --server https://127.0.0.1:PORT --data-dir DIR [--nodes 5000] [--pods 50000] [--clients 16]
+//        [--http 1.1|2] [--connections 1]
+// --http 1.1: CLIENTS keep-alive HTTPS connections, one request at a time on each.
+// --http 2: CLIENTS concurrent streams multiplexed over CONNECTIONS TLS connections (ALPN h2), as
+// client-go (kube-scheduler's scheduler_perf) talks to the API server.
 using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
@@ -11,6 +15,8 @@ using System.Text;
 
 string server = "", dataDir = "";
 int nodes = 5000, pods = 50000, clients = 16, serverPid = 0;
+string http = "1.1";
+int connections = 1;
 string phase = "all"; // all | create (nodes and pods only) | bind (wait for the pods already created to be bound)
 for (int i = 0; i < args.Length; i++)
 {
@@ -23,28 +29,53 @@ for (int i = 0; i < args.Length; i++)
         case "--clients": clients = int.Parse(args[++i]); break;
         case "--phase": phase = args[++i]; break;
         case "--server-pid": serverPid = int.Parse(args[++i]); break;
+        case "--http": http = args[++i]; break;
+        case "--connections": connections = int.Parse(args[++i]); break;
         default: Console.Error.WriteLine($"scheduler-api bench: unknown argument \"{args[i]}\""); return 2;
     }
 }
 if (server.Length == 0 || dataDir.Length == 0) { Console.Error.WriteLine("scheduler-api bench: --server and --data-dir are required"); return 2; }
+if (http is not ("1.1" or "2")) { Console.Error.WriteLine($"scheduler-api bench: --http must be 1.1 or 2, not \"{http}\""); return 2; }
+if (connections < 1) { Console.Error.WriteLine("scheduler-api bench: --connections must be at least 1"); return 2; }
+var h2 = http == "2";
 
 var ca = X509Certificate2.CreateFromPem(File.ReadAllText(Path.Combine(dataDir, "ca.crt")));
 var handler = new SocketsHttpHandler
 {
-    MaxConnectionsPerServer = clients + 1,
+    // HTTP/1.1: one connection per client and one for the watch. HTTP/2: without
+    // EnableMultipleHttp2Connections the handler keeps to one connection per server; with it, at most
+    // CONNECTIONS. (MaxConnectionsPerServer = 1 with HTTP/2 stalled every request once the watch was open.)
+    MaxConnectionsPerServer = h2 ? (connections > 1 ? connections : int.MaxValue) : clients + 1,
+    EnableMultipleHttp2Connections = h2 && connections > 1,
     PooledConnectionIdleTimeout = TimeSpan.FromMinutes(10),
     SslOptions = { RemoteCertificateValidationCallback = (_, cert, _, _) => cert is not null && cert.Issuer == ca.Subject },
 };
-var http = new HttpClient(handler) { BaseAddress = new Uri(server), Timeout = TimeSpan.FromMinutes(5) };
-http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", File.ReadAllText(Path.Combine(dataDir, "token")).Trim());
+var client = new HttpClient(handler)
+{
+    BaseAddress = new Uri(server),
+    Timeout = TimeSpan.FromMinutes(5),
+    DefaultRequestVersion = h2 ? HttpVersion.Version20 : HttpVersion.Version11,
+    DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
+};
+client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", File.ReadAllText(Path.Combine(dataDir, "token")).Trim());
 
+var jsonType = new MediaTypeHeaderValue("application/json");
 async Task<double> PostAsync(string path, string json)
 {
     var t = Stopwatch.GetTimestamp();
-    using var content = new StringContent(json, Encoding.UTF8, "application/json");
-    using var resp = await http.PostAsync(path, content);
+    using var content = new ByteArrayContent(Encoding.UTF8.GetBytes(json));
+    content.Headers.ContentType = jsonType;
+    using var req = new HttpRequestMessage(HttpMethod.Post, path) { Content = content };
+    // the answer (the created object) is read and dropped, as a client that does not look at it
+    using var resp = await client.SendAsync(req, HttpCompletionOption.ResponseHeadersRead);
     if (resp.StatusCode != HttpStatusCode.Created)
         throw new InvalidOperationException($"POST {path}: {(int)resp.StatusCode} {await resp.Content.ReadAsStringAsync()}");
+    await using (var body = await resp.Content.ReadAsStreamAsync())
+    {
+        var buf = System.Buffers.ArrayPool<byte>.Shared.Rent(4096);
+        while (await body.ReadAsync(buf) > 0) { }
+        System.Buffers.ArrayPool<byte>.Shared.Return(buf);
+    }
     return Stopwatch.GetElapsedTime(t).TotalMilliseconds;
 }
 
@@ -80,7 +111,8 @@ static string Pct(List<double> l)
     return $"p50 {Q(0.50):F1} ms, p90 {Q(0.90):F1} ms, p99 {Q(0.99):F1} ms, max {l[^1]:F1} ms";
 }
 
-Console.WriteLine($"load before: {File.ReadAllText("/proc/loadavg").Trim()}  cores: {Environment.ProcessorCount}");
+Console.WriteLine($"load before: {File.ReadAllText("/proc/loadavg").Trim()}  cores: {Environment.ProcessorCount}  " +
+    (h2 ? $"HTTP/2: {clients} streams over {connections} connection(s)" : $"HTTP/1.1: {clients} connections"));
 if (phase == "bind")
 {
     // The pods exist already (created by --phase create with the scheduler off); the server was
@@ -90,7 +122,7 @@ if (phase == "bind")
     string rv0;
     while (true)
     {
-        using var r = await http.GetAsync("/api/v1/namespaces/bench/pods");
+        using var r = await client.GetAsync("/api/v1/namespaces/bench/pods");
         var doc = System.Text.Json.JsonDocument.Parse(await r.Content.ReadAsStreamAsync());
         rv0 = doc.RootElement.GetProperty("metadata").GetProperty("resourceVersion").GetString()!;
         foreach (var item in doc.RootElement.GetProperty("items").EnumerateArray())
@@ -99,7 +131,7 @@ if (phase == "bind")
     }
     Console.WriteLine($"listed in {t.Elapsed.TotalSeconds:F2} s: {seen.Count} of {pods} already bound");
     using var req = new HttpRequestMessage(HttpMethod.Get, $"/api/v1/namespaces/bench/pods?watch=true&resourceVersion={rv0}");
-    using var resp = await http.SendAsync(req, HttpCompletionOption.ResponseHeadersRead);
+    using var resp = await client.SendAsync(req, HttpCompletionOption.ResponseHeadersRead);
     using var rd = new StreamReader(await resp.Content.ReadAsStreamAsync());
     string? l;
     while (seen.Count < pods && (l = await rd.ReadLineAsync()) is not null)
@@ -132,7 +164,7 @@ if (phase == "create")
 }
 
 // One watch on the namespace's pods counts bindings (MODIFIED events with a nodeName, once per pod).
-using var listResp = await http.GetAsync("/api/v1/namespaces/bench/pods?limit=1");
+using var listResp = await client.GetAsync("/api/v1/namespaces/bench/pods?limit=1");
 var listJson = await listResp.Content.ReadAsStringAsync();
 var rv = System.Text.Json.JsonDocument.Parse(listJson).RootElement.GetProperty("metadata").GetProperty("resourceVersion").GetString();
 var bound = new HashSet<string>();
@@ -142,7 +174,7 @@ using var watchCts = new CancellationTokenSource();
 var watch = Task.Run(async () =>
 {
     using var req = new HttpRequestMessage(HttpMethod.Get, $"/api/v1/namespaces/bench/pods?watch=true&resourceVersion={rv}");
-    using var resp = await http.SendAsync(req, HttpCompletionOption.ResponseHeadersRead, watchCts.Token);
+    using var resp = await client.SendAsync(req, HttpCompletionOption.ResponseHeadersRead, watchCts.Token);
     using var reader = new StreamReader(await resp.Content.ReadAsStreamAsync(watchCts.Token));
     string? line;
     while ((line = await reader.ReadLineAsync(watchCts.Token)) is not null)
@@ -171,7 +203,7 @@ Console.WriteLine($"CPU per pod (first create to last binding): server {(server1
 watchCts.Cancel();
 // The scheduler's Scheduled Events are written off the binding path: how many made it (a full buffer drops them).
 await Task.Delay(2000);
-using (var ev = await http.GetAsync("/api/v1/namespaces/bench/events"))
+using (var ev = await client.GetAsync("/api/v1/namespaces/bench/events"))
 {
     var doc = System.Text.Json.JsonDocument.Parse(await ev.Content.ReadAsStreamAsync());
     Console.WriteLine($"events in namespace bench 2 s after: {doc.RootElement.GetProperty("items").GetArrayLength()}");

@@ -348,10 +348,27 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
         }
         ctx.Response.StatusCode = code;
         ctx.Response.ContentType = "application/json";
-        var buffer = new System.Buffers.ArrayBufferWriter<byte>(stored.Value.Length + 48);
+        // built in this thread's scratch buffer and copied into the response's pipe before any await
+        var buffer = Scratch();
         StoredJson.Write(buffer, stored.Value, at, stored.ModRevision);
         ctx.Response.ContentLength = buffer.WrittenCount;
-        await ctx.Response.Body.WriteAsync(buffer.WrittenMemory, ctx.RequestAborted);
+        ctx.Response.BodyWriter.Write(buffer.WrittenSpan);
+        buffer.ResetWrittenCount();
+        await ctx.Response.BodyWriter.FlushAsync(ctx.RequestAborted);
+    }
+
+    [ThreadStatic] static System.Buffers.ArrayBufferWriter<byte>? scratch;
+    [ThreadStatic] static Utf8JsonWriter? scratchWriter;
+
+    /// <summary>
+    /// This thread's reusable output buffer (emptied), for bytes that are copied out before the caller's next
+    /// await: a create's stored form and its 201 answer would otherwise each grow a fresh buffer per request.
+    /// </summary>
+    static System.Buffers.ArrayBufferWriter<byte> Scratch()
+    {
+        var b = scratch ??= new System.Buffers.ArrayBufferWriter<byte>(4096);
+        b.ResetWrittenCount();
+        return b;
     }
 
     static string IncludeObject(HttpContext ctx) => ctx.Request.Query["includeObject"].ToString() is { Length: > 0 } s ? s : "Metadata";
@@ -379,9 +396,21 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
         var had = meta is not null && meta.Remove("resourceVersion", out rv);
         try
         {
-            var buffer = new System.Buffers.ArrayBufferWriter<byte>(1024);
-            using (var w = new Utf8JsonWriter(buffer)) o.WriteTo(w);
-            return buffer.WrittenSpan.ToArray();
+            var buffer = Scratch();
+            var w = scratchWriter;
+            if (w is null) scratchWriter = w = new Utf8JsonWriter(buffer);
+            else w.Reset(buffer);
+            try
+            {
+                o.WriteTo(w);
+                w.Flush();
+                return buffer.WrittenSpan.ToArray();
+            }
+            finally
+            {
+                w.Reset(); // drops its reference to the buffer's state; the next Encode resets it onto the buffer again
+                buffer.ResetWrittenCount();
+            }
         }
         finally { if (had) meta!["resourceVersion"] = rv; }
     }

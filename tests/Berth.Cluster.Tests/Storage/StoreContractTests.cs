@@ -273,5 +273,41 @@ public sealed class SqliteStoreTests : StoreContractTests, IDisposable
         Assert.Contains(bad, e.Message);
     }
 
+    [Fact]
+    public async Task Concurrent_writes_are_group_committed_each_with_its_own_revision_and_precondition()
+    {
+        // 400 creates and 200 conditional updates of one key, all issued at once from the thread pool: every
+        // create gets its own revision, exactly one update per observed revision wins, a watch sees all of it in
+        // revision order, and all of it is on disk after reopening.
+        var seed = await Store.CreateAsync("/c/hot", Encoding.UTF8.GetBytes("0"));
+        using var watch = await Store.WatchAsync("/c/", seed.ModRevision);
+        var creates = Enumerable.Range(0, 400).Select(i => Task.Run(() => Store.CreateAsync($"/c/k{i:D3}", Encoding.UTF8.GetBytes(i.ToString())))).ToArray();
+        var updates = Enumerable.Range(0, 200).Select(i => Task.Run(async () =>
+        {
+            try { return (await Store.UpdateAsync("/c/hot", Encoding.UTF8.GetBytes("u" + i), seed.ModRevision)).ModRevision; }
+            catch (StoreConflictException) { return 0L; }
+        })).ToArray();
+        var created = await Task.WhenAll(creates).WaitAsync(TimeSpan.FromSeconds(60)); // a write left waiting fails here
+        var updated = await Task.WhenAll(updates).WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(400, created.Select(e => e.ModRevision).Distinct().Count());
+        Assert.Single(updated, r => r != 0);
+        Assert.Equal(seed.ModRevision + 401, Store.CurrentRevision);
+        var seen = new List<long>();
+        while (seen.Count < 401 && await watch.Events.WaitToReadAsync())
+            while (watch.Events.TryRead(out var e)) seen.Add(e.Revision);
+        Assert.Equal(Enumerable.Range(1, 401).Select(i => seed.ModRevision + i), seen);
+        Store = await ReopenAsync();
+        Assert.Equal(400, (await Store.ListAsync("/c/k")).Items.Count);
+        Assert.Equal(updated.Single(r => r != 0), (await Store.GetAsync("/c/hot"))!.ModRevision);
+    }
+
+    [Fact]
+    public async Task A_write_after_dispose_fails_instead_of_waiting()
+    {
+        await Store.DisposeAsync();
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => Store.CreateAsync("/d/a", Encoding.UTF8.GetBytes("1")).WaitAsync(TimeSpan.FromSeconds(10)));
+        Store = SqliteStore.Open(DbPath);
+    }
+
     public void Dispose() => Directory.Delete(dir, true);
 }

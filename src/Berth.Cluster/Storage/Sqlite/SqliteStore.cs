@@ -187,27 +187,60 @@ public sealed class SqliteStore : IStore
 
     readonly Lock pendingGate = new();
     List<PendingWrite> pending = [];
+    bool committing; // a commit round runs or is queued: it takes every pending write
 
     /// <summary>
-    /// Group commit: writes that arrive while another batch is committing are queued and committed
-    /// together in one transaction (one fsync), each still getting its own revision and its own
+    /// Group commit: writes that arrive while a batch is committing are queued and committed together
+    /// in the next transaction (one fsync), each still getting its own revision and its own
     /// precondition check against the state its predecessors in the batch left. Completion (and the
     /// watch events) follow the commit, so nothing is acknowledged before it is durable.
+    /// The writer that finds no round running commits one itself (a lone write is committed on its own
+    /// thread, no hand-off); the others only wait for their write's completion, which the round sets
+    /// (one hand-off each, none through the writer's lock). When more writes queued meanwhile, the round
+    /// goes on as one thread-pool work item per batch, so the leader's own request is not held.
     /// </summary>
     async Task<StoreEntry> WriteAsync(string key, CancellationToken ct, Func<(long Id, bool Deleted, long CreateRev, byte[] Value)?, StoreEvent> write)
     {
+        ct.ThrowIfCancellationRequested();
         var w = new PendingWrite(key, write);
-        lock (pendingGate) pending.Add(w);
-        await gate.WaitAsync(ct);
+        bool lead;
+        lock (pendingGate)
+        {
+            pending.Add(w);
+            lead = !committing;
+            committing = true;
+        }
+        // once queued the write is committed even if the caller stops waiting (as before: a cancelled wait
+        // could not take it back out of the batch either)
+        if (lead) await CommitRoundAsync();
+        return await w.Done.Task;
+    }
+
+    async Task CommitRoundAsync()
+    {
+        List<PendingWrite> batch = [];
         try
         {
-            ThrowIfDisposed();
-            List<PendingWrite> batch;
-            lock (pendingGate) { batch = pending; pending = []; }
-            if (batch.Count > 0) CommitBatch(batch);
+            await gate.WaitAsync();
+            try
+            {
+                lock (pendingGate) { batch = pending; pending = []; }
+                if (disposed)
+                    foreach (var w in batch) w.Done.TrySetException(new ObjectDisposedException(nameof(SqliteStore)));
+                else if (batch.Count > 0) CommitBatch(batch);
+            }
+            finally { gate.Release(); }
         }
-        finally { gate.Release(); }
-        return await w.Done.Task;
+        catch (Exception e)
+        {
+            // nothing may be left waiting: a write whose batch failed outside its transaction fails with it
+            foreach (var w in batch) w.Done.TrySetException(e);
+        }
+        lock (pendingGate)
+        {
+            if (pending.Count == 0) { committing = false; return; }
+        }
+        ThreadPool.UnsafeQueueUserWorkItem(static s => _ = s.CommitRoundAsync(), this, preferLocal: false);
     }
 
     void CommitBatch(List<PendingWrite> batch)
