@@ -73,9 +73,10 @@ public static class BuiltinResources
             Default = o =>
             {
                 DefaultPodSpec(o.Obj("spec"));
+                PodQos.DefaultRequestsFromLimits(o.Obj("spec"));
                 var st = o.Obj("status");
                 st.Default("phase", "Pending");
-                st.Default("qosClass", "BestEffort");
+                if (st["qosClass"] is null) st["qosClass"] = PodQos.Class(o["spec"] as JsonObject);
                 SyncIps(st, "podIP", "podIPs");
                 SyncIps(st, "hostIP", "hostIPs");
             },
@@ -144,10 +145,7 @@ public static class BuiltinResources
         {
             Group = "", Version = "v1", Kind = "Event", Plural = "events", ShortNames = ["ev"],
             Fields = ["involvedObject", "reason", "message", "source", "firstTimestamp", "lastTimestamp", "count", "type", "eventTime", "series", "action", "related", "reportingComponent", "reportingInstance"],
-            Columns = [new("Last Seen", "string", "Last Seen", (o, now) => Json.ParseTime(o.Str("lastTimestamp") ?? o.Str("eventTime") ?? o.Str("metadata.creationTimestamp")) is { } t ? Json.HumanDuration(now - t) : "<unknown>"),
-                Col("Type", o => o.Str("type")), Col("Reason", o => o.Str("reason")),
-                Col("Object", o => $"{o.Str("involvedObject.kind")?.ToLowerInvariant()}/{o.Str("involvedObject.name")}"),
-                Col("Message", o => o.Str("message"))],
+            Columns = [.. EventColumns.All],
             FieldSelectors = ["involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type"],
         });
         r.Add(new ResourceType

@@ -396,6 +396,7 @@ public sealed class DeploymentController : Controller
     static void SetCondition(V1DeploymentStatus st, string type, string status, string reason, string message, DateTime now, bool progress = false)
     {
         st.Conditions ??= [];
+        now = KubeTime.Seconds(now);
         var c = st.Conditions.FirstOrDefault(x => x.Type == type);
         if (c is not null && c.Status == status && c.Reason == reason && !progress) return;
         var transition = c is not null && c.Status == status ? c.LastTransitionTime : now;

@@ -102,6 +102,12 @@ public sealed class EndpointsController : Controller
             });
         }
 
+        // RepackSubsets: addresses ordered by IP (as bytes) then target uid, as kube's endpoints controller stores them
+        foreach (var ss in subsets.Values)
+        {
+            if (ss.Addresses is { } a) ss.Addresses = [.. a.Order(Comparer<V1EndpointAddress>.Create(ByIpAndUid))];
+            if (ss.NotReadyAddresses is { } n) ss.NotReadyAddresses = [.. n.Order(Comparer<V1EndpointAddress>.Create(ByIpAndUid))];
+        }
         var desired = new V1Endpoints
         {
             Metadata = new V1ObjectMeta { Name = name, NamespaceProperty = ns, Labels = svc.Metadata.Labels is null ? null : new Dictionary<string, string>(svc.Metadata.Labels) },
@@ -140,6 +146,12 @@ public sealed class EndpointsController : Controller
     }
 
     static bool PodConditionsReady(V1Pod p) => PodConditions.IsReady(p);
+
+    static int ByIpAndUid(V1EndpointAddress a, V1EndpointAddress b)
+    {
+        var c = string.CompareOrdinal(a.Ip, b.Ip);
+        return c != 0 ? c : string.CompareOrdinal(a.TargetRef?.Uid, b.TargetRef?.Uid);
+    }
 
     IEnumerable<V1EndpointSlice> OwnedSlices(string? ns, string svc) =>
         _slices.ByIndex(InformerFactory.NamespaceIndex, ns ?? "").Where(s => Label(s.Metadata, ServiceNameLabel) == svc && Label(s.Metadata, ManagedByLabel) == ManagedBy);

@@ -222,7 +222,7 @@ public sealed class JobController : Controller
                 else
                 {
                     SetCondition(st, "Complete", "True", "CompletionsReached", "Reached expected number of succeeded pods", now);
-                    st.CompletionTime = now;
+                    st.CompletionTime = KubeTime.Seconds(now);
                     _events.Record(job, "Normal", "Completed", "Job completed");
                 }
                 lock (_lock) _backoff.Remove(job.Metadata.Uid);
@@ -242,10 +242,10 @@ public sealed class JobController : Controller
             if (HasCondition(st, "Suspended"))
             {
                 SetCondition(st, "Suspended", "False", "JobResumed", "Job resumed", now);
-                st.StartTime = now;       // activeDeadlineSeconds counts from the resume
+                st.StartTime = KubeTime.Seconds(now);       // activeDeadlineSeconds counts from the resume
                 _events.Record(job, "Normal", "Resumed", "Job resumed");
             }
-            st.StartTime ??= now;
+            st.StartTime ??= KubeTime.Seconds(now);
             if (job.Spec.ActiveDeadlineSeconds is { } ads && st.StartTime is { } s0) _wake.At(key, s0.AddSeconds(ads), now);
             if (_exp.Satisfied(key)) active = await ManagePodsAsync(job, key, active, completed, completions, succeededCount, now, ct).ConfigureAwait(false);
         }
@@ -431,6 +431,7 @@ public sealed class JobController : Controller
     static void SetCondition(V1JobStatus st, string type, string status, string reason, string message, DateTime now)
     {
         st.Conditions ??= [];
+        now = KubeTime.Seconds(now);
         var c = st.Conditions.FirstOrDefault(x => x.Type == type);
         if (c is null) { st.Conditions.Add(new V1JobCondition { Type = type, Status = status, Reason = reason, Message = message, LastProbeTime = now, LastTransitionTime = now }); return; }
         if (c.Status != status) c.LastTransitionTime = now;

@@ -17,14 +17,16 @@ internal sealed class ObjectEvents(IClusterClient client, string component, Time
     public void Record<T>(T obj, string type, string reason, string message) where T : IKubernetesObject<V1ObjectMeta>
     {
         var now = time.GetUtcNow().UtcDateTime;
+        var at = KubeTime.Seconds(now);
         var m = obj.Metadata;
         var e = new Corev1Event
         {
             Metadata = new V1ObjectMeta { Name = $"{m.Name}.{(now - DateTime.UnixEpoch).Ticks * 100:x}{Random.Shared.Next(0x1000):x3}", NamespaceProperty = m.NamespaceProperty ?? "default" },
             InvolvedObject = new V1ObjectReference { Kind = obj.Kind ?? Kinds.Of<T>().Kind, ApiVersion = obj.ApiVersion ?? Kinds.Of<T>().ApiVersion, NamespaceProperty = m.NamespaceProperty, Name = m.Name, Uid = m.Uid, ResourceVersion = m.ResourceVersion },
             Reason = reason, Message = message, Type = type,
-            Source = new V1EventSource { Component = component }, ReportingComponent = component, ReportingInstance = component,
-            FirstTimestamp = now, LastTimestamp = now, Count = 1,
+            // client-go's recorder: reportingInstance is the source's host, which kube-controller-manager leaves empty
+            Source = new V1EventSource { Component = component }, ReportingComponent = component,
+            FirstTimestamp = at, LastTimestamp = at, Count = 1,
         };
         _ = WriteAsync(e);
     }
@@ -34,6 +36,12 @@ internal sealed class ObjectEvents(IClusterClient client, string component, Time
         try { await client.CreateAsync(e).ConfigureAwait(false); }
         catch (ClusterException) { }
     }
+}
+
+/// <summary>metav1.Time fields (conditions' times, first/lastTimestamp, startTime) hold whole seconds, as kube serializes them.</summary>
+internal static class KubeTime
+{
+    public static DateTime Seconds(DateTime t) => new(t.Ticks - t.Ticks % TimeSpan.TicksPerSecond, DateTimeKind.Utc);
 }
 
 internal static class Later

@@ -22,6 +22,14 @@ public static class KubectlChecks
         Assert.Equal(expected, r.Stdout.TrimEnd('\n').Split('\n'));
     }
 
+    /// <summary>The value of a `describe` field ("Replicas:   3 desired | …" → "3 desired | …").</summary>
+    public static string Field(string describe, string name)
+    {
+        var m = System.Text.RegularExpressions.Regex.Match(describe, $@"(?m)^{System.Text.RegularExpressions.Regex.Escape(name)}:[ \t]+(.*?)[ \t]*$");
+        Assert.True(m.Success, $"no \"{name}:\" in\n{describe}");
+        return m.Groups[1].Value;
+    }
+
     public static string[] Rows(string stdout) => stdout.TrimEnd('\n').Split('\n');
 
     public static List<JsonObject> Live(JsonObject list) => list.Objects("items").Where(p => p.Str("metadata.deletionTimestamp") is null).ToList();
