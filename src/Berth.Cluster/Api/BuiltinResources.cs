@@ -449,12 +449,6 @@ public static class BuiltinResources
                 c.Default("terminationMessagePath", "/dev/termination-log");
                 c.Default("terminationMessagePolicy", "File");
                 c.Default("resources", new JsonObject());
-                // a limit without a request: the request is the limit (SetDefaults_Pod)
-                if (c["resources"]?["limits"] is JsonObject { Count: > 0 } lim)
-                {
-                    var req = c.Obj("resources").Obj("requests");
-                    foreach (var (k, v) in lim) if (!req.ContainsKey(k)) req[k] = v?.DeepClone();
-                }
                 if (c["imagePullPolicy"] is null)
                 {
                     var image = c.Str("image") ?? "";
