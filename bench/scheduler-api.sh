@@ -40,7 +40,7 @@ for ((r = 1; r <= RUNS; r++)); do
         "${bench[@]}" --server https://127.0.0.1:$port --phase create
         kill $pid; wait $pid 2>/dev/null || true
         start "$dir"
-        "${bench[@]}" --server https://127.0.0.1:$port --phase bind
+        "${bench[@]}" --server https://127.0.0.1:$port --phase bind --server-pid $pid
     else
         start "$dir"
         sleep 1

@@ -573,8 +573,13 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
                 lastKey = e.Key;
                 if (!unfiltered)
                 {
-                    var o = Decode(e);
-                    if (!labels.Matches(o["metadata"]?["labels"] as JsonObject) || !fields.Matches(o)) continue;
+                    // a field selector alone (a kubelet's spec.nodeName=X) is read from the stored bytes
+                    if (labels.IsEmpty && fields.MatchesStored(e.Value) is { } byBytes) { if (!byBytes) continue; }
+                    else
+                    {
+                        var o = Decode(e);
+                        if (!labels.Matches(o["metadata"]?["labels"] as JsonObject) || !fields.Matches(o)) continue;
+                    }
                 }
                 items.Add(e);
                 if (limit > 0 && items.Count == limit) break;

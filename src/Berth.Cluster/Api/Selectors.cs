@@ -137,7 +137,10 @@ public sealed class LabelSelector
 /// <summary>A field selector (<c>metadata.name=x,spec.nodeName!=</c>): =, == and != on the fields a kind supports.</summary>
 public sealed class FieldSelector
 {
-    public sealed record Requirement(string Field, bool Equal, string Value);
+    public sealed record Requirement(string Field, bool Equal, string Value)
+    {
+        public string[] Path { get; } = Field.Split('.');
+    }
     public IReadOnlyList<Requirement> Requirements { get; }
     FieldSelector(IReadOnlyList<Requirement> r) { Requirements = r; }
     public static readonly FieldSelector Everything = new([]);
@@ -160,6 +163,20 @@ public sealed class FieldSelector
             reqs.Add(new(field, eq, p[(i + len)..].Trim()));
         }
         return new FieldSelector(reqs);
+    }
+
+    /// <summary>
+    /// The same test on an object's stored bytes, without decoding it; null when a value is not a string,
+    /// boolean or null (the caller decodes and uses <see cref="Matches(JsonObject)"/>).
+    /// </summary>
+    public bool? MatchesStored(ReadOnlySpan<byte> stored)
+    {
+        foreach (var r in Requirements)
+        {
+            if (!StoredJson.TryFieldValue(stored, r.Path, out var value)) return null;
+            if ((value == r.Value) != r.Equal) return false;
+        }
+        return true;
     }
 
     public bool Matches(JsonObject o)

@@ -56,6 +56,52 @@ internal static class StoredJson
     }
 
     /// <summary>
+    /// The value a field selector compares for the dotted <paramref name="path"/> of a stored object, read
+    /// from its bytes as <see cref="FieldSelector.Matches"/> reads it from the tree: a string as is, true/false
+    /// as text, "" when the field (or an object on the way) is missing or null. False when the value is a
+    /// number, object or array or the JSON is malformed: the caller decodes the object instead.
+    /// </summary>
+    public static bool TryFieldValue(ReadOnlySpan<byte> stored, string[] path, out string value)
+    {
+        value = "";
+        var r = new Utf8JsonReader(stored, new JsonReaderOptions { MaxDepth = 256 });
+        try
+        {
+            if (!r.Read() || r.TokenType != JsonTokenType.StartObject) return false;
+            var depth = 0;
+            while (true)
+            {
+                // in the object that should hold path[depth]
+                var found = false;
+                while (r.Read() && r.TokenType == JsonTokenType.PropertyName)
+                {
+                    var match = r.ValueTextEquals(path[depth]);
+                    if (!r.Read()) return false;
+                    if (!match) { r.Skip(); continue; }
+                    found = true;
+                    break;
+                }
+                if (!found) return r.TokenType == JsonTokenType.EndObject; // missing: ""
+                if (depth == path.Length - 1)
+                {
+                    switch (r.TokenType)
+                    {
+                        case JsonTokenType.String: value = r.GetString()!; return true;
+                        case JsonTokenType.True: value = "true"; return true;
+                        case JsonTokenType.False: value = "false"; return true;
+                        case JsonTokenType.Null: return true;
+                        default: return false;
+                    }
+                }
+                if (r.TokenType == JsonTokenType.Null || (r.TokenType != JsonTokenType.StartObject && r.TokenType != JsonTokenType.StartArray)) return true; // not an object on the way: ""
+                if (r.TokenType == JsonTokenType.StartArray) return true;
+                depth++;
+            }
+        }
+        catch (JsonException) { return false; }
+    }
+
+    /// <summary>
     /// pods/binding on the stored bytes, for a pod with no status.conditions yet (the usual case): the
     /// bytes <c>BindPodAsync</c>'s tree path would store, i.e. <c>"nodeName"</c> appended to spec and
     /// <c>"conditions":[PodScheduled=True]</c> appended to status. Reports the facts the binding checks

@@ -115,7 +115,7 @@ public sealed class LocalClusterClient : IClusterClient
         var watch = await Call(() => _store.WatchAsync(t.Prefix(t.Namespaced ? ns : null), from, ct)).ConfigureAwait(false);
         using (watch)
         {
-            var reader = watch.Events;
+            var reader = Unbounded(watch.Events, ct);
             while (true)
             {
                 try
@@ -130,6 +130,31 @@ public sealed class LocalClusterClient : IClusterClient
                     yield return new WatchEvent<T>(type, Shared<T>(k, ev.Entry));
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// The store ends a watch whose reader falls <c>WatchHub.Capacity</c> events behind (a slow HTTP client must
+    /// not grow the server's memory). The informers of this process are no such client: when 50,000 bindings
+    /// are committed in a few seconds, a busy informer can lag by more than that for a moment, and the relist
+    /// that followed (every pod listed and decoded again) cost more than the lag. So an in-process watch is
+    /// moved at once into a queue of its own, as fast as the store publishes; its reader catches up later.
+    /// </summary>
+    static System.Threading.Channels.ChannelReader<StoreEvent> Unbounded(System.Threading.Channels.ChannelReader<StoreEvent> events, CancellationToken ct)
+    {
+        var queue = System.Threading.Channels.Channel.CreateUnbounded<StoreEvent>(new() { SingleReader = true, SingleWriter = true });
+        _ = PumpAsync();
+        return queue.Reader;
+
+        async Task PumpAsync()
+        {
+            try
+            {
+                while (await events.WaitToReadAsync(ct).ConfigureAwait(false))
+                    while (events.TryRead(out var e)) queue.Writer.TryWrite(e);
+                queue.Writer.TryComplete();
+            }
+            catch (Exception e) { queue.Writer.TryComplete(e); }
         }
     }
 

@@ -63,10 +63,17 @@ public sealed class GarbageCollector : Controller
 
     void Enqueue(string kind, IMetadata<V1ObjectMeta> o)
     {
-        Queue.Add(kind + "|" + Kinds.Key(o.Metadata));
+        // Only an object with owners, or one being deleted with the orphan/foreground finalizers, has
+        // anything to reconcile here: a pod without owners (the scheduler's 50,000 bindings) is no work item.
+        if (HasWork(o.Metadata)) Queue.Add(kind + "|" + Kinds.Key(o.Metadata));
         // Dependents must look again when their owner starts or finishes being deleted.
         if (o.Metadata.DeletionTimestamp is not null) OwnerGone(o);
     }
+
+    /// <summary>What <see cref="ReconcileAsync"/> acts on: ownerReferences, or a deletion held by the orphan/foregroundDeletion finalizer.</summary>
+    internal static bool HasWork(V1ObjectMeta m) =>
+        m.OwnerReferences is { Count: > 0 } ||
+        (m.DeletionTimestamp is not null && m.Finalizers is { Count: > 0 } f && (f.Contains("orphan") || f.Contains("foregroundDeletion")));
 
     void OwnerGone(IMetadata<V1ObjectMeta> o)
     {

@@ -91,4 +91,40 @@ public class StoredJsonTests
         Assert.Null(StoredJson.BindPod("""{"metadata":{},"spec":{},"status":{"""u8, "n", "t", out _, out _, out _));
         Assert.Null(StoredJson.BindPod("""{"metadata":{},"spec":[],"status":{}}"""u8, "n", "t", out _, out _, out _));
     }
+    // what FieldSelector.Matches compares for a path, from the tree
+    static string TreeValue(string json, string path) => JsonNode.Parse(json).At(path) switch
+    {
+        null => "",
+        JsonValue v when v.TryGetValue<string>(out var s) => s,
+        JsonValue v when v.TryGetValue<bool>(out var b) => b ? "true" : "false",
+        var n => n.ToJsonString(),
+    };
+
+    [Theory]
+    [InlineData("""{"metadata":{"name":"p"},"spec":{"containers":[{"name":"c"}],"nodeName":"node-1"},"status":{}}""", "spec.nodeName")]
+    [InlineData("""{"metadata":{"name":"p"},"spec":{"containers":[{"name":"c"}]},"status":{"phase":"Pending"}}""", "spec.nodeName")]
+    [InlineData("""{"metadata":{"name":"p"},"spec":{"nodeName":""}}""", "spec.nodeName")]
+    [InlineData("""{"metadata":{"name":"p"},"spec":{"nodeName":null}}""", "spec.nodeName")]
+    [InlineData("""{"metadata":{"name":"p"}}""", "spec.nodeName")]
+    [InlineData("""{"metadata":{"name":"p"},"spec":null}""", "spec.nodeName")]
+    [InlineData("""{"metadata":{"name":"p"},"spec":"x"}""", "spec.nodeName")]
+    [InlineData("""{"metadata":{"name":"p"},"spec":[{"nodeName":"n"}]}""", "spec.nodeName")]
+    [InlineData("""{"metadata":{"name":"p","namespace":"ns"},"spec":{"x":{"nodeName":"no"},"nodeName":"yes"}}""", "spec.nodeName")]
+    [InlineData("""{"metadata":{"name":"p\u0041","namespace":"ns"}}""", "metadata.name")]
+    [InlineData("""{"metadata":{"n\u0061me":"esc"}}""", "metadata.name")]
+    [InlineData("""{"spec":{"hostNetwork":true}}""", "spec.hostNetwork")]
+    [InlineData("""{"spec":{"hostNetwork":false}}""", "spec.hostNetwork")]
+    public void A_field_read_from_the_stored_bytes_is_what_the_tree_gives(string json, string path)
+    {
+        Assert.True(StoredJson.TryFieldValue(Encoding.UTF8.GetBytes(json), path.Split('.'), out var v));
+        Assert.Equal(TreeValue(json, path), v);
+    }
+
+    [Theory]
+    [InlineData("""{"spec":{"replicas":3}}""", "spec.replicas")]
+    [InlineData("""{"spec":{"nodeName":{"a":1}}}""", "spec.nodeName")]
+    [InlineData("""{"spec":{"nodeName":""", "spec.nodeName")]
+    [InlineData("""[1]""", "spec.nodeName")]
+    public void Numbers_objects_and_malformed_json_are_left_to_the_tree(string json, string path) =>
+        Assert.False(StoredJson.TryFieldValue(Encoding.UTF8.GetBytes(json), path.Split('.'), out _));
 }

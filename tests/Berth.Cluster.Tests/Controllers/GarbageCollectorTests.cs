@@ -75,4 +75,14 @@ public class GarbageCollectorTests
         await Task.Delay(300);
         Assert.NotNull(await h.Client.GetAsync<V1Pod>("default", "alive"));
     }
+    [Fact]
+    public void Only_objects_with_owners_or_a_held_deletion_are_work_items()
+    {
+        Assert.False(GarbageCollector.HasWork(new V1ObjectMeta { Name = "p" }));
+        Assert.False(GarbageCollector.HasWork(new V1ObjectMeta { Name = "p", OwnerReferences = [] }));
+        Assert.False(GarbageCollector.HasWork(new V1ObjectMeta { Name = "p", DeletionTimestamp = DateTime.UtcNow, Finalizers = ["example.com/x"] }));
+        Assert.True(GarbageCollector.HasWork(new V1ObjectMeta { Name = "p", OwnerReferences = [new V1OwnerReference { ApiVersion = "apps/v1", Kind = "ReplicaSet", Name = "rs", Uid = "u" }] }));
+        Assert.True(GarbageCollector.HasWork(new V1ObjectMeta { Name = "p", DeletionTimestamp = DateTime.UtcNow, Finalizers = ["orphan"] }));
+        Assert.True(GarbageCollector.HasWork(new V1ObjectMeta { Name = "p", DeletionTimestamp = DateTime.UtcNow, Finalizers = ["foregroundDeletion"] }));
+    }
 }
