@@ -215,6 +215,13 @@ public sealed partial class DockerDayTests
         s.Do("update", "--cpus", "0.5", "--cpu-quota", "20000", "svc");
         s.Do("update", "--cpus", "64", "svc");
         s.Do("update", "--cpuset-cpus", "99", "svc");
+        // real-time budget (cgroup v1 cpu.rt_*; this kernel has CONFIG_RT_GROUP_SCHED, the parents no budget to give)
+        s.Do("update", "--cpu-rt-period", "1000000", "--cpu-rt-runtime", "2000000", "svc");
+        s.Do("update", "--cpu-rt-runtime", "950000", "svc");
+        s.Do("update", "--cpuset-cpus", "0", "--cpu-rt-runtime", "950000", "svc");
+        s.Do("update", "--cpu-rt-period", "500000", "svc");
+        s.Do("inspect", "--format", "{{.HostConfig.CPURealtimePeriod}} {{.HostConfig.CPURealtimeRuntime}} [{{.HostConfig.CpusetCpus}}]", "svc");
+        s.Do("exec", "svc", "cat", "/sys/fs/cgroup/cpu/cpu.rt_period_us", "/sys/fs/cgroup/cpu/cpu.rt_runtime_us", "/sys/fs/cgroup/cpuset/cpuset.cpus");
         s.Do("update", "--memory-reservation", "1k", "svc");
         s.Do("update", "--pids-limit", "-1", "--memory", "100m", "svc");
         s.Do("inspect", "--format", limits, "svc");
