@@ -63,7 +63,7 @@ public static class EngineMaintenance
         return new PruneReport(deleted, space);
     }
 
-    /// <summary>Dangling images (no name), or with <paramref name="all"/> every image no container
+    /// <summary>Dangling images (no tag; repo@digest names go with them), or with <paramref name="all"/> every image no container
     /// uses; images a container uses stay, and so do images with children until their children go
     /// (as dockerd: a dangling parent goes with its last child). Each deleted image is listed with its
     /// names ("untagged: …") and the layers that went with it ("deleted: …").</summary>
@@ -88,7 +88,8 @@ public static class EngineMaintenance
                 {
                     if (inUse.Contains(r.Id) || ImageRemoval.Children(root, store, r.Id).Count > 0) continue;
                     var names = named.Where(n => n.Target == r.Target.Digest).Select(n => n.Name).ToList();
-                    if (names.Count > 0 && !all) continue;
+                    // dangling, as dockerd has it: no tag (digest names go with the image)
+                    if (!all && names.Any(n => n.Tag is not null && n.Digest is null)) continue;
                     if (!store.ListRecords().Any(x => x.Target.Digest == r.Target.Digest)) continue;
                     var steps = new List<ImageDeleteStep>();
                     await ImageRemoval.DeleteWithLayersAsync(root, images, containers, new StoredImage(r, names), steps, ct).ConfigureAwait(false);

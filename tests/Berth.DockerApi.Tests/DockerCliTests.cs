@@ -203,6 +203,51 @@ public sealed class DockerCliTests(ServiceFixture fx) : IClassFixture<ServiceFix
         Assert.Matches("not found|No such network: nosuch-net", fx.Docker("network", "rm", "nosuch-net").Stderr);
     }
 
+    [Fact]
+    public void Create_naming_two_networks_joins_both_from_api_1_44()
+    {
+        Pull();
+        var a = "mna" + Guid.NewGuid().ToString("N")[..6];
+        var b = "mnb" + Guid.NewGuid().ToString("N")[..6];
+        var name = "multi" + Guid.NewGuid().ToString("N")[..6];
+        var third = Random.Shared.Next(0, 125) * 2;
+        fx.DockerOk("network", "create", "--subnet", $"10.217.{third}.0/24", a);
+        fx.DockerOk("network", "create", "--subnet", $"10.217.{third + 1}.0/24", b);
+        try
+        {
+            // docker 28 speaks 1.47 here: the create carries both endpoints, the container joins both (the
+            // first --network's is eth0 with the default route), by name on each
+            fx.DockerOk("run", "-d", "--name", name, "--network", a, "--network", $"name={b},alias=second", fx.Image,
+                "sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done");
+            Assert.Equal($"{a} {b} \n", fx.DockerOk("inspect", "--format", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", name));
+            var addrs = fx.DockerOk("exec", name, "sh", "-c", "ip -o -4 addr show eth0 | awk '{print $4}'; ip -o -4 addr show eth1 | awk '{print $4}'; ip route | grep default | awk '{print $5}'");
+            Assert.Matches($@"^10\.217\.{third}\.\d+/24\n10\.217\.{third + 1}\.\d+/24\neth0\n$", addrs);
+            ServiceFixtureWait(() => fx.Docker("run", "--rm", "--network", b, fx.Image, "sh", "-c", $"ping -c1 -W2 second && ping -c1 -W2 {name}").ExitCode == 0);
+            ServiceFixtureWait(() => fx.Docker("run", "--rm", "--network", a, fx.Image, "sh", "-c", $"ping -c1 -W2 {name}").ExitCode == 0);
+            Assert.Contains(name, fx.DockerOk("network", "inspect", "--format", "{{range .Containers}}{{.Name}} {{end}}", b));
+            // a network that does not exist refuses the create and leaves nothing
+            var bad = fx.Docker("create", "--name", name + "x", "--network", a, "--network", "nosuch-net", fx.Image, "true");
+            Assert.NotEqual(0, bad.ExitCode);
+            Assert.Contains("network nosuch-net not found", bad.Stderr);
+            Assert.NotEqual(0, fx.Docker("inspect", name + "x").ExitCode);
+            fx.DockerOk("rm", "-f", name);
+            // an older API refuses more than one endpoint in dockerd's words
+            var old = Tools.Run(ServiceFixture.DockerCli, ["create", "--network", a, "--network", b, fx.Image, "true"], new Dictionary<string, string>
+            {
+                ["DOCKER_HOST"] = "unix://" + fx.Socket, ["HOME"] = fx.Home, ["DOCKER_CONFIG"] = Path.Combine(fx.Home, ".docker"), ["DOCKER_API_VERSION"] = "1.43",
+            });
+            Assert.NotEqual(0, old.ExitCode);
+            Assert.Contains($"Container cannot be connected to network endpoints: {a}, {b}", old.Stderr);
+        }
+        finally
+        {
+            fx.Docker("rm", "-f", name);
+            fx.Docker("rm", "-f", name + "x");
+            fx.Docker("network", "rm", a);
+            fx.Docker("network", "rm", b);
+        }
+    }
+
     static void ServiceFixtureWait(Func<bool> cond)
     {
         var deadline = DateTime.UtcNow.AddSeconds(20);

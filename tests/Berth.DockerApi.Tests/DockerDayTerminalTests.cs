@@ -132,6 +132,14 @@ public sealed partial class DockerDayTests
             ("expect", "# "), ("send", "stty size\r"), ("expect", "35 110"), ("expect", "# "), ("size", "45 140"), ("sleep", "3"),
             ("send", "stty size\r"), ("expect", "45 140"), ("expect", "# "), ("send", "sleep 100\r"), ("sleep", "1"), ("send", "\u0003"),
             ("expect", "# "), ("send", "echo back $?\r"), ("expect", "back"), ("expect", "# "), ("send", "exit 6\r"))));
+        // exec -it detaches with ctrl-p ctrl-q, or its --detach-keys (ctrl-p then passes): the shell runs on
+        s.Note(Screen("exec -it, detach", OnTerminal(s, "exec -it ex sh", 24, 80,
+            ("expect", "# "), ("send", "echo $$ > /tmp/one; echo det-$((1+2))\r"), ("expect", "det-3"), ("expect", "# "), ("send", "\u0010\u0011"))));
+        s.Do("exec", "ex", "sh", "-c", "kill -0 $(cat /tmp/one) && echo the first shell runs on");
+        s.Note(Screen("exec -it --detach-keys", OnTerminal(s, "exec -it --detach-keys ctrl-x,x ex sh", 24, 80,
+            ("expect", "# "), ("send", "echo $$ > /tmp/two; echo \u0010det-$((2+2))\r"), ("expect", "det-4"), ("expect", "# "), ("send", "\u0018x"))));
+        s.Do("exec", "ex", "sh", "-c", "kill -0 $(cat /tmp/two) && echo the second shell runs on");
+        s.Do("exec", "-i", "--detach-keys", "ctrl-", "ex", "true");
         s.Do("rm", "-f", "ex");
     });
 }

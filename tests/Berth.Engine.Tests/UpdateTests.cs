@@ -136,4 +136,42 @@ public class UpdateTests
         Assert.Contains("no such container: nosuch", r.Stderr);
         Assert.Equal("7", Pids(id));
     });
+
+    [Fact]
+    public void A_runtime_failure_puts_a_never_set_cpuset_back()
+    {
+        if (V2 || Environment.ProcessorCount < 2) return; // v1 cpusets of two CPUs or more: what this checks
+        EngineSandbox.Run(s =>
+        {
+            // 32 MiB in the container's shm (no swap here: it cannot be reclaimed), then a memory limit
+            // below it: the runtime writes the cpuset first, then fails on memory.limit_in_bytes
+            var id = s.RunDetached(["--name", "full"], "sh", "-c", "head -c 33554432 /dev/zero > /dev/shm/fill; echo filled > /tmp/filled; sleep 1000");
+            EngineSandbox.WaitUntil(() => s.Berth("exec", "full", "cat", "/tmp/filled").Stdout.Contains("filled"), "the fill");
+            var cpus = Cg(id, "cpuset", "cpuset.cpus", "");
+            Assert.NotEqual("0", cpus);
+            var before = HostConfig(s, "full", Fields.Split(' '));
+            var r = s.Berth("update", "--cpuset-cpus", "0", "--memory", "8m", "--memory-swap", "8m", "full");
+            Assert.Equal(1, r.ExitCode);
+            Assert.Contains("Cannot update container", r.Stderr);
+            // the cpuset it had from its parent, not the "0" of the failed request
+            Assert.Equal(cpus, Cg(id, "cpuset", "cpuset.cpus", ""));
+            Assert.Equal(before, HostConfig(s, "full", Fields.Split(' ')));
+        });
+    }
+
+    [Fact]
+    public void Realtime_budget_is_kept_for_the_next_start() => EngineSandbox.Run(s =>
+    {
+        s.Ok("create", "--name", "rt", "--rootfs", s.Rootfs, "sleep", "1000");
+        // as dockerd 20.10: kept in HostConfig and the bundle for the next start (not applied live, and the
+        // two not compared on update)
+        var id = s.Inspect("rt")["Id"]!.GetValue<string>();
+        s.Ok("update", "--cpu-rt-period", "1000000", "--cpu-rt-runtime", "2000000", "rt");
+        Assert.Equal("1000000 2000000", HostConfig(s, "rt", "CpuRealtimePeriod", "CpuRealtimeRuntime"));
+        var cpu = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(s.Root, "containers", id, "bundle", "config.json")))!["linux"]!["resources"]!["cpu"]!;
+        Assert.Equal(1000000, cpu["realtimePeriod"]!.GetValue<long>());
+        Assert.Equal(2000000, cpu["realtimeRuntime"]!.GetValue<long>());
+        EngineSandbox.AssertOneLineError(s.Berth("update", "--cpu-rt-runtime", "x", "rt"), 125, "invalid argument \"x\" for \"--cpu-rt-runtime\" flag");
+        s.Ok("rm", "rt");
+    });
 }

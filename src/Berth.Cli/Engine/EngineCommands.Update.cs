@@ -21,13 +21,15 @@ public static unsafe partial class EngineCommands
         var cpuShares = new Option<string?>("--cpu-shares", "-c") { Description = "CPU shares (relative weight)" };
         var cpuPeriod = new Option<string?>("--cpu-period") { Description = "CPU CFS period (microseconds)" };
         var cpuQuota = new Option<string?>("--cpu-quota") { Description = "CPU CFS quota (microseconds)" };
+        var rtPeriod = new Option<string?>("--cpu-rt-period") { Description = "CPU real-time period (microseconds; kept for the next start)" };
+        var rtRuntime = new Option<string?>("--cpu-rt-runtime") { Description = "CPU real-time runtime (microseconds; kept for the next start)" };
         var cpusetCpus = new Option<string?>("--cpuset-cpus") { Description = "CPUs in which to allow execution (0-3, 0,1)" };
         var cpusetMems = new Option<string?>("--cpuset-mems") { Description = "memory nodes in which to allow execution (0-3, 0,1)" };
         var pidsLimit = new Option<string?>("--pids-limit") { Description = "tune container pids limit (-1 for unlimited)" };
         var blkioWeight = new Option<string?>("--blkio-weight") { Description = "block IO weight (10 to 1000, 0 to disable)" };
         var restart = new Option<string?>("--restart") { Description = "restart policy (no, always, unless-stopped, on-failure[:N])" };
         c.Arguments.Add(names);
-        foreach (var o in new Option[] { memory, memorySwap, memoryReservation, kernelMemory, cpus, cpuShares, cpuPeriod, cpuQuota, cpusetCpus, cpusetMems, pidsLimit, blkioWeight, restart })
+        foreach (var o in new Option[] { memory, memorySwap, memoryReservation, kernelMemory, cpus, cpuShares, cpuPeriod, cpuQuota, rtPeriod, rtRuntime, cpusetCpus, cpusetMems, pidsLimit, blkioWeight, restart })
             c.Options.Add(o);
         c.SetAction(p => Guard(() =>
         {
@@ -47,6 +49,8 @@ public static unsafe partial class EngineCommands
             if (Flag(cpuShares) is { } cs) u.CpuShares = Int(cpuShares, cs);
             if (Flag(cpuPeriod) is { } pe) u.CpuPeriod = Int(cpuPeriod, pe);
             if (Flag(cpuQuota) is { } q) u.CpuQuota = Int(cpuQuota, q);
+            if (Flag(rtPeriod) is { } rpe) u.CpuRealtimePeriod = Int(rtPeriod, rpe);
+            if (Flag(rtRuntime) is { } rru) u.CpuRealtimeRuntime = Int(rtRuntime, rru);
             u.CpusetCpus = Flag(cpusetCpus);
             u.CpusetMems = Flag(cpusetMems);
             if (Flag(pidsLimit) is { } pl) u.PidsLimit = Int(pidsLimit, pl);

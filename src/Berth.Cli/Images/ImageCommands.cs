@@ -342,7 +342,7 @@ public static class ImageCommands
         foreach (var n in img.Names.Where(n => n.Tag is not null && n.Digest is null)) w.WriteStringValue(n.FamiliarString);
         w.WriteEndArray();
         w.WriteStartArray("RepoDigests");
-        foreach (var repo in img.Names.Select(n => n.FamiliarName).Distinct()) w.WriteStringValue($"{repo}@{img.Record.Target.Digest}");
+        foreach (var d in img.RepoDigests) w.WriteStringValue(d);
         w.WriteEndArray();
         w.WriteString("Parent", "");
         w.WriteString("Comment", config.History?.LastOrDefault()?.Comment ?? "");

@@ -22,6 +22,9 @@ public sealed class ContainerUpdate
     public string? CpusetMems { get; set; }
     public long? PidsLimit { get; set; }
     public ushort BlkioWeight { get; set; }
+    /// <summary>Kept for the next start, not applied live (as dockerd 20.10 does).</summary>
+    public long CpuRealtimePeriod { get; set; }
+    public long CpuRealtimeRuntime { get; set; }
     public RestartPolicy? RestartPolicy { get; set; }
     /// <summary>The Docker fields Berth does not update (the API refuses them when set).</summary>
     [JsonExtensionData] public Dictionary<string, JsonElement>? Rest { get; set; }
@@ -37,7 +40,11 @@ public sealed class ContainerUpdate
         Memory = Memory, MemorySwap = MemorySwap, MemoryReservation = MemoryReservation, NanoCpus = NanoCpus,
         CpuShares = CpuShares, CpuPeriod = CpuPeriod, CpuQuota = CpuQuota, CpusetCpus = CpusetCpus ?? "",
         CpusetMems = CpusetMems ?? "", PidsLimit = PidsLimit, BlkioWeight = BlkioWeight,
+        CpuRealtimePeriod = CpuRealtimePeriod, CpuRealtimeRuntime = CpuRealtimeRuntime,
     };
+
+    /// <summary>Real-time fields only reach the bundle (the next start), as dockerd 20.10 keeps them.</summary>
+    internal bool ChangesRealtime => (CpuRealtimePeriod | CpuRealtimeRuntime) != 0;
 }
 
 public sealed partial class ContainerManager
@@ -56,6 +63,7 @@ public sealed partial class ContainerManager
         var req = u.AsHostConfig();
         HostResources.CheckResources(req, update: true, warnings);
         u.BlkioWeight = req.BlkioWeight; // dropped when the kernel cannot weigh block I/O
+        (u.CpuRealtimePeriod, u.CpuRealtimeRuntime) = (req.CpuRealtimePeriod, req.CpuRealtimeRuntime); // and real-time without RT group scheduling
         if (u.PidsLimit is < 0) u.PidsLimit = 0;
         if (u.KernelMemory != 0) warnings.Add("Specifying a kernel memory limit is deprecated and will be removed in a future release.");
         if (u.ChangesRestartPolicy) CheckRestartPolicy(u.RestartPolicy!);
@@ -68,9 +76,9 @@ public sealed partial class ContainerManager
             if (ReconcileLocked(c)) Store.Save(c);
             var old = CopyLimits(c.HostConfig);
             Merge(c, u);
-            if (u.ChangesLimits)
+            if (u.ChangesLimits || u.ChangesRealtime)
             {
-                if (c.State.Running) UpdateRunning(c, LimitsFor(c.HostConfig, u, revert: false), () => LimitsFor(old, u, revert: true));
+                if (c.State.Running && u.ChangesLimits) UpdateRunning(c, LimitsFor(c.HostConfig, u, revert: false), () => LimitsFor(old, u, revert: true));
                 var specPath = Path.Combine(Store.BundleDir(id), "config.json");
                 var spec = SpecJson.ParseSpec(File.ReadAllBytes(specPath), specPath);
                 HostResources.SetLimits((spec.Linux ??= new Oci.Runtime.Linux()).Resources ??= new LinuxResources(), c.HostConfig);
@@ -115,6 +123,8 @@ public sealed partial class ContainerManager
         if (u.MemorySwap != 0) hc.MemorySwap = u.MemorySwap;
         if (u.MemoryReservation != 0) hc.MemoryReservation = u.MemoryReservation;
         if (u.PidsLimit is { } pids) hc.PidsLimit = pids;
+        if (u.CpuRealtimePeriod != 0) hc.CpuRealtimePeriod = u.CpuRealtimePeriod;
+        if (u.CpuRealtimeRuntime != 0) hc.CpuRealtimeRuntime = u.CpuRealtimeRuntime;
         // What the kernel would refuse half-way through (memory+swap below memory): refused before.
         if (hc.MemorySwap > 0 && hc.Memory == 0) throw Conflict("You should always set the Memory limit when using Memoryswap limit, see usage");
         if (hc.MemorySwap > 0 && hc.MemorySwap < hc.Memory) throw Conflict("Minimum memoryswap limit should be larger than memory limit, see usage");
@@ -126,11 +136,12 @@ public sealed partial class ContainerManager
         Memory = hc.Memory, MemorySwap = hc.MemorySwap, MemoryReservation = hc.MemoryReservation, NanoCpus = hc.NanoCpus,
         CpuShares = hc.CpuShares, CpuPeriod = hc.CpuPeriod, CpuQuota = hc.CpuQuota, CpusetCpus = hc.CpusetCpus,
         CpusetMems = hc.CpusetMems, PidsLimit = hc.PidsLimit, BlkioWeight = hc.BlkioWeight,
+        CpuRealtimePeriod = hc.CpuRealtimePeriod, CpuRealtimeRuntime = hc.CpuRealtimeRuntime,
     };
 
     /// <summary>The cgroup values of the fields the request touches, taken from <paramref name="hc"/>. With
     /// <paramref name="revert"/> (putting the old limits back) an unset field gets the kernel's default
-    /// ("no limit", 1024 shares, a 100 ms period); cpusets and weights that were never set are left.</summary>
+    /// ("no limit", 1024 shares, a 100 ms period, every online CPU and node); weights never set are left.</summary>
     static LinuxResources LimitsFor(HostConfig hc, ContainerUpdate u, bool revert)
     {
         var r = new LinuxResources();
@@ -152,8 +163,11 @@ public sealed partial class ContainerManager
                 if (u.CpuQuota != 0) Cpu().Quota = hc.CpuQuota;
             }
         }
-        if (!string.IsNullOrEmpty(u.CpusetCpus) && hc.CpusetCpus.Length > 0) Cpu().Cpus = hc.CpusetCpus;
-        if (!string.IsNullOrEmpty(u.CpusetMems) && hc.CpusetMems.Length > 0) Cpu().Mems = hc.CpusetMems;
+        // a cpuset never set goes back to every online CPU or node (what the cgroup had from its parent)
+        if (!string.IsNullOrEmpty(u.CpusetCpus) && (hc.CpusetCpus.Length > 0 || revert))
+            Cpu().Cpus = hc.CpusetCpus.Length > 0 ? hc.CpusetCpus : HostResources.Online("/sys/devices/system/cpu/online");
+        if (!string.IsNullOrEmpty(u.CpusetMems) && (hc.CpusetMems.Length > 0 || revert))
+            Cpu().Mems = hc.CpusetMems.Length > 0 ? hc.CpusetMems : HostResources.Online("/sys/devices/system/node/online");
         if (u.PidsLimit is not null) r.Pids = new Pids { Limit = hc.PidsLimit is > 0 ? hc.PidsLimit.Value : -1 };
         if (u.BlkioWeight != 0 && hc.BlkioWeight > 0) r.BlockIO = new BlockIo { Weight = hc.BlkioWeight };
         return r;

@@ -156,6 +156,9 @@ public sealed class HostConfig
     public long CpuShares { get; set; }
     public long CpuPeriod { get; set; }
     public long CpuQuota { get; set; }
+    /// <summary>Real-time budget (cgroup v1 cpu.rt_period_us / cpu.rt_runtime_us), microseconds; 0 is unset.</summary>
+    public long CpuRealtimePeriod { get; set; }
+    public long CpuRealtimeRuntime { get; set; }
     public ushort BlkioWeight { get; set; }
     public string CpusetCpus { get; set; } = "";
     public string CpusetMems { get; set; } = "";

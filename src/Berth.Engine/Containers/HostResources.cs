@@ -234,6 +234,20 @@ public static class HostResources
         // The kernel clamps cpu.shares to [2, 262144]: an update refuses that before anything is written.
         if (update && hc.CpuShares is > 0 and < 2) throw EngineException.Invalid("The minimum allowed cpu-shares is 2");
         if (update && hc.CpuShares > 262_144) throw EngineException.Invalid("The maximum allowed cpu-shares is 262144");
+        // as dockerd: a kernel without real-time group scheduling (or cgroup v2) drops them with a warning
+        if (hc.CpuRealtimePeriod > 0 && !RealtimeSupported)
+        {
+            warnings.Add("Your kernel does not support cgroup cpu real-time period");
+            hc.CpuRealtimePeriod = 0;
+        }
+        if (hc.CpuRealtimeRuntime > 0 && !RealtimeSupported)
+        {
+            warnings.Add("Your kernel does not support cgroup cpu real-time runtime");
+            hc.CpuRealtimeRuntime = 0;
+        }
+        // (dockerd 20.10 compares them at create only)
+        if (!update && hc.CpuRealtimePeriod != 0 && hc.CpuRealtimeRuntime != 0 && hc.CpuRealtimeRuntime > hc.CpuRealtimePeriod)
+            throw EngineException.Invalid("cpu-rt-runtime cannot be higher than cpu-rt-period");
         CheckCpuset(hc.CpusetCpus, "/sys/devices/system/cpu/online", "cpuset cpus", "CPUs");
         CheckCpuset(hc.CpusetMems, "/sys/devices/system/node/online", "cpuset mems", "memory nodes");
         if (hc.BlkioWeight > 0 && !BlkioWeightSupported)
@@ -247,6 +261,13 @@ public static class HostResources
     /// <summary>A memory+swap limit can be set (v1 with swap accounting, or v2).</summary>
     public static bool SwapLimitSupported =>
         File.Exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes") || File.Exists("/sys/fs/cgroup/cgroup.controllers");
+
+    /// <summary>cgroup v1's cpu controller with CONFIG_RT_GROUP_SCHED (cpu.rt_runtime_us), as dockerd's sysinfo.CPURealtime.</summary>
+    static bool RealtimeSupported => File.Exists("/sys/fs/cgroup/cpu/cpu.rt_runtime_us") || File.Exists("/sys/fs/cgroup/cpu,cpuacct/cpu.rt_runtime_us");
+
+    /// <summary>What a cpuset never set amounts to: every online CPU (or memory node), as the container's
+    /// cgroup got from its parent.</summary>
+    public static string Online(string onlineFile) => File.Exists(onlineFile) ? File.ReadAllText(onlineFile).Trim() : "0";
 
     static bool BlkioWeightSupported =>
         File.Exists("/sys/fs/cgroup/blkio/blkio.weight") || File.Exists("/sys/fs/cgroup/blkio/blkio.bfq.weight")
@@ -379,6 +400,8 @@ public static class HostResources
         }
         if (hc.CpusetCpus.Length > 0) Cpu().Cpus = hc.CpusetCpus;
         if (hc.CpusetMems.Length > 0) Cpu().Mems = hc.CpusetMems;
+        if (hc.CpuRealtimePeriod > 0) Cpu().RealtimePeriod = (ulong)hc.CpuRealtimePeriod;
+        if (hc.CpuRealtimeRuntime != 0) Cpu().RealtimeRuntime = hc.CpuRealtimeRuntime;
         res.Pids = hc.PidsLimit is long limit && limit > 0 ? new Pids { Limit = limit } : null;
         if (hc.BlkioWeight > 0) (res.BlockIO ??= new BlockIo()).Weight = hc.BlkioWeight;
     }

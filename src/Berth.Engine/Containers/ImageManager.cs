@@ -34,11 +34,15 @@ public sealed class ImageManager(string dataRoot)
         return img;
     }
 
-    /// <summary>Pushes <paramref name="image"/> as <paramref name="target"/>. Event: push, actor the
-    /// reference, name its repository.</summary>
+    /// <summary>Pushes <paramref name="image"/> as <paramref name="target"/> and names it
+    /// repo@digest with the digest the registry took. Event: push, actor the reference, name its repository.</summary>
     public async Task<Digest> PushAsync(StoredImage image, ImageReference target, RegistryOptions options, ITransferProgress progress, CancellationToken ct)
     {
         var digest = await new ImagePusher(Store, options).PushAsync(image, target, progress, ct).ConfigureAwait(false);
+        // as dockerd: the repository pushed to now names the image by the digest the registry took
+        using (Store.LockShared())
+            if (Store.GetRecord(image.Record.Target.Digest) is not null)
+                Store.SetName(target.WithDefaultTag() with { Tag = null, Digest = digest }, image.Record.Target.Digest);
         ImageEvents.Emit(dataRoot, "push", target.FamiliarString, target.FamiliarName, image.Id);
         return digest;
     }

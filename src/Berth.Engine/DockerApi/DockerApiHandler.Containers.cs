@@ -24,6 +24,9 @@ public sealed partial class DockerApiHandler
         // docker's rule: [a-zA-Z0-9][a-zA-Z0-9_.-]+, so at least two characters
         if (name.Length > 0 && (!ContainerStore.ValidName(name.TrimStart('/')) || name.TrimStart('/').Length < 2))
             throw ApiError.BadRequest($"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
+        // before API 1.44 a container joins one network at create, as dockerd refuses more (its map's order)
+        if (body.NetworkingConfig?.EndpointsConfig is { Count: > 1 } endpoints && !SpeaksAtLeast(ctx, "1.44"))
+            throw ApiError.BadRequest("Container cannot be connected to network endpoints: " + string.Join(", ", endpoints.Keys));
         var rec = ToRecord(body);
         rec.Name = name;
         try { rec = await Blocking(() => Containers.Create(rec)); }

@@ -27,6 +27,7 @@ public sealed partial class DockerApiHandler
     {
         var body = await ReadJsonAsync(ctx, DockerJson.Default.ExecCreateBody) ?? throw ApiError.BadRequest("exec config cannot be empty");
         if (body.Cmd is not { Count: > 0 }) throw ApiError.BadRequest("No exec command specified");
+        DetachKeysOf(body);
         var c = await Blocking(() => Containers.Get(a[0]));
         if (!c.State.Running) throw new ApiError(409, $"Container {c.Id} is not running");
         if (c.State.Paused) throw new ApiError(409, $"Container {a[0]} is paused, unpause the container before exec");
@@ -34,6 +35,14 @@ public sealed partial class DockerApiHandler
         _execs[id] = new ExecSession { Id = id, ContainerId = c.Id, Body = body };
         Berth.Engine.Events.ObjectEvents.ExecCreate(Containers.Store.Root, c, id, body.Cmd);
         await WriteJsonAsync(ctx, 201, new IdResponse { Id = id }, DockerJson.Default.IdResponse);
+    }
+
+    /// <summary>The exec's detach sequence (its DetachKeys, else docker's ctrl-p,ctrl-q), refused in
+    /// dockerd's words when malformed.</summary>
+    static byte[] DetachKeysOf(ExecCreateBody b)
+    {
+        try { return DetachKeys.Parse(string.IsNullOrEmpty(b.DetachKeys) ? DetachKeys.Default : b.DetachKeys); }
+        catch (EngineException) { throw ApiError.BadRequest($"Invalid escape keys ({b.DetachKeys}) provided"); }
     }
 
     ExecSession GetExec(string id) =>
@@ -75,6 +84,7 @@ public sealed partial class DockerApiHandler
         var c = await Blocking(() => Containers.Get(e.ContainerId));
         var b = e.Body;
         var tty = b.Tty;
+        var detachKeys = DetachKeysOf(b);
         List<string> args;
         try { args = Containers.ExecArgs(c, b.Cmd!, b.Env ?? [], b.User, b.WorkingDir, tty, detach: false, ConsoleSize(start.ConsoleSize ?? b.ConsoleSize)); }
         catch (EngineException ex) when (ex.ExitCode == ContainerManager.ExecFailedCode)
@@ -136,6 +146,10 @@ public sealed partial class DockerApiHandler
         // not RequestAborted: a client without stdin half-closes, which Kestrel reports as an abort
         var ct = CancellationToken.None;
         var gate = new SemaphoreSlim(1, 1);
+        // the client has gone (it detached, or closed the connection): with a TTY, as dockerd, the process
+        // runs on and its terminal is still read (and dropped) until it exits
+        var clientGone = false;
+        var detached = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         async Task Pump(Fd fd, byte stream)
         {
             var buf = new byte[32 * 1024];
@@ -145,8 +159,10 @@ public sealed partial class DockerApiHandler
                 try { n = await Blocking(() => Sys.Read(fd.Value, buf)); }
                 catch (SyscallException) { break; } // EIO: the pty's last holder closed it
                 if (n <= 0) break;
+                if (Volatile.Read(ref clientGone)) continue;
                 await gate.WaitAsync(ct);
                 try { await WriteStreamAsync(conn, tty, stream, buf.AsMemory(0, n), ct); await conn.FlushAsync(ct); }
+                catch (Exception ex) when (tty && ex is IOException or ObjectDisposedException) { Volatile.Write(ref clientGone, true); }
                 finally { gate.Release(); }
             }
         }
@@ -154,25 +170,42 @@ public sealed partial class DockerApiHandler
         {
             var buf = new byte[32 * 1024];
             var target = tty ? e.PtyMaster!.Value : stdinW!.Value;
+            // with a TTY, as dockerd: the detach keys end the stream and leave the process running
+            var escape = tty ? new DetachKeyScanner(detachKeys) : null;
             try
             {
                 int n;
-                while ((n = await conn.ReadAsync(buf, ct)) > 0) Sys.WriteAll(target, buf.AsSpan(0, n), "exec stdin");
+                while ((n = await conn.ReadAsync(buf, ct)) > 0)
+                {
+                    if (escape is null) { Sys.WriteAll(target, buf.AsSpan(0, n), "exec stdin"); continue; }
+                    var (pass, hit) = escape.Feed(buf.AsSpan(0, n));
+                    if (pass.Length > 0) Sys.WriteAll(target, pass, "exec stdin");
+                    if (hit) { Volatile.Write(ref clientGone, true); detached.TrySetResult(); return; }
+                }
             }
             catch (Exception ex) when (ex is IOException or OperationCanceledException or SyscallException or ObjectDisposedException) { }
             stdinW?.Dispose();
         }, CancellationToken.None) : Task.CompletedTask;
+        var pumps = new List<Task>();
+        if (tty && e.PtyMaster is not null) pumps.Add(Pump(e.PtyMaster, 1));
+        if (stdoutR is not null) pumps.Add(Pump(stdoutR, 1));
+        if (stderrR is not null) pumps.Add(Pump(stderrR, 2));
+        // (a pty's master reads EIO once the process and its children closed the slave)
+        var output = Task.WhenAll(pumps);
+        if (await Task.WhenAny(output, detached.Task) == detached.Task)
+        {
+            Berth.Engine.Events.ContainerEvents.Emit(Containers.Store.Root, c, "exec_detach", ("execID", e.Id));
+            await conn.DisposeAsync();
+            _ = output.ContinueWith(_ => waiter, TaskScheduler.Default).Unwrap()
+                .ContinueWith(_ => e.PtyMaster?.Dispose(), TaskScheduler.Default);
+            return;
+        }
         try
         {
-            var pumps = new List<Task>();
-            if (tty && e.PtyMaster is not null) pumps.Add(Pump(e.PtyMaster, 1));
-            if (stdoutR is not null) pumps.Add(Pump(stdoutR, 1));
-            if (stderrR is not null) pumps.Add(Pump(stderrR, 2));
-            // (a pty's master reads EIO once the process and its children closed the slave)
-            await Task.WhenAll(pumps);
+            await output;
             await waiter;
             // the runtime could not start the process: dockerd writes its error on the stream's stdout
-            if (startError is not null)
+            if (startError is not null && !Volatile.Read(ref clientGone))
                 await WriteStreamAsync(conn, tty, 1, System.Text.Encoding.UTF8.GetBytes(ContainerManager.ExecFailure(startError) + "\r\n"), ct);
         }
         catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException) { }

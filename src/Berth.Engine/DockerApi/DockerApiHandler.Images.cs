@@ -146,8 +146,8 @@ public sealed partial class DockerApiHandler
     static ImageSummary SummaryOf(StoredImage img, ImageConfigFile config, List<ContainerRecord> containers) => new()
     {
         Id = img.Id,
-        RepoTags = img.Names.Where(n => n.Tag is not null && n.Digest is null).Select(n => n.FamiliarString).ToList(),
-        RepoDigests = img.Names.Select(n => n.FamiliarName).Distinct().Select(n => $"{n}@{img.Record.Target.Digest}").ToList(),
+        RepoTags = img.RepoTags,
+        RepoDigests = img.RepoDigests,
         Created = UnixSeconds(config.Created),
         Size = img.Record.Size - img.Record.Config.Size,
         VirtualSize = img.Record.Size - img.Record.Config.Size,
@@ -187,8 +187,8 @@ public sealed partial class DockerApiHandler
         var r = new ImageInspect
         {
             Id = img.Id,
-            RepoTags = img.Names.Where(n => n.Tag is not null && n.Digest is null).Select(n => n.FamiliarString).ToList(),
-            RepoDigests = img.Names.Select(n => n.FamiliarName).Distinct().Select(n => $"{n}@{img.Record.Target.Digest}").ToList(),
+            RepoTags = img.RepoTags,
+            RepoDigests = img.RepoDigests,
             Comment = config.History?.LastOrDefault()?.Comment ?? "",
             Parent = ImageParents.Get(DataRoot, img.Record) ?? "",
             Created = config.Created ?? "",
@@ -295,22 +295,27 @@ public sealed partial class DockerApiHandler
             var i = line.IndexOf(": Pulling from ", StringComparison.Ordinal);
             if (i > 0)
             {
-                var refText = line[..i];
-                var id = refText.Contains('@') ? refText[(refText.IndexOf('@') + 1)..] : refText[(refText.LastIndexOf(':') + 1)..];
+                // "TAG: Pulling from NAME" or "DIGEST: Pulling from NAME" (the puller's words)
+                var id = line[..i];
                 var status = line[(i + 2)..];
-                // as dockerd: "TAG: Pulling from PATH" (the repository without its registry), "REF@DIGEST: …" by digest
-                if (ImageReference.TryParse(refText, out var pulled, out _))
+                // as dockerd: "TAG: Pulling from PATH" (the repository without its registry), "NAME@DIGEST: …" by digest
+                if (ImageReference.TryParse(line[(i + ": Pulling from ".Length)..], out var pulled, out _))
                 {
                     status = "Pulling from " + pulled.Path;
-                    if (pulled.Digest is not null) id = pulled.FamiliarString;
+                    if (id.StartsWith("sha256:", StringComparison.Ordinal)) id = pulled.FamiliarName + "@" + id;
                 }
                 lock (_gate) _pending = new ProgressMessage { status = status, id = id };
             }
             else Send(new ProgressMessage { status = line });
         }
 
+        /// <summary>A pull fetched the image's config (it reports the config before any layer): without
+        /// it the image was stored already, and dockerd then names no layer at all.</summary>
+        bool _configFetched;
+
         public void BlobStarted(Descriptor blob, string kind)
         {
+            if (kind == "config") lock (_gate) _configFetched = true;
             if (kind != "layer") return;
             lock (_gate) _sizes[Short(blob)] = blob.Size;
             Send(new ProgressMessage { status = push ? "Preparing" : "Pulling fs layer", progressDetail = new(), id = Short(blob) });
@@ -329,7 +334,7 @@ public sealed partial class DockerApiHandler
         public void BlobDone(Descriptor blob, string outcome)
         {
             bool layer;
-            lock (_gate) layer = _sizes.ContainsKey(Short(blob)) || outcome == "Already exists";
+            lock (_gate) layer = _sizes.ContainsKey(Short(blob)) || outcome == "Already exists" && (push || _configFetched);
             if (!layer) return;
             if (outcome == "Download complete")
             {

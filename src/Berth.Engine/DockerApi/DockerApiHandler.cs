@@ -53,6 +53,7 @@ public sealed partial class DockerApiHandler
             if (segs.Length > 0 && segs[0].StartsWith('v') && segs[0].Length > 1 && char.IsDigit(segs[0][1]))
             {
                 CheckVersion(segs[0][1..]);
+                if (TryParseVersion(segs[0][1..], out var ver)) ctx.Items[ApiVersionKey] = ver;
                 segs = segs[1..];
             }
             var (endpoint, args) = Route(ctx.Request.Method, segs);
@@ -204,6 +205,13 @@ public sealed partial class DockerApiHandler
         if (ver > max) throw ApiError.BadRequest($"client version {v} is too new. Maximum supported API version is {MaxApiVersion}");
         if (ver < min) throw ApiError.BadRequest($"client version {v} is too old. Minimum supported API version is {MinApiVersion}, please upgrade your client to a newer version");
     }
+
+    const string ApiVersionKey = "berth.api-version";
+
+    /// <summary>Whether the request speaks API <paramref name="v"/> or later (a request without a version
+    /// speaks the newest, as dockerd takes it).</summary>
+    static bool SpeaksAtLeast(HttpContext ctx, string v) =>
+        !ctx.Items.TryGetValue(ApiVersionKey, out var o) || o is not int asked || !TryParseVersion(v, out var want) || asked >= want;
 
     static bool TryParseVersion(string v, out int ver)
     {

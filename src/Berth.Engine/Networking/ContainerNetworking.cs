@@ -99,10 +99,22 @@ public static class ContainerNetworking
         var isDefault = hc.NetworkMode == "bridge";
         var net = isDefault ? Wrap(mgr.EnsureDefault) : mgr.Store.TryGet(ValidNetworkName(hc.NetworkMode))
             ?? throw new EngineException(ErrorKind.NotFound, $"network {hc.NetworkMode} not found");
-        var ep = request.TryGetValue(hc.NetworkMode, out var r) ? r : request.Values.FirstOrDefault() ?? new EndpointSettings();
-        if (request.Count > 1) throw EngineException.Invalid("a container can be connected to one network at create; use `berth network connect` for more");
+        var ep = request.TryGetValue(hc.NetworkMode, out var r) ? r : request.Count == 1 ? request.Values.First() : new EndpointSettings();
         ValidateEndpoint(net, ep, isDefault);
         settings.Networks[net.Name] = new EndpointSettings { IPAMConfig = ep.IPAMConfig, Aliases = ep.Aliases, NetworkID = net.Id };
+        // as dockerd (API 1.44+): every other endpoint of the request is a network the container joins too,
+        // after the mode's (its first interface and default route)
+        if (request.Count < 2) return;
+        foreach (var (name, other) in request)
+        {
+            if (name == hc.NetworkMode || name is "" or "default") continue;
+            var isBridge = name == "bridge";
+            var n = isBridge ? Wrap(mgr.EnsureDefault) : mgr.Store.TryGet(ValidNetworkName(name))
+                ?? throw new EngineException(ErrorKind.NotFound, $"network {name} not found");
+            if (settings.Networks.ContainsKey(n.Name)) continue;
+            ValidateEndpoint(n, other ?? new EndpointSettings(), isBridge);
+            settings.Networks[n.Name] = new EndpointSettings { IPAMConfig = other?.IPAMConfig, Aliases = other?.Aliases, NetworkID = n.Id };
+        }
     }
 
     static string ValidNetworkName(string name)

@@ -6,10 +6,19 @@ using Berth.Oci.Image;
 
 namespace Berth.Images.Content;
 
-/// <summary>An image as listed: its record and the names that point at it (none: dangling).</summary>
+/// <summary>An image as listed: its record and the names that point at it (none: dangling). A name is
+/// a tag (repo:tag) or a digest name (repo@digest): the latter only where a registry confirmed that
+/// manifest digest for that repository (a pull from it, a push to it, a pull by digest), as dockerd
+/// records them.</summary>
 public sealed record StoredImage(ImageRecord Record, IReadOnlyList<ImageReference> Names)
 {
     public string Id => Record.Id;
+
+    /// <summary>docker's RepoTags: the tag names, familiar.</summary>
+    public List<string> RepoTags => Names.Where(n => n.Tag is not null && n.Digest is null).Select(n => n.FamiliarString).ToList();
+
+    /// <summary>docker's RepoDigests: the digest names (registry-confirmed), familiar repo@digest.</summary>
+    public List<string> RepoDigests => Names.Where(n => n.Digest is not null).Select(n => $"{n.FamiliarName}@{n.Digest}").Distinct().ToList();
 }
 
 /// <summary>What garbage collection removed.</summary>

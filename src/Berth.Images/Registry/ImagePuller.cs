@@ -126,8 +126,16 @@ public sealed class ImagePuller(ImageStore store, RegistryOptions options)
         store.PutRecord(record);
         foreach (var step in PostPullSteps) await step.RunAsync(store, record, ct).ConfigureAwait(false);
         store.SetName(named, record.Target.Digest);
+        // as dockerd: a pull by tag also records the digest the registry served for the repository
+        List<ImageReference> names = [named];
+        if (named.Digest is null)
+        {
+            var confirmed = named with { Tag = null, Digest = top.Digest };
+            store.SetName(confirmed, record.Target.Digest);
+            names.Add(confirmed);
+        }
         progress.Status($"Digest: {top.Digest}");
-        return new StoredImage(record, [named]);
+        return new StoredImage(record, names);
     }
 
     /// <summary>Bytes of a layer held between the download and its consumer before the download waits.</summary>

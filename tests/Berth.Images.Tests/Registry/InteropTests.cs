@@ -208,10 +208,14 @@ public sealed class InteropTests(RegistryFixture fx) : IClassFixture<RegistryFix
         Skopeo.PushLayout(v2, name); // the tag moves
         _berth.Ok("pull", "-q", "--tls-verify=false", name);
         var rows = _berth.Ok("images", "--format", "{{.Repository}} {{.Tag}} {{.ID}}").Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.Contains($"<none> <none> {v1.Config.Digest[7..19]}", rows);
+        // as dockerd: the old image keeps the digest name its pull recorded (it shows as repo <none>) and is dangling
+        Assert.Contains($"{fx.Host}/prune/x <none> {v1.Config.Digest[7..19]}", rows);
         Assert.Contains($"{fx.Host}/prune/x 1 {v2.Config.Digest[7..19]}", rows);
+        Assert.Equal(2, rows.Length);
         var prune = _berth.Ok("image", "prune", "-f");
+        Assert.Contains($"untagged: {fx.Host}/prune/x@{v1.Manifest.Digest}", prune);
         Assert.Contains($"deleted: {v1.Config.Digest}", prune);
+        Assert.DoesNotContain($"deleted: {v2.Config.Digest}", prune);
         Assert.Single(_berth.Ok("images", "-q").Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.False(File.Exists(Path.Combine(_berth.Root, "images", "blobs", "sha256", v1.Config.Digest[7..])));
         Assert.True(File.Exists(Path.Combine(_berth.Root, "images", "blobs", "sha256", v2.Config.Digest[7..])));
