@@ -109,6 +109,8 @@ public static class Kinds
             GetSpec = null });
         Add(new() { Group = "policy", Version = "v1", Kind = "PodDisruptionBudget", Plural = "poddisruptionbudgets", Namespaced = true, Type = typeof(V1PodDisruptionBudget), TypeInfo = c.V1PodDisruptionBudget,
             GetSpec = o => ((V1PodDisruptionBudget)o).Spec, SpecInfo = c.V1PodDisruptionBudgetSpec, GetStatus = o => ((V1PodDisruptionBudget)o).Status, SetStatus = (o, s) => ((V1PodDisruptionBudget)o).Status = (V1PodDisruptionBudgetStatus?)s });
+        Add(new() { Group = "autoscaling", Version = "v2", Kind = "HorizontalPodAutoscaler", Plural = "horizontalpodautoscalers", Namespaced = true, Type = typeof(V2HorizontalPodAutoscaler), TypeInfo = c.V2HorizontalPodAutoscaler,
+            GetSpec = o => ((V2HorizontalPodAutoscaler)o).Spec, SpecInfo = c.V2HorizontalPodAutoscalerSpec, GetStatus = o => ((V2HorizontalPodAutoscaler)o).Status, SetStatus = (o, s) => ((V2HorizontalPodAutoscaler)o).Status = (V2HorizontalPodAutoscalerStatus?)s });
         return d;
     }
 }
@@ -148,6 +150,8 @@ public static class Kinds
 [JsonSerializable(typeof(V1ControllerRevision))]
 [JsonSerializable(typeof(V1PersistentVolumeClaim))]
 [JsonSerializable(typeof(V1PersistentVolumeClaimSpec))]
+[JsonSerializable(typeof(V2HorizontalPodAutoscaler))]
+[JsonSerializable(typeof(V2HorizontalPodAutoscalerSpec))]
 [JsonSerializable(typeof(JsonElement))]
 [JsonSerializable(typeof(V1PodTemplateSpec))]
 [JsonSerializable(typeof(List<V1EndpointSubset>))]
