@@ -48,7 +48,7 @@ public sealed class HorizontalPodAutoscalerTests(BerthServer s) : IClassFixture<
         Assert.Matches(@"^NAME\s+REFERENCE\s+TARGETS\s+MINPODS\s+MAXPODS\s+REPLICAS\s+AGE$", rows[0]);
         Assert.Matches(@"^web\s+Deployment/web\s+cpu: <unknown>/80%\s+2\s+5\s+3\s+\d+s$", rows[1]);
         // the same columns at v1 (the server prints from the stored object)
-        Assert.Matches(@"^web\s+Deployment/web\s+cpu: <unknown>/80%\s+2\s+5\s+3\s+\d+s$", Rows((await K("-n hpa-a get hpa.v1.autoscaling")).Stdout)[1]);
+        Assert.Matches(@"^web\s+Deployment/web\s+cpu: <unknown>/80%\s+2\s+5\s+3\s+\d+s$", Rows((await K("-n hpa-a get horizontalpodautoscalers.v1.autoscaling")).Stdout)[1]);
 
         var describe = await K("-n hpa-a describe hpa web");
         Ok(describe);
@@ -99,7 +99,7 @@ public sealed class HorizontalPodAutoscalerTests(BerthServer s) : IClassFixture<
         Assert.Equal(2, v2.Arr("spec.behavior.scaleUp.policies").Count);
         Assert.Null(v2["metadata"]!["annotations"]?[Autoscaling.MetricsAnnotation]);
 
-        var v1 = await Json("-n hpa-v get hpa.v1.autoscaling two");
+        var v1 = await Json("-n hpa-v get horizontalpodautoscalers.v1.autoscaling two");
         Assert.Equal("autoscaling/v1", v1.Str("apiVersion"));
         Assert.Equal(70, v1.Long("spec.targetCPUUtilizationPercentage"));
         Assert.Null(v1["spec"]!["metrics"]);
@@ -110,7 +110,7 @@ public sealed class HorizontalPodAutoscalerTests(BerthServer s) : IClassFixture<
         Assert.Contains("\"stabilizationWindowSeconds\":60", v1["metadata"]!["annotations"]![Autoscaling.BehaviorAnnotation]!.GetValue<string>());
 
         // patches at v1 keep what only v2 can say (the cpu metric goes last, as kube's conversion orders it)
-        Lines(await K("-n hpa-v patch hpa.v1.autoscaling two --type=merge -p {\"spec\":{\"targetCPUUtilizationPercentage\":50}}"), "horizontalpodautoscaler.autoscaling/two patched");
+        Lines(await K("-n hpa-v patch horizontalpodautoscalers.v1.autoscaling two --type=merge -p {\"spec\":{\"targetCPUUtilizationPercentage\":50}}"), "horizontalpodautoscaler.autoscaling/two patched");
         v2 = await Json("-n hpa-v get hpa two");
         var metrics = v2.Objects("spec.metrics").ToList();
         Assert.Equal(["memory", "cpu"], metrics.Select(m => m.Str("resource.name")));
@@ -122,8 +122,8 @@ public sealed class HorizontalPodAutoscalerTests(BerthServer s) : IClassFixture<
 
         // a JSON patch at v2, seen at v1; edit at v1
         Lines(await K("-n hpa-v patch hpa two --type=json -p [{\"op\":\"replace\",\"path\":\"/spec/maxReplicas\",\"value\":7}]"), "horizontalpodautoscaler.autoscaling/two patched");
-        Assert.Equal(7, (await Json("-n hpa-v get hpa.v1.autoscaling two")).Long("spec.maxReplicas"));
-        var edited = await K("-n hpa-v edit hpa.v1.autoscaling two", env: new Dictionary<string, string> { ["KUBE_EDITOR"] = "sed -i s/maxReplicas:\\ 7/maxReplicas:\\ 8/" });
+        Assert.Equal(7, (await Json("-n hpa-v get horizontalpodautoscalers.v1.autoscaling two")).Long("spec.maxReplicas"));
+        var edited = await K("-n hpa-v edit horizontalpodautoscalers.v1.autoscaling two", env: new Dictionary<string, string> { ["KUBE_EDITOR"] = "sed -i s/maxReplicas:\\ 7/maxReplicas:\\ 8/" });
         Lines(edited, "horizontalpodautoscaler.autoscaling/two edited");
         v2 = await Json("-n hpa-v get hpa two");
         Assert.Equal(8, v2.Long("spec.maxReplicas"));
@@ -149,7 +149,7 @@ public sealed class HorizontalPodAutoscalerTests(BerthServer s) : IClassFixture<
         var one = await Json("-n hpa-v get hpa one");
         Assert.Equal((1L, 65L, "Utilization"), (one.Long("spec.minReplicas"), Assert.Single(one.Objects("spec.metrics")).Long("resource.target.averageUtilization"),
             one.Objects("spec.metrics").Single().Str("resource.target.type")));
-        Assert.Equal(80, (await Json("-n hpa-v get hpa.v1.autoscaling plain")).Long("spec.targetCPUUtilizationPercentage"));
+        Assert.Equal(80, (await Json("-n hpa-v get horizontalpodautoscalers.v1.autoscaling plain")).Long("spec.targetCPUUtilizationPercentage"));
         // re-applying the same v1 manifest changes nothing
         Lines(await K("-n hpa-v apply -f -", "apiVersion: autoscaling/v1\nkind: HorizontalPodAutoscaler\nmetadata: {name: one}\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n  maxReplicas: 4\n  targetCPUUtilizationPercentage: 65\n"),
             "horizontalpodautoscaler.autoscaling/one unchanged");
@@ -184,7 +184,7 @@ public sealed class HorizontalPodAutoscalerTests(BerthServer s) : IClassFixture<
         var able = Condition(hpa, "AbleToScale")!;
         Assert.Equal(("True", "SucceededRescale", "the HPA controller was able to update the target scale to 2"), (able.Str("status"), able.Str("reason"), able.Str("message")));
         // at v1 too: conditions travel in kube's annotation
-        var v1 = await Json("-n hpa-m get hpa.v1.autoscaling app");
+        var v1 = await Json("-n hpa-m get horizontalpodautoscalers.v1.autoscaling app");
         Assert.Equal(2, v1.Long("status.desiredReplicas"));
         Assert.Contains("SucceededRescale", v1["metadata"]!["annotations"]![Autoscaling.ConditionsAnnotation]!.GetValue<string>());
 
@@ -218,7 +218,8 @@ public sealed class HorizontalPodAutoscalerTests(BerthServer s) : IClassFixture<
         FailsWith(await K("-n hpa-bad create -f -", head + "  maxReplicas: 2\n"),
             "The HorizontalPodAutoscaler \"bad\" is invalid: \n* spec.scaleTargetRef.kind: Required value\n* spec.scaleTargetRef.name: Required value");
         FailsWith(await K("-n hpa-bad create -f -", "apiVersion: autoscaling/v1\nkind: HorizontalPodAutoscaler\nmetadata: {name: bad}\nspec:\n  scaleTargetRef: {kind: Deployment, name: web}\n  maxReplicas: 0\n"),
-            "The HorizontalPodAutoscaler \"bad\" is invalid: spec.maxReplicas: Invalid value: 0: must be greater than 0");
+            "The HorizontalPodAutoscaler \"bad\" is invalid: \n* spec.maxReplicas: Invalid value: 0: must be greater than 0\n" +
+            "* spec.maxReplicas: Invalid value: 0: must be greater than or equal to `minReplicas`");
         FailsWith(await K("-n hpa-bad create --validate=strict -f -", head + "  scaleTargetRef: {kind: Deployment, name: web}\n  maxReplicas: 2\n  bogus: 1\n"),
             "Error from server (BadRequest): error when creating \"STDIN\": HorizontalPodAutoscaler in version \"v2\" cannot be handled as a HorizontalPodAutoscaler: strict decoding error: unknown field \"spec.bogus\"");
         // a v2-only field is unknown at v1
