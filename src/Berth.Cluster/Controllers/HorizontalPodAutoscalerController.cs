@@ -142,7 +142,7 @@ public sealed class HorizontalPodAutoscalerController : Controller
         {
             await set!(desired, ct).ConfigureAwait(false);
         }
-        catch (ClusterException e) when (e.Kind is not ClusterErrorKind.NotFound)
+        catch (ClusterException e) when (e.Kind is not (ClusterErrorKind.NotFound or ClusterErrorKind.Conflict)) // a conflict is retried (the cache was behind)
         {
             SetCondition(status, "AbleToScale", "False", "FailedUpdateScale", $"the HPA controller was unable to update the target scale: {e.Message}", now);
             _events.Record(copy, "Warning", "FailedRescale", $"New size: {desired}; reason: {reason}; error: {e.Message}");
