@@ -85,10 +85,10 @@ public sealed partial class ApiHandler
                 headers = false;
                 return table;
             }
-            return shape == Shape.Metadata ? PartialMetadata(o, tv) : o;
+            return shape == Shape.Metadata ? PartialMetadata(o, tv) : Out(ctx, o);
         }
         // Plain JSON watches send the stored bytes (resourceVersion spliced in), not a re-serialised tree.
-        var raw = shape == Shape.Object;
+        var raw = shape == Shape.Object && Served(ctx) is null;
         foreach (var e in initial)
         {
             if (!(raw && WriteStoredEvent(ctx, "ADDED", e))) WriteEvent(ctx, "ADDED", ShapeOf(Decode(e)));
@@ -97,7 +97,7 @@ public sealed partial class ApiHandler
         initial = [];
         var lastRv = from;
         if (sendInitial && bookmarks)
-            await WriteEventAsync(ctx, "BOOKMARK", Bookmark(type, lastRv, initialEnd: true), ct);
+            await WriteEventAsync(ctx, "BOOKMARK", Bookmark(Served(ctx) ?? type, lastRv, initialEnd: true), ct);
         else await ctx.Response.Body.FlushAsync(ct);
 
         var reader = watch.Events;
@@ -114,7 +114,7 @@ public sealed partial class ApiHandler
                         // the store's progress (etcd's progress notifications) counts once the queue is drained
                         var progress = watch.Progress;
                         if (!reader.TryPeek(out var queued)) lastRv = Math.Max(lastRv, progress);
-                        await WriteEventAsync(ctx, "BOOKMARK", Bookmark(type, lastRv, false), ct);
+                        await WriteEventAsync(ctx, "BOOKMARK", Bookmark(Served(ctx) ?? type, lastRv, false), ct);
                         continue;
                     }
                 }

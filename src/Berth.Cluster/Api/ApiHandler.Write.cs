@@ -52,6 +52,7 @@ public sealed partial class ApiHandler
     /// </summary>
     void CheckFields(HttpContext ctx, ResourceType type, JsonObject obj, FieldValidation.Mode mode, bool isPatch = false, string? patchType = null, string? patch = null)
     {
+        type = Served(ctx) ?? type; // the body is at the requested version
         var schema = discovery.OpenApi.CompiledOf(type.Group, type.Version, type.Kind);
         List<string> unknown;
         SchemaCheckResult? found = null;
@@ -455,13 +456,13 @@ public sealed partial class ApiHandler
         var result = await WriteUpdateAsync(t, 0, old =>
         {
             var rv = old.Str("metadata.resourceVersion");
-            var patched = apply(old) as JsonObject ?? throw ApiException.BadRequest("the patch produced something other than an object");
+            var patched = apply(Out(ctx, old)) as JsonObject ?? throw ApiException.BadRequest("the patch produced something other than an object");
             // fieldValidation of the patched object, as for create and update (once: a retried write would repeat the warnings)
             if (t.Subresource is null && !checkedFields) { CheckFields(ctx, type, patched, fieldValidation, isPatch: true, contentType, text); checkedFields = true; }
             var prv = patched.Str("metadata.resourceVersion");
             if (prv is not null && prv != rv)
                 throw ApiException.Conflict(type.Group, type.Plural, t.Name!, "the object has been modified; please apply your changes to the latest version and try again");
-            return patched;
+            return In(ctx, patched);
         }, dryRun, ct);
         await RespondObjectAsync(ctx, 200, result, type);
     }
@@ -483,7 +484,7 @@ public sealed partial class ApiHandler
         {
             ["manager"] = manager,
             ["operation"] = "Apply",
-            ["apiVersion"] = type.ApiVersion,
+            ["apiVersion"] = (Served(ctx) ?? type).ApiVersion,
             ["time"] = Json.Now(),
             ["fieldsType"] = "FieldsV1",
             ["fieldsV1"] = FieldSet(applied),
@@ -493,11 +494,12 @@ public sealed partial class ApiHandler
             if (applied.Str("metadata.name") is { } n && n != t.Name) throw ApiException.BadRequest($"the name of the object ({n}) does not match the name on the URL ({t.Name})");
             applied.Meta()["name"] = t.Name;
             applied.Meta()["managedFields"] = new JsonArray(entry);
-            await RespondObjectAsync(ctx, 201, await CreateAsync(t, applied, dryRun, ct), type);
+            await RespondObjectAsync(ctx, 201, await CreateAsync(t, In(ctx, applied), dryRun, ct), type);
             return;
         }
-        var result = await WriteUpdateAsync(t, 0, old =>
+        var result = await WriteUpdateAsync(t, 0, stored =>
         {
+            var old = Out(ctx, stored); // merged at the requested version
             var merged = StrategicMerge.Apply(old, applied);
             var others = merged.Arr("metadata.managedFields").OfType<JsonObject>().Where(m => m.Str("manager") != manager || m.Str("operation") != "Apply").Select(m => (JsonObject)m.DeepClone()).ToList();
             var conflicts = ManagedFields.Conflicts(entry["fieldsV1"]!.AsObject(), old, applied, others);
@@ -506,7 +508,7 @@ public sealed partial class ApiHandler
             var fields = others.Where(m => m["fieldsV1"] is not JsonObject { Count: 0 }).Select(m => (JsonNode?)m).ToList();
             fields.Add(entry);
             merged.Meta()["managedFields"] = new JsonArray(fields.ToArray());
-            return merged;
+            return In(ctx, merged);
         }, dryRun, ct);
         await RespondObjectAsync(ctx, 200, result, type);
     }
@@ -861,14 +863,14 @@ public sealed partial class ApiHandler
             try
             {
                 var (obj, _) = await DeleteOneAsync(new Target(t.Type, o.Str("metadata.namespace"), o.Str("metadata.name"), null), options, dryRun, ct);
-                items.Add((JsonNode)obj);
+                items.Add((JsonNode)Out(ctx, obj));
             }
             catch (ApiException ex) when (ex.Code == 404) { }
         }
         await WriteJsonAsync(ctx, 200, new JsonObject
         {
             ["kind"] = t.Type.ListKind,
-            ["apiVersion"] = t.Type.ApiVersion,
+            ["apiVersion"] = (Served(ctx) ?? t.Type).ApiVersion,
             ["metadata"] = new JsonObject { ["resourceVersion"] = store.CurrentRevision.ToString() },
             ["items"] = items,
         });

@@ -137,7 +137,7 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
             await WriteJsonAsync(ctx, 200, discovery.ResourceList(group, version) ?? throw ApiException.NotFoundPath(path));
             return;
         }
-        var target = Resolve(group, version, r) ?? throw ApiException.NotFoundPath(path);
+        var target = AtStorage(ctx, Resolve(group, version, r) ?? throw ApiException.NotFoundPath(path));
         var q = ctx.Request.Query;
         var dryRun = q["dryRun"].ToString() == "All";
         var fieldValidation = FieldValidation.Parse(q["fieldValidation"].ToString());
@@ -164,6 +164,7 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
             case "POST" when target.Name is null:
                 var created = await ReadObjectAsync(ctx, ct);
                 CheckFields(ctx, target.Type, created, fieldValidation);
+                created = In(ctx, created);
                 var (obj, stored) = await CreateStoredAsync(target, created, dryRun, ct);
                 await RespondStoredAsync(ctx, 201, obj, stored, target.Type);
                 return;
@@ -179,6 +180,7 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
             case "PUT" when target.Name is not null:
                 var replacement = await ReadObjectAsync(ctx, ct);
                 if (target.Subresource is null) CheckFields(ctx, target.Type, replacement, fieldValidation);
+                replacement = In(ctx, replacement);
                 await UpdateAsync(ctx, target, replacement, dryRun, ct);
                 return;
             case "PATCH" when target.Name is not null:
@@ -330,7 +332,7 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
         {
             Shape.Table => Tables.Build(type, [obj], tv, obj.Str("metadata.resourceVersion") ?? "", null, IncludeObject(ctx), headers: true),
             Shape.Metadata => PartialMetadata(obj, tv),
-            _ => obj,
+            _ => Out(ctx, obj),
         };
         await WriteJsonAsync(ctx, code, body);
     }
@@ -341,7 +343,7 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
     /// </summary>
     async Task RespondStoredAsync(HttpContext ctx, int code, JsonObject obj, StoreEntry? stored, ResourceType type)
     {
-        if (stored is null || Negotiate(ctx).Shape != Shape.Object || StoredJson.MetadataStart(stored.Value) is not (>= 0 and var at))
+        if (stored is null || Served(ctx) is not null || Negotiate(ctx).Shape != Shape.Object || StoredJson.MetadataStart(stored.Value) is not (>= 0 and var at))
         {
             await RespondObjectAsync(ctx, code, obj, type);
             return;
@@ -492,6 +494,7 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
         if (next is not null) listMeta["continue"] = next;
         if (shape == Shape.Object)
         {
+            var served = Served(ctx);
             // Streamed from the stored bytes: no tree and no single string of the whole list.
             ctx.Response.StatusCode = 200;
             ctx.Response.ContentType = "application/json";
@@ -500,7 +503,7 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
             {
                 jw.WriteStartObject();
                 jw.WriteString("kind", t.Type.ListKind);
-                jw.WriteString("apiVersion", t.Type.ApiVersion);
+                jw.WriteString("apiVersion", (served ?? t.Type).ApiVersion);
                 jw.WritePropertyName("metadata");
                 listMeta.WriteTo(jw);
                 jw.WritePropertyName("items");
@@ -510,12 +513,12 @@ public sealed partial class ApiHandler(IStore store, ResourceRegistry registry, 
                 {
                     if (i > 0) w.Write(","u8);
                     var e = entries[i];
-                    var at = StoredJson.MetadataStart(e.Value);
+                    var at = served is null ? StoredJson.MetadataStart(e.Value) : -1;
                     if (at >= 0) StoredJson.Write(w, e.Value, at, e.ModRevision);
                     else
                     {
                         using var ow = new Utf8JsonWriter(w);
-                        Decode(e).WriteTo(ow);
+                        Out(ctx, Decode(e)).WriteTo(ow);
                     }
                     entries[i] = null!; // the bytes may go once written
                     if (w.UnflushedBytes > 65536) await w.FlushAsync(ct);

@@ -379,6 +379,7 @@ public static class BuiltinResources
         r.Add(new ResourceType { Group = "authorization.k8s.io", Version = "v1", Kind = "SelfSubjectRulesReview", Plural = "selfsubjectrulesreviews", CreateOnly = true });
         r.Add(new ResourceType { Group = "authorization.k8s.io", Version = "v1", Kind = "SubjectAccessReview", Plural = "subjectaccessreviews", Namespaced = false, CreateOnly = true });
         r.Add(new ResourceType { Group = "authorization.k8s.io", Version = "v1", Kind = "LocalSubjectAccessReview", Plural = "localsubjectaccessreviews", CreateOnly = true });
+        Autoscaling.Add(r);
         RbacResources.Add(r);
         return r;
     }

@@ -23,7 +23,8 @@ internal sealed class OpenApiRootsAttribute(params Type[] roots) : Attribute
     typeof(V1SelfSubjectAccessReview), typeof(V1SelfSubjectRulesReview), typeof(V1SubjectAccessReview), typeof(V1LocalSubjectAccessReview),
     typeof(Authenticationv1TokenRequest),
     typeof(V1ReplicationController), typeof(V1Ingress), typeof(V1PodDisruptionBudget),
-    typeof(V1ResourceQuota), typeof(V1LimitRange))]
+    typeof(V1ResourceQuota), typeof(V1LimitRange),
+    typeof(V2HorizontalPodAutoscaler), typeof(V1HorizontalPodAutoscaler))]
 internal static partial class OpenApiSchemas;
 
 /// <summary>

@@ -114,7 +114,30 @@ public static class Protobuf
         ["LimitRangeSpec"] = new() { [1] = Ms("limits", "LimitRangeItem") },
         ["LimitRangeItem"] = new() { [1] = S("type"), [2] = new("max", K.MapQty), [3] = new("min", K.MapQty), [4] = new("default", K.MapQty),
             [5] = new("defaultRequest", K.MapQty), [6] = new("maxLimitRequestRatio", K.MapQty) },
+        // autoscaling/v2 (kubectl autoscale) and, under its own name, autoscaling/v1 (see SchemaOf)
+        ["HorizontalPodAutoscaler"] = new() { [1] = M("metadata", "ObjectMeta"), [2] = M("spec", "HorizontalPodAutoscalerSpec") },
+        ["HorizontalPodAutoscalerSpec"] = new() { [1] = M("scaleTargetRef", "CrossVersionObjectReference"), [2] = I("minReplicas"), [3] = I("maxReplicas"),
+            [4] = Ms("metrics", "MetricSpec"), [5] = M("behavior", "HorizontalPodAutoscalerBehavior") },
+        ["CrossVersionObjectReference"] = new() { [1] = S("kind"), [2] = S("name"), [3] = S("apiVersion") },
+        ["MetricSpec"] = new() { [1] = S("type"), [2] = M("object", "ObjectMetricSource"), [3] = M("pods", "PodsMetricSource"), [4] = M("resource", "ResourceMetricSource"),
+            [5] = M("external", "ExternalMetricSource"), [7] = M("containerResource", "ContainerResourceMetricSource") },
+        ["ResourceMetricSource"] = new() { [1] = S("name"), [2] = M("target", "MetricTarget") },
+        ["ContainerResourceMetricSource"] = new() { [1] = S("name"), [2] = M("target", "MetricTarget"), [3] = S("container") },
+        ["PodsMetricSource"] = new() { [1] = M("metric", "MetricIdentifier"), [2] = M("target", "MetricTarget") },
+        ["ObjectMetricSource"] = new() { [1] = M("describedObject", "CrossVersionObjectReference"), [2] = M("target", "MetricTarget"), [3] = M("metric", "MetricIdentifier") },
+        ["ExternalMetricSource"] = new() { [1] = M("metric", "MetricIdentifier"), [2] = M("target", "MetricTarget") },
+        ["MetricIdentifier"] = new() { [1] = S("name"), [2] = M("selector", "LabelSelector") },
+        ["MetricTarget"] = new() { [1] = S("type"), [2] = new("value", K.Qty), [3] = new("averageValue", K.Qty), [4] = I("averageUtilization") },
+        ["HorizontalPodAutoscalerBehavior"] = new() { [1] = M("scaleUp", "HPAScalingRules"), [2] = M("scaleDown", "HPAScalingRules") },
+        ["HPAScalingRules"] = new() { [1] = S("selectPolicy"), [2] = Ms("policies", "HPAScalingPolicy"), [3] = I("stabilizationWindowSeconds") },
+        ["HPAScalingPolicy"] = new() { [1] = S("type"), [2] = I("value"), [3] = I("periodSeconds") },
+        ["autoscaling/v1.HorizontalPodAutoscaler"] = new() { [1] = M("metadata", "ObjectMeta"), [2] = M("spec", "autoscaling/v1.HorizontalPodAutoscalerSpec") },
+        ["autoscaling/v1.HorizontalPodAutoscalerSpec"] = new() { [1] = M("scaleTargetRef", "CrossVersionObjectReference"), [2] = I("minReplicas"), [3] = I("maxReplicas"),
+            [4] = I("targetCPUUtilizationPercentage") },
     };
+
+    /// <summary>The table entry of a kind at an apiVersion: kinds whose versions differ on the wire are keyed "apiVersion.Kind".</summary>
+    static string SchemaOf(string apiVersion, string kind) => Schemas.ContainsKey(apiVersion + "." + kind) ? apiVersion + "." + kind : kind;
 
     // gogo-protobuf writes every non-pointer field, zero or not; Go's JSON drops them (omitempty). Zero
     // values are therefore dropped, except for the pointer fields below, where 0/false was set on purpose.
@@ -125,6 +148,7 @@ public static class Protobuf
         "failedJobsHistoryLimit", "ttlSecondsAfterFinished", "gracePeriodSeconds", "deletionGracePeriodSeconds",
         "suspend", "manualSelector", "automountServiceAccountToken", "immutable", "enableServiceLinks", "controller",
         "blockOwnerDeletion", "orphanDependents", "optional", "expirationSeconds",
+        "minReplicas", "averageUtilization", "stabilizationWindowSeconds", "targetCPUUtilizationPercentage",
     ];
 
     /// <summary>Decodes an envelope; the object's kind must be one of the table's top-level messages.</summary>
@@ -154,9 +178,9 @@ public static class Protobuf
                 else if (field == 2 && wire == 2) raw = r.Bytes();
                 else r.Skip(wire);
             }
-            if (!Schemas.ContainsKey(kind) || kind.Contains("Spec") || kind is "ObjectMeta" or "Container")
-                throw ApiException.UnsupportedMediaType($"the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (protobuf is supported for Namespace, ConfigMap, Secret, ServiceAccount, Service, Pod, Deployment, Job, CronJob, Eviction, PodDisruptionBudget, ResourceQuota, LimitRange, DeleteOptions, the RBAC kinds, access reviews and TokenRequest; not \"{kind}\")");
-            var obj = Message(raw, kind);
+            if (!Schemas.ContainsKey(kind) || kind.Contains("Spec") || kind is "ObjectMeta" or "Container" || kind.Contains('/'))
+                throw ApiException.UnsupportedMediaType($"the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (protobuf is supported for Namespace, ConfigMap, Secret, ServiceAccount, Service, Pod, Deployment, Job, CronJob, Eviction, PodDisruptionBudget, ResourceQuota, LimitRange, HorizontalPodAutoscaler, DeleteOptions, the RBAC kinds, access reviews and TokenRequest; not \"{kind}\")");
+            var obj = Message(raw, SchemaOf(apiVersion, kind));
             obj.Remove("apiVersion");
             obj.Remove("kind");
             var result = new JsonObject { ["apiVersion"] = apiVersion, ["kind"] = kind };

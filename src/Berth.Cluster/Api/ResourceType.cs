@@ -74,6 +74,12 @@ public sealed class ResourceType
 
     /// <summary>Other subresources by name (binding, eviction, finalize).</summary>
     public string[] ExtraSubresources { get; init; } = [];
+
+    /// <summary>
+    /// Set on a served version that is not the kind's storage version: how its objects convert to and
+    /// from the stored one (see <see cref="VersionConversion"/>). Null for the storage version and single-version kinds.
+    /// </summary>
+    public VersionConversion? Conversion { get; init; }
 }
 
 /// <summary>The kinds this server serves, by group/version/plural and by kind.</summary>

@@ -112,6 +112,8 @@ public static class Kinds
         Add(new() { Group = "", Version = "v1", Kind = "ResourceQuota", Plural = "resourcequotas", Namespaced = true, Type = typeof(V1ResourceQuota), TypeInfo = c.V1ResourceQuota,
             GetSpec = o => ((V1ResourceQuota)o).Spec, SpecInfo = c.V1ResourceQuotaSpec, GetStatus = o => ((V1ResourceQuota)o).Status, SetStatus = (o, s) => ((V1ResourceQuota)o).Status = (V1ResourceQuotaStatus?)s });
         Add(new() { Group = "", Version = "v1", Kind = "LimitRange", Plural = "limitranges", Namespaced = true, Type = typeof(V1LimitRange), TypeInfo = c.V1LimitRange });
+        Add(new() { Group = "autoscaling", Version = "v2", Kind = "HorizontalPodAutoscaler", Plural = "horizontalpodautoscalers", Namespaced = true, Type = typeof(V2HorizontalPodAutoscaler), TypeInfo = c.V2HorizontalPodAutoscaler,
+            GetSpec = o => ((V2HorizontalPodAutoscaler)o).Spec, SpecInfo = c.V2HorizontalPodAutoscalerSpec, GetStatus = o => ((V2HorizontalPodAutoscaler)o).Status, SetStatus = (o, s) => ((V2HorizontalPodAutoscaler)o).Status = (V2HorizontalPodAutoscalerStatus?)s });
         return d;
     }
 }
@@ -154,6 +156,8 @@ public static class Kinds
 [JsonSerializable(typeof(V1ControllerRevision))]
 [JsonSerializable(typeof(V1PersistentVolumeClaim))]
 [JsonSerializable(typeof(V1PersistentVolumeClaimSpec))]
+[JsonSerializable(typeof(V2HorizontalPodAutoscaler))]
+[JsonSerializable(typeof(V2HorizontalPodAutoscalerSpec))]
 [JsonSerializable(typeof(JsonElement))]
 [JsonSerializable(typeof(V1PodTemplateSpec))]
 [JsonSerializable(typeof(List<V1EndpointSubset>))]

@@ -32,6 +32,7 @@ public static class ControllerManager
         new("root-ca-certificate-publisher-controller", f => new RootCaPublisher(f, f.RootCaPem)),
         new("disruption-controller", f => new DisruptionController(f)),
         new("resourcequota-controller", f => new ResourceQuotaController(f)),
+        new("horizontal-pod-autoscaler-controller", f => new HorizontalPodAutoscalerController(f)),
         // Off unless named (--controllers=*,node-lifecycle): no node agent heartbeats yet, so every
         // node registered through the API would turn Unknown and be tainted after 40 s.
         new("node-lifecycle-controller", f => new NodeLifecycleController(f), DefaultEnabled: false),

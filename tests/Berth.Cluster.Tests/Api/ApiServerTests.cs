@@ -92,7 +92,7 @@ public class ApiServerTests(ApiFixture f) : IClassFixture<ApiFixture>
         Assert.Equal(HttpStatusCode.OK, code);
         Assert.Equal("APIGroupDiscoveryList", apis.Str("kind"));
         var groups = apis.Objects("items").Select(i => i.Str("metadata.name")).ToList();
-        Assert.Equal(["apps", "batch", "discovery.k8s.io", "networking.k8s.io", "policy", "coordination.k8s.io", "authentication.k8s.io", "authorization.k8s.io", "rbac.authorization.k8s.io"], groups);
+        Assert.Equal(["apps", "batch", "discovery.k8s.io", "networking.k8s.io", "policy", "coordination.k8s.io", "authentication.k8s.io", "authorization.k8s.io", "autoscaling", "rbac.authorization.k8s.io"], groups);
         // namespaces have no deletecollection (kube's namespace storage has none): not listed, and refused with 405
         var (_, coreV1) = await Send(HttpMethod.Get, "/api/v1");
         Assert.DoesNotContain("deletecollection", coreV1.Objects("resources").Single(r => r.Str("name") == "namespaces").Arr("verbs").Select(v => v!.GetValue<string>()));
