@@ -57,7 +57,8 @@ public sealed class FaultTests : IDisposable
         Assert.Equal(img.Manifest.Digest, pulled.Record.Target.Digest);
         Assert.Equal(img.Config.Digest, pulled.Id);
         foreach (var (d, data) in img.Blobs) Assert.Equal(data, await store.Content.ReadBlobAsync(Digest.Parse(d)));
-        Assert.Equal($"{server.Host}/x:latest", Assert.Single(Assert.Single(store.List()).Names).ToString());
+        // the tag, and the repository digest the registry served (dockerd's RepoDigests)
+        Assert.Equal([$"{server.Host}/x:latest", $"{server.Host}/x@{img.Manifest.Digest}"], Assert.Single(store.List()).Names.Select(n => n.ToString()));
     }
 
     [Fact]

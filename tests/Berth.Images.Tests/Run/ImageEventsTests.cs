@@ -40,7 +40,14 @@ public sealed class ImageEventsTests(RegistryFixture fx) : IClassFixture<Registr
         var tar = Path.Combine(Path.GetDirectoryName(_berth.Root)!, "ev.tar");
         _berth.Ok("save", "-o", tar, "ev/local:v2");
         _berth.Ok("rmi", "ev/local:v2");                   // one name of two: untag only
-        Assert.Contains("Deleted: " + id, _berth.Ok("rmi", name)); // the last: untag + delete
+        // the last tag of its repository: it and that repository's digest go (as dockerd); the digest the
+        // registry confirmed for the push still names the image, so it stays
+        var untagged = _berth.Ok("rmi", name);
+        Assert.Contains("Untagged: " + name, untagged);
+        Assert.DoesNotContain("Deleted:", untagged);
+        var pushedDigest = Assert.Single(JsonNode.Parse(_berth.Ok("image", "inspect", id))![0]!["RepoDigests"]!.AsArray()).ToString();
+        Assert.StartsWith($"{fx.Host}/ev/pushed@sha256:", pushedDigest);
+        Assert.Contains("Deleted: " + id, _berth.Ok("rmi", pushedDigest)); // the last name: untag + delete
         _berth.Ok("load", "-i", tar);
 
         var all = Events(since, "type=image");
@@ -50,8 +57,10 @@ public sealed class ImageEventsTests(RegistryFixture fx) : IClassFixture<Registr
             ("tag", id, "ev/local:v2"),
             ("push", pushed, $"{fx.Host}/ev/pushed"),
             ("save", id, id),
-            ("untag", id, id),
-            ("untag", id, id),
+            ("untag", id, id),                              // ev/local:v2
+            ("untag", id, id),                              // the pulled tag
+            ("untag", id, id),                              // and its repository's digest with it
+            ("untag", id, id),                              // the pushed repository's digest
             ("delete", id, id),
             ("load", id, id),
         ], all.Select(Row));
@@ -72,6 +81,6 @@ public sealed class ImageEventsTests(RegistryFixture fx) : IClassFixture<Registr
         // a failed action writes nothing
         _berth.Fails("rmi", "ev/no-such:v1");
         _berth.Fails("tag", "ev/no-such:v1", "ev/x:v1");
-        Assert.Equal(8, Events(since, "type=image").Count);
+        Assert.Equal(10, Events(since, "type=image").Count);
     }
 }
