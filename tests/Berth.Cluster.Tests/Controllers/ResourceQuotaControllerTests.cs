@@ -100,6 +100,10 @@ public sealed class ResourceQuotaControllerTests
         await h.StartAsync();
         await h.Client.CreateAsync(Pod("besteffort"));
         await h.Client.CreateAsync(Pod("burstable", cpu: "100m"));
+        // the controller counts from its informers, as kube's (whose workers start once caches synced): pods
+        // created before the quota are counted once the pod informer has them
+        var pods = h.Factory.For<V1Pod>();
+        await Build.Eventually(() => Task.FromResult(pods.Get("default", "burstable") is { } && pods.Get("default", "besteffort") is { } ? "" : null), _ => true, what: "pods in the informer");
         await h.Client.CreateAsync(Quota("be", new() { ["pods"] = "5" }, ["BestEffort"]));
         await h.Client.CreateAsync(Quota("nbe", new() { ["pods"] = "5", ["requests.cpu"] = "1" }, ["NotBestEffort"]));
         await UntilAsync(h, "be", q => Used(q, "pods") == "1", "BestEffort pods counted");
